@@ -1,0 +1,36 @@
+# One place for the commands people, pre-commit and CI run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint format check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python  ## install heron with the server and dev extras (editable)
+	$(BIN)/pip install --quiet -e ".[server,dev]"
+
+demo: install  ## run the demo: server + two-service shop + traffic
+	$(BIN)/heron demo
+
+lint: install  ## ruff lint + format check + mypy on src/
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test: install  ## the whole test suite
+	$(BIN)/pytest
+
+check: lint test  ## what CI runs
+
+bench: install  ## benchmarks (see bench/README.md)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) heron-data heron-demo-data .pytest_cache .mypy_cache .ruff_cache

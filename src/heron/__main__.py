@@ -1,0 +1,5 @@
+import sys
+
+from heron.cli import main
+
+sys.exit(main())

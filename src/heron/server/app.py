@@ -1,0 +1,96 @@
+"""ASGI app factory: wires config, store, ingest, the JSON API and background jobs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from heron._version import __version__
+from heron.server.config import Config
+from heron.server.errors import HeronHTTPError
+from heron.server.ingest.http import TraceIngest
+from heron.server.projects import Bootstrap, Projects
+from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.maintenance import Maintenance
+
+log = logging.getLogger("heron.server")
+
+
+@dataclass
+class AppContext:
+    """Everything a route needs; tests build one with their own store and clock."""
+
+    config: Config
+    store: DuckDBStore
+    projects: Projects
+    clock: Callable[[], int] = time.time_ns
+    bootstrap: Bootstrap | None = None
+    on_bootstrap: list[Callable[[Bootstrap], None]] = field(default_factory=list)
+
+
+def create_app(
+    config: Config,
+    *,
+    store: DuckDBStore | None = None,
+    clock: Callable[[], int] = time.time_ns,
+    maintenance_interval_s: float = 60.0,
+) -> FastAPI:
+    """Build the app. The store starts (and bootstraps keys) in the lifespan."""
+    store = store or DuckDBStore(
+        config.db_path,
+        queue_max_spans=config.queue_max_spans,
+        commit_interval_ms=config.commit_interval_ms,
+        query_timeout_s=config.query_timeout_s,
+    )
+    ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
+    maintenance = Maintenance(
+        store,
+        retention_days=config.retention_days,
+        rollup_retention_days=config.rollup_retention_days,
+        interval_s=maintenance_interval_s,
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.start()
+        ctx.bootstrap = ctx.projects.bootstrap(config.ingest_key, config.api_token)
+        for cb in ctx.on_bootstrap:
+            cb(ctx.bootstrap)
+        maintenance.start()
+        try:
+            yield
+        finally:
+            maintenance.stop()
+            store.close()
+
+    app = FastAPI(
+        title="Heron",
+        version=__version__,
+        description="Self-hosted APM. Read API: send `Authorization: Bearer <api token>`.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.maintenance = maintenance
+
+    @app.exception_handler(HeronHTTPError)
+    async def _heron_error(request: Request, exc: HeronHTTPError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
+
+    ingest = TraceIngest(store, ctx.projects, config.max_body_bytes)
+    app.add_api_route("/v1/traces", ingest, methods=["POST"], include_in_schema=False)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": __version__, "queued_spans": store.queued_spans}
+
+    from heron.server.api.routes import build_router
+
+    app.include_router(build_router(ctx))
+    return app

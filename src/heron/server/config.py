@@ -1,0 +1,138 @@
+"""The server's one typed configuration: TOML file + ``HERON_*`` environment variables.
+
+Precedence: defaults < TOML file < environment. Every value is validated at start; a bad
+value raises :class:`ConfigError` naming the key, and ``heron serve`` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Server settings. Each field maps to TOML key ``name`` and env ``HERON_<NAME>``."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. Default localhost only; set 0.0.0.0 deliberately. (HERON_HOST)"""
+    port: int = 4318
+    """HTTP port for OTLP ingest, the API and the UI. (HERON_PORT)"""
+    data_dir: str = "heron-data"
+    """Directory holding the DuckDB file. (HERON_DATA_DIR)"""
+    retention_days: int = 7
+    """Raw spans older than this are deleted by a background job. (HERON_RETENTION_DAYS)"""
+    rollup_retention_days: int = 30
+    """Per-minute rollups (charts, RED tables) are kept this long. (HERON_ROLLUP_RETENTION_DAYS)"""
+    apdex_t_ms: float = 500.0
+    """Default Apdex threshold T in milliseconds; queries may override it. (HERON_APDEX_T_MS)"""
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest accepted request body, checked before and after decompression. (HERON_MAX_BODY_BYTES)"""
+    queue_max_spans: int = 200_000
+    """Spans waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_SPANS)"""
+    commit_interval_ms: float = 25.0
+    """Longest time the writer waits to group more batches into one commit. (HERON_COMMIT_INTERVAL_MS)"""
+    ingest_key: str = ""
+    """Ingest key for the default project, used only when the project is first created;
+    empty means generate one. (HERON_INGEST_KEY)"""
+    api_token: str = ""
+    """Read-API token created on first start; empty means generate one. (HERON_API_TOKEN)"""
+    query_timeout_s: float = 30.0
+    """Longest a read query may run before it is interrupted. (HERON_QUERY_TIMEOUT_S)"""
+    log_level: str = "info"
+    """Server log level: debug, info, warning or error. (HERON_LOG_LEVEL)"""
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.data_dir) / "heron.duckdb"
+
+    def validate(self) -> Config:
+        """Check ranges; raise ConfigError naming the first bad key."""
+        checks: list[tuple[str, bool, str]] = [
+            ("port", 0 <= self.port <= 65535, "must be between 0 and 65535"),
+            ("retention_days", self.retention_days >= 1, "must be at least 1"),
+            ("rollup_retention_days", self.rollup_retention_days >= 1, "must be at least 1"),
+            ("apdex_t_ms", self.apdex_t_ms > 0, "must be greater than 0"),
+            ("max_body_bytes", self.max_body_bytes >= 1024, "must be at least 1024"),
+            ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
+            ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
+            ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
+            ("log_level", self.log_level in ("debug", "info", "warning", "error"),
+             "must be one of debug, info, warning, error"),
+            ("host", bool(self.host), "must not be empty"),
+        ]
+        for key, ok, why in checks:
+            if not ok:
+                raise ConfigError(f"invalid config {key}={getattr(self, key)!r}: {why}")
+        return self
+
+
+def _coerce(key: str, raw: Any, typ: type, source: str) -> Any:
+    try:
+        if typ is bool:
+            if isinstance(raw, bool):
+                return raw
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False,
+                    "no": False}[str(raw).strip().lower()]
+        if typ is int and isinstance(raw, float | bool):
+            raise ValueError("not an integer")
+        return typ(raw)
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"invalid config {key}={raw!r} (from {source}): expected {typ.__name__}"
+        ) from None
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Build a validated Config from a TOML file, ``HERON_*`` variables and overrides."""
+    env = os.environ if env is None else env
+    known = {f.name: _TYPES[str(f.type)] for f in fields(Config)}
+    values: dict[str, Any] = {}
+    path = path or env.get("HERON_CONFIG") or None
+    if path:
+        values.update(_read_toml(Path(path), known))
+    for name, typ in known.items():
+        var = f"HERON_{name.upper()}"
+        if var in env:
+            values[name] = _coerce(name, env[var], typ, var)
+    for name, raw in overrides.items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, known[name], "command line")
+    return dataclasses.replace(Config(), **values).validate()
+
+
+def _read_toml(path: Path, known: dict[str, type]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    section = data.get("server", data)
+    out: dict[str, Any] = {}
+    for key, raw in section.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {key!r} in {path}")
+        out[key] = _coerce(key, raw, known[key], str(path))
+    return out

@@ -1,0 +1,1 @@
+"""Ingest: decode wire formats into internal records. Never touches SQL."""

@@ -1,0 +1,151 @@
+"""The OTLP/HTTP trace endpoint: auth, size limits, decompression, decode, enqueue.
+
+Every error answers with a google.rpc.Status in the request's content type, as the
+OTLP spec requires; the request is acknowledged (200) only after its spans committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from typing import Any
+
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from heron.server.errors import (
+    BadRequest,
+    HeronHTTPError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from heron.server.ingest.otlp import DecodeError, decode_json, decode_protobuf
+from heron.server.projects import Projects
+from heron.server.store.base import QueueFull
+from heron.server.store.duckdb_store import DuckDBStore
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+def ingest_key(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``x-heron-key``."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-heron-key") or None
+
+
+def authenticate(request: Request, projects: Projects) -> int:
+    key = ingest_key(request)
+    if not key:
+        raise Unauthorized("missing ingest key: send 'Authorization: Bearer <key>' or 'x-heron-key: <key>'")
+    project = projects.project_for_key(key)
+    if project is None:
+        raise Unauthorized("unknown or revoked ingest key")
+    return project
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, never more than ``limit`` bytes either side."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _inflate(body, limit, gzip=encoding != "deflate")
+    raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+
+
+def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
+    d = zlib.decompressobj(wbits=31 if gzip else 15)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise BadRequest(f"request body is not valid {'gzip' if gzip else 'deflate'}: {e}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+    if not d.eof:
+        raise BadRequest("compressed request body is truncated")
+    return out
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def status_response(err: HeronHTTPError, as_json: bool) -> Response:
+    """An OTLP error: google.rpc.Status in the request's encoding."""
+    headers = dict(err.headers)
+    if as_json:
+        body = json.dumps({"code": err.status, "message": err.message}).encode()
+        return Response(body, err.status, headers, media_type=JSON)
+    msg = status_pb2.Status(code=err.status, message=err.message)
+    return Response(msg.SerializeToString(), err.status, headers, media_type=PROTOBUF)
+
+
+def success_response(rejected: int, errors: list[str], as_json: bool) -> Response:
+    message = "; ".join(errors)
+    if as_json:
+        doc: dict[str, Any] = {}
+        if rejected:
+            doc["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+        return Response(json.dumps(doc).encode(), 200, media_type=JSON)
+    resp = ExportTraceServiceResponse()
+    if rejected:
+        resp.partial_success.rejected_spans = rejected
+        resp.partial_success.error_message = message
+    return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
+
+
+class TraceIngest:
+    """ASGI-facing handler for ``POST /v1/traces``."""
+
+    def __init__(self, store: DuckDBStore, projects: Projects, max_body_bytes: int) -> None:
+        self.store = store
+        self.projects = projects
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: Request) -> Response:
+        ctype = media_type(request)
+        as_json = ctype == JSON
+        try:
+            return await self._handle(request, ctype)
+        except HeronHTTPError as err:
+            return status_response(err, as_json)
+
+    async def _handle(self, request: Request, ctype: str) -> Response:
+        if ctype not in (PROTOBUF, JSON):
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type {ctype or '(none)'!r}: use {PROTOBUF} or {JSON}"
+            )
+        project = authenticate(request, self.projects)
+        body = await read_body(request, self.max_body_bytes)
+        try:
+            result = decode_json(body) if ctype == JSON else decode_protobuf(body)
+        except DecodeError as e:
+            raise BadRequest(str(e)) from None
+        if result.spans:
+            try:
+                fut = self.store.submit_spans(project, result.spans)
+            except QueueFull as e:
+                raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
+            try:
+                await asyncio.wrap_future(fut)
+            except Exception as e:
+                raise ServiceUnavailable(f"storage error, spans not stored: {e}", {"Retry-After": "5"}) from None
+        return success_response(result.rejected, result.errors, ctype == JSON)

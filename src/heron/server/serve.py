@@ -1,0 +1,55 @@
+"""``heron serve``: validate config, start uvicorn, print the keys on first start."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from heron.server.config import ConfigError, load_config
+from heron.server.projects import Bootstrap
+
+
+def serve(
+    *,
+    config_path: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    data_dir: str | None = None,
+) -> int:
+    try:
+        config = load_config(config_path, host=host, port=port, data_dir=data_dir)
+    except ConfigError as e:
+        print(f"heron: {e}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from heron.server.app import create_app
+
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(config)
+    app.state.ctx.on_bootstrap.append(lambda b: _announce(b, config.host, config.port))
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level if config.log_level != "debug" else "debug",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _announce(b: Bootstrap, host: str, port: int) -> None:
+    url = f"http://{host}:{port}"
+    lines = [
+        f"Heron is listening on {url}",
+        f"  OTLP endpoint:  {url}  (POST /v1/traces)",
+        f"  ingest key:     {b.ingest_key}",
+        f"  send with:      OTEL_EXPORTER_OTLP_ENDPOINT={url} "
+        f"OTEL_EXPORTER_OTLP_HEADERS=x-heron-key={b.ingest_key}",
+    ]
+    if b.api_token:
+        lines.append(f"  API token:      {b.api_token}   (shown once; stored hashed)")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,35 @@
+"""The Store protocol: what ingest, queries and background jobs need from storage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from heron.server.model import Span
+
+
+class QueueFull(Exception):
+    """The writer's queue is full; the caller should answer 503 with Retry-After."""
+
+    retry_after_s = 1
+
+
+class Store(Protocol):
+    def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
+        """Queue spans for the writer; the future resolves after they are committed.
+
+        Raises QueueFull at once when the queue cannot take them.
+        """
+
+    def submit_write(self, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run ``fn(connection)`` on the writer thread inside a transaction."""
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a parameter-bound read query with the store's time limit."""
+
+    def read_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Like read(), rows as dicts keyed by column name."""
+
+    def close(self) -> None:
+        """Stop the writer after committing what is queued, and close connections."""

@@ -1,0 +1,333 @@
+"""DuckDB store: one writer thread with group commit, many time-limited readers.
+
+Invariant: a batch's future resolves only after the transaction holding its spans (and
+their rollup rows) has committed, so an acknowledged request survives a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from heron.server.histogram import bucket_of
+from heron.server.model import Span
+from heron.server.store.base import QueueFull
+from heron.server.store.schema import MIGRATIONS
+
+log = logging.getLogger("heron.store")
+
+_SPAN_SCHEMA = pa.schema([
+    ("project_id", pa.int32()), ("start_ns", pa.int64()), ("trace_id", pa.binary()),
+    ("span_id", pa.uint64()), ("parent_id", pa.uint64()), ("service", pa.string()),
+    ("environment", pa.string()), ("release", pa.string()), ("name", pa.string()),
+    ("kind", pa.uint8()), ("duration_ns", pa.int64()), ("status", pa.uint8()),
+    ("status_message", pa.string()), ("http_method", pa.string()), ("http_route", pa.string()),
+    ("http_status", pa.uint16()), ("db_system", pa.string()), ("db_statement", pa.string()),
+    ("attributes", pa.string()), ("resource", pa.string()), ("events", pa.string()),
+    ("links", pa.string()), ("scope", pa.string()),
+])
+_ROLLUP_SCHEMA = pa.schema([
+    ("project_id", pa.int32()), ("minute_s", pa.int64()), ("service", pa.string()),
+    ("environment", pa.string()), ("release", pa.string()), ("endpoint", pa.string()),
+    ("bucket", pa.uint16()), ("count", pa.uint64()), ("errors", pa.uint64()),
+    ("sum_ns", pa.int64()),
+])
+
+
+def _json_or_none(v: Any) -> str | None:
+    return orjson.dumps(v).decode() if v else None
+
+
+def spans_to_arrow(project_id: int, spans: Sequence[Span]) -> pa.Table:
+    """Columnar form of spans for one bulk INSERT."""
+    cols: dict[str, list[Any]] = {f.name: [] for f in _SPAN_SCHEMA}
+    resource_cache: dict[int, str | None] = {}
+    for s in spans:
+        rid = id(s.resource)
+        if rid not in resource_cache:
+            resource_cache[rid] = _json_or_none(s.resource)
+        cols["project_id"].append(project_id)
+        cols["start_ns"].append(s.start_ns)
+        cols["trace_id"].append(s.trace_id)
+        cols["span_id"].append(s.span_id)
+        cols["parent_id"].append(s.parent_id)
+        cols["service"].append(s.service)
+        cols["environment"].append(s.environment)
+        cols["release"].append(s.release)
+        cols["name"].append(s.name)
+        cols["kind"].append(s.kind)
+        cols["duration_ns"].append(s.duration_ns)
+        cols["status"].append(s.status)
+        cols["status_message"].append(s.status_message or None)
+        cols["http_method"].append(s.http_method)
+        cols["http_route"].append(s.http_route)
+        cols["http_status"].append(s.http_status)
+        cols["db_system"].append(s.db_system)
+        cols["db_statement"].append(s.db_statement)
+        cols["attributes"].append(_json_or_none(s.attributes))
+        cols["resource"].append(resource_cache[rid])
+        cols["events"].append(_json_or_none(s.events))
+        cols["links"].append(_json_or_none(s.links))
+        cols["scope"].append(s.scope or None)
+    return pa.table(cols, schema=_SPAN_SCHEMA)
+
+
+def rollup_rows(project_id: int, spans: Sequence[Span], acc: dict[tuple[Any, ...], list[int]]) -> None:
+    """Add entry spans of a batch to per-minute, per-bucket counters in ``acc``."""
+    for s in spans:
+        if not s.is_entry:
+            continue
+        key = (project_id, s.start_ns // 60_000_000_000 * 60, s.service, s.environment,
+               s.release, s.endpoint, bucket_of(s.duration_ns))
+        row = acc.get(key)
+        if row is None:
+            acc[key] = [1, int(s.is_error), s.duration_ns]
+        else:
+            row[0] += 1
+            row[1] += s.is_error
+            row[2] += s.duration_ns
+
+
+def rollups_to_arrow(acc: dict[tuple[Any, ...], list[int]]) -> pa.Table:
+    keys = list(acc)
+    vals = [acc[k] for k in keys]
+    names = ["project_id", "minute_s", "service", "environment", "release", "endpoint", "bucket"]
+    cols: dict[str, list[Any]] = {n: [k[i] for k in keys] for i, n in enumerate(names)}
+    cols["count"] = [v[0] for v in vals]
+    cols["errors"] = [v[1] for v in vals]
+    cols["sum_ns"] = [v[2] for v in vals]
+    return pa.table(cols, schema=_ROLLUP_SCHEMA)
+
+
+class _Batch:
+    __slots__ = ("project_id", "spans", "future")
+
+    def __init__(self, project_id: int, spans: Sequence[Span]) -> None:
+        self.project_id = project_id
+        self.spans = spans
+        self.future: Future[int] = Future()
+
+
+class _Task:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+        self.future: Future[Any] = Future()
+
+
+_STOP = object()
+
+
+class DuckDBStore:
+    """The embedded store. Create, then :meth:`start`; :meth:`close` drains and stops."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        queue_max_spans: int = 200_000,
+        commit_interval_ms: float = 25.0,
+        query_timeout_s: float = 30.0,
+        max_group_spans: int = 50_000,
+    ) -> None:
+        self.path = Path(path)
+        self.queue_max_spans = queue_max_spans
+        self.commit_interval_s = commit_interval_ms / 1000.0
+        self.query_timeout_s = query_timeout_s
+        self.max_group_spans = max_group_spans
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queued_spans = 0
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._thread: threading.Thread | None = None
+        self.stats = {"committed_spans": 0, "commits": 0, "rejected_full": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> DuckDBStore:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path))
+        self._migrate(self._con)
+        self._thread = threading.Thread(target=self._run, name="heron-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        if self._con is not None:
+            self._con.execute("CHECKPOINT")
+            self._con.close()
+            self._con = None
+
+    @staticmethod
+    def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = (row[0] if row else None) or 0
+        for version, ddl in MIGRATIONS:
+            if version <= current:
+                continue
+            con.execute("BEGIN")
+            try:
+                con.execute(ddl)
+                con.execute("INSERT INTO schema_version VALUES (?)", [version])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            log.info("applied schema migration %d", version)
+
+    # ---------------------------------------------------------------- write side
+
+    def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
+        batch = _Batch(project_id, spans)
+        with self._lock:
+            if self._queued_spans + len(spans) > self.queue_max_spans and self._queued_spans:
+                self.stats["rejected_full"] += 1
+                raise QueueFull(f"write queue full ({self._queued_spans} spans waiting)")
+            self._queued_spans += len(spans)
+        self._queue.put(batch)
+        return batch.future
+
+    def submit_write(self, fn: Callable[[Any], Any]) -> Future[Any]:
+        task = _Task(fn)
+        self._queue.put(task)
+        return task.future
+
+    def write(self, fn: Callable[[Any], Any], timeout: float | None = 30.0) -> Any:
+        """Run ``fn`` on the writer and wait for its result."""
+        return self.submit_write(fn).result(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if isinstance(item, _Task):
+                self._run_task(item)
+                continue
+            group, stop, tasks = self._gather(item)
+            self._commit(group)
+            for t in tasks:
+                self._run_task(t)
+            if stop:
+                return
+
+    def _gather(self, first: _Batch) -> tuple[list[_Batch], bool, list[_Task]]:
+        """Collect more batches for one commit: whatever is queued, waiting briefly."""
+        group, tasks, n = [first], [], len(first.spans)
+        deadline = time.monotonic() + self.commit_interval_s
+        while n < self.max_group_spans:
+            timeout = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return group, True, tasks
+            if isinstance(item, _Task):
+                tasks.append(item)
+                continue
+            group.append(item)
+            n += len(item.spans)
+        return group, False, tasks
+
+    def _commit(self, group: list[_Batch]) -> None:
+        assert self._con is not None
+        con = self._con
+        n = sum(len(b.spans) for b in group)
+        try:
+            acc: dict[tuple[Any, ...], list[int]] = {}
+            tables = []
+            for b in group:
+                if b.spans:
+                    tables.append(spans_to_arrow(b.project_id, b.spans))
+                    rollup_rows(b.project_id, b.spans, acc)
+            con.execute("BEGIN")
+            try:
+                if tables:
+                    span_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
+                    con.execute("INSERT INTO spans SELECT * FROM span_tbl")
+                if acc:
+                    rollup_tbl = rollups_to_arrow(acc)  # noqa: F841
+                    con.execute("INSERT INTO rollup_1m SELECT * FROM rollup_tbl")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except Exception as e:
+            log.exception("commit of %d spans failed", n)
+            for b in group:
+                b.future.set_exception(e)
+        else:
+            self.stats["committed_spans"] += n
+            self.stats["commits"] += 1
+            for b in group:
+                b.future.set_result(len(b.spans))
+        finally:
+            with self._lock:
+                self._queued_spans -= n
+
+    def _run_task(self, task: _Task) -> None:
+        assert self._con is not None
+        if not task.future.set_running_or_notify_cancel():
+            return
+        con = self._con
+        try:
+            con.execute("BEGIN")
+            try:
+                result = task.fn(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except Exception as e:
+            task.future.set_exception(e)
+        else:
+            task.future.set_result(result)
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued_spans
+
+    # ----------------------------------------------------------------- read side
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        assert self._con is not None, "store not started"
+        return self._con.cursor()
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self._cursor()
+        timer = threading.Timer(self.query_timeout_s, cur.interrupt)
+        timer.start()
+        try:
+            return cur.execute(sql, list(params)).fetchall()
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def read_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self._cursor()
+        timer = threading.Timer(self.query_timeout_s, cur.interrupt)
+        timer.start()
+        try:
+            res = cur.execute(sql, list(params))
+            names = [d[0] for d in res.description or []]
+            return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+        finally:
+            timer.cancel()
+            cur.close()

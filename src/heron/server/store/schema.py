@@ -1,0 +1,74 @@
+"""Versioned schema migrations for the DuckDB store.
+
+Each migration runs once, in order, inside a transaction; ``schema_version`` records the
+last one applied. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE projects (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            created_ns BIGINT NOT NULL
+        );
+        CREATE TABLE ingest_keys (
+            key VARCHAR PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            revoked BOOLEAN NOT NULL DEFAULT false
+        );
+        CREATE TABLE api_tokens (
+            token_sha256 VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            created_ns BIGINT NOT NULL
+        );
+        -- One row per span. Well-known attributes are lifted into columns; the rest
+        -- are JSON text (DuckDB compresses repeated keys well).
+        CREATE TABLE spans (
+            project_id INTEGER NOT NULL,
+            start_ns BIGINT NOT NULL,
+            trace_id BLOB NOT NULL,
+            span_id UBIGINT NOT NULL,
+            parent_id UBIGINT NOT NULL,
+            service VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            release VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            kind UTINYINT NOT NULL,
+            duration_ns BIGINT NOT NULL,
+            status UTINYINT NOT NULL,
+            status_message VARCHAR,
+            http_method VARCHAR,
+            http_route VARCHAR,
+            http_status USMALLINT,
+            db_system VARCHAR,
+            db_statement VARCHAR,
+            attributes VARCHAR,
+            resource VARCHAR,
+            events VARCHAR,
+            links VARCHAR,
+            scope VARCHAR
+        );
+        CREATE INDEX spans_trace_id ON spans (trace_id);
+        -- Per-minute rollups of entry spans (server/consumer spans and roots), one row
+        -- per latency bucket; several rows may exist for the same key until compaction
+        -- merges them, so readers always SUM.
+        CREATE TABLE rollup_1m (
+            project_id INTEGER NOT NULL,
+            minute_s BIGINT NOT NULL,
+            service VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            release VARCHAR NOT NULL,
+            endpoint VARCHAR NOT NULL,
+            bucket USMALLINT NOT NULL,
+            count UBIGINT NOT NULL,
+            errors UBIGINT NOT NULL,
+            sum_ns HUGEINT NOT NULL
+        );
+        """,
+    ),
+]
