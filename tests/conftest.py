@@ -34,6 +34,7 @@ class HeronProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    _log_file: object = None
     key: str = TEST_INGEST_KEY
     token: str = TEST_API_TOKEN
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -43,7 +44,8 @@ class HeronProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> HeronProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_file = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "heron", "serve", "--port", str(self.port),
              "--data-dir", str(self.data_dir)],
@@ -52,6 +54,7 @@ class HeronProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"heron serve exited early:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -59,17 +62,23 @@ class HeronProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop(signal.SIGKILL)
         raise RuntimeError(f"heron serve did not become healthy:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            if self.proc is None or self.proc.poll() is not None:
+                return self.proc.returncode if self.proc else None
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()  # type: ignore[attr-defined]
+                self._log_file = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

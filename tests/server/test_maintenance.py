@@ -1,0 +1,62 @@
+"""Retention and rollup compaction on a real DuckDB store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from heron.server.model import Span
+from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.maintenance import NS_PER_DAY, Maintenance
+
+NOW = 1_800_000_000 * 10**9
+
+
+def span(start_ns: int, duration_ms: float = 10, status: int = 0) -> Span:
+    return Span(trace_id=os.urandom(16), span_id=int.from_bytes(os.urandom(8), "big") | 1,
+                parent_id=0, start_ns=start_ns, duration_ns=int(duration_ms * 1e6), name="GET /a",
+                kind=2, status=status, status_message="", service="svc", environment="prod",
+                release="1", http_method="GET", http_route="/a", http_status=200)
+
+
+def test_retention_deletes_old_spans_and_rollups(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "h.duckdb").start()
+    try:
+        old = [span(NOW - 10 * NS_PER_DAY) for _ in range(5)]
+        recent = [span(NOW - 3600 * 10**9) for _ in range(7)]
+        store.submit_spans(1, old + recent).result(10)
+        m = Maintenance(store, retention_days=7, rollup_retention_days=8, clock=lambda: NOW)
+        assert m.run_once() == 5
+        assert store.read("SELECT count(*) FROM spans") == [(7,)]
+        assert store.read("SELECT sum(count) FROM rollup_1m") == [(7,)]
+    finally:
+        store.close()
+
+
+def test_compaction_merges_rows_without_changing_sums(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "h.duckdb", commit_interval_ms=0).start()
+    try:
+        minute = NOW - 600 * 10**9
+        for i in range(6):  # six separate commits → six partial rollup rows per key
+            store.submit_spans(1, [span(minute, 10, status=2 if i == 0 else 0)]).result(10)
+        before = store.read("SELECT count(*), sum(count), sum(errors), sum(sum_ns) FROM rollup_1m")
+        assert before[0][0] == 6
+        Maintenance(store, retention_days=7, rollup_retention_days=30, clock=lambda: NOW).run_once()
+        after = store.read("SELECT count(*), sum(count), sum(errors), sum(sum_ns) FROM rollup_1m")
+        assert after[0][0] == 1
+        assert after[0][1:] == before[0][1:] == (6, 1, 60_000_000)
+    finally:
+        store.close()
+
+
+def test_store_reopens_and_keeps_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    store = DuckDBStore(path).start()
+    store.submit_spans(1, [span(NOW)]).result(10)
+    store.close()
+    store = DuckDBStore(path).start()
+    try:
+        assert store.read("SELECT count(*) FROM schema_version") == [(1,)]
+        assert store.read("SELECT count(*) FROM spans") == [(1,)]
+    finally:
+        store.close()
