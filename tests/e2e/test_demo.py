@@ -1,0 +1,265 @@
+"""``heron demo`` end to end: real subprocesses, real sockets, the real read API.
+
+Within 30 s of launch the API must show both demo services, the shop's normal, slow,
+erroring and N+1 endpoints, and a trace crossing both services; then Ctrl-C (SIGINT)
+must stop everything with exit code 0 and leave no child process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from heron.demo import DEMO_API_TOKEN, INVENTORY_SERVICE, SHOP_SERVICE
+from heron.demo._sql import span_name
+
+pytestmark = pytest.mark.e2e
+
+READY_WITHIN_S = 30.0
+EXIT_WITHIN_S = 45.0
+SHOP_ENDPOINTS = {
+    "GET /products/<int:product_id>",  # normal, calls demo-inventory
+    "GET /search",  # slow
+    "POST /checkout",  # erroring
+    "GET /orders",  # N+1
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Demo:
+    """A ``heron demo`` subprocess whose output is collected on a thread."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "OTEL_"))}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "heron",
+                "demo",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(tmp_path / "demo-data"),
+                *args,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_output(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.output)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in the demo's output:\n{self.output}")
+
+    def api(self, path: str, token: str, **params: str) -> Any:
+        r = httpx.get(
+            f"http://127.0.0.1:{self.port}{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        return r.json() if r.status_code == 200 else None
+
+    def wait_for_api(self, path: str, token: str, ok: Callable[[Any], bool], **params: str) -> Any:
+        """Poll until ``ok(json)``; the deadline is READY_WITHIN_S after launch."""
+        last = None
+        while time.monotonic() < self.started + READY_WITHIN_S:
+            last = self.api(path, token, **params)
+            if last is not None and ok(last):
+                return last
+            time.sleep(0.5)
+        raise AssertionError(
+            f"{path} {params} not ready within {READY_WITHIN_S:.0f}s "
+            f"of launch; last answer: {last}\noutput:\n{self.output}"
+        )
+
+    def finish(self, sig: int | None = None) -> int:
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(EXIT_WITHIN_S)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join(5)
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+
+
+def still_running(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def children_after_banner(demo: Demo) -> list[psutil.Process]:
+    """The server and both apps, read once the demo says it is running."""
+    demo.wait_for_output(r"Press Ctrl-C to stop", READY_WITHIN_S)
+    children = psutil.Process(demo.proc.pid).children(recursive=True)
+    assert len(children) >= 3, children
+    return children
+
+
+def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) -> None:
+    demo = Demo(tmp_path, "--duration", "45")
+    children: list[psutil.Process] = []
+    try:
+        token = demo.wait_for_output(r"API token:\s+(\S+)", READY_WITHIN_S).group(1)
+        assert token == DEMO_API_TOKEN
+        children = children_after_banner(demo)
+        assert f"curl -s -H 'Authorization: Bearer {token}'" in demo.output
+
+        demo.wait_for_api(
+            "/api/v1/services",
+            token,
+            lambda j: {SHOP_SERVICE, INVENTORY_SERVICE} <= {s["service"] for s in j["services"]},
+        )
+        endpoints = demo.wait_for_api(
+            f"/api/v1/services/{SHOP_SERVICE}/endpoints",
+            token,
+            lambda j: (
+                {e["endpoint"] for e in j["endpoints"]} >= SHOP_ENDPOINTS
+                and any(
+                    e["endpoint"] == "POST /checkout" and e["error_rate"] > 0
+                    for e in j["endpoints"]
+                )
+            ),
+        )
+        by_name = {e["endpoint"]: e for e in endpoints["endpoints"]}
+        assert (
+            by_name["GET /search"]["p95_ms"] > by_name["GET /products/<int:product_id>"]["p95_ms"]
+        ), by_name
+        demo.wait_for_api(
+            "/api/v1/traces",
+            token,
+            lambda j: any(
+                {SHOP_SERVICE, INVENTORY_SERVICE} <= set(t["services"]) for t in j["traces"]
+            ),
+            service=SHOP_SERVICE,
+        )
+    finally:
+        rc = demo.finish(signal.SIGINT)
+    assert rc == 0, demo.output
+    assert "Demo stopped." in demo.output
+    assert still_running(children) == []
+
+
+def test_demo_stops_by_itself_after_duration(tmp_path: Path) -> None:
+    demo = Demo(tmp_path, "--duration", "8")
+    try:
+        children = children_after_banner(demo)
+    finally:
+        rc = demo.finish()
+    assert rc == 0, demo.output
+    assert still_running(children) == []
+    for name in ("server", "shop", "inventory"):
+        assert (tmp_path / "demo-data" / "logs" / f"{name}.log").exists()
+
+
+def test_demo_refuses_a_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "heron",
+                "demo",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert r.returncode == 2
+    assert f"port {port}" in r.stderr
+
+
+def test_demo_refuses_a_data_dir_it_did_not_create(tmp_path: Path) -> None:
+    data = tmp_path / "heron-data"
+    data.mkdir()
+    (data / "heron.duckdb").write_bytes(b"")  # as if a real `heron serve` had used it
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heron",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    assert "not created by `heron demo`" in r.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["heron.duckdb"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "name"),
+    [
+        ("SELECT id FROM orders WHERE id = ?", "SELECT orders"),
+        ("SELECT p.id, (SELECT 1 FROM reviews r) FROM products p", "SELECT products"),
+        ("INSERT INTO orders (a) VALUES (?) RETURNING id", "INSERT orders"),
+        ("update stock set quantity = 1", "UPDATE stock"),
+        ("PRAGMA journal_mode", "PRAGMA"),
+    ],
+)
+def test_database_span_names_use_the_statements_own_table(sql: str, name: str) -> None:
+    assert span_name(sql) == name
