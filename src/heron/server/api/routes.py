@@ -1,14 +1,212 @@
-"""JSON read API routes. (Placeholder until the query layer lands.)"""
+"""JSON read API routes under ``/api/v1``, documented by the app's OpenAPI schema.
 
-from __future__ import annotations
+Every route requires ``Authorization: Bearer <api token>`` (one router-level dependency)
+and answers bad parameters with ``400 {"error": ...}``. Handlers are plain ``def`` so
+FastAPI runs the blocking DuckDB reads in its thread pool.
 
-from typing import TYPE_CHECKING
+No ``from __future__ import annotations`` here: FastAPI reads parameter annotations at
+runtime, and some refer to dependencies built inside :func:`build_router`.
+"""
 
-from fastapi import APIRouter
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from heron.server import query
+from heron.server.api._auth import require_api_token
+from heron.server.api._params import Window, window_params
+from heron.server.api._route import ApiRoute
+from heron.server.api._schemas import (
+    EndpointsResponse,
+    ErrorBody,
+    ServicesResponse,
+    TimeseriesResponse,
+    TracesResponse,
+)
+from heron.server.errors import NotFound
 
 if TYPE_CHECKING:
     from heron.server.app import AppContext
 
+DEFAULT_PROJECT_ID = 1
 
-def build_router(ctx: AppContext) -> APIRouter:
-    return APIRouter(prefix="/api/v1")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A parameter is malformed or out of range."},
+    401: {"model": ErrorBody, "description": "Missing or invalid API token."},
+    # Also keeps FastAPI from documenting a 422 this API never sends (see ApiRoute).
+    "4XX": {"model": ErrorBody, "description": "Any client error: the body says what."},
+}
+Order = Annotated[
+    Literal["asc", "desc"] | None,
+    Query(description="Sort direction; default descending for figures, ascending for names."),
+]
+
+
+def _sort_param(allowed: tuple[str, ...], default: str) -> Any:
+    return Query(
+        description=f"Sort key, one of: {', '.join(allowed)}. Default: {default}.",
+        json_schema_extra={"enum": list(allowed)},
+    )
+
+
+def build_router(ctx: "AppContext") -> APIRouter:
+    router = APIRouter(
+        prefix="/api/v1",
+        tags=["read API"],
+        route_class=ApiRoute,
+        dependencies=[Depends(require_api_token(ctx.projects))],
+        responses=_ERRORS,
+    )
+    window_dep = window_params(ctx.clock, ctx.config.apdex_t_ms)
+    WindowDep = Annotated[Window, Depends(window_dep)]
+
+    def project() -> int:
+        return ctx.bootstrap.project_id if ctx.bootstrap else DEFAULT_PROJECT_ID
+
+    @router.get("/services", response_model=ServicesResponse)
+    def services(
+        w: WindowDep,
+        release: Annotated[str | None, Query(description="Only this release.")] = None,
+        sort: Annotated[str, _sort_param(query.SERVICE_SORTS, "requests")] = "requests",
+        order: Order = None,
+    ) -> dict[str, Any]:
+        """Services with RED metrics (requests/min, error rate, p50/p95/p99, Apdex).
+
+        Computed from per-minute rollups of entry spans (server/consumer spans and
+        roots); minutes partly inside the range count whole. `rpm` is requests divided
+        by the range's length in minutes.
+        """
+        rows = query.service_table(
+            ctx.store,
+            project(),
+            w.time_range,
+            environment=w.environment,
+            release=release or None,
+            apdex_t_ms=w.apdex_t_ms,
+            sort=sort,
+            descending=None if order is None else order == "desc",
+        )
+        return {
+            **w.echo(),
+            "apdex_t_ms": w.apdex_t_ms,
+            "services": rows,
+        }
+
+    @router.get("/services/{service:path}/endpoints", response_model=EndpointsResponse)
+    def endpoints(
+        service: str,
+        w: WindowDep,
+        release: Annotated[str | None, Query(description="Only this release.")] = None,
+        sort: Annotated[str, _sort_param(query.ENDPOINT_SORTS, "requests")] = "requests",
+        order: Order = None,
+    ) -> dict[str, Any]:
+        """Endpoints of a service (`METHOD route`, else the span name) with RED metrics,
+        Apdex, total time and share of the service's time. Unknown service: empty list."""
+        rows = query.endpoint_table(
+            ctx.store,
+            project(),
+            w.time_range,
+            service,
+            environment=w.environment,
+            release=release or None,
+            apdex_t_ms=w.apdex_t_ms,
+            sort=sort,
+            descending=None if order is None else order == "desc",
+        )
+        return {
+            **w.echo(),
+            "service": service,
+            "release": release or None,
+            "apdex_t_ms": w.apdex_t_ms,
+            "endpoints": rows,
+        }
+
+    @router.get("/services/{service:path}/timeseries", response_model=TimeseriesResponse)
+    def timeseries(
+        service: str,
+        w: WindowDep,
+        endpoint: Annotated[
+            str | None,
+            Query(
+                description="Only this endpoint (as listed by /endpoints); default: whole service."
+            ),
+        ] = None,
+        step_s: Annotated[int, Query(ge=60, description="Step in seconds, a multiple of 60.")] = 60,
+        release: Annotated[str | None, Query(description="Only this release.")] = None,
+    ) -> dict[str, Any]:
+        """Per-step series for a service or one endpoint; empty steps have requests 0.
+
+        Steps are aligned to multiples of `step_s` since the epoch; `t` is the step's start
+        in Unix seconds."""
+        series = query.service_timeseries(
+            ctx.store,
+            project(),
+            w.time_range,
+            service,
+            endpoint=endpoint or None,
+            step_s=step_s,
+            environment=w.environment,
+            release=release or None,
+            apdex_t_ms=w.apdex_t_ms,
+        )
+        return {
+            **w.echo(),
+            "service": service,
+            "endpoint": series.endpoint,
+            "step_s": step_s,
+            "apdex_t_ms": w.apdex_t_ms,
+            "points": series.points,
+        }
+
+    @router.get("/traces", response_model=TracesResponse)
+    def traces(
+        w: WindowDep,
+        service: Annotated[str | None, Query(description="A span of this service.")] = None,
+        endpoint: Annotated[
+            str | None, Query(description="A span whose `METHOD route`, route or name is this.")
+        ] = None,
+        min_duration_ms: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        max_duration_ms: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        status: Annotated[
+            Literal["any", "ok", "error"],
+            Query(description="error: ERROR status or HTTP status ≥ 500."),
+        ] = "any",
+        attr: Annotated[
+            list[str] | None,
+            Query(
+                description=(
+                    "key=value on a span (or resource) attribute; repeatable, all must match. "
+                    "Old and current semantic-convention names both work (http.method / "
+                    "http.request.method, http.status_code / http.response.status_code, ...)."
+                )
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=query.MAX_TRACE_LIMIT)] = 50,
+    ) -> dict[str, Any]:
+        """Traces, newest first, with one span (in the range) matching every filter."""
+        q = query.TraceQuery(
+            service=service or None,
+            endpoint=endpoint or None,
+            min_duration_ms=min_duration_ms,
+            max_duration_ms=max_duration_ms,
+            status=status,
+            attributes=[query.AttrFilter.parse(a) for a in attr or ()],
+            environment=w.environment,
+            limit=limit,
+        )
+        found = query.search_traces(ctx.store, project(), w.time_range, q)
+        return {**w.echo(), "traces": found}
+
+    @router.get(
+        "/traces/{trace_id}",
+        response_model=query.TraceDetail,
+        responses={404: {"model": ErrorBody, "description": "No span of this trace is stored."}},
+    )
+    def trace(trace_id: str) -> query.TraceDetail:
+        """All spans of a trace, ordered by start, with parent/child structure."""
+        detail = query.get_trace(ctx.store, project(), query.parse_trace_id(trace_id))
+        if detail is None:
+            raise NotFound(f"trace {trace_id.lower()} not found")
+        return detail
+
+    return router

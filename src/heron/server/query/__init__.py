@@ -1,0 +1,53 @@
+"""The read side: one function per question, returning plain dataclasses.
+
+The JSON API, the UI and the alert evaluator all call these. Every value reaches SQL as
+a bound parameter; the only identifiers that vary (sort keys) come from allow-lists.
+"""
+
+from __future__ import annotations
+
+from heron.server.query._common import InvalidQuery, TimeRange
+from heron.server.query._red import (
+    ENDPOINT_SORTS,
+    SERVICE_SORTS,
+    EndpointStats,
+    ServiceStats,
+    Timeseries,
+    TimeseriesPoint,
+    endpoint_table,
+    service_table,
+    service_timeseries,
+)
+from heron.server.query._trace_detail import SpanDetail, TraceDetail, get_trace, parse_trace_id
+from heron.server.query._traces import (
+    MAX_TRACE_LIMIT,
+    AttrFilter,
+    SpanMatch,
+    TraceQuery,
+    TraceSummary,
+    search_traces,
+)
+
+__all__ = [
+    "ENDPOINT_SORTS",
+    "MAX_TRACE_LIMIT",
+    "SERVICE_SORTS",
+    "AttrFilter",
+    "EndpointStats",
+    "InvalidQuery",
+    "ServiceStats",
+    "SpanDetail",
+    "SpanMatch",
+    "TimeRange",
+    "Timeseries",
+    "TimeseriesPoint",
+    "TraceDetail",
+    "TraceQuery",
+    "TraceSummary",
+    "endpoint_table",
+    "get_trace",
+    "parse_trace_id",
+    "search_traces",
+    "service_table",
+    "service_timeseries",
+]

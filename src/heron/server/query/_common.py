@@ -1,0 +1,53 @@
+"""Shared pieces of the read side: time ranges, errors, the error predicate.
+
+Nothing here formats SQL from caller input: values are always bound parameters and the
+few identifiers that vary come from constant tables in this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NS_PER_S = 1_000_000_000
+NS_PER_MIN = 60 * NS_PER_S
+NS_PER_MS = 1_000_000
+
+# A span counts as an error for RED metrics exactly as Span.is_error says (and as the
+# rollup writer counted it): ERROR status, or an HTTP status of 500 or more.
+ERROR_SQL = "(status = 2 OR coalesce(http_status, 0) >= 500)"
+
+
+class InvalidQuery(ValueError):
+    """A query parameter is out of range or malformed; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A half-open range ``[start_ns, end_ns)`` of Unix nanoseconds."""
+
+    start_ns: int
+    end_ns: int
+
+    def __post_init__(self) -> None:
+        if self.start_ns >= self.end_ns:
+            raise InvalidQuery("the time range is empty: 'from' must be before 'to'")
+
+    @property
+    def minutes(self) -> float:
+        return (self.end_ns - self.start_ns) / NS_PER_MIN
+
+    def minute_bounds(self, step_s: int = 60) -> tuple[int, int]:
+        """Rollup ``minute_s`` bounds ``[lo, hi)`` of the steps overlapping the range.
+
+        Rollups have minute granularity, so a minute (or step) partly inside the range
+        counts whole; ``step_s`` must be a multiple of 60.
+        """
+        step_ns = step_s * NS_PER_S
+        lo = self.start_ns // step_ns * step_s
+        hi = -(-self.end_ns // step_ns) * step_s
+        return lo, hi
+
+
+def ms(ns: float | None) -> float | None:
+    """Nanoseconds to milliseconds, rounded to the microsecond."""
+    return None if ns is None else round(ns / NS_PER_MS, 3)

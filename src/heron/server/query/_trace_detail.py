@@ -1,0 +1,201 @@
+"""One trace by id: every span, with lifted attributes merged back and tree structure.
+
+The lookup is ``WHERE trace_id = ?`` with the 16 raw id bytes bound, so DuckDB answers
+it from the ART index on ``spans.trace_id`` instead of scanning the table.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from heron.server.ingest.otlp import CANONICAL
+from heron.server.model import KIND_NAMES, STATUS_NAMES
+from heron.server.query._common import InvalidQuery, ms
+from heron.server.store.base import Store
+
+_HEX = frozenset(string.hexdigits)
+# _span unpacks the lifted columns in CANONICAL's order.
+_COLUMNS = ", ".join(
+    (
+        "span_id",
+        "parent_id",
+        "service",
+        "environment",
+        "release",
+        "name",
+        "kind",
+        "start_ns",
+        "duration_ns",
+        "status",
+        "status_message",
+        *CANONICAL,
+        "attributes",
+        "resource",
+        "events",
+        "links",
+        "scope",
+    )
+)
+
+
+@dataclass(slots=True)
+class SpanDetail:
+    span_id: str
+    parent_id: str | None
+    service: str
+    name: str
+    kind: str
+    start_ns: int
+    duration_ns: int
+    duration_ms: float
+    status: str
+    status_message: str | None
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    events: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    environment: str
+    release: str
+    scope: str | None
+    depth: int = 0
+    children: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TraceDetail:
+    trace_id: str
+    start_ns: int
+    duration_ms: float
+    span_count: int
+    error: bool
+    services: list[str]
+    spans: list[SpanDetail]
+    """Ordered by start time."""
+    roots: list[str]
+    """Spans without a parent in this trace (the root, or orphans of a partial trace)."""
+
+
+# Parameters: trace id (16 bytes), project id.
+TRACE_SQL = (
+    f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? AND project_id = ? "  # noqa: S608 - constants only
+    "ORDER BY start_ns, span_id"
+)
+
+
+def parse_trace_id(text: str) -> bytes:
+    """The 16 bytes of a 32-hex-digit trace id; InvalidQuery otherwise."""
+    if len(text) != 32 or not _HEX.issuperset(text):
+        raise InvalidQuery(f"trace id must be 32 hexadecimal digits (got {text[:64]!r})")
+    return bytes.fromhex(text)
+
+
+def _json(text: str | None, empty: Any) -> Any:
+    return orjson.loads(text) if text else empty
+
+
+def _span(row: tuple[Any, ...]) -> SpanDetail:
+    (
+        span_id,
+        parent_id,
+        service,
+        environment,
+        release,
+        name,
+        kind,
+        start_ns,
+        duration_ns,
+        status,
+        status_message,
+        *lifted,
+        attributes,
+        resource,
+        events,
+        links,
+        scope,
+    ) = row
+    attrs: dict[str, Any] = _json(attributes, {})
+    for column, value in zip(CANONICAL, lifted, strict=True):
+        if value is not None:
+            attrs[CANONICAL[column]] = value
+    return SpanDetail(
+        span_id=f"{span_id:016x}",
+        parent_id=f"{parent_id:016x}" if parent_id else None,
+        service=service,
+        name=name,
+        kind=KIND_NAMES.get(kind, "unspecified"),
+        start_ns=start_ns,
+        duration_ns=duration_ns,
+        duration_ms=ms(duration_ns) or 0.0,
+        status=STATUS_NAMES.get(status, "unset"),
+        status_message=status_message,
+        attributes=attrs,
+        resource=_json(resource, {}),
+        events=_json(events, []),
+        links=_json(links, []),
+        environment=environment,
+        release=release,
+        scope=scope,
+    )
+
+
+def _link_tree(spans: list[SpanDetail]) -> list[str]:
+    """Fill children and depth; return the roots. Tolerates orphans and parent cycles."""
+    by_id = {s.span_id: s for s in spans}
+    for s in spans:
+        parent = by_id.get(s.parent_id) if s.parent_id else None
+        if parent is not None and parent is not s:
+            parent.children.append(s.span_id)
+    roots: list[str] = []
+    seen: set[str] = set()
+    # A span is a root when its parent is absent; if a cycle hides every root of some
+    # spans, the earliest unvisited one stands in, so each span appears exactly once.
+    for candidate in sorted(spans, key=lambda s: s.parent_id in by_id):
+        if candidate.span_id in seen:
+            continue
+        roots.append(candidate.span_id)
+        stack = [(candidate.span_id, 0)]
+        while stack:
+            span_id, depth = stack.pop()
+            if span_id in seen:
+                continue
+            seen.add(span_id)
+            node = by_id[span_id]
+            node.depth = depth
+            stack.extend((c, depth + 1) for c in reversed(node.children))
+    return roots
+
+
+def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | None:
+    """All spans of a trace, or None when no span of it is stored."""
+    rows = store.read(TRACE_SQL, [trace_id, project_id])
+    if not rows:
+        return None
+    spans: list[SpanDetail] = []
+    ids: set[str] = set()
+    for row in rows:
+        span = _span(row)
+        if span.span_id not in ids:  # a retried export may have stored a span twice
+            ids.add(span.span_id)
+            spans.append(span)
+    roots = _link_tree(spans)
+    start = min(s.start_ns for s in spans)
+    end = max(s.start_ns + s.duration_ns for s in spans)
+    return TraceDetail(
+        trace_id=trace_id.hex(),
+        start_ns=start,
+        duration_ms=ms(end - start) or 0.0,
+        span_count=len(spans),
+        error=any(s.status == "error" or _http_error(s) for s in spans),
+        services=sorted({s.service for s in spans}),
+        spans=spans,
+        roots=roots,
+    )
+
+
+def _http_error(span: SpanDetail) -> bool:
+    status = span.attributes.get(CANONICAL["http_status"])
+    return isinstance(status, int) and status >= 500
