@@ -91,6 +91,10 @@ def create_app(
         return {"status": "ok", "version": __version__, "queued_spans": store.queued_spans}
 
     from heron.server.api.routes import build_router
+    from heron.server.auth import install_auth
+    from heron.server.ui import build_ui_router
 
+    install_auth(app, ctx)
     app.include_router(build_router(ctx))
+    app.include_router(build_ui_router(ctx))
     return app
