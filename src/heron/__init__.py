@@ -1,0 +1,31 @@
+"""Heron: self-hosted APM for Python. This package's top level is the agent's public API.
+
+    import heron
+
+    heron.init(service="shop", key="...", environment="production")
+
+    with heron.span("checkout", attributes={"cart.items": 3}):
+        ...
+
+    @heron.traced
+    def compute() -> int: ...
+
+Importing ``heron`` is light: it loads the OpenTelemetry API only. ``init()`` loads the
+SDK and exporter; the server's dependencies (DuckDB, FastAPI, ...) are never imported.
+"""
+
+# No ``from __future__ import annotations`` here: it would add a public ``annotations``.
+from heron._version import __version__
+from heron.agent.api import span, traced
+from heron.agent.runtime import AgentStats, flush, init, shutdown, stats
+
+__all__ = [
+    "AgentStats",
+    "__version__",
+    "flush",
+    "init",
+    "shutdown",
+    "span",
+    "stats",
+    "traced",
+]

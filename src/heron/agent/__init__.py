@@ -1,0 +1,15 @@
+"""The Heron agent: OpenTelemetry set up with heron's defaults, made safe to embed.
+
+The public API is re-exported by :mod:`heron`; everything here is implementation:
+
+- ``config``: options from keyword arguments and ``HERON_*`` / ``OTEL_*`` variables;
+- ``runtime``: the process-wide ``init`` / ``flush`` / ``shutdown`` / ``stats``;
+- ``otel``: the SDK pipeline (resource, provider, batching, OTLP/HTTP exporter);
+- ``exporter``, ``processor``: counting wrappers (drops are counted, outages logged once);
+- ``guard``: internal errors are logged and swallowed, never raised into the app;
+- ``fork``: what a forked worker must redo beyond what the SDK already does;
+- ``api``: ``span`` and ``traced``; ``integrations/``: one module per library;
+- ``run``: ``heron run -- <command>`` for apps that do not call ``heron.init()``.
+
+Nothing here may import the server's dependencies.
+"""

@@ -1,0 +1,185 @@
+"""The process-wide agent behind ``heron.init()``, ``flush()``, ``shutdown()`` and ``stats()``.
+
+Importing this module is cheap: the OpenTelemetry SDK, the exporter and the
+instrumentations load inside ``init()``, and each framework integration only when the
+app imports that framework.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from heron.agent.config import AgentConfig, resolve_config
+from heron.agent.guard import capture_internal_exceptions, internal_error_count
+
+if TYPE_CHECKING:
+    from heron.agent.otel import Agent
+
+logger = logging.getLogger("heron.agent")
+
+# The instrumentations read this once, when the first of them is set up. Heron stores
+# both the old and the current attribute names, so "http" (current names only) is safe
+# and cheaper than "http/dup"; an explicit setting by the user wins.
+SEMCONV_OPT_IN = ("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    """This process's agent counters (a forked worker starts again from zero).
+
+    ``dropped`` counts spans that will never reach the server: failed or refused exports,
+    a full queue, exports after shutdown.
+    """
+
+    exported: int = 0
+    dropped: int = 0
+    failed_exports: int = 0
+    queued: int = 0
+    internal_errors: int = 0
+
+
+_lock = threading.Lock()
+_agent: Agent | None = None
+_config: AgentConfig | None = None  # set by the first init(), enabled or not
+
+
+def _reset_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+
+
+def init(
+    *,
+    service: str | None = None,
+    endpoint: str | None = None,
+    key: str | None = None,
+    environment: str | None = None,
+    release: str | None = None,
+    enabled: bool | None = None,
+    instrument: Iterable[str] | None = None,
+    shutdown_timeout: float | None = None,
+) -> None:
+    """Configure OpenTelemetry to send traces to Heron and instrument installed libraries.
+
+    Every option falls back to its environment variable, then to a default:
+
+    - ``service``: the service name (``service.name``). ``HERON_SERVICE``, then
+      ``OTEL_SERVICE_NAME``, then ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``.
+    - ``endpoint``: the Heron server's base URL. ``HERON_ENDPOINT``, then
+      ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is), then
+      ``OTEL_EXPORTER_OTLP_ENDPOINT``; default ``http://localhost:4318``. Traces go to
+      ``<endpoint>/v1/traces`` over OTLP/HTTP (protobuf).
+    - ``key``: the project's ingest key, sent as the ``x-heron-key`` header.
+      ``HERON_KEY``. Other headers come from ``OTEL_EXPORTER_OTLP_HEADERS``.
+    - ``environment``: ``deployment.environment.name``, e.g. ``production``.
+      ``HERON_ENVIRONMENT``.
+    - ``release``: ``service.version``, e.g. a git SHA. ``HERON_RELEASE``.
+    - ``enabled``: ``False`` makes ``init()`` do nothing. ``HERON_ENABLED``; also off
+      when ``OTEL_SDK_DISABLED=true``.
+    - ``instrument``: names of the integrations to set up (``flask``, ``django``,
+      ``fastapi`` (also plain Starlette), ``requests``, ``httpx``); default: all of them,
+      each once its library is imported. ``HERON_INSTRUMENT`` (comma-separated);
+      ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` removes names.
+    - ``shutdown_timeout``: seconds the exit-time flush may take (default 2).
+      ``HERON_SHUTDOWN_TIMEOUT``.
+
+    The OpenTelemetry SDK variables keep their meaning: ``OTEL_RESOURCE_ATTRIBUTES``,
+    ``OTEL_TRACES_SAMPLER(_ARG)``, ``OTEL_PROPAGATORS``, ``OTEL_TRACES_EXPORTER``
+    (``otlp``, ``console`` or ``none``), ``OTEL_BSP_MAX_QUEUE_SIZE``,
+    ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, ``OTEL_BSP_SCHEDULE_DELAY``,
+    ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT``, ``..._COMPRESSION`` and the TLS settings.
+
+    Calling ``init()`` again does nothing. It never raises: configuration problems are
+    logged on the ``heron.agent`` logger and replaced by defaults.
+    """
+    with capture_internal_exceptions:
+        config = resolve_config(
+            service=service,
+            endpoint=endpoint,
+            key=key,
+            environment=environment,
+            release=release,
+            enabled=enabled,
+            instrument=instrument,
+            shutdown_timeout=shutdown_timeout,
+        )
+        _install(config)
+
+
+def _install(config: AgentConfig) -> None:
+    global _agent, _config
+    with _lock:
+        if _config is not None:
+            if replace(config, problems=()) != replace(_config, problems=()):
+                logger.warning("heron.init() was already called; ignoring the new options")
+            return
+        _config = config
+        for problem in config.problems:
+            logger.warning("heron: %s", problem)
+        if not config.enabled:
+            logger.info("heron: disabled by configuration")
+            return
+        from heron.agent.integrations import setup_integrations
+        from heron.agent.otel import Agent
+
+        agent = Agent(config)
+        agent.install()
+        _agent = agent
+    os.environ.setdefault(*SEMCONV_OPT_IN)
+    setup_integrations(config)
+    atexit.register(_shutdown_at_exit)
+
+
+def _timeout(timeout: float | None) -> float:
+    if timeout is not None:
+        return timeout
+    return _config.shutdown_timeout if _config is not None else 2.0
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Export the spans queued so far; wait at most ``timeout`` seconds (default 2).
+
+    Returns whether everything was exported in time. Never raises.
+    """
+    with capture_internal_exceptions:
+        agent = _agent
+        return agent.flush(_timeout(timeout)) if agent is not None else True
+    return False
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush, then stop exporting; wait at most ``timeout`` seconds (default 2).
+
+    Runs by itself at interpreter exit (with ``shutdown_timeout``). Spans that could not
+    be sent in time are dropped and counted. Returns whether it finished in time.
+    """
+    with capture_internal_exceptions:
+        agent = _agent
+        return agent.shutdown(_timeout(timeout)) if agent is not None else True
+    return False
+
+
+def _shutdown_at_exit() -> None:
+    shutdown()
+
+
+def stats() -> AgentStats:
+    """Counters of this process's agent: spans exported, dropped, still queued."""
+    with capture_internal_exceptions:
+        agent = _agent
+        if agent is not None:
+            s = agent.export_stats()
+            return AgentStats(
+                s.exported, s.dropped, s.failed_exports, agent.queued(), internal_error_count()
+            )
+    return AgentStats(internal_errors=internal_error_count())
