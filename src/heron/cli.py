@@ -1,4 +1,4 @@
-"""``heron`` command line: serve | demo | run.
+"""``heron`` command line: serve | demo | run | users.
 
 Imports are lazy so ``heron run`` (agent side) never loads the server's dependencies.
 """
@@ -28,6 +28,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args.command)
 
 
+def _users(args: argparse.Namespace) -> int:
+    from heron.server.auth._cli import run_users
+
+    return run_users(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="heron", description="Heron: self-hosted APM for Python teams")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -42,14 +48,56 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run the server, a two-service demo shop and traffic")
     d.add_argument("--port", type=int, default=4318, help="Heron server port (default 4318)")
     d.add_argument("--data-dir", default="heron-demo-data", help="data directory for the demo")
-    d.add_argument("--duration", type=float, default=None,
-                   help="stop after this many seconds (default: run until Ctrl-C)")
+    d.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
     d.set_defaults(func=_demo)
 
     r = sub.add_parser("run", help="run a command with the Heron agent auto-instrumenting it")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- program [args...]")
     r.set_defaults(func=_run)
+    _add_users_parser(sub)
     return p
+
+
+def _add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``heron users ACTION``; ``--config``/``--data-dir`` go before or after ACTION."""
+
+    def where(p: argparse.ArgumentParser, default: object) -> None:
+        p.add_argument("--config", default=default, help="TOML config file (also HERON_CONFIG)")
+        p.add_argument(
+            "--data-dir",
+            default=default,
+            help="data directory (HERON_DATA_DIR, default ./heron-data)",
+        )
+
+    u = sub.add_parser(
+        "users",
+        help="manage the users who sign in (list, add, set-password, delete)",
+        description="Manage users in the data dir. Stop `heron serve` first: DuckDB lets "
+        "one process open the database.",
+    )
+    where(u, None)
+    common = argparse.ArgumentParser(add_help=False)
+    where(common, argparse.SUPPRESS)  # after ACTION; SUPPRESS keeps a value given before
+    actions = u.add_subparsers(dest="users_cmd", required=True, metavar="ACTION")
+    actions.add_parser("list", parents=[common], help="list users")
+    stdin_help = "read the password from the first line of stdin instead of a prompt"
+    add = actions.add_parser("add", parents=[common], help="add a user (prompts for a password)")
+    add.add_argument("username")
+    add.add_argument("--admin", action="store_true", help="make the user an admin")
+    add.add_argument("--password-stdin", action="store_true", help=stdin_help)
+    pw = actions.add_parser(
+        "set-password", parents=[common], help="set a user's password (signs them out)"
+    )
+    pw.add_argument("username")
+    pw.add_argument("--password-stdin", action="store_true", help=stdin_help)
+    rm = actions.add_parser("delete", parents=[common], help="delete a user (signs them out)")
+    rm.add_argument("username")
+    u.set_defaults(func=_users)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

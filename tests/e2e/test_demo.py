@@ -155,6 +155,7 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
         assert token == DEMO_API_TOKEN
         children = children_after_banner(demo)
         assert f"curl -s -H 'Authorization: Bearer {token}'" in demo.output
+        check_one_time_sign_in(demo)
 
         demo.wait_for_api(
             "/api/v1/services",
@@ -189,6 +190,34 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
     assert rc == 0, demo.output
     assert "Demo stopped." in demo.output
     assert still_running(children) == []
+
+
+def check_one_time_sign_in(demo: Demo) -> None:
+    """The banner's link signs the demo user in once, and only once."""
+    link = demo.wait_for_output(r"sign in:\s+(http://127\.0\.0\.1:\d+/login/once\?token=\S+)", 1)
+    url = link.group(1)
+    with httpx.Client(timeout=10) as browser:
+        r = browser.get(url)
+        assert (r.status_code, r.headers["location"]) == (303, "/")
+        assert "heron_session" in browser.cookies
+        base = f"http://127.0.0.1:{demo.port}"
+        assert browser.get(f"{base}/api/v1/services").status_code == 200
+        page = browser.get(f"{base}/", headers={"Accept": "text/html"})
+        assert page.status_code == 200, page.text
+    with httpx.Client(timeout=10) as again:
+        r = again.get(url)
+        assert r.status_code == 400 and "already used" in r.text
+        assert "heron_session" not in again.cookies
+    password = demo.wait_for_output(r"or user demo, password (\S+)\)", 1).group(1)
+    with httpx.Client(base_url=f"http://127.0.0.1:{demo.port}", timeout=10) as browser:
+        form = browser.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf
+        r = browser.post(
+            "/login",
+            data={"username": "demo", "password": password, "csrf_token": csrf.group(1)},
+        )
+        assert r.status_code == 303 and "heron_session" in browser.cookies
 
 
 def test_demo_stops_by_itself_after_duration(tmp_path: Path) -> None:

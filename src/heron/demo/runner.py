@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -26,6 +27,7 @@ from pathlib import Path
 from heron.demo import DEMO_API_TOKEN, DEMO_INGEST_KEY
 from heron.demo._procs import Child, ChildFailed
 from heron.demo.traffic import TrafficGenerator
+from heron.server.auth import DatabaseInUse, prepare_one_time_sign_in
 from heron.server.config import Config
 
 HOST = "127.0.0.1"
@@ -35,6 +37,8 @@ SERVER_STOP_TIMEOUT_S = 20.0
 TRAFFIC_RATE = 4.0  # requests/s: visible in the API quickly, light on a 2-core machine
 DEMO_MARKER = ".heron-demo"  # marks a data dir as the demo's own
 APP_EXPORT_DELAY_MS = "1000"  # OTEL_BSP_SCHEDULE_DELAY: spans show up within ~a second
+DEMO_USER = "demo"
+SIGN_IN_LINK_TTL_S = 15 * 60
 
 
 def run_demo(port: int, data_dir: str, duration_s: float | None) -> int:
@@ -74,11 +78,14 @@ class Demo:
         self.apps: list[Child] = []  # in start order
         self.app_urls: dict[str, str] = {}
         self.traffic: TrafficGenerator | None = None
+        self.password = secrets.token_urlsafe(12)  # new each run; printed in the banner
+        self.sign_in_link = ""
 
     def start(self) -> bool:
         """Start everything; False if a stop was requested meanwhile."""
         (self.data_dir / "apps").mkdir(parents=True, exist_ok=True)
         print(f"Starting the Heron demo (data in {self.data_dir}) ...", flush=True)
+        self._prepare_sign_in()
         self.server = Child.start(
             "heron server",
             [sys.executable, "-m", "heron", "serve"],
@@ -138,6 +145,9 @@ class Demo:
                 "Heron demo is running.",
                 f"  Heron:          {self.url}   (OTLP ingest and the JSON API at /api/v1)",
                 f"  API token:      {DEMO_API_TOKEN}   (demo only)",
+                f"  sign in:        {self.sign_in_link}",
+                f"                  (one-time link, valid {SIGN_IN_LINK_TTL_S // 60} minutes; "
+                f"or user {DEMO_USER}, password {self.password})",
                 f"  demo-shop:      {self.app_urls['shop']}",
                 f"  demo-inventory: {self.app_urls['inventory']}",
                 f"  traffic:        ~{TRAFFIC_RATE:g} requests/s: products, search (slow), "
@@ -155,6 +165,19 @@ class Demo:
         )
 
     # ------------------------------------------------------------------ internals
+
+    def _prepare_sign_in(self) -> None:
+        """Give the demo user this run's password and a one-time sign-in link.
+
+        Done on the data dir before the server starts (DuckDB lets one process open it);
+        the server then finds a user and creates no admin of its own.
+        """
+        db_path = Config(data_dir=str(self.data_dir)).db_path
+        try:
+            token = prepare_one_time_sign_in(db_path, DEMO_USER, self.password, SIGN_IN_LINK_TTL_S)
+        except DatabaseInUse as e:
+            raise ChildFailed(f"{e} Is another demo using {self.data_dir}?") from None
+        self.sign_in_link = f"{self.url}/login/once?token={token}"
 
     def _children(self) -> list[Child]:
         return [*self.apps, *([self.server] if self.server else [])]

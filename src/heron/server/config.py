@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ else:  # pragma: no cover
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the key."""
+
+
+_SECRETS = frozenset({"admin_password"})  # never echoed in error messages
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,14 @@ class Config:
     """Longest a read query may run before it is interrupted. (HERON_QUERY_TIMEOUT_S)"""
     log_level: str = "info"
     """Server log level: debug, info, warning or error. (HERON_LOG_LEVEL)"""
+    admin_password: str = field(default="", repr=False)
+    """Password of the ``admin`` user created on first start (when no user exists);
+    empty means generate one and print it once. (HERON_ADMIN_PASSWORD)"""
+    session_days: int = 7
+    """Days a sign-in session lasts before its user must sign in again. (HERON_SESSION_DAYS)"""
+    cookie_secure: str = "auto"
+    """Mark the session cookie Secure: auto (only on HTTPS requests), true or false.
+    (HERON_COOKIE_SECURE)"""
 
     @property
     def db_path(self) -> Path:
@@ -71,13 +82,28 @@ class Config:
             ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
-            ("log_level", self.log_level in ("debug", "info", "warning", "error"),
-             "must be one of debug, info, warning, error"),
+            (
+                "log_level",
+                self.log_level in ("debug", "info", "warning", "error"),
+                "must be one of debug, info, warning, error",
+            ),
             ("host", bool(self.host), "must not be empty"),
+            (
+                "admin_password",
+                not self.admin_password or 8 <= len(self.admin_password) <= 1024,
+                "must be 8 to 1024 characters long",
+            ),
+            ("session_days", 1 <= self.session_days <= 400, "must be between 1 and 400"),
+            (
+                "cookie_secure",
+                self.cookie_secure.lower() in ("auto", "true", "false"),
+                "must be one of auto, true, false",
+            ),
         ]
         for key, ok, why in checks:
             if not ok:
-                raise ConfigError(f"invalid config {key}={getattr(self, key)!r}: {why}")
+                shown = "<hidden>" if key in _SECRETS else repr(getattr(self, key))
+                raise ConfigError(f"invalid config {key}={shown}: {why}")
         return self
 
 
@@ -86,8 +112,9 @@ def _coerce(key: str, raw: Any, typ: type, source: str) -> Any:
         if typ is bool:
             if isinstance(raw, bool):
                 return raw
-            return {"1": True, "true": True, "yes": True, "0": False, "false": False,
-                    "no": False}[str(raw).strip().lower()]
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[
+                str(raw).strip().lower()
+            ]
         if typ is int and isinstance(raw, float | bool):
             raise ValueError("not an integer")
         return typ(raw)

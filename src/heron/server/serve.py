@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from heron.server.config import ConfigError, load_config
 from heron.server.projects import Bootstrap
+
+if TYPE_CHECKING:
+    from heron.server.auth import Auth
 
 
 def serve(
@@ -29,7 +33,9 @@ def serve(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(config)
-    app.state.ctx.on_bootstrap.append(lambda b: _announce(b, config.host, config.port))
+    auth: Auth = app.state.auth
+    # Runs after install_auth's own callback, which creates the first admin.
+    app.state.ctx.on_bootstrap.append(lambda b: _announce(b, auth, config.host, config.port))
     uvicorn.run(
         app,
         host=config.host,
@@ -41,7 +47,7 @@ def serve(
     return 0
 
 
-def _announce(b: Bootstrap, host: str, port: int) -> None:
+def _announce(b: Bootstrap, auth: Auth, host: str, port: int) -> None:
     url = f"http://{host}:{port}"
     lines = [
         f"Heron is listening on {url}",
@@ -52,4 +58,16 @@ def _announce(b: Bootstrap, host: str, port: int) -> None:
     ]
     if b.api_token:
         lines.append(f"  API token:      {b.api_token}   (shown once; stored hashed)")
+    lines.append(f"  sign in:        {url}/login")
+    admin = auth.admin_created
+    if admin is not None and admin.password is not None:
+        lines.append(
+            f"  admin user:     {admin.username}, password {admin.password}   "
+            "(shown once; stored hashed; change it with `heron users set-password`)"
+        )
+    elif admin is not None:
+        lines.append(
+            f"  admin user:     {admin.username}, "
+            "password as configured (admin_password / HERON_ADMIN_PASSWORD)"
+        )
     print("\n".join(lines), flush=True)

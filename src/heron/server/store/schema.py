@@ -71,4 +71,32 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- Sign-in. Passwords are argon2id hashes; session ids and one-time sign-in
+        -- tokens are stored only as SHA-256 digests, so a copy of the database signs
+        -- nobody in. No foreign keys: deleting a user deletes its rows explicitly.
+        CREATE SEQUENCE user_ids START 1;
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY DEFAULT nextval('user_ids'),
+            username VARCHAR NOT NULL UNIQUE,
+            password_hash VARCHAR NOT NULL,
+            is_admin BOOLEAN NOT NULL DEFAULT false,
+            created_ns BIGINT NOT NULL
+        );
+        CREATE TABLE sessions (
+            id_sha256 VARCHAR PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            expires_ns BIGINT NOT NULL
+        );
+        CREATE TABLE login_tokens (
+            token_sha256 VARCHAR PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            expires_ns BIGINT NOT NULL
+        );
+        """,
+    ),
 ]
