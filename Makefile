@@ -3,14 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint format check bench clean
+.PHONY: install assets browser demo test lint format check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python  ## install heron with the server and dev extras (editable)
+install: $(BIN)/python  ## install heron with the server and dev extras (editable) + UI assets
 	$(BIN)/pip install --quiet -e ".[server,dev]"
+	$(BIN)/python scripts/build_assets.py
+
+assets: $(BIN)/python  ## rebuild the web UI's npm assets
+	$(BIN)/python scripts/build_assets.py
+
+browser:  ## Debian's Chromium for the browser tests (apt; sudo when not root)
+	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
 
 demo: install  ## run the demo: server + two-service shop + traffic
 	$(BIN)/heron demo
@@ -24,7 +31,7 @@ format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: install  ## the whole test suite
+test: install browser  ## the whole test suite
 	$(BIN)/pytest
 
 check: lint test  ## what CI runs

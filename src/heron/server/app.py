@@ -73,7 +73,10 @@ def create_app(
     app = FastAPI(
         title="Heron",
         version=__version__,
-        description="Self-hosted APM. Read API: send `Authorization: Bearer <api token>`.",
+        description=(
+            "Self-hosted APM. Read API: send `Authorization: Bearer <api token>` "
+            "or sign in (session cookie)."
+        ),
         lifespan=lifespan,
     )
     app.state.ctx = ctx
