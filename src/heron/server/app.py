@@ -95,9 +95,10 @@ def create_app(
 
     from heron.server.api.routes import build_router
     from heron.server.auth import install_auth
-    from heron.server.ui import build_ui_router
+    from heron.server.ui import add_security_headers, build_ui_router
 
     install_auth(app, ctx)
     app.include_router(build_router(ctx))
     app.include_router(build_ui_router(ctx))
+    add_security_headers(app)
     return app

@@ -51,3 +51,48 @@ __all__ = [
     "service_table",
     "service_timeseries",
 ]
+
+# The web UI's questions (used by heron.server.ui).
+from heron.server.query._ui_endpoint import (
+    EndpointTraces,
+    ExampleTrace,
+    HistogramBin,
+    LatencyHistogram,
+    endpoint_traces,
+    latency_histogram,
+)
+from heron.server.query._ui_map import MapEdge, ServiceMap, service_map
+from heron.server.query._ui_overview import (
+    Choice,
+    Sparkline,
+    chart_step_s,
+    has_data,
+    list_endpoints,
+    list_environments,
+    list_releases,
+    list_services,
+    service_sparklines,
+)
+from heron.server.query._ui_trace import critical_path
+
+__all__ += [
+    "Choice",
+    "EndpointTraces",
+    "ExampleTrace",
+    "HistogramBin",
+    "LatencyHistogram",
+    "MapEdge",
+    "ServiceMap",
+    "Sparkline",
+    "chart_step_s",
+    "critical_path",
+    "endpoint_traces",
+    "has_data",
+    "latency_histogram",
+    "list_endpoints",
+    "list_environments",
+    "list_releases",
+    "list_services",
+    "service_map",
+    "service_sparklines",
+]

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Build the web UI's third-party browser assets from npm (nothing third-party is committed).
+
+Runs ``npm ci`` in ``src/heron/server/ui`` (exact versions from ``package-lock.json``,
+integrity-checked) and copies the files the pages load into
+``src/heron/server/ui/static/vendor/`` (gitignored), with the packages' licences. The UI
+then works with no internet access: nothing is loaded from a CDN.
+
+    python scripts/build_assets.py           # npm ci + copy
+    python scripts/build_assets.py --check   # exit 1 unless the vendor files are present
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UI = ROOT / "src" / "heron" / "server" / "ui"
+VENDOR = UI / "static" / "vendor"
+# (file in node_modules, name under static/vendor)
+FILES = [
+    ("uplot/dist/uPlot.iife.min.js", "uPlot.iife.min.js"),
+    ("uplot/dist/uPlot.min.css", "uPlot.min.css"),
+    ("uplot/LICENSE", "uPlot.LICENSE.txt"),
+]
+
+
+def missing() -> list[str]:
+    return [name for _, name in FILES if not (VENDOR / name).is_file()]
+
+
+def build() -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("build_assets: npm not found; install Node.js 18+ (it provides npm) and retry")
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+        cwd=UI,
+        check=True,
+    )
+    VENDOR.mkdir(parents=True, exist_ok=True)
+    for source, name in FILES:
+        shutil.copyfile(UI / "node_modules" / source, VENDOR / name)
+    print(f"build_assets: {len(FILES)} files in {VENDOR.relative_to(ROOT)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--check", action="store_true", help="only check the files exist")
+    args = parser.parse_args()
+    if args.check:
+        gone = missing()
+        if gone:
+            print(f"build_assets: missing {', '.join(gone)}; run scripts/build_assets.py")
+            return 1
+        return 0
+    build()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

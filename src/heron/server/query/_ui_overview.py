@@ -1,0 +1,158 @@
+"""Small questions the web UI asks besides the RED tables: sparklines and filter choices.
+
+Everything here reads ``rollup_1m`` only (never raw spans), so the cost does not grow with
+the number of stored spans. Rollup rows are partial until compaction merges them: SUM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from heron.server.histogram import quantile_from_buckets
+from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, ms
+from heron.server.store.base import Store
+
+# Steps (seconds) a chart may use; the smallest giving at most the wanted points wins.
+NICE_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def chart_step_s(time_range: TimeRange, max_points: int) -> int:
+    """The smallest nice step (a multiple of 60 s) giving at most ``max_points`` points."""
+    if max_points < 1:
+        raise InvalidQuery("max_points must be at least 1")
+    span_s = (time_range.end_ns - time_range.start_ns) / NS_PER_S
+    for step in NICE_STEPS_S:
+        if span_s / step <= max_points:
+            return step
+    return -(-int(span_s) // max_points // 86400) * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Sparkline:
+    """Per-step figures of one service: ``t`` (Unix s), requests/min, error rate, p95."""
+
+    service: str
+    step_s: int
+    t: list[int] = field(default_factory=list)
+    rpm: list[float] = field(default_factory=list)
+    error_rate: list[float | None] = field(default_factory=list)
+    p95_ms: list[float | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A value offered by a filter (an environment or a release) and its request count."""
+
+    value: str
+    requests: int
+
+
+def _rollup_where(
+    project_id: int, time_range: TimeRange, step_s: int, filters: dict[str, str | None]
+) -> tuple[str, list[Any]]:
+    lo, hi = time_range.minute_bounds(step_s)
+    clauses = ["project_id = ?", "minute_s >= ?", "minute_s < ?"]
+    params: list[Any] = [project_id, lo, hi]
+    for column in ("service", "environment", "release"):  # the only filterable columns
+        value = filters.get(column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def service_sparklines(
+    store: Store,
+    project_id: int,
+    time_range: TimeRange,
+    *,
+    environment: str | None = None,
+    max_points: int = 48,
+) -> dict[str, Sparkline]:
+    """One small series per service with entry spans in the range; empty steps are zero."""
+    step = chart_step_s(time_range, max_points)
+    where, params = _rollup_where(project_id, time_range, step, {"environment": environment})
+    rows = store.read(
+        "SELECT service, minute_s // ? * ? AS t, bucket, sum(count)::BIGINT, "  # noqa: S608 - constants only
+        f"sum(errors)::BIGINT FROM rollup_1m WHERE {where} GROUP BY ALL",
+        [step, step, *params],
+    )
+    steps: dict[str, dict[int, list[Any]]] = {}
+    for service, t, bucket, count, errors in rows:
+        acc = steps.setdefault(service, {}).setdefault(t, [0, 0, {}])
+        acc[0] += count
+        acc[1] += errors
+        acc[2][bucket] = acc[2].get(bucket, 0) + count
+    lo, hi = time_range.minute_bounds(step)
+    return {name: _sparkline(name, by_t, lo, hi, step) for name, by_t in steps.items()}
+
+
+def _sparkline(name: str, by_t: dict[int, list[Any]], lo: int, hi: int, step: int) -> Sparkline:
+    line = Sparkline(name, step)
+    for t in range(lo, hi, step):
+        requests, errors, buckets = by_t.get(t, (0, 0, {}))
+        line.t.append(t)
+        line.rpm.append(round(requests * 60 / step, 3))
+        line.error_rate.append(errors / requests if requests else None)
+        line.p95_ms.append(ms(quantile_from_buckets(buckets, 0.95)))
+    return line
+
+
+def _choices(store: Store, column: str, where: str, params: list[Any]) -> list[Choice]:
+    rows = store.read(
+        f"SELECT {column}, sum(count)::BIGINT AS n FROM rollup_1m WHERE {where} "  # noqa: S608 - constants only
+        f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT 200",
+        params,
+    )
+    return [Choice(value, n) for value, n in rows]
+
+
+def list_environments(store: Store, project_id: int, time_range: TimeRange) -> list[Choice]:
+    """Environments that reported entry spans in the range, busiest first."""
+    where, params = _rollup_where(project_id, time_range, 60, {})
+    return _choices(store, "environment", where, params)
+
+
+def list_releases(
+    store: Store,
+    project_id: int,
+    time_range: TimeRange,
+    service: str,
+    *,
+    environment: str | None = None,
+) -> list[Choice]:
+    """Releases of a service in the range, busiest first ('' when none was reported)."""
+    where, params = _rollup_where(
+        project_id, time_range, 60, {"service": service, "environment": environment}
+    )
+    return _choices(store, "release", where, params)
+
+
+def list_endpoints(
+    store: Store,
+    project_id: int,
+    time_range: TimeRange,
+    service: str,
+    *,
+    environment: str | None = None,
+) -> list[Choice]:
+    """Endpoint names of a service in the range, busiest first (at most 200)."""
+    where, params = _rollup_where(
+        project_id, time_range, 60, {"service": service, "environment": environment}
+    )
+    return _choices(store, "endpoint", where, params)
+
+
+def list_services(
+    store: Store, project_id: int, time_range: TimeRange, *, environment: str | None = None
+) -> list[Choice]:
+    """Services with entry spans in the range, busiest first (at most 200)."""
+    where, params = _rollup_where(project_id, time_range, 60, {"environment": environment})
+    return _choices(store, "service", where, params)
+
+
+def has_data(store: Store, project_id: int) -> bool:
+    """Whether the project has ever stored a span that is still retained."""
+    rows = store.read("SELECT 1 FROM spans WHERE project_id = ? LIMIT 1", [project_id])
+    return bool(rows)

@@ -1,0 +1,223 @@
+"""The services overview, a service's page and an endpoint's page.
+
+Tables are rendered on the server (sorting and filtering are links, so they work without
+JavaScript); chart data is embedded as JSON for the page's small script to draw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from heron.server import query
+from heron.server.query import TimeRange
+from heron.server.ui._kit import Kit, sort_param
+from heron.server.ui._state import UiState
+
+CHART_POINTS = 120
+SPARK_W, SPARK_H = 100.0, 24.0
+
+
+def sparkline_points(values: list[float | None]) -> str:
+    """SVG polyline points (viewBox 100×24) of a series; gaps (None) count as zero."""
+    if not values:
+        return ""
+    ys = [v or 0.0 for v in values]
+    top = max(ys) or 1.0
+    step = SPARK_W / max(len(ys) - 1, 1)
+    return " ".join(
+        f"{i * step:.1f},{SPARK_H - 1 - (y / top) * (SPARK_H - 2):.1f}" for i, y in enumerate(ys)
+    )
+
+
+def _series(kit: Kit, state: UiState, service: str, **filters: Any) -> dict[str, Any]:
+    """Chart data: columns of the time series (times in Unix seconds)."""
+    step = query.chart_step_s(state.time_range, CHART_POINTS)
+    ts = query.service_timeseries(
+        kit.ctx.store,
+        kit.project,
+        state.time_range,
+        service,
+        step_s=step,
+        environment=state.environment,
+        apdex_t_ms=kit.ctx.config.apdex_t_ms,
+        **filters,
+    )
+    pts = ts.points
+    return {
+        "step_s": step,
+        "from": state.time_range.start_ns // 10**9,
+        "to": state.time_range.end_ns // 10**9,
+        "t": [p.t for p in pts],
+        "rpm": [p.rpm for p in pts],
+        "error_rate": [p.error_rate * 100 if p.requests else None for p in pts],
+        "p50": [p.p50_ms for p in pts],
+        "p95": [p.p95_ms for p in pts],
+        "p99": [p.p99_ms for p in pts],
+    }
+
+
+def _one(rows: list[Any], attr: str, name: str) -> Any:
+    return next((r for r in rows if getattr(r, attr) == name), None)
+
+
+def _required(request: Request, name: str) -> str:
+    value = request.query_params.get(name)
+    if not value:
+        raise query.InvalidQuery(f"the {name!r} parameter is required")
+    return value
+
+
+def register(router: APIRouter, kit: Kit) -> None:
+    @router.get("/")
+    def overview(request: Request) -> Response:
+        state = kit.state(request)
+        sort, order = sort_param(request, query.SERVICE_SORTS, "requests")
+        store, project = kit.ctx.store, kit.project
+        rows = query.service_table(
+            store,
+            project,
+            state.time_range,
+            environment=state.environment,
+            apdex_t_ms=kit.ctx.config.apdex_t_ms,
+            sort=sort,
+            descending=order == "desc",
+        )
+        lines = query.service_sparklines(
+            store, project, state.time_range, environment=state.environment
+        )
+        sparks = {
+            name: {
+                "rpm": sparkline_points(list(line.rpm)),
+                "p95": sparkline_points(line.p95_ms),
+                "errors": sparkline_points(line.error_rate),
+            }
+            for name, line in lines.items()
+        }
+        return kit.render(
+            request,
+            "overview.html",
+            state,
+            nav="services",
+            page_params={"sort": sort if sort != "requests" else None, "order": _order(request)},
+            rows=rows,
+            sparks=sparks,
+            sort=sort,
+            order=order,
+            has_data=bool(rows) or query.has_data(store, project),
+            setup=_setup(kit, request),
+        )
+
+    @router.get("/service")
+    def service_page(request: Request) -> Response:
+        state = kit.state(request)
+        service = _required(request, "service")
+        release = request.query_params.get("release") or None
+        needle = (request.query_params.get("q") or "").strip()
+        sort, order = sort_param(request, query.ENDPOINT_SORTS, "requests")
+        store, project, tr = kit.ctx.store, kit.project, state.time_range
+        env = state.environment
+        rows = query.endpoint_table(
+            store,
+            project,
+            tr,
+            service,
+            environment=env,
+            release=release,
+            apdex_t_ms=kit.ctx.config.apdex_t_ms,
+            sort=sort,
+            descending=order == "desc",
+        )
+        shown = [r for r in rows if needle.casefold() in r.endpoint.casefold()] if needle else rows
+        return kit.render(
+            request,
+            "service.html",
+            state,
+            nav="services",
+            page_params={
+                "service": service,
+                "release": release,
+                "q": needle or None,
+                "sort": sort if sort != "requests" else None,
+                "order": _order(request),
+            },
+            service=service,
+            release=release,
+            releases=query.list_releases(store, project, tr, service, environment=env),
+            summary=_summary(kit, tr, state, service, release),
+            series=_series(kit, state, service, release=release),
+            rows=shown,
+            total_rows=len(rows),
+            needle=needle,
+            sort=sort,
+            order=order,
+        )
+
+    @router.get("/endpoint")
+    def endpoint_page(request: Request) -> Response:
+        state = kit.state(request)
+        service = _required(request, "service")
+        endpoint = _required(request, "endpoint")
+        release = request.query_params.get("release") or None
+        store, project, tr = kit.ctx.store, kit.project, state.time_range
+        env = state.environment
+        stats = query.endpoint_table(
+            store,
+            project,
+            tr,
+            service,
+            environment=env,
+            release=release,
+            apdex_t_ms=kit.ctx.config.apdex_t_ms,
+        )
+        histogram = query.latency_histogram(
+            store, project, tr, service, endpoint, environment=env, release=release
+        )
+        examples = query.endpoint_traces(
+            store, project, tr, service, endpoint, environment=env, release=release
+        )
+        return kit.render(
+            request,
+            "endpoint.html",
+            state,
+            nav="services",
+            page_params={"service": service, "endpoint": endpoint, "release": release},
+            service=service,
+            endpoint=endpoint,
+            release=release,
+            releases=query.list_releases(store, project, tr, service, environment=env),
+            summary=_one(stats, "endpoint", endpoint),
+            series=_series(kit, state, service, endpoint=endpoint, release=release),
+            histogram=histogram,
+            examples=examples,
+        )
+
+
+def _order(request: Request) -> str | None:
+    return request.query_params.get("order") or None
+
+
+def _summary(
+    kit: Kit, tr: TimeRange, state: UiState, service: str, release: str | None
+) -> query.ServiceStats | None:
+    rows = query.service_table(
+        kit.ctx.store,
+        kit.project,
+        tr,
+        environment=state.environment,
+        release=release,
+        apdex_t_ms=kit.ctx.config.apdex_t_ms,
+    )
+    return _one(rows, "service", service)
+
+
+def _setup(kit: Kit, request: Request) -> dict[str, str]:
+    """How to send data here: endpoint and ingest key, for the empty state."""
+    boot = kit.ctx.bootstrap
+    return {
+        "endpoint": str(request.base_url).rstrip("/"),
+        "key": boot.ingest_key if boot else "hk_…",
+    }
