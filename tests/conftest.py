@@ -47,9 +47,19 @@ class HeronProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_file = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "heron", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "heron",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -85,8 +95,12 @@ class HeronProcess:
 
     def api(self, path: str, **params: object) -> httpx.Response:
         """GET a read-API route with the test token."""
-        return httpx.get(f"{self.url}{path}", params=params,  # type: ignore[arg-type]
-                         headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        return httpx.get(
+            f"{self.url}{path}",
+            params=params,  # type: ignore[arg-type]
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
 
     def wait_for(self, path: str, predicate, timeout: float = 30.0, **params: object):  # type: ignore[no-untyped-def]
         """Poll a read-API route until ``predicate(json)`` is truthy; return the JSON."""
@@ -104,10 +118,15 @@ class HeronProcess:
 
 def make_heron(tmp_path: Path, **extra_env: str) -> HeronProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "OTEL_"))}
-    env.update(HERON_INGEST_KEY=TEST_INGEST_KEY, HERON_API_TOKEN=TEST_API_TOKEN,
-               HERON_COMMIT_INTERVAL_MS="5", **extra_env)
-    return HeronProcess(data_dir=tmp_path / "heron-data", port=free_port(), env=env,
-                        log_path=tmp_path / "heron.log")
+    env.update(
+        HERON_INGEST_KEY=TEST_INGEST_KEY,
+        HERON_API_TOKEN=TEST_API_TOKEN,
+        HERON_COMMIT_INTERVAL_MS="5",
+        **extra_env,
+    )
+    return HeronProcess(
+        data_dir=tmp_path / "heron-data", port=free_port(), env=env, log_path=tmp_path / "heron.log"
+    )
 
 
 @pytest.fixture

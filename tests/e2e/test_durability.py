@@ -24,8 +24,11 @@ def test_acknowledged_spans_survive_sigkill(tmp_path: Path) -> None:
             while not stop.is_set():
                 body, tid = make_request(50)
                 try:
-                    r = c.post(f"{h.url}/v1/traces", content=body,
-                               headers={"content-type": "application/x-protobuf", "x-heron-key": h.key})
+                    r = c.post(
+                        f"{h.url}/v1/traces",
+                        content=body,
+                        headers={"content-type": "application/x-protobuf", "x-heron-key": h.key},
+                    )
                 except httpx.HTTPError:
                     continue  # the server died mid-request: not acknowledged
                 if r.status_code == 200:

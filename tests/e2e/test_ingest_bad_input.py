@@ -26,7 +26,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> HeronProcess:
     h.stop()
 
 
-def post(h: HeronProcess, body: bytes, headers: dict[str, str], key: str | None = "default") -> httpx.Response:
+def post(
+    h: HeronProcess, body: bytes, headers: dict[str, str], key: str | None = "default"
+) -> httpx.Response:
     hdrs = dict(headers)
     if key is not None:
         hdrs["x-heron-key"] = h.key if key == "default" else key
@@ -88,8 +90,14 @@ def test_good_protobuf_then_bad_inputs_lose_nothing(server: HeronProcess, tmp_pa
     assert r.status_code == 400 and "UTF-8" in r.json()["message"]
 
     # wrong-length ids: 200 with partialSuccess naming the problem
-    good = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "ok", "kind": 2,
-            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000001000000"}
+    good = {
+        "traceId": "ab" * 16,
+        "spanId": "cd" * 8,
+        "name": "ok",
+        "kind": 2,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000001000000",
+    }
     bad = {**good, "traceId": "ab" * 8}
     doc = {"resourceSpans": [{"scopeSpans": [{"spans": [good, bad]}]}]}
     r = post(server, json.dumps(doc).encode(), JS)
@@ -136,9 +144,17 @@ def _varint(n: int) -> bytes:
 
 
 def test_json_response_for_success(server: HeronProcess) -> None:
-    good = {"traceId": "ef" * 16, "spanId": "12" * 8, "name": "x", "kind": 1,
-            "startTimeUnixNano": 1700000000000000000, "endTimeUnixNano": 1700000000000000001}
-    r = post(server, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good]}]}]}).encode(), JS)
+    good = {
+        "traceId": "ef" * 16,
+        "spanId": "12" * 8,
+        "name": "x",
+        "kind": 1,
+        "startTimeUnixNano": 1700000000000000000,
+        "endTimeUnixNano": 1700000000000000001,
+    }
+    r = post(
+        server, json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good]}]}]}).encode(), JS
+    )
     assert r.status_code == 200 and r.json() == {}
     r = post(server, b"", PB)
     assert r.status_code == 200  # empty request is success

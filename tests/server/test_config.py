@@ -71,7 +71,9 @@ def test_serve_exits_nonzero_naming_the_key(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "heron", "serve", "--data-dir", str(tmp_path)],
         env={"HERON_QUEUE_MAX_SPANS": "lots", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2
     assert "queue_max_spans" in r.stderr and "HERON_QUEUE_MAX_SPANS" in r.stderr

@@ -13,10 +13,23 @@ NOW = 1_800_000_000 * 10**9
 
 
 def span(start_ns: int, duration_ms: float = 10, status: int = 0) -> Span:
-    return Span(trace_id=os.urandom(16), span_id=int.from_bytes(os.urandom(8), "big") | 1,
-                parent_id=0, start_ns=start_ns, duration_ns=int(duration_ms * 1e6), name="GET /a",
-                kind=2, status=status, status_message="", service="svc", environment="prod",
-                release="1", http_method="GET", http_route="/a", http_status=200)
+    return Span(
+        trace_id=os.urandom(16),
+        span_id=int.from_bytes(os.urandom(8), "big") | 1,
+        parent_id=0,
+        start_ns=start_ns,
+        duration_ns=int(duration_ms * 1e6),
+        name="GET /a",
+        kind=2,
+        status=status,
+        status_message="",
+        service="svc",
+        environment="prod",
+        release="1",
+        http_method="GET",
+        http_route="/a",
+        http_status=200,
+    )
 
 
 def test_retention_deletes_old_spans_and_rollups(tmp_path: Path) -> None:

@@ -47,17 +47,23 @@ def kv(key: str, value: object) -> KeyValue:
 
 def pb_request(spans: list[PbSpan], resource: dict[str, object] | None = None) -> bytes:
     res = Resource(attributes=[kv(k, v) for k, v in (resource or {"service.name": "shop"}).items()])
-    req = ExportTraceServiceRequest(resource_spans=[
-        ResourceSpans(resource=res, scope_spans=[ScopeSpans(spans=spans)])
-    ])
+    req = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource=res, scope_spans=[ScopeSpans(spans=spans)])]
+    )
     return req.SerializeToString()
 
 
 def pb_span(**kw: object) -> PbSpan:
     attrs = kw.pop("attributes", {})
-    s = PbSpan(trace_id=TRACE, span_id=SPAN, parent_span_id=PARENT, name="GET /items/{id}",
-               kind=PbSpan.SPAN_KIND_SERVER, start_time_unix_nano=1_000_000_000,
-               end_time_unix_nano=1_250_000_000)
+    s = PbSpan(
+        trace_id=TRACE,
+        span_id=SPAN,
+        parent_span_id=PARENT,
+        name="GET /items/{id}",
+        kind=PbSpan.SPAN_KIND_SERVER,
+        start_time_unix_nano=1_000_000_000,
+        end_time_unix_nano=1_250_000_000,
+    )
     for k, v in kw.items():
         setattr(s, k, v)
     s.attributes.extend(kv(k, v) for k, v in attrs.items())  # type: ignore[union-attr]
@@ -65,25 +71,47 @@ def pb_span(**kw: object) -> PbSpan:
 
 
 def test_protobuf_span_fields_and_resource() -> None:
-    span = pb_span(attributes={"http.request.method": "GET", "http.route": "/items/{id}",
-                               "http.response.status_code": 200, "url.path": "/items/7"})
+    span = pb_span(
+        attributes={
+            "http.request.method": "GET",
+            "http.route": "/items/{id}",
+            "http.response.status_code": 200,
+            "url.path": "/items/7",
+        }
+    )
     span.status.CopyFrom(PbStatus(code=PbStatus.STATUS_CODE_ERROR, message="boom"))
     ev = span.events.add(time_unix_nano=1_100_000_000, name="exception")
     ev.attributes.extend([kv("exception.type", "ValueError")])
-    body = pb_request([span], {"service.name": "shop", "service.version": "1.4.2",
-                               "deployment.environment.name": "prod", "host.name": "web-1"})
+    body = pb_request(
+        [span],
+        {
+            "service.name": "shop",
+            "service.version": "1.4.2",
+            "deployment.environment.name": "prod",
+            "host.name": "web-1",
+        },
+    )
     result = decode_protobuf(body)
     assert result.rejected == 0
     (s,) = result.spans
-    assert (s.trace_id, s.span_id, s.parent_id) == (TRACE, int(SPAN.hex(), 16), int(PARENT.hex(), 16))
+    assert (s.trace_id, s.span_id, s.parent_id) == (
+        TRACE,
+        int(SPAN.hex(), 16),
+        int(PARENT.hex(), 16),
+    )
     assert (s.service, s.release, s.environment) == ("shop", "1.4.2", "prod")
     assert (s.kind, s.status, s.status_message) == (2, 2, "boom")
     assert (s.start_ns, s.duration_ns) == (1_000_000_000, 250_000_000)
     assert (s.http_method, s.http_route, s.http_status) == ("GET", "/items/{id}", 200)
     assert s.attributes == {"url.path": "/items/7"}
     assert s.resource["host.name"] == "web-1"
-    assert s.events == [{"time_ns": 1_100_000_000, "name": "exception",
-                         "attributes": {"exception.type": "ValueError"}}]
+    assert s.events == [
+        {
+            "time_ns": 1_100_000_000,
+            "name": "exception",
+            "attributes": {"exception.type": "ValueError"},
+        }
+    ]
     assert s.endpoint == "GET /items/{id}"
     assert s.is_error and s.is_entry
 
@@ -110,7 +138,9 @@ def test_old_and_new_http_names(attrs: dict[str, object], expected: tuple[str, i
     ],
 )
 def test_old_and_new_db_names(attrs: dict[str, object]) -> None:
-    (s,) = decode_protobuf(pb_request([pb_span(kind=PbSpan.SPAN_KIND_CLIENT, attributes=attrs)])).spans
+    (s,) = decode_protobuf(
+        pb_request([pb_span(kind=PbSpan.SPAN_KIND_CLIENT, attributes=attrs)])
+    ).spans
     assert (s.db_system, s.db_statement) == ("postgresql", "SELECT 1")
     assert not s.is_entry
 
@@ -152,15 +182,24 @@ def test_spec_example_json() -> None:
     (s,) = result.spans
     assert s.trace_id == TRACE and s.span_id == int("eee19b7ec3c1b174", 16)
     assert s.parent_id == int("eee19b7ec3c1b173", 16)
-    assert (s.service, s.name, s.kind, s.scope) == ("my.service", "I'm a server span", 2, "my.library")
+    assert (s.service, s.name, s.kind, s.scope) == (
+        "my.service",
+        "I'm a server span",
+        2,
+        "my.library",
+    )
     assert (s.start_ns, s.duration_ns) == (1544712660000000000, 10**9)
     assert s.attributes == {"my.span.attr": "some value"}
 
 
 def json_span(**kw: object) -> dict[str, object]:
     span: dict[str, object] = {
-        "traceId": TRACE.hex(), "spanId": SPAN.hex(), "name": "GET /", "kind": 2,
-        "startTimeUnixNano": "1000000000", "endTimeUnixNano": "1500000000",
+        "traceId": TRACE.hex(),
+        "spanId": SPAN.hex(),
+        "name": "GET /",
+        "kind": 2,
+        "startTimeUnixNano": "1000000000",
+        "endTimeUnixNano": "1500000000",
         "unknownFieldFromTheFuture": {"x": 1},
     }
     span.update(kw)
@@ -169,8 +208,13 @@ def json_span(**kw: object) -> dict[str, object]:
 
 def json_body(*spans: dict[str, object], resource: list[object] | None = None) -> bytes:
     res = resource or [{"key": "service.name", "value": {"stringValue": "api"}}]
-    return json.dumps({"resourceSpans": [{"resource": {"attributes": res},
-                                          "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {"resource": {"attributes": res}, "scopeSpans": [{"spans": list(spans)}]}
+            ]
+        }
+    ).encode()
 
 
 def test_json_int64_as_strings_and_numbers_and_old_names() -> None:

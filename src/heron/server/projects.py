@@ -54,7 +54,9 @@ class Projects:
         """Create the default project, its key and an API token if none exist."""
 
         def run(con: Any) -> Bootstrap:
-            row = con.execute("SELECT id FROM projects WHERE name = ?", [DEFAULT_PROJECT]).fetchone()
+            row = con.execute(
+                "SELECT id FROM projects WHERE name = ?", [DEFAULT_PROJECT]
+            ).fetchone()
             now = time.time_ns()
             created = row is None
             if created:
@@ -67,14 +69,19 @@ class Projects:
                     "ORDER BY created_ns LIMIT 1"
                 ).fetchone()[0]
             token = None
-            if api_token and not con.execute(
-                "SELECT 1 FROM api_tokens WHERE token_sha256 = ?", [_digest(api_token)]
-            ).fetchone():
+            if (
+                api_token
+                and not con.execute(
+                    "SELECT 1 FROM api_tokens WHERE token_sha256 = ?", [_digest(api_token)]
+                ).fetchone()
+            ):
                 token = api_token
             elif not con.execute("SELECT 1 FROM api_tokens LIMIT 1").fetchone():
                 token = new_api_token()
             if token:
-                con.execute("INSERT INTO api_tokens VALUES (?, 'initial', ?)", [_digest(token), now])
+                con.execute(
+                    "INSERT INTO api_tokens VALUES (?, 'initial', ?)", [_digest(token), now]
+                )
             return Bootstrap(1, key, token, created)
 
         result: Bootstrap = self.store.write(run)

@@ -23,7 +23,13 @@ TIME_HELP = (
     "ISO 8601 (e.g. 2024-05-01T12:00:00Z; no offset means UTC), Unix seconds, "
     "'now', or relative to now: -15m, -1h, -7d."
 )
-_UNITS_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86_400 * 10**9, "w": 604_800 * 10**9}
+_UNITS_NS = {
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+    "d": 86_400 * 10**9,
+    "w": 604_800 * 10**9,
+}
 _RELATIVE = re.compile(r"(?:now)?-(\d{1,6})([smhdw])")
 
 

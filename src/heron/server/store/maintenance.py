@@ -15,7 +15,9 @@ log = logging.getLogger("heron.maintenance")
 NS_PER_DAY = 86_400 * 10**9
 
 
-def enforce_retention(con: Any, now_ns: int, retention_days: int, rollup_retention_days: int) -> int:
+def enforce_retention(
+    con: Any, now_ns: int, retention_days: int, rollup_retention_days: int
+) -> int:
     """Delete spans and rollups older than their retention; return spans deleted."""
     cutoff = now_ns - retention_days * NS_PER_DAY
     deleted = con.execute("DELETE FROM spans WHERE start_ns < ?", [cutoff]).fetchone()[0]
