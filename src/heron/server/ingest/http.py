@@ -24,7 +24,7 @@ from heron.server.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from heron.server.ingest.otlp import DecodeError, decode_json, decode_protobuf
+from heron.server.ingest.otlp import DecodeError, decode_json, decode_protobuf_batch
 from heron.server.projects import Projects
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb_store import DuckDBStore
@@ -44,7 +44,9 @@ def ingest_key(request: Request) -> str | None:
 def authenticate(request: Request, projects: Projects) -> int:
     key = ingest_key(request)
     if not key:
-        raise Unauthorized("missing ingest key: send 'Authorization: Bearer <key>' or 'x-heron-key: <key>'")
+        raise Unauthorized(
+            "missing ingest key: send 'Authorization: Bearer <key>' or 'x-heron-key: <key>'"
+        )
     project = projects.project_for_key(key)
     if project is None:
         raise Unauthorized("unknown or revoked ingest key")
@@ -55,7 +57,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, decompressed, never more than ``limit`` bytes either side."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+        raise PayloadTooLarge(
+            f"request body of {declared} bytes exceeds the limit of {limit} bytes"
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -76,7 +80,9 @@ def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
     try:
         out = d.decompress(body, limit + 1)
     except zlib.error as e:
-        raise BadRequest(f"request body is not valid {'gzip' if gzip else 'deflate'}: {e}") from None
+        raise BadRequest(
+            f"request body is not valid {'gzip' if gzip else 'deflate'}: {e}"
+        ) from None
     if len(out) > limit or d.unconsumed_tail:
         raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
     if not d.eof:
@@ -136,7 +142,7 @@ class TraceIngest:
         project = authenticate(request, self.projects)
         body = await read_body(request, self.max_body_bytes)
         try:
-            result = decode_json(body) if ctype == JSON else decode_protobuf(body)
+            result = decode_json(body) if ctype == JSON else decode_protobuf_batch(body)
         except DecodeError as e:
             raise BadRequest(str(e)) from None
         if result.spans:
@@ -147,5 +153,7 @@ class TraceIngest:
             try:
                 await asyncio.wrap_future(fut)
             except Exception as e:
-                raise ServiceUnavailable(f"storage error, spans not stored: {e}", {"Retry-After": "5"}) from None
+                raise ServiceUnavailable(
+                    f"storage error, spans not stored: {e}", {"Retry-After": "5"}
+                ) from None
         return success_response(result.rejected, result.errors, ctype == JSON)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, overload
 
+import orjson
 from google.protobuf.message import DecodeError as _PbDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from heron.server.model import DecodeResult, Span
 
@@ -75,6 +80,22 @@ class _ResourceInfo:
         self.release = str(attributes.get("service.version") or "")
 
 
+def _check_span(
+    trace_id: bytes, span_id: bytes, parent_id: bytes, start_ns: int, end_ns: int, kind: int
+) -> None:
+    """Raise ValueError naming the first invalid id, time or kind."""
+    if len(trace_id) != 16 or not any(trace_id):
+        raise ValueError("traceId must be 16 bytes and not all zero")
+    if len(span_id) != 8 or not any(span_id):
+        raise ValueError("spanId must be 8 bytes and not all zero")
+    if parent_id and len(parent_id) != 8:
+        raise ValueError("parentSpanId must be empty or 8 bytes")
+    if start_ns <= 0 or end_ns < start_ns:
+        raise ValueError("endTimeUnixNano must not be before startTimeUnixNano (both > 0)")
+    if not 0 <= kind <= 5:
+        raise ValueError(f"unknown span kind {kind}")
+
+
 def _build_span(
     res: _ResourceInfo,
     scope: str,
@@ -92,16 +113,7 @@ def _build_span(
     links: list[dict[str, Any]],
 ) -> Span:
     """Validate ids/times and lift well-known attributes; raise ValueError if invalid."""
-    if len(trace_id) != 16 or not any(trace_id):
-        raise ValueError("traceId must be 16 bytes and not all zero")
-    if len(span_id) != 8 or not any(span_id):
-        raise ValueError("spanId must be 8 bytes and not all zero")
-    if parent_id and len(parent_id) != 8:
-        raise ValueError("parentSpanId must be empty or 8 bytes")
-    if start_ns <= 0 or end_ns < start_ns:
-        raise ValueError("endTimeUnixNano must not be before startTimeUnixNano (both > 0)")
-    if not 0 <= kind <= 5:
-        raise ValueError(f"unknown span kind {kind}")
+    _check_span(trace_id, span_id, parent_id, start_ns, end_ns, kind)
     method = _first(attrs, HTTP_METHOD_KEYS)
     route = attrs.get("http.route")
     statement = _first(attrs, DB_STATEMENT_KEYS)
@@ -172,7 +184,9 @@ def decode_protobuf(body: bytes) -> DecodeResult:
     try:
         req.ParseFromString(body)
     except (_PbDecodeError, ValueError, RuntimeError) as e:
-        raise DecodeError(f"request body is not a valid protobuf ExportTraceServiceRequest: {e}") from None
+        raise DecodeError(
+            f"request body is not a valid protobuf ExportTraceServiceRequest: {e}"
+        ) from None
     out = DecodeResult(spans=[])
     for rs in req.resource_spans:
         res = _ResourceInfo(_pb_attrs(rs.resource.attributes))
@@ -180,20 +194,48 @@ def decode_protobuf(body: bytes) -> DecodeResult:
             scope = ss.scope.name
             for s in ss.spans:
                 events = [
-                    {"time_ns": e.time_unix_nano, "name": e.name, "attributes": _pb_attrs(e.attributes)}
+                    {
+                        "time_ns": e.time_unix_nano,
+                        "name": e.name,
+                        "attributes": _pb_attrs(e.attributes),
+                    }
                     for e in s.events
                 ]
                 links = [
-                    {"trace_id": ln.trace_id.hex(), "span_id": ln.span_id.hex(),
-                     "attributes": _pb_attrs(ln.attributes)}
+                    {
+                        "trace_id": ln.trace_id.hex(),
+                        "span_id": ln.span_id.hex(),
+                        "attributes": _pb_attrs(ln.attributes),
+                    }
                     for ln in s.links
                 ]
-                _append(out, lambda s=s, events=events, links=links: _build_span(
-                    res, scope, s.trace_id, s.span_id, s.parent_span_id,
-                    s.start_time_unix_nano, s.end_time_unix_nano, s.name, s.kind,
-                    s.status.code, s.status.message, _pb_attrs(s.attributes), events, links,
-                ))
+                _append(out, partial(_pb_span, res, scope, s, events, links))
     return out
+
+
+def _pb_span(
+    res: _ResourceInfo,
+    scope: str,
+    s: Any,
+    events: list[dict[str, Any]],
+    links: list[dict[str, Any]],
+) -> Span:
+    return _build_span(
+        res,
+        scope,
+        s.trace_id,
+        s.span_id,
+        s.parent_span_id,
+        s.start_time_unix_nano,
+        s.end_time_unix_nano,
+        s.name,
+        s.kind,
+        s.status.code,
+        s.status.message,
+        _pb_attrs(s.attributes),
+        events,
+        links,
+    )
 
 
 def _append(out: DecodeResult, build: Callable[[], Span]) -> None:
@@ -284,18 +326,26 @@ def _json_span(res: _ResourceInfo, scope: str, s: Any) -> Span:
         raise ValueError("span must be an object")
     status = s.get("status") or {}
     events = [
-        {"time_ns": _json_int(e.get("timeUnixNano"), "timeUnixNano"), "name": str(e.get("name", "")),
-         "attributes": _json_attrs(e.get("attributes"))}
-        for e in s.get("events") or [] if isinstance(e, dict)
+        {
+            "time_ns": _json_int(e.get("timeUnixNano"), "timeUnixNano"),
+            "name": str(e.get("name", "")),
+            "attributes": _json_attrs(e.get("attributes")),
+        }
+        for e in s.get("events") or []
+        if isinstance(e, dict)
     ]
     links = [
-        {"trace_id": _hex_id(ln.get("traceId"), "links.traceId", 16).hex(),
-         "span_id": _hex_id(ln.get("spanId"), "links.spanId", 8).hex(),
-         "attributes": _json_attrs(ln.get("attributes"))}
-        for ln in s.get("links") or [] if isinstance(ln, dict)
+        {
+            "trace_id": _hex_id(ln.get("traceId"), "links.traceId", 16).hex(),
+            "span_id": _hex_id(ln.get("spanId"), "links.spanId", 8).hex(),
+            "attributes": _json_attrs(ln.get("attributes")),
+        }
+        for ln in s.get("links") or []
+        if isinstance(ln, dict)
     ]
     return _build_span(
-        res, scope,
+        res,
+        scope,
         _hex_id(s.get("traceId"), "traceId", 16),
         _hex_id(s.get("spanId"), "spanId", 8),
         _hex_id(s.get("parentSpanId"), "parentSpanId", 8),
@@ -330,7 +380,481 @@ def decode_json(body: bytes) -> DecodeResult:
         except ValueError as e:
             raise DecodeError(f"invalid resource: {e}") from None
         for ss in _json_list(rs, "scopeSpans"):
-            scope = str(((ss or {}).get("scope") or {}).get("name", "")) if isinstance(ss, dict) else ""
+            scope = (
+                str(((ss or {}).get("scope") or {}).get("name", "")) if isinstance(ss, dict) else ""
+            )
             for s in _json_list(ss, "spans"):
-                _append(out, lambda s=s: _json_span(res, scope, s))
+                _append(out, partial(_json_span, res, scope, s))
+    return out
+
+
+# ------------------------------------------------------ protobuf, columnar fast path
+#
+# The hot path of ``POST /v1/traces``. upb parses (and so validates) the whole request
+# first; then the raw bytes are walked directly, because touching upb objects from
+# Python costs about 1 µs per attribute. Each attribute's KeyValue bytes are looked up
+# in a bounded cache of decoded entries, so the attributes a fleet repeats on every span
+# (db.system.name=postgresql, server.address=...) are decoded once. Rare shapes (events,
+# links, array/kvlist/bytes values, resources, scopes) are read from the upb objects with
+# the same code as ``decode_protobuf``, so both paths produce the same rows.
+
+SPAN_COLUMNS = (
+    "start_ns",
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "service",
+    "environment",
+    "release",
+    "name",
+    "kind",
+    "duration_ns",
+    "status",
+    "status_message",
+    "http_method",
+    "http_route",
+    "http_status",
+    "db_system",
+    "db_statement",
+    "attributes",
+    "resource",
+    "events",
+    "links",
+    "scope",
+)
+# Slots of lifted attributes in the fast path; pairs are (current name, older alias).
+_LIFT_ORDER = (
+    HTTP_METHOD_KEYS + HTTP_STATUS_KEYS + DB_SYSTEM_KEYS + DB_STATEMENT_KEYS + HTTP_ROUTE_KEYS
+)
+assert len(_LIFT_ORDER) == 9 and set(_LIFT_ORDER) == LIFTED_KEYS
+_LIFT_SLOT = {k: i for i, k in enumerate(_LIFT_ORDER)}
+_KV_CACHE: dict[bytes, tuple[str, str, int, Any]] = {}
+_KV_CACHE_MAX_ENTRIES = 16_384
+_KV_CACHE_MAX_BYTES = 1_024
+# Everything from a span's first attribute to its end (attributes, status, flags) repeats
+# verbatim across spans of the same kind (a given DB query, say): cache its decoded form.
+_TAIL_CACHE: dict[bytes, tuple[Any, ...]] = {}
+_TAIL_CACHE_MAX_ENTRIES = 4_096
+_TAIL_CACHE_MAX_BYTES = 2_048
+_RESOURCE_CACHE: dict[bytes, tuple[_ResourceInfo, str | None]] = {}
+_RESOURCE_CACHE_MAX_ENTRIES = 1_024
+_RESOURCE_CACHE_MAX_BYTES = 16_384
+_TAIL_TAGS = frozenset((0x4A, 0x50, 0x7A, 0x85))  # attributes, dropped count, status, flags
+_ZERO16, _ZERO8 = bytes(16), bytes(8)
+_U64 = struct.Struct("<Q")
+
+
+def _json_text(v: Any) -> str | None:
+    """A map or list as stored: JSON text, or None when empty."""
+    return orjson.dumps(v).decode() if v else None
+
+
+class SpanBatch(Sequence[Span]):
+    """Decoded spans as rows of stored values (maps already JSON text), in
+    :data:`SPAN_COLUMNS` order. Stores insert them as columns; indexing builds a
+    :class:`Span`.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[tuple[Any, ...]] | None = None) -> None:
+        self.rows: list[tuple[Any, ...]] = rows if rows is not None else []
+
+    @classmethod
+    def from_spans(cls, spans: Iterable[Span]) -> SpanBatch:
+        resource_json: dict[int, str | None] = {}
+        rows = []
+        for s in spans:
+            rid = id(s.resource)
+            if rid not in resource_json:
+                resource_json[rid] = _json_text(s.resource)
+            rows.append(
+                (
+                    s.start_ns,
+                    s.trace_id,
+                    s.span_id,
+                    s.parent_id,
+                    s.service,
+                    s.environment,
+                    s.release,
+                    s.name,
+                    s.kind,
+                    s.duration_ns,
+                    s.status,
+                    s.status_message or None,
+                    s.http_method,
+                    s.http_route,
+                    s.http_status,
+                    s.db_system,
+                    s.db_statement,
+                    _json_text(s.attributes),
+                    resource_json[rid],
+                    _json_text(s.events),
+                    _json_text(s.links),
+                    s.scope or None,
+                )
+            )
+        return cls(rows)
+
+    def columns(self) -> dict[str, Sequence[Any]]:
+        """One sequence per column, in :data:`SPAN_COLUMNS` order."""
+        cols = list(zip(*self.rows, strict=True)) or [() for _ in SPAN_COLUMNS]
+        return dict(zip(SPAN_COLUMNS, cols, strict=True))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Span: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Span]: ...
+    def __getitem__(self, i: int | slice) -> Span | list[Span]:
+        if isinstance(i, slice):
+            return [self._span(row) for row in self.rows[i]]
+        return self._span(self.rows[i])
+
+    @staticmethod
+    def _span(values: tuple[Any, ...]) -> Span:
+        row = dict(zip(SPAN_COLUMNS, values, strict=True))
+        for name in ("attributes", "resource"):
+            row[name] = orjson.loads(row[name]) if row[name] else {}
+        for name in ("events", "links"):
+            row[name] = orjson.loads(row[name]) if row[name] else []
+        row["status_message"] = row["status_message"] or ""
+        row["scope"] = row["scope"] or ""
+        return Span(**row)
+
+
+@dataclass(slots=True)
+class BatchDecodeResult:
+    """Like :class:`DecodeResult`, with the accepted spans as a :class:`SpanBatch`."""
+
+    spans: SpanBatch
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def reject(self, err: ValueError) -> None:
+        self.rejected += 1
+        if len(self.errors) < 5:
+            self.errors.append(str(err))
+
+
+class _Unsupported(Exception):
+    """Wire data the fast path does not walk (group fields); use the upb path instead."""
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, i
+        shift += 7
+
+
+def _int32(v: int) -> int:
+    """A varint read as protobuf int32/enum (two's complement, low 32 bits)."""
+    v &= 0xFFFFFFFF
+    return v - 0x100000000 if v & 0x80000000 else v
+
+
+def _skip(buf: bytes, i: int, wire_type: int) -> int:
+    if wire_type == 0:
+        return _varint(buf, i)[1]
+    if wire_type == 1:
+        return i + 8
+    if wire_type == 2:
+        n, i = _varint(buf, i)
+        return i + n
+    if wire_type == 5:
+        return i + 4
+    raise _Unsupported(f"wire type {wire_type}")
+
+
+def _len_fields(buf: bytes, i: int, end: int, want: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each length-delimited field with tag ``want`` in buf[i:end]."""
+    while i < end:
+        tag, i = _varint(buf, i)
+        if tag & 7 != 2:
+            i = _skip(buf, i, tag & 7)
+            continue
+        n, i = _varint(buf, i)
+        if tag == want:
+            yield i, i + n
+        i += n
+
+
+def _kv_entry(raw: bytes) -> tuple[str, str, int, Any]:
+    """(key, JSON fragment '"key":value', lifted slot or -1, value) of a KeyValue."""
+    kv = KeyValue.FromString(raw)
+    key, value = kv.key, _pb_value(kv.value)
+    entry = (key, orjson.dumps({key: value})[1:-1].decode(), _LIFT_SLOT.get(key, -1), value)
+    if len(raw) <= _KV_CACHE_MAX_BYTES:
+        if len(_KV_CACHE) >= _KV_CACHE_MAX_ENTRIES:
+            _KV_CACHE.clear()
+        _KV_CACHE[raw] = entry
+    return entry
+
+
+def _status(buf: bytes, i: int, end: int, code: int, message: str) -> tuple[int, str]:
+    """Merge one occurrence of a Status message into (code, message)."""
+    while i < end:
+        tag, i = _varint(buf, i)
+        if tag == 0x12:
+            n, i = _varint(buf, i)
+            message = buf[i : i + n].decode()
+            i += n
+        elif tag == 0x18:
+            v, i = _varint(buf, i)
+            code = _int32(v)
+        else:
+            i = _skip(buf, i, tag & 7)
+    return code, message
+
+
+def _events_links(pb_span: Any) -> tuple[str | None, str | None]:
+    events = [
+        {"time_ns": e.time_unix_nano, "name": e.name, "attributes": _pb_attrs(e.attributes)}
+        for e in pb_span.events
+    ]
+    links = [
+        {
+            "trace_id": ln.trace_id.hex(),
+            "span_id": ln.span_id.hex(),
+            "attributes": _pb_attrs(ln.attributes),
+        }
+        for ln in pb_span.links
+    ]
+    return _json_text(events), _json_text(links)
+
+
+def _walk_spans(
+    out: BatchDecodeResult,
+    buf: bytes,
+    spans: Iterable[tuple[int, int]],
+    res: _ResourceInfo,
+    resource_json: str | None,
+    scope: str | None,
+    pb_spans: Any,
+) -> None:
+    """Append the spans at the given byte ranges of ``buf`` to ``out.spans``."""
+    add_row = out.spans.rows.append
+    kv_get, tail_get = _KV_CACHE.get, _TAIL_CACHE.get
+    unpack_u64 = _U64.unpack_from
+    service, environment, release = res.service, res.environment, res.release
+    for k, (i, end) in enumerate(spans):
+        trace_id = span_id = parent = b""
+        name, kind, start, stop, code, message = "", 0, 0, 0, 0, ""
+        tail: tuple[Any, ...] | None = None
+        tail_at = -1
+        rest: dict[str, str] = {}
+        lifted: list[Any] | None = None
+        rare = new_kv = False
+        # The canonical field order (what SDKs send) without the generic loop's overhead;
+        # anything else, in any order, is handled by the loop below.
+        if i < end and buf[i] == 0x0A and buf[i + 1] == 16:
+            trace_id = buf[i + 2 : i + 18]
+            i += 18
+        if i < end and buf[i] == 0x12 and buf[i + 1] == 8:
+            span_id = buf[i + 2 : i + 10]
+            i += 10
+        if i < end and buf[i] == 0x22 and buf[i + 1] == 8:
+            parent = buf[i + 2 : i + 10]
+            i += 10
+        if i < end and buf[i] == 0x2A and buf[i + 1] < 0x80:
+            n = buf[i + 1] + 2
+            name = buf[i + 2 : i + n].decode()
+            i += n
+        if i < end and buf[i] == 0x30 and buf[i + 1] < 0x80:
+            kind = buf[i + 1]
+            i += 2
+        if i < end and buf[i] == 0x39:
+            start = unpack_u64(buf, i + 1)[0]
+            i += 9
+        if i < end and buf[i] == 0x41:
+            stop = unpack_u64(buf, i + 1)[0]
+            i += 9
+        while i < end:
+            tag = buf[i]
+            if tag == 0x4A:  # attributes: most fields of a span
+                if tail_at == -1:
+                    # A status before the attributes would merge with the tail's: no cache.
+                    tail_at = i if code == 0 and not message else -2
+                    tail = tail_get(buf[i:end]) if tail_at >= 0 else None
+                    if tail is not None:
+                        break
+                n = buf[i + 1]
+                if n < 0x80:
+                    i += 2
+                else:
+                    n, i = _varint(buf, i + 1)
+                raw = buf[i : i + n]
+                i += n
+                e = kv_get(raw)
+                if e is None:
+                    e = _kv_entry(raw)
+                    new_kv = True
+                if e[2] < 0:
+                    rest[e[0]] = e[1]
+                else:
+                    if lifted is None:
+                        lifted = [None] * 9
+                    lifted[e[2]] = e[3]
+                continue
+            if tag < 0x80:
+                i += 1
+            else:
+                tag, i = _varint(buf, i)
+            wt = tag & 7
+            if wt == 2:
+                n = buf[i]
+                if n < 0x80:
+                    i += 1
+                else:
+                    n, i = _varint(buf, i)
+                j = i + n
+                if tag == 0x0A:
+                    trace_id = buf[i:j]
+                elif tag == 0x12:
+                    span_id = buf[i:j]
+                elif tag == 0x22:
+                    parent = buf[i:j]
+                elif tag == 0x2A:
+                    name = buf[i:j].decode()
+                elif tag == 0x7A:
+                    code, message = _status(buf, i, j, code, message)
+                elif tag == 0x5A or tag == 0x6A:
+                    rare = True
+                i = j
+            elif wt == 1:
+                if tag == 0x39:
+                    start = unpack_u64(buf, i)[0]
+                elif tag == 0x41:
+                    stop = unpack_u64(buf, i)[0]
+                i += 8
+            elif wt == 0:
+                v, i = _varint(buf, i)
+                if tag == 0x30:
+                    kind = _int32(v)
+            else:
+                i = _skip(buf, i, wt)
+            if tail_at >= 0 and tag not in _TAIL_TAGS:
+                tail_at = -2  # more than attributes/status after the first attribute
+        if (
+            len(trace_id) != 16
+            or trace_id == _ZERO16
+            or len(span_id) != 8
+            or span_id == _ZERO8
+            or (parent and len(parent) != 8)
+            or start <= 0
+            or stop < start
+            or not 0 <= kind <= 5
+        ):
+            try:
+                _check_span(trace_id, span_id, parent, start, stop, kind)
+            except ValueError as e:
+                out.reject(e)
+                continue
+        if tail is None:
+            tail = (
+                *_lifted(lifted),
+                "{" + ",".join(rest.values()) + "}" if rest else None,
+                code if code in (0, 1, 2) else 0,
+                message or None,
+            )
+            # Only tails made of already-seen attributes: they are the ones that repeat.
+            if tail_at >= 0 and not (rare or new_kv) and end - tail_at <= _TAIL_CACHE_MAX_BYTES:
+                if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX_ENTRIES:
+                    _TAIL_CACHE.clear()
+                _TAIL_CACHE[buf[tail_at:end]] = tail
+        method, route, http_status, db_system, statement, attrs, status, status_message = tail
+        events, links = _events_links(pb_spans[k]) if rare else (None, None)
+        add_row(
+            (
+                start,
+                trace_id,
+                int.from_bytes(span_id, "big"),
+                int.from_bytes(parent, "big") if parent else 0,
+                service,
+                environment,
+                release,
+                name,
+                kind,
+                stop - start,
+                status,
+                status_message,
+                method,
+                route,
+                http_status,
+                db_system,
+                statement,
+                attrs,
+                resource_json,
+                events,
+                links,
+                scope,
+            )
+        )
+
+
+def _lifted(lifted: list[Any] | None) -> tuple[Any, ...]:
+    """(method, route, http status, db system, statement) from the lifted slots."""
+    if lifted is None:
+        return None, None, None, None, None
+    m = lifted[0] if lifted[0] is not None else lifted[1]
+    route = lifted[8]
+    hs = _as_int(lifted[2] if lifted[2] is not None else lifted[3])
+    system = lifted[4] if lifted[4] is not None else lifted[5]
+    stmt = lifted[6] if lifted[6] is not None else lifted[7]
+    return (
+        str(m) if m is not None else None,
+        str(route) if route is not None else None,
+        hs if hs is not None and 0 <= hs <= 65535 else None,
+        str(system) if system is not None else None,
+        str(stmt) if stmt is not None else None,
+    )
+
+
+def _resource(buf: bytes, start: int, end: int, pb_rs: Any) -> tuple[_ResourceInfo, str | None]:
+    """A ResourceSpans' resource and its JSON, cached by the Resource message's bytes."""
+    fields = list(_len_fields(buf, start, end, 0x0A))
+    key = buf[fields[0][0] : fields[0][1]] if len(fields) == 1 else None
+    hit = _RESOURCE_CACHE.get(key) if key is not None else None
+    if hit is None:
+        res = _ResourceInfo(_pb_attrs(pb_rs.resource.attributes))
+        hit = (res, _json_text(res.attributes))
+        if key is not None and len(key) <= _RESOURCE_CACHE_MAX_BYTES:
+            if len(_RESOURCE_CACHE) >= _RESOURCE_CACHE_MAX_ENTRIES:
+                _RESOURCE_CACHE.clear()
+            _RESOURCE_CACHE[key] = hit
+    return hit
+
+
+def decode_protobuf_batch(body: bytes) -> BatchDecodeResult:
+    """Decode an ``ExportTraceServiceRequest`` straight into columns (the ingest hot path).
+
+    Accepts and rejects exactly what :func:`decode_protobuf` does, with the same rows.
+    """
+    req = ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(body)
+    except (_PbDecodeError, ValueError, RuntimeError) as e:
+        raise DecodeError(
+            f"request body is not a valid protobuf ExportTraceServiceRequest: {e}"
+        ) from None
+    buf = bytes(body)
+    out = BatchDecodeResult(SpanBatch())
+    try:
+        for ri, (rs_start, rs_end) in enumerate(_len_fields(buf, 0, len(buf), 0x0A)):
+            pb_rs = req.resource_spans[ri]
+            res, res_json = _resource(buf, rs_start, rs_end, pb_rs)
+            for si, (ss_start, ss_end) in enumerate(_len_fields(buf, rs_start, rs_end, 0x12)):
+                pb_ss = pb_rs.scope_spans[si]
+                spans = _len_fields(buf, ss_start, ss_end, 0x12)
+                _walk_spans(out, buf, spans, res, res_json, pb_ss.scope.name or None, pb_ss.spans)
+    except _Unsupported:
+        slow = decode_protobuf(body)
+        return BatchDecodeResult(SpanBatch.from_spans(slow.spans), slow.rejected, slow.errors)
     return out
