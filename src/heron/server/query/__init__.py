@@ -96,3 +96,48 @@ __all__ += [
     "service_map",
     "service_sparklines",
 ]
+
+# Database analytics and N+1 findings (issue 4).
+from heron.server.query._db import (  # noqa: E402 - after the sections above
+    DB_QUERY_SORTS,
+    MAX_DB_LIMIT,
+    MAX_SAMPLES,
+    QueryDetail,
+    QueryEndpoint,
+    QueryPoint,
+    QuerySample,
+    QueryStats,
+    format_fingerprint,
+    parse_fingerprint,
+    query_detail,
+    query_samples,
+    slow_queries,
+    top_queries,
+)
+from heron.server.query._n_plus_one import (  # noqa: E402
+    MAX_FINDINGS,
+    N_PLUS_ONE_SORTS,
+    NPlusOneFinding,
+    n_plus_one_findings,
+)
+
+__all__ += [
+    "DB_QUERY_SORTS",
+    "MAX_DB_LIMIT",
+    "MAX_FINDINGS",
+    "MAX_SAMPLES",
+    "N_PLUS_ONE_SORTS",
+    "NPlusOneFinding",
+    "QueryDetail",
+    "QueryEndpoint",
+    "QueryPoint",
+    "QuerySample",
+    "QueryStats",
+    "format_fingerprint",
+    "n_plus_one_findings",
+    "parse_fingerprint",
+    "query_detail",
+    "query_samples",
+    "slow_queries",
+    "top_queries",
+]

@@ -20,6 +20,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
 from heron.server.histogram import bucket_of
 from heron.server.ingest.otlp import SpanBatch
 from heron.server.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, STATUS_ERROR, Span
@@ -53,6 +54,7 @@ _SPAN_SCHEMA = pa.schema(
         ("events", pa.string()),
         ("links", pa.string()),
         ("scope", pa.string()),
+        ("db_fingerprint", pa.uint64()),
     ]
 )
 _ROLLUP_SCHEMA = pa.schema(
@@ -75,10 +77,16 @@ def _json_or_none(v: Any) -> str | None:
     return orjson.dumps(v).decode() if v else None
 
 
-def spans_to_arrow(project_id: int, spans: Sequence[Span]) -> pa.Table:
-    """Columnar form of spans for one bulk INSERT."""
+def spans_to_arrow(
+    project_id: int, spans: Sequence[Span], fingerprints: Sequence[int | None] | None = None
+) -> pa.Table:
+    """Columnar form of spans for one bulk INSERT.
+
+    ``fingerprints`` are the spans' SQL fingerprints (see ``analyze.scrub``); when not
+    given they are computed from the statements.
+    """
     if isinstance(spans, SpanBatch):
-        return _batch_to_arrow(project_id, spans)
+        return _batch_to_arrow(project_id, spans, fingerprints)
     cols: dict[str, list[Any]] = {f.name: [] for f in _SPAN_SCHEMA}
     resource_cache: dict[int, str | None] = {}
     for s in spans:
@@ -108,12 +116,20 @@ def spans_to_arrow(project_id: int, spans: Sequence[Span]) -> pa.Table:
         cols["events"].append(_json_or_none(s.events))
         cols["links"].append(_json_or_none(s.links))
         cols["scope"].append(s.scope or None)
+    if fingerprints is None:
+        fingerprints = db_fingerprints(cols["db_system"], cols["db_statement"])
+    cols["db_fingerprint"] = list(fingerprints)
     return pa.table(cols, schema=_SPAN_SCHEMA)
 
 
-def _batch_to_arrow(project_id: int, batch: SpanBatch) -> pa.Table:
+def _batch_to_arrow(
+    project_id: int, batch: SpanBatch, fingerprints: Sequence[int | None] | None
+) -> pa.Table:
     """A decoder's rows are already in stored form: only a transpose is left."""
     cols = batch.columns()
+    if fingerprints is None:
+        fingerprints = db_fingerprints(cols["db_system"], cols["db_statement"])
+    cols = {**cols, "db_fingerprint": fingerprints}
     arrays = [pa.repeat(pa.scalar(project_id, pa.int32()), len(batch))]
     arrays += [pa.array(cols[f.name], f.type) for f in list(_SPAN_SCHEMA)[1:]]
     return pa.Table.from_arrays(arrays, schema=_SPAN_SCHEMA)
@@ -214,7 +230,9 @@ class _Batch:
 
     def __init__(self, project_id: int, spans: Sequence[Span]) -> None:
         self.n = len(spans)
-        self.table = spans_to_arrow(project_id, spans) if spans else None
+        # Literals out of SQL before anything is stored, rollups included.
+        spans, fingerprints = scrub_db_spans(spans)
+        self.table = spans_to_arrow(project_id, spans, fingerprints) if spans else None
         self.rollup: dict[tuple[Any, ...], list[int]] = {}
         rollup_rows(project_id, spans, self.rollup)
         self.future: Future[int] = Future()
@@ -458,6 +476,18 @@ class DuckDBStore:
         timer.start()
         try:
             return cur.execute(sql, list(params)).fetchall()
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def read_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Like read(), the rows as an Arrow table: no Python object per value, for
+        results that go straight back into a table (the analysis job's rollups)."""
+        cur = self._cursor()
+        timer = threading.Timer(self.query_timeout_s, cur.interrupt)
+        timer.start()
+        try:
+            return cur.sql(sql, params=list(params)).to_arrow_table()
         finally:
             timer.cancel()
             cur.close()

@@ -1,4 +1,10 @@
-"""Background upkeep run on the writer thread: retention and rollup compaction."""
+"""Background upkeep run on the writer thread: retention, rollup compaction, analysis.
+
+Analysis (database query statistics and N+1 detection, see ``heron.server.analyze``)
+runs more often than upkeep, so findings appear within seconds. Its reads run on
+reader connections and only its replacing writes go to the writer, which therefore
+never waits on an analysis query.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from heron.server.analyze.n_plus_one import DEFAULT_MIN_COUNT, detect_repeats, replace_repeats
+from heron.server.analyze.query_stats import (
+    add_fingerprints,
+    db_rollup,
+    new_fingerprints,
+    replace_db_rollup,
+)
 from heron.server.store.duckdb_store import DuckDBStore
 
 log = logging.getLogger("heron.maintenance")
 
 NS_PER_DAY = 86_400 * 10**9
+NS_PER_MIN = 60 * 10**9
 
 
 def enforce_retention(
@@ -23,6 +37,13 @@ def enforce_retention(
     deleted = con.execute("DELETE FROM spans WHERE start_ns < ?", [cutoff]).fetchone()[0]
     rollup_cutoff_s = (now_ns - rollup_retention_days * NS_PER_DAY) // 10**9
     con.execute("DELETE FROM rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
+    con.execute("DELETE FROM n_plus_one WHERE start_ns < ?", [cutoff])
+    con.execute("DELETE FROM db_rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
+    con.execute(
+        "DELETE FROM sql_fingerprints WHERE fingerprint NOT IN "
+        "(SELECT DISTINCT fingerprint FROM db_rollup_1m) AND first_seen_ns < ?",
+        [cutoff],
+    )
     return int(deleted)
 
 
@@ -40,8 +61,38 @@ def compact_rollups(con: Any, start_s: int, end_s: int) -> None:
     con.execute("DROP TABLE rollup_merge")
 
 
+def analyze_recent(
+    store: DuckDBStore,
+    now_ns: int,
+    *,
+    window_s: int = 180,
+    min_count: int = DEFAULT_MIN_COUNT,
+) -> int:
+    """Recompute query statistics and repeat groups of the last ``window_s`` seconds.
+
+    Replaces what an earlier run wrote for the same minutes and groups, so it is safe to
+    run at any time and any number of times. Spans arriving more than ``window_s`` late
+    are not counted. Returns the number of repeat groups in the window.
+    """
+    lo_s = (now_ns - window_s * 10**9) // NS_PER_MIN * 60
+    lo_ns = lo_s * 10**9
+    margin_ns = window_s * 10**9  # a request longer than this may be counted short
+    rollup = db_rollup(store, lo_s, lo_ns - margin_ns)
+    names = new_fingerprints(store, lo_ns)
+    groups = detect_repeats(store, lo_ns, margin_ns=margin_ns, min_count=min_count)
+
+    def write(con: Any) -> None:
+        replace_db_rollup(con, lo_s, rollup)
+        add_fingerprints(con, names)
+        replace_repeats(con, lo_ns, groups)
+
+    store.write(write, timeout=600)
+    return len(groups)
+
+
 class Maintenance:
-    """A daemon thread that schedules upkeep on the store's writer every ``interval_s``."""
+    """A daemon thread that schedules upkeep on the store's writer every ``interval_s``
+    and analysis every ``analysis_interval_s``."""
 
     def __init__(
         self,
@@ -50,12 +101,16 @@ class Maintenance:
         retention_days: int,
         rollup_retention_days: int,
         interval_s: float = 60.0,
+        analysis_interval_s: float = 10.0,
+        analysis_window_s: int = 180,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.store = store
         self.retention_days = retention_days
         self.rollup_retention_days = rollup_retention_days
         self.interval_s = interval_s
+        self.analysis_interval_s = analysis_interval_s
+        self.analysis_window_s = analysis_window_s
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,6 +129,10 @@ class Maintenance:
             log.info("retention: deleted %d spans older than %d days", deleted, self.retention_days)
         return deleted
 
+    def analyze_once(self) -> int:
+        """Run the analysis job now; returns the repeat groups in its window."""
+        return analyze_recent(self.store, self.clock(), window_s=self.analysis_window_s)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="heron-maintenance", daemon=True)
         self._thread.start()
@@ -84,8 +143,22 @@ class Maintenance:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("maintenance failed; will retry")
+        tick = min(self.interval_s, self.analysis_interval_s)
+        next_upkeep = next_analysis = time.monotonic()
+        next_upkeep += self.interval_s
+        next_analysis += self.analysis_interval_s
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            if now >= next_analysis:
+                next_analysis = now + self.analysis_interval_s
+                self._guarded(self.analyze_once, "analysis")
+            if now >= next_upkeep:
+                next_upkeep = now + self.interval_s
+                self._guarded(self.run_once, "maintenance")
+
+    @staticmethod
+    def _guarded(job: Callable[[], object], what: str) -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("%s failed; will retry", what)

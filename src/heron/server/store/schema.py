@@ -99,4 +99,58 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        -- Database analytics and N+1 detection (see heron.server.analyze). The
+        -- fingerprint of a span's statement is computed at ingest, where the statement
+        -- is also stripped of literals; spans stored before this migration have none.
+        ALTER TABLE spans ADD COLUMN db_fingerprint UBIGINT;
+        -- The readable form of each fingerprint, from the first statement seen with it.
+        CREATE TABLE sql_fingerprints (
+            fingerprint UBIGINT PRIMARY KEY,
+            db_system VARCHAR NOT NULL,
+            display VARCHAR NOT NULL,
+            first_seen_ns BIGINT NOT NULL
+        );
+        -- Per-minute statistics of database spans, one row per latency bucket, written
+        -- by the analysis job (a span's endpoint is known only once its trace is in);
+        -- the job replaces whole minutes, so there is one row per key.
+        CREATE TABLE db_rollup_1m (
+            project_id INTEGER NOT NULL,
+            minute_s BIGINT NOT NULL,
+            service VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            endpoint VARCHAR NOT NULL,
+            db_system VARCHAR NOT NULL,
+            fingerprint UBIGINT NOT NULL,
+            bucket USMALLINT NOT NULL,
+            count UBIGINT NOT NULL,
+            errors UBIGINT NOT NULL,
+            sum_ns HUGEINT NOT NULL,
+            max_ns BIGINT NOT NULL,
+            rows_sum HUGEINT NOT NULL,
+            rows_count UBIGINT NOT NULL
+        );
+        -- Repeat groups: at least N spans of one trace with the same parent and the same
+        -- fingerprint (a SQL fingerprint, or an outgoing call's METHOD url-template).
+        CREATE TABLE n_plus_one (
+            project_id INTEGER NOT NULL,
+            start_ns BIGINT NOT NULL,
+            trace_id BLOB NOT NULL,
+            parent_id UBIGINT NOT NULL,
+            service VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            endpoint VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            fingerprint UBIGINT NOT NULL,
+            db_system VARCHAR,
+            display VARCHAR NOT NULL,
+            count UINTEGER NOT NULL,
+            total_ns BIGINT NOT NULL,
+            max_ns BIGINT NOT NULL,
+            example_span_id UBIGINT NOT NULL
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,1 @@
+"""Server-side analysis of stored telemetry: SQL fingerprints, N+1 detection."""

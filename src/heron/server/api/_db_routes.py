@@ -1,0 +1,243 @@
+"""Read API routes for databases: top queries, one query, the slow query log, N+1 findings.
+
+Added to the ``/api/v1`` router by :func:`add_db_routes`, so they share its token check
+and its 400 error mapping. No ``from __future__ import annotations``: FastAPI reads the
+parameter annotations at runtime, and ``WindowDep`` is built from the router's own
+window dependency.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
+
+from heron.server import query
+from heron.server.analyze.n_plus_one import DEFAULT_MIN_COUNT, DEFAULT_MIN_TOTAL_MS
+from heron.server.api._params import Window
+from heron.server.api._schemas import ErrorBody, _Ranged
+from heron.server.errors import NotFound
+
+if TYPE_CHECKING:
+    from heron.server.app import AppContext
+
+DEFAULT_SLOW_MS = 100.0
+
+
+class QueriesResponse(_Ranged):
+    service: str | None
+    endpoint: str | None
+    db_system: str | None
+    queries: list[query.QueryStats]
+
+
+class QueryDetailResponse(_Ranged):
+    service: str | None
+    fingerprint: str = Field(description="16 hex digits.")
+    db_system: str
+    display: str = Field(description="The query's shape: literals as ?, lists as (...).")
+    step_s: int
+    services: list[query.QueryStats]
+    endpoints: list[query.QueryEndpoint]
+    timeseries: list[query.QueryPoint]
+    slowest: list[query.QuerySample]
+
+
+class SlowQueriesResponse(_Ranged):
+    threshold_ms: float
+    queries: list[query.QuerySample]
+
+
+class NPlusOneResponse(_Ranged):
+    min_count: int
+    min_total_ms: float
+    findings: list[query.NPlusOneFinding]
+
+
+def _sort_param(allowed: tuple[str, ...], default: str) -> Any:
+    return Query(
+        description=f"Sort key, one of: {', '.join(allowed)}. Default: {default}.",
+        json_schema_extra={"enum": list(allowed)},
+    )
+
+
+Service = Annotated[str | None, Query(description="Only queries issued by this service.")]
+Endpoint = Annotated[
+    str | None,
+    Query(description="Only calls made while serving this endpoint (`METHOD route` or name)."),
+]
+DbSystem = Annotated[
+    str | None, Query(description="Only this database system (db.system.name), e.g. postgresql.")
+]
+Order = Annotated[
+    Literal["asc", "desc"] | None,
+    Query(description="Sort direction; default descending."),
+]
+Fingerprint = Annotated[
+    str, Path(description="The query's fingerprint: 16 hex digits, as listed by /db/queries.")
+]
+
+
+def add_db_routes(
+    router: APIRouter,
+    ctx: "AppContext",
+    window_dep: Callable[..., Window],
+    project: Callable[[], int],
+) -> None:
+    """Add the database and N+1 routes to the read API's router."""
+    WindowDep = Annotated[Window, Depends(window_dep)]
+
+    @router.get("/db/queries", response_model=QueriesResponse)
+    def db_queries(
+        w: WindowDep,
+        service: Service = None,
+        endpoint: Endpoint = None,
+        db_system: DbSystem = None,
+        sort: Annotated[str, _sort_param(query.DB_QUERY_SORTS, "total_time_ms")] = "total_time_ms",
+        order: Order = None,
+        limit: Annotated[int, Query(ge=1, le=query.MAX_DB_LIMIT)] = 50,
+    ) -> dict[str, Any]:
+        """Top database queries (per fingerprint and service) by total time.
+
+        Calls, total/mean/p95/max time, errors, rows per call (when spans report
+        `db.response.returned_rows`) and share of database time; with `endpoint`, the
+        endpoint's breakdown: the queries it spends its time in, with
+        `endpoint_time_share`. From per-minute rollups written by the analysis job,
+        which trail ingest by up to ~10 s."""
+        rows = query.top_queries(
+            ctx.store,
+            project(),
+            w.time_range,
+            service=service or None,
+            endpoint=endpoint or None,
+            db_system=db_system or None,
+            environment=w.environment,
+            sort=sort,
+            descending=None if order is None else order == "desc",
+            limit=limit,
+        )
+        return {
+            **w.echo(),
+            "service": service or None,
+            "endpoint": endpoint or None,
+            "db_system": db_system or None,
+            "queries": rows,
+        }
+
+    @router.get(
+        "/db/queries/{fingerprint}",
+        response_model=QueryDetailResponse,
+        responses={404: {"model": ErrorBody, "description": "No query has this fingerprint."}},
+    )
+    def db_query(
+        fingerprint: Fingerprint,
+        w: WindowDep,
+        service: Service = None,
+        step_s: Annotated[int, Query(ge=60, description="Series step, a multiple of 60.")] = 60,
+        samples: Annotated[int, Query(ge=1, le=query.MAX_SAMPLES)] = 10,
+    ) -> dict[str, Any]:
+        """One query: figures per service and per endpoint (share of each endpoint's time,
+        calls per request), a time series, and its slowest executions with endpoint, trace
+        id and EXPLAIN plan (when the agent recorded one)."""
+        fp = query.parse_fingerprint(fingerprint)
+        detail = query.query_detail(
+            ctx.store,
+            project(),
+            w.time_range,
+            fp,
+            service=service or None,
+            environment=w.environment,
+            step_s=step_s,
+            samples=samples,
+        )
+        if detail is None:
+            raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")
+        return {
+            **w.echo(),
+            "service": service or None,
+            "fingerprint": detail.fingerprint,
+            "db_system": detail.db_system,
+            "display": detail.display,
+            "step_s": detail.step_s,
+            "services": detail.services,
+            "endpoints": detail.endpoints,
+            "timeseries": detail.timeseries,
+            "slowest": detail.slowest,
+        }
+
+    @router.get("/db/slow", response_model=SlowQueriesResponse)
+    def db_slow(
+        w: WindowDep,
+        threshold_ms: Annotated[
+            float,
+            Query(ge=0, allow_inf_nan=False, description="Only executions at least this long."),
+        ] = DEFAULT_SLOW_MS,
+        service: Service = None,
+        endpoint: Endpoint = None,
+        db_system: DbSystem = None,
+        limit: Annotated[int, Query(ge=1, le=query.MAX_DB_LIMIT)] = 100,
+    ) -> dict[str, Any]:
+        """The slow query log: database calls above `threshold_ms`, newest first, with the
+        obfuscated statement, EXPLAIN plan (when recorded), endpoint and trace id."""
+        rows = query.slow_queries(
+            ctx.store,
+            project(),
+            w.time_range,
+            threshold_ms=threshold_ms,
+            service=service or None,
+            endpoint=endpoint or None,
+            db_system=db_system or None,
+            environment=w.environment,
+            limit=limit,
+        )
+        return {**w.echo(), "threshold_ms": threshold_ms, "queries": rows}
+
+    @router.get("/n-plus-one", response_model=NPlusOneResponse)
+    def n_plus_one(
+        w: WindowDep,
+        service: Annotated[str | None, Query(description="Only this service.")] = None,
+        endpoint: Annotated[str | None, Query(description="Only this endpoint.")] = None,
+        kind: Annotated[
+            Literal["any", "db", "http"],
+            Query(description="db: repeated queries; http: repeated outgoing calls."),
+        ] = "any",
+        min_count: Annotated[
+            int,
+            Query(
+                ge=2,
+                description=f"Repeats under one parent span (groups of fewer than "
+                f"{DEFAULT_MIN_COUNT} are not recorded).",
+            ),
+        ] = DEFAULT_MIN_COUNT,
+        min_total_ms: Annotated[
+            float,
+            Query(ge=0, allow_inf_nan=False, description="Time the repeats took together."),
+        ] = DEFAULT_MIN_TOTAL_MS,
+        sort: Annotated[
+            str, _sort_param(query.N_PLUS_ONE_SORTS, "wasted_time_ms")
+        ] = "wasted_time_ms",
+        limit: Annotated[int, Query(ge=1, le=query.MAX_FINDINGS)] = 100,
+    ) -> dict[str, Any]:
+        """N+1 findings: within one trace, the same query (or outgoing HTTP call, by URL
+        template) repeated at least `min_count` times under one parent span, taking at
+        least `min_total_ms` in all. Grouped per endpoint and fingerprint, with
+        occurrences, time wasted and the worst trace as example."""
+        found = query.n_plus_one_findings(
+            ctx.store,
+            project(),
+            w.time_range,
+            service=service or None,
+            endpoint=endpoint or None,
+            kind=kind,
+            environment=w.environment,
+            min_count=min_count,
+            min_total_ms=min_total_ms,
+            sort=sort,
+            limit=limit,
+        )
+        return {
+            **w.echo(),
+            "min_count": min_count,
+            "min_total_ms": min_total_ms,
+            "findings": found,
+        }
