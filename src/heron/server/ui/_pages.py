@@ -193,6 +193,9 @@ def register(router: APIRouter, kit: Kit) -> None:
             series=_series(kit, state, service, endpoint=endpoint, release=release),
             histogram=histogram,
             examples=examples,
+            n_plus_one=query.n_plus_one_findings(
+                store, project, tr, service=service, endpoint=endpoint, environment=env, limit=20
+            ),
         )
 
 
