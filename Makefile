@@ -10,6 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python  ## install heron with the server and dev extras (editable) + UI assets
+	scripts/install_build_deps.sh
 	$(BIN)/pip install --quiet -e ".[server,dev]"
 	$(BIN)/python scripts/build_assets.py
 

@@ -9,6 +9,8 @@ The public API is re-exported by :mod:`heron`; everything here is implementation
 - ``guard``: internal errors are logged and swallowed, never raised into the app;
 - ``fork``: what a forked worker must redo beyond what the SDK already does;
 - ``api``: ``span`` and ``traced``; ``integrations/``: one module per library;
+- ``_sql``, ``_explain``: database statements without their literals, and EXPLAIN plans
+  of slow queries (``integrations/_db`` is the span logic the SQL integrations share);
 - ``run``: ``heron run -- <command>`` for apps that do not call ``heron.init()``.
 
 Nothing here may import the server's dependencies.

@@ -22,6 +22,8 @@ DEFAULT_MAX_QUEUE_SIZE = 2048
 DEFAULT_MAX_EXPORT_BATCH_SIZE = 512
 DEFAULT_SCHEDULE_DELAY_MS = 5000
 EXPORTERS = ("otlp", "console", "none")
+RECORD_SQL_MODES = ("obfuscated", "raw", "off")
+DEFAULT_EXPLAIN_THRESHOLD_MS = 500.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -44,6 +46,8 @@ class AgentConfig:
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
     max_export_batch_size: int = DEFAULT_MAX_EXPORT_BATCH_SIZE
     schedule_delay_ms: int = DEFAULT_SCHEDULE_DELAY_MS
+    record_sql: str = "obfuscated"  # db.query.text: literals out, verbatim, or none
+    explain_threshold_ms: float = DEFAULT_EXPLAIN_THRESHOLD_MS  # 0: no EXPLAIN plans
     problems: tuple[str, ...] = ()
 
 
@@ -141,6 +145,17 @@ def _names(value: Iterable[str] | str | None) -> tuple[str, ...]:
     return tuple(n.strip().lower() for n in items if n and n.strip())
 
 
+def _record_sql(r: _Resolver, value: str | None) -> str:
+    raw = r.text(value, "record_sql", "HERON_RECORD_SQL")
+    if raw is None:
+        return "obfuscated"
+    if raw.lower() not in RECORD_SQL_MODES:
+        source = "record_sql" if value is not None else "HERON_RECORD_SQL"
+        r.problems.append(f"{source}={raw!r} is not one of {RECORD_SQL_MODES}; using obfuscated")
+        return "obfuscated"
+    return raw.lower()
+
+
 def _exporter(r: _Resolver) -> str:
     raw = (r.text(None, "", "OTEL_TRACES_EXPORTER") or "otlp").lower()
     if raw not in EXPORTERS:
@@ -178,6 +193,8 @@ def resolve_config(
     enabled: bool | None = None,
     instrument: Iterable[str] | None = None,
     shutdown_timeout: float | None = None,
+    record_sql: str | None = None,
+    explain_threshold_ms: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
     """The configuration ``heron.init()`` runs with; see its docstring for each option."""
@@ -207,5 +224,13 @@ def resolve_config(
         max_queue_size=queue,
         max_export_batch_size=batch,
         schedule_delay_ms=delay,
+        record_sql=_record_sql(r, record_sql),
+        explain_threshold_ms=r.number(
+            explain_threshold_ms,
+            "explain_threshold_ms",
+            "HERON_EXPLAIN_THRESHOLD_MS",
+            DEFAULT_EXPLAIN_THRESHOLD_MS,
+            minimum=0,
+        ),
         problems=tuple(r.problems),
     )

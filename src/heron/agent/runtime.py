@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("heron.agent")
 
 # The instrumentations read this once, when the first of them is set up. Heron stores
-# both the old and the current attribute names, so "http" (current names only) is safe
-# and cheaper than "http/dup"; an explicit setting by the user wins.
-SEMCONV_OPT_IN = ("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+# both the old and the current attribute names, so "http,database" (current names only)
+# is safe and cheaper than "http/dup"; an explicit setting by the user wins.
+SEMCONV_OPT_IN = ("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class AgentStats:
     """This process's agent counters (a forked worker starts again from zero).
 
     ``dropped`` counts spans that will never reach the server: failed or refused exports,
-    a full queue, exports after shutdown.
+    a full queue, exports after shutdown. ``explains`` counts EXPLAIN plans captured for
+    slow queries, ``explain_failures`` the EXPLAINs the database refused or that failed.
     """
 
     exported: int = 0
@@ -42,6 +44,8 @@ class AgentStats:
     failed_exports: int = 0
     queued: int = 0
     internal_errors: int = 0
+    explains: int = 0
+    explain_failures: int = 0
 
 
 _lock = threading.Lock()
@@ -68,6 +72,8 @@ def init(
     enabled: bool | None = None,
     instrument: Iterable[str] | None = None,
     shutdown_timeout: float | None = None,
+    record_sql: str | None = None,
+    explain_threshold_ms: float | None = None,
 ) -> None:
     """Configure OpenTelemetry to send traces to Heron and instrument installed libraries.
 
@@ -87,11 +93,18 @@ def init(
     - ``enabled``: ``False`` makes ``init()`` do nothing. ``HERON_ENABLED``; also off
       when ``OTEL_SDK_DISABLED=true``.
     - ``instrument``: names of the integrations to set up (``flask``, ``django``,
-      ``fastapi`` (also plain Starlette), ``requests``, ``httpx``); default: all of them,
-      each once its library is imported. ``HERON_INSTRUMENT`` (comma-separated);
-      ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` removes names.
+      ``fastapi`` (also plain Starlette), ``requests``, ``httpx``, ``psycopg``,
+      ``psycopg2``, ``sqlite3``, ``sqlalchemy``, ``pymysql``, ``mysqlclient``, ``redis``);
+      default: all of them, each once its library is imported. ``HERON_INSTRUMENT``
+      (comma-separated); ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` removes names.
     - ``shutdown_timeout``: seconds the exit-time flush may take (default 2).
       ``HERON_SHUTDOWN_TIMEOUT``.
+    - ``record_sql``: what database spans keep of each statement in ``db.query.text``:
+      ``"obfuscated"`` (default: every literal replaced by ``?``), ``"raw"`` (verbatim,
+      literals included) or ``"off"`` (no text, no EXPLAIN). ``HERON_RECORD_SQL``.
+    - ``explain_threshold_ms``: a SELECT that takes at least this long gets its EXPLAIN
+      plan fetched in the background (default 500; ``0`` turns EXPLAIN capture off).
+      ``HERON_EXPLAIN_THRESHOLD_MS``.
 
     The OpenTelemetry SDK variables keep their meaning: ``OTEL_RESOURCE_ATTRIBUTES``,
     ``OTEL_TRACES_SAMPLER(_ARG)``, ``OTEL_PROPAGATORS``, ``OTEL_TRACES_EXPORTER``
@@ -112,6 +125,8 @@ def init(
             enabled=enabled,
             instrument=instrument,
             shutdown_timeout=shutdown_timeout,
+            record_sql=record_sql,
+            explain_threshold_ms=explain_threshold_ms,
         )
         _install(config)
 
@@ -136,6 +151,9 @@ def _install(config: AgentConfig) -> None:
         agent.install()
         _agent = agent
     os.environ.setdefault(*SEMCONV_OPT_IN)
+    from heron.agent.integrations import _db
+
+    _db.configure(record_sql=config.record_sql, explain_threshold_ms=config.explain_threshold_ms)
     setup_integrations(config)
     atexit.register(_shutdown_at_exit)
 
@@ -174,12 +192,29 @@ def _shutdown_at_exit() -> None:
 
 
 def stats() -> AgentStats:
-    """Counters of this process's agent: spans exported, dropped, still queued."""
+    """Counters of this process's agent: spans exported, dropped, still queued, EXPLAINs."""
     with capture_internal_exceptions:
+        explains, explain_failures = _explain_counts()
         agent = _agent
         if agent is not None:
             s = agent.export_stats()
             return AgentStats(
-                s.exported, s.dropped, s.failed_exports, agent.queued(), internal_error_count()
+                s.exported,
+                s.dropped,
+                s.failed_exports,
+                agent.queued(),
+                internal_error_count(),
+                explains,
+                explain_failures,
             )
+        return AgentStats(
+            internal_errors=internal_error_count(),
+            explains=explains,
+            explain_failures=explain_failures,
+        )
     return AgentStats(internal_errors=internal_error_count())
+
+
+def _explain_counts() -> tuple[int, int]:
+    explain = sys.modules.get("heron.agent._explain")  # only loaded once a database is used
+    return explain.counts() if explain is not None else (0, 0)

@@ -1,43 +1,32 @@
-"""SQLite access for the demo apps, one span per real query.
+"""SQLite access for the demo apps.
 
-The agent has no sqlite3 instrumentation yet, so each query runs inside a client
-``heron.span`` with the OpenTelemetry database attributes that the server lifts into its
-DB columns (``db.system.name``, ``db.query.text``). Statements keep their ``?`` placeholders:
-parameters never reach a span.
+The agent's sqlite3 integration traces every statement (a client span named
+``{operation} {table}``, with ``db.system.name``, ``db.namespace``, ``db.query.text``...),
+so the apps just run their queries. Statements keep their ``?`` placeholders: parameters
+never reach a span.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.trace import SpanKind
-
-import heron
-
-_OPERATION = re.compile(r"^\s*(\w+)")
-_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+from heron.agent import _sql
 
 
 def span_name(sql: str) -> str:
-    """``{operation} {table}``, the OpenTelemetry database span name (``SELECT orders``).
+    """``{operation} {table}``, as the agent names the span of ``sql`` (``SELECT orders``).
 
     The table is the statement's own, not a subquery's: the first one outside parentheses.
     """
-    op = _OPERATION.match(sql)
-    operation = op.group(1).upper() if op else "SQL"
-    for m in _TABLE.finditer(sql):
-        before = sql[: m.start()]
-        if before.count("(") == before.count(")"):
-            return f"{operation} {m.group(1)}"
-    return operation
+    statement = _sql.parse(sql, "sqlite")
+    return _sql.span_name(statement.operation, statement.collection, "sqlite")
 
 
 class Database:
-    """One SQLite file; :meth:`query` traces each statement on a per-request connection."""
+    """One SQLite file; the apps open a connection per request (see :meth:`connect`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -52,15 +41,5 @@ class Database:
     def query(
         self, con: sqlite3.Connection, sql: str, params: Sequence[Any] = ()
     ) -> list[sqlite3.Row]:
-        """Run one statement inside a database span and return all its rows."""
-        name = span_name(sql)
-        attrs = {
-            "db.system.name": "sqlite",
-            "db.namespace": self.name,
-            "db.query.text": " ".join(sql.split()),
-            "db.operation.name": name.split(" ")[0],
-        }
-        if " " in name:
-            attrs["db.collection.name"] = name.split(" ", 1)[1]
-        with heron.span(name, attributes=attrs, kind=SpanKind.CLIENT):
-            return con.execute(sql, params).fetchall()
+        """Run one statement and return all its rows."""
+        return con.execute(sql, params).fetchall()

@@ -5,7 +5,8 @@ OpenTelemetry's ``BaseInstrumentor``):
 
 - ``NAME``: its name in ``heron.init(instrument=...)``, ``HERON_INSTRUMENT`` and
   ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``;
-- ``DISTRIBUTION`` and ``MIN_VERSION``: the library and the oldest version supported;
+- ``DISTRIBUTION`` and ``MIN_VERSION``: the library and the oldest version supported
+  (``""`` for a module of the standard library);
 - ``TRIGGER``: the module whose import runs ``setup()``. Hooking the import (rather than
   importing every installed framework in ``init()``) costs nothing for libraries the app
   never uses, and works whether the app imports them before or after ``heron.init()``;
@@ -29,7 +30,21 @@ from heron.agent.guard import capture_internal_exceptions
 
 logger = logging.getLogger("heron.agent")
 
-NAMES = ("flask", "django", "fastapi", "requests", "httpx")
+NAMES = (
+    "flask",
+    "django",
+    "fastapi",
+    "requests",
+    "httpx",
+    # Databases (their shared span logic is in ``_db``):
+    "psycopg",
+    "psycopg2",
+    "sqlite3",
+    "sqlalchemy",
+    "pymysql",
+    "mysqlclient",
+    "redis",
+)
 
 
 class Integration(Protocol):
@@ -59,6 +74,8 @@ def installed_version(distribution: str) -> tuple[int, ...] | None:
 
 def check_supported(integration: Integration) -> str | None:
     """Why ``integration`` cannot be set up here, or None if it can."""
+    if not integration.DISTRIBUTION:  # the standard library's
+        return None
     version = installed_version(integration.DISTRIBUTION)
     if version is None:
         return f"{integration.DISTRIBUTION} is not installed"
