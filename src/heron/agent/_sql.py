@@ -228,17 +228,34 @@ def _read_only(tokens: list[tuple[str, int]], op: str | None, at: int) -> bool:
     return True
 
 
-def _parse(sql: str, system: str | None) -> Statement:
-    text = obfuscate(sql, system)
-    tokens = _tokens(text)
-    op, at = _operation(tokens)
-    collection = _collection(tokens, op, at) if op else None
-    return Statement(text, op, collection, _read_only(tokens, op, at))
-
-
-_CACHE: dict[tuple[str | None, str], Statement] = {}
+_CACHE: dict[tuple[str | None, str], Statement] = {}  # statement text -> Statement
+_SHAPES: dict[tuple[str | None, str], Statement] = {}  # obfuscated text -> Statement
 _CACHE_MAX_ENTRIES = 4096
 _CACHE_MAX_CHARS = 4096  # long statements are rarely repeated verbatim
+
+
+def _remember(
+    cache: dict[tuple[str | None, str], Statement],
+    key: tuple[str | None, str],
+    statement: Statement,
+) -> None:
+    if len(key[1]) <= _CACHE_MAX_CHARS:
+        if len(cache) >= _CACHE_MAX_ENTRIES:
+            cache.clear()
+        cache[key] = statement
+
+
+def _parse(sql: str, system: str | None) -> Statement:
+    text = obfuscate(sql, system)
+    # Statements that differ only in their literals share one Statement (and one span shape).
+    statement = _SHAPES.get((system, text))
+    if statement is None:
+        tokens = _tokens(text)
+        op, at = _operation(tokens)
+        collection = _collection(tokens, op, at) if op else None
+        statement = Statement(text, op, collection, _read_only(tokens, op, at))
+        _remember(_SHAPES, (system, text), statement)
+    return statement
 
 
 def parse(sql: str, system: str | None = None) -> Statement:
@@ -248,10 +265,7 @@ def parse(sql: str, system: str | None = None) -> Statement:
     if hit is not None:
         return hit
     statement = _parse(sql, system)
-    if len(sql) <= _CACHE_MAX_CHARS:
-        if len(_CACHE) >= _CACHE_MAX_ENTRIES:
-            _CACHE.clear()
-        _CACHE[key] = statement
+    _remember(_CACHE, key, statement)
     return statement
 
 

@@ -111,7 +111,8 @@ class Target:
         if port is not None:
             attributes["server.port"] = port
         self.attributes: Mapping[str, AttributeValue] = attributes
-        self.shapes: dict[str, _Shape] = {}  # statement text -> its span's name and attributes
+        # statement text, or its parsed Statement -> the name and attributes of its spans
+        self.shapes: dict[object, _Shape] = {}
 
     def name_target(self, collection: str | None) -> str | None:
         """The span name's target: the table, else the database, else the server."""
@@ -299,16 +300,29 @@ class _Shape:
 _MAX_SHAPES = 1024  # per target; apps have far fewer distinct statements than that
 
 
+def _remember(target: Target, key: object, shape: _Shape) -> None:
+    if len(target.shapes) >= _MAX_SHAPES:
+        target.shapes.clear()
+    target.shapes[key] = shape
+
+
 def _shape(target: Target, sql: str | None) -> _Shape:
+    """The shape of ``sql``'s spans: by its text, else by its obfuscated form (literals
+    differ, the span does not), else computed."""
     key = sql or ""
     settings = _settings
     shape = target.shapes.get(key)
+    if shape is not None and shape.settings is settings:
+        return shape
+    statement = _sql.parse(key, target.system)
+    raw = settings.record_sql == "raw"  # then db.query.text is the text itself
+    shape = None if raw else target.shapes.get(statement)
     if shape is None or shape.settings is not settings:
-        shape = _Shape(target, _sql.parse(key, target.system), sql, settings)
-        if len(key) <= 4096:
-            if len(target.shapes) >= _MAX_SHAPES:
-                target.shapes.clear()
-            target.shapes[key] = shape
+        shape = _Shape(target, statement, sql, settings)
+        if not raw:
+            _remember(target, statement, shape)
+    if len(key) <= 4096:
+        _remember(target, key, shape)
     return shape
 
 
