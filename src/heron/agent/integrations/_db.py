@@ -22,6 +22,7 @@ context variable), and a nested call on the same cursor (PyMySQL's ``executemany
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -401,6 +402,24 @@ class Tracing:
             sql = self.text_of(query, cursor)
             return self.begin(target, sql, params, many=many)
         return None
+
+    def wrap_execute(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """A DB-API ``cursor.execute(query, args=None)`` that runs inside a span."""
+
+        @functools.wraps(original)
+        def execute(cursor: Any, query: Any, args: Any = None) -> Any:
+            return self.call(cursor, query, args, original, (cursor, query, args), {})
+
+        return execute
+
+    def wrap_executemany(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """A DB-API ``cursor.executemany(query, args)`` that runs inside a span."""
+
+        @functools.wraps(original)
+        def executemany(cursor: Any, query: Any, args: Any) -> Any:
+            return self.call(cursor, query, args, original, (cursor, query, args), {}, many=True)
+
+        return executemany
 
     def call(
         self,

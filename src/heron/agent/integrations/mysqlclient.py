@@ -78,22 +78,6 @@ def _init(original: Callable[..., None]) -> Callable[..., None]:
     return __init__
 
 
-def _execute(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def execute(self: Any, query: Any, args: Any = None) -> Any:
-        return _tracing.call(self, query, args, original, (self, query, args), {})
-
-    return execute
-
-
-def _executemany(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def executemany(self: Any, query: Any, args: Any) -> Any:
-        return _tracing.call(self, query, args, original, (self, query, args), {}, many=True)
-
-    return executemany
-
-
 def setup() -> None:
     import MySQLdb.connections
     import MySQLdb.cursors
@@ -102,8 +86,8 @@ def setup() -> None:
         if _undo:
             return
         _undo.append(patch(MySQLdb.connections.Connection, "__init__", _init))
-        _undo.append(patch(MySQLdb.cursors.BaseCursor, "execute", _execute))
-        _undo.append(patch(MySQLdb.cursors.BaseCursor, "executemany", _executemany))
+        _undo.append(patch(MySQLdb.cursors.BaseCursor, "execute", _tracing.wrap_execute))
+        _undo.append(patch(MySQLdb.cursors.BaseCursor, "executemany", _tracing.wrap_executemany))
 
 
 def teardown() -> None:

@@ -71,30 +71,14 @@ def _build_target(conn: Any) -> Target:
 _tracing = Tracing(NAME, build_target=_build_target)
 
 
-def _execute(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def execute(self: Any, query: Any, args: Any = None) -> Any:
-        return _tracing.call(self, query, args, original, (self, query, args), {})
-
-    return execute
-
-
-def _executemany(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def executemany(self: Any, query: Any, args: Any) -> Any:
-        return _tracing.call(self, query, args, original, (self, query, args), {}, many=True)
-
-    return executemany
-
-
 def setup() -> None:
     import pymysql.cursors
 
     with _lock:
         if _undo:
             return
-        _undo.append(patch(pymysql.cursors.Cursor, "execute", _execute))
-        _undo.append(patch(pymysql.cursors.Cursor, "executemany", _executemany))
+        _undo.append(patch(pymysql.cursors.Cursor, "execute", _tracing.wrap_execute))
+        _undo.append(patch(pymysql.cursors.Cursor, "executemany", _tracing.wrap_executemany))
 
 
 def teardown() -> None:
