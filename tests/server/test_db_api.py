@@ -20,6 +20,7 @@ import pytest
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, STATUS_ERROR, Span
+from heron.server.query import TimeRange, query_detail
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import analyze_recent
 
@@ -399,3 +400,33 @@ def test_n_plus_one_filters(api: Api) -> None:
     assert api.get("/api/v1/n-plus-one", params={"kind": "sql"}).status_code == 400
     assert api.get("/api/v1/n-plus-one", params={"min_count": 1}).status_code == 400
     assert api.get("/api/v1/n-plus-one", params={"sort": "endpoint"}).status_code == 400
+
+
+def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path) -> None:
+    """One query from two services: 980 fast calls in one, 20 slow in the other. The
+    overall p95 is that of all 1,000 calls (fast), not the larger of the two services'."""
+    store = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
+    try:
+        spans: list[Span] = []
+        for service, calls, dur_ms in (("shop", 980, 2.0), ("admin", 20, 100.0)):
+            for i in range(calls):
+                trace = hash((service, i)) & (2**63 - 1)
+                start = T0 + i * 100 * MS
+                spans += [request(trace, "GET /report", start, dur_ms + 5, service=service)]
+                spans += [db(trace, 2, start + MS, dur_ms, ITEMS, service=service)]
+        store.submit_spans(1, spans).result(30)
+        analyze_recent(store, NOW_NS, window_s=600)
+        fp = next(r[0] for r in store.read("SELECT DISTINCT fingerprint FROM db_rollup_1m", []))
+        detail = query_detail(store, 1, TimeRange(T0 - 60 * NS, NOW_NS), fp)
+        assert detail is not None and detail.overall is not None
+        by_service = {s.service: s for s in detail.services}
+        assert by_service["admin"].p95_ms == pytest.approx(100, rel=0.06)
+        assert by_service["shop"].p95_ms == pytest.approx(2, rel=0.06)
+        overall = detail.overall
+        assert overall.service == "" and overall.calls == 1000
+        assert overall.p95_ms == pytest.approx(2, rel=0.06)
+        assert overall.max_ms == pytest.approx(100)
+        assert overall.mean_ms == pytest.approx((980 * 2 + 20 * 100) / 1000)
+        assert overall.total_time_ms == pytest.approx(980 * 2 + 20 * 100)
+    finally:
+        store.close()

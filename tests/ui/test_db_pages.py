@@ -231,7 +231,11 @@ def test_query_detail(dbui: Ui) -> None:
     assert isinstance(series_tag, Tag) and series_tag.get("type") == "application/json"
     series = json.loads(series_tag.string or "")
     assert sum(v or 0 for v in series["rpm"]) == 60  # one-minute steps: calls per minute
-    assert len(series["t"]) == len(series["p95"]) == len(series["p99"])
+    # Query latency lines are labelled for what they plot: mean, p95 and max, not p50/p99.
+    assert [line["label"] for line in series["latency"]] == ["mean", "p95", "max"]
+    assert all(len(line["values"]) == len(series["t"]) for line in series["latency"])
+    means = [v for v in series["latency"][0]["values"] if v is not None]
+    assert means and all(v == pytest.approx(10.0) for v in means)  # every call took 10 ms
     box = soup.select_one(".charts[data-series=query-series]")
     assert box is not None and len(box.select(".chart[data-chart]")) == 3
     samples = rows(soup, "query-samples")

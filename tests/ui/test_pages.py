@@ -157,7 +157,9 @@ def test_service_page(ui: Ui) -> None:
     series = json_block(soup, "series-data")
     assert series["step_s"] == 60 and len(series["t"]) == 61
     assert series["to"] - series["from"] == 3600
-    assert len(series["rpm"]) == len(series["p95"]) == len(series["error_rate"]) == 61
+    assert len(series["rpm"]) == len(series["error_rate"]) == 61
+    assert [line["label"] for line in series["latency"]] == ["p50", "p95", "p99"]
+    assert all(len(line["values"]) == 61 for line in series["latency"])
     assert sum(series["rpm"]) == pytest.approx(241, abs=0.5)
     assert {c["data-chart"] for c in soup.select(".chart[data-chart]")} == {
         "throughput",

@@ -151,7 +151,7 @@ class Demo:
                 f"  demo-shop:      {self.app_urls['shop']}",
                 f"  demo-inventory: {self.app_urls['inventory']}",
                 f"  traffic:        ~{TRAFFIC_RATE:g} requests/s: products, search (slow), "
-                "checkout (fails sometimes), orders (N+1)",
+                "checkout (fails sometimes), orders (N+1; /v2/orders is the JOIN fix)",
                 f"  logs:           {self.logs}",
                 "",
                 "Try the API (the first spans arrive within a few seconds):",

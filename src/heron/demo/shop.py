@@ -6,6 +6,10 @@
 - ``POST /checkout``: erroring; a declined card raises, and so does the inventory's 409
   (the shop calls ``raise_for_status()`` and handles neither), both ending in a 500.
 - ``GET /orders``: N+1; one query for the orders, then one more per order for its items.
+  ``order_items.order_id`` has no index, so each of those 20 queries scans the table
+  (~5 ms): the loop costs ~100 ms, as an N+1 over a network database would.
+- ``GET /v2/orders``: the fix; the same data in one JOIN (one scan, ~10 ms). Heron must
+  flag the first and not this one.
 
 Run by the demo runner: ``python -m heron.demo.shop --db ... --inventory-url ...``.
 """
@@ -80,6 +84,8 @@ REVIEW_WORDS = (
     "daily",
 )
 REVIEW_COUNT = 20_000  # enough for the unindexed search to take ~0.15-0.5 s
+ORDER_COUNT = 50_000  # order history: ~125k unindexed order_items, ~5 ms a lookup
+RECENT_ORDERS = 20
 DECLINED_CARD_SUFFIX = "0002"  # like the payment providers' test cards
 INVENTORY_TIMEOUT_S = 3.0
 
@@ -101,7 +107,10 @@ class PaymentDeclined(RuntimeError):
 
 
 def seed(path: Path, rng_seed: int = 7) -> None:
-    """Create a fresh shop database. ``reviews.product_id`` is left unindexed on purpose."""
+    """Create a fresh shop database.
+
+    ``reviews.product_id`` and ``order_items.order_id`` are left unindexed on purpose.
+    """
     path.unlink(missing_ok=True)
     rng = random.Random(rng_seed)
     with sqlite3.connect(path) as con:
@@ -135,8 +144,7 @@ def seed(path: Path, rng_seed: int = 7) -> None:
                 for _ in range(REVIEW_COUNT)
             ],
         )
-        for order_id in range(1, 31):
-            _seed_order(con, rng, order_id)
+        _seed_orders(con, rng)
     con.close()
 
 
@@ -151,22 +159,25 @@ CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,
 CREATE TABLE order_items (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL,
                           product_id INTEGER NOT NULL, qty INTEGER NOT NULL,
                           price_cents INTEGER NOT NULL);
-CREATE INDEX order_items_order ON order_items (order_id);
 CREATE TABLE payments (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,
                        amount_cents INTEGER NOT NULL, status TEXT NOT NULL, at REAL NOT NULL);
 """
 
 
-def _seed_order(con: sqlite3.Connection, rng: random.Random, order_id: int) -> None:
-    items = [
-        (order_id, rng.randint(1, PRODUCT_COUNT), rng.randint(1, 3), rng.randrange(499, 9999))
-        for _ in range(rng.randint(1, 4))
-    ]
-    total = sum(qty * price for _, _, qty, price in items)
-    con.execute(
-        "INSERT INTO orders VALUES (?, ?, ?, ?)",
-        (order_id, rng.randint(1, 25), time.time() - 3600 * (31 - order_id), total),
-    )
+def _seed_orders(con: sqlite3.Connection, rng: random.Random) -> None:
+    """Two years of order history, one order every ~20 minutes, 1-4 items each."""
+    now = time.time()
+    orders, items = [], []
+    for order_id in range(1, ORDER_COUNT + 1):
+        lines = [
+            (order_id, rng.randint(1, PRODUCT_COUNT), rng.randint(1, 3), rng.randrange(499, 9999))
+            for _ in range(rng.randint(1, 4))
+        ]
+        total = sum(qty * price for _, _, qty, price in lines)
+        at = now - 1200.0 * (ORDER_COUNT + 1 - order_id)
+        orders.append((order_id, rng.randint(1, 25), at, total))
+        items.extend(lines)
+    con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", orders)
     con.executemany(
         "INSERT INTO order_items (order_id, product_id, qty, price_cents) VALUES (?, ?, ?, ?)",
         items,
@@ -233,6 +244,10 @@ def create_app(db: Database, inventory_url: str) -> Flask:
     def orders() -> Any:
         return jsonify(orders=_recent_orders(db, g.con))
 
+    @app.get("/v2/orders")
+    def orders_v2() -> Any:
+        return jsonify(orders=_recent_orders_joined(db, g.con))
+
     return app
 
 
@@ -289,7 +304,9 @@ def _charge(
 def _recent_orders(db: Database, con: sqlite3.Connection) -> list[dict[str, Any]]:
     """The N+1: one query for the orders, then one query per order for its items."""
     orders = db.query(
-        con, "SELECT id, customer_id, created_at, total_cents FROM orders ORDER BY id DESC LIMIT 20"
+        con,
+        "SELECT id, customer_id, created_at, total_cents FROM orders ORDER BY id DESC LIMIT ?",
+        (RECENT_ORDERS,),
     )
     out = []
     for o in orders:
@@ -299,6 +316,25 @@ def _recent_orders(db: Database, con: sqlite3.Connection) -> list[dict[str, Any]
             (o["id"],),
         )
         out.append({**dict(o), "items": [dict(i) for i in items]})
+    return out
+
+
+RECENT_ORDERS_SQL = """
+SELECT o.id, o.customer_id, o.created_at, o.total_cents, i.product_id, i.qty, i.price_cents
+FROM orders o JOIN order_items i ON i.order_id = o.id
+WHERE o.id > (SELECT MAX(id) FROM orders) - ?
+ORDER BY o.id DESC, i.id
+"""
+
+
+def _recent_orders_joined(db: Database, con: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The fix for :func:`_recent_orders`: the same answer from one JOIN."""
+    out: list[dict[str, Any]] = []
+    for row in db.query(con, RECENT_ORDERS_SQL, (RECENT_ORDERS,)):
+        if not out or out[-1]["id"] != row["id"]:
+            out.append({k: row[k] for k in ("id", "customer_id", "created_at", "total_cents")})
+            out[-1]["items"] = []
+        out[-1]["items"].append({k: row[k] for k in ("product_id", "qty", "price_cents")})
     return out
 
 

@@ -54,6 +54,7 @@ def tour(rng: random.Random) -> list[Call]:
         Call("GET", f"/search?q={rng.choice(REVIEW_WORDS)}"),
         checkout(rng),
         Call("GET", "/orders"),
+        Call("GET", "/v2/orders"),
         checkout(rng, declined=True),
     ]
 
@@ -64,7 +65,8 @@ MIX: list[tuple[int, Callable[[random.Random], Call]]] = [
     (35, lambda r: Call("GET", f"/products/{r.randint(1, PRODUCT_COUNT + 2)}")),  # a few 404s
     (10, lambda r: Call("GET", f"/search?q={r.choice(REVIEW_WORDS)}")),
     (15, lambda r: checkout(r, declined=r.random() < 0.2)),
-    (15, lambda r: Call("GET", "/orders")),
+    (10, lambda r: Call("GET", "/orders")),
+    (5, lambda r: Call("GET", "/v2/orders")),
 ]
 
 

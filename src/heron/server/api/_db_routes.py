@@ -38,6 +38,10 @@ class QueryDetailResponse(_Ranged):
     display: str = Field(description="The query's shape: literals as ?, lists as (...).")
     step_s: int
     services: list[query.QueryStats]
+    overall: query.QueryStats | None = Field(
+        description="All services together (its `service` is empty); null when not seen "
+        "in the window. Its p95 comes from the merged latency histograms."
+    )
     endpoints: list[query.QueryEndpoint]
     timeseries: list[query.QueryPoint]
     slowest: list[query.QuerySample]
@@ -160,6 +164,7 @@ def add_db_routes(
             "display": detail.display,
             "step_s": detail.step_s,
             "services": detail.services,
+            "overall": detail.overall,
             "endpoints": detail.endpoints,
             "timeseries": detail.timeseries,
             "slowest": detail.slowest,

@@ -133,6 +133,8 @@ class QueryDetail:
     display: str
     step_s: int
     services: list[QueryStats] = field(default_factory=list)
+    # Every service together (``service`` is empty): p95 from the merged latency buckets.
+    overall: QueryStats | None = None
     endpoints: list[QueryEndpoint] = field(default_factory=list)
     timeseries: list[QueryPoint] = field(default_factory=list)
     slowest: list[QuerySample] = field(default_factory=list)
@@ -163,6 +165,27 @@ class _Agg:
         self.calls, self.errors, self.sum_ns = int(calls), int(errors), float(sum_ns)
         self.max_ns, self.rows_sum, self.rows_count = max_ns, float(rows_sum), int(rows_count)
         self.counts = dict(zip(buckets, counts, strict=True))
+
+    @classmethod
+    def merged(cls, aggs: Sequence[_Agg]) -> _Agg:
+        """The totals of several groups; percentiles come from their summed buckets."""
+        counts: dict[int, int] = {}
+        for a in aggs:
+            for bucket, n in a.counts.items():
+                counts[bucket] = counts.get(bucket, 0) + n
+        maxes = [a.max_ns for a in aggs if a.max_ns is not None]
+        return cls(
+            (
+                sum(a.calls for a in aggs),
+                sum(a.errors for a in aggs),
+                sum(a.sum_ns for a in aggs),
+                max(maxes) if maxes else None,
+                sum(a.rows_sum for a in aggs),
+                sum(a.rows_count for a in aggs),
+                list(counts),
+                list(counts.values()),
+            )
+        )
 
     @property
     def mean_ms(self) -> float | None:
@@ -350,6 +373,11 @@ def query_detail(
             _stats(svc, fp, system, a, names, total_db_ns, None)
             for (svc, fp, system), a in per_service
         ],
+        overall=_stats(
+            "", fingerprint, name[0], _Agg.merged([a for _, a in per_service]), names, 0, None
+        )
+        if per_service
+        else None,
         endpoints=_query_endpoints(store, project_id, lo, hi, where, params, environment),
         timeseries=_timeseries(store, project_id, time_range, step_s, filters),
         slowest=query_samples(

@@ -142,7 +142,7 @@ def _threshold(request: Request) -> float:
 
 def _series(points: list[query.QueryPoint], step_s: int, state: UiState) -> dict[str, Any]:
     """The query's time series in the shape the charts read (see heron.js): calls/min,
-    error %, and latency (mean in the first line, p95, max in the last)."""
+    error %, and latency lines (mean, p95, max), each with its legend label."""
     per_min = 60 / step_s
     return {
         "step_s": step_s,
@@ -151,26 +151,11 @@ def _series(points: list[query.QueryPoint], step_s: int, state: UiState) -> dict
         "t": [p.t for p in points],
         "rpm": [p.calls / per_min for p in points],
         "error_rate": [p.errors / p.calls * 100 if p.calls else None for p in points],
-        "p50": [p.mean_ms for p in points],
-        "p95": [p.p95_ms for p in points],
-        "p99": [p.max_ms for p in points],
-    }
-
-
-def _totals(services: list[query.QueryStats]) -> dict[str, Any]:
-    calls = sum(s.calls for s in services)
-    total = sum(s.total_time_ms for s in services)
-    errors = sum(s.errors for s in services)
-    maxes = [s.max_ms for s in services if s.max_ms is not None]
-    p95s = [s.p95_ms for s in services if s.p95_ms is not None]
-    return {
-        "calls": calls,
-        "total_time_ms": total,
-        "mean_ms": total / calls if calls else None,
-        "p95_ms": max(p95s) if p95s else None,
-        "max_ms": max(maxes) if maxes else None,
-        "errors": errors,
-        "error_rate": errors / calls if calls else 0.0,
+        "latency": [
+            {"label": "mean", "values": [p.mean_ms for p in points]},
+            {"label": "p95", "values": [p.p95_ms for p in points]},
+            {"label": "max", "values": [p.max_ms for p in points]},
+        ],
     }
 
 
@@ -271,7 +256,7 @@ def register(router: APIRouter, kit: Kit) -> None:
             page_params={"fp": detail.fingerprint, "service": service},
             detail=detail,
             service=service,
-            totals=_totals(detail.services),
+            totals=detail.overall,
             series=_series(detail.timeseries, detail.step_s, state),
             planned=planned,
         )

@@ -54,9 +54,11 @@ def _series(kit: Kit, state: UiState, service: str, **filters: Any) -> dict[str,
         "t": [p.t for p in pts],
         "rpm": [p.rpm for p in pts],
         "error_rate": [p.error_rate * 100 if p.requests else None for p in pts],
-        "p50": [p.p50_ms for p in pts],
-        "p95": [p.p95_ms for p in pts],
-        "p99": [p.p99_ms for p in pts],
+        "latency": [
+            {"label": "p50", "values": [p.p50_ms for p in pts]},
+            {"label": "p95", "values": [p.p95_ms for p in pts]},
+            {"label": "p99", "values": [p.p99_ms for p in pts]},
+        ],
     }
 
 

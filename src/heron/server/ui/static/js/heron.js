@@ -119,11 +119,10 @@
     var defs = {
       throughput: [{ label: "req/min", stroke: accent, fill: accent + "22", values: data.rpm }],
       errors: [{ label: "error %", stroke: bad, fill: bad + "22", values: data.error_rate }],
-      latency: [
-        { label: "p50", stroke: accent, values: data.p50 },
-        { label: "p95", stroke: warn, values: data.p95 },
-        { label: "p99", stroke: bad, values: data.p99 },
-      ],
+      // Latency lines come labelled ("p50"/"p95"/"p99", or "mean"/"p95"/"max" for queries).
+      latency: (data.latency || []).map(function (line, i) {
+        return { label: line.label, stroke: [accent, warn, bad][i % 3], values: line.values };
+      }),
     }[kind];
     var fmt = kind === "latency" ? H.fmtMs : kind === "errors"
       ? function (v) { return v === null ? "–" : v.toFixed(2) + "%"; } : H.fmtNum;
