@@ -153,4 +153,94 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        -- Logs (OTLP), one row per record. event_id links a record that also became an
+        -- error event. Attributes and resource are JSON text, as for spans.
+        CREATE TABLE logs (
+            project_id INTEGER NOT NULL,
+            time_ns BIGINT NOT NULL,
+            observed_ns BIGINT NOT NULL,
+            trace_id BLOB,
+            span_id UBIGINT NOT NULL,
+            service VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            release VARCHAR NOT NULL,
+            severity_number UTINYINT NOT NULL,
+            severity_text VARCHAR NOT NULL,
+            logger VARCHAR NOT NULL,
+            body VARCHAR NOT NULL,
+            attributes VARCHAR,
+            resource VARCHAR,
+            event_id VARCHAR
+        );
+        CREATE INDEX logs_trace_id ON logs (trace_id);
+        -- Error events: one row per occurrence, already scrubbed. JSON text columns hold
+        -- the structured parts (see heron.server.model.ErrorEvent).
+        CREATE TABLE error_events (
+            project_id INTEGER NOT NULL,
+            event_id VARCHAR NOT NULL,
+            issue_id BIGINT NOT NULL,
+            time_ns BIGINT NOT NULL,
+            received_ns BIGINT NOT NULL,
+            service VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            release VARCHAR NOT NULL,
+            level VARCHAR NOT NULL,
+            platform VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            exc_type VARCHAR,
+            message VARCHAR NOT NULL,
+            culprit VARCHAR NOT NULL,
+            transaction VARCHAR,
+            trace_id BLOB,
+            span_id UBIGINT NOT NULL,
+            user_key VARCHAR,
+            handled BOOLEAN,
+            logger VARCHAR,
+            exceptions VARCHAR,
+            breadcrumbs VARCHAR,
+            request VARCHAR,
+            user_data VARCHAR,
+            tags VARCHAR,
+            contexts VARCHAR,
+            extra VARCHAR,
+            sdk VARCHAR NOT NULL
+        );
+        CREATE INDEX error_events_issue ON error_events (issue_id);
+        CREATE INDEX error_events_event_id ON error_events (event_id);
+        -- Issues: events grouped by fingerprint, per project. Counters are kept by the
+        -- writer; users/releases/environments are counted from error_events on read.
+        -- resolved_release: the release it was resolved in ('' = no release known);
+        -- an event from a later release (first seen after it) reopens it as a regression.
+        CREATE SEQUENCE issue_ids START 1;
+        CREATE TABLE issues (
+            id BIGINT PRIMARY KEY DEFAULT nextval('issue_ids'),
+            project_id INTEGER NOT NULL,
+            fingerprint UBIGINT NOT NULL,
+            title VARCHAR NOT NULL,
+            exc_type VARCHAR,
+            culprit VARCHAR NOT NULL,
+            level VARCHAR NOT NULL,
+            status VARCHAR NOT NULL DEFAULT 'open',
+            first_seen_ns BIGINT NOT NULL,
+            last_seen_ns BIGINT NOT NULL,
+            event_count UBIGINT NOT NULL,
+            first_release VARCHAR NOT NULL,
+            last_release VARCHAR NOT NULL,
+            resolved_release VARCHAR,
+            status_changed_ns BIGINT,
+            regressed_ns BIGINT,
+            UNIQUE (project_id, fingerprint)
+        );
+        -- Releases in the order they were first seen, per project (for "later release").
+        CREATE TABLE releases (
+            project_id INTEGER NOT NULL,
+            release VARCHAR NOT NULL,
+            first_seen_ns BIGINT NOT NULL,
+            PRIMARY KEY (project_id, release)
+        );
+        """,
+    ),
 ]
