@@ -1,0 +1,207 @@
+"""Secret scrubbing shared by the agent (before anything leaves the process) and the server
+(before anything is stored, whatever the sender did).
+
+Two kinds of rules:
+
+- **By key.** A value under a sensitive key (``password``, ``api_key``, ``Authorization``,
+  ``session``...) is replaced by :data:`FILTERED`, whatever it is. Keys match by
+  substring after normalization (case-insensitive, ``-`` equals ``_``), so
+  ``X-Api-Key``, ``csrf_token`` and ``user_password`` are all caught.
+- **By shape, in free text.** ``key=value`` / ``key: value`` pairs with a sensitive key,
+  ``Bearer``/``Basic`` credentials, passwords in URLs (``scheme://user:pass@host``),
+  sensitive query parameters inside URLs, and credit card numbers (13-19 digits that pass
+  the Luhn check, with optional spaces or dashes).
+
+Pure Python, no dependencies: ``import heron`` stays light.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = ["DEFAULT_DENY_KEYS", "FILTERED", "Scrubber"]
+
+FILTERED = "[Filtered]"
+DEFAULT_DENY_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "auth",
+    "cookie",
+    "session",
+    "csrf",
+    "xsrf",
+    "credit_card",
+    "card_number",
+    "cvv",
+    "private_key",
+    "access_key",
+    "dsn",
+    "x_heron_key",
+    "x_sentry_auth",
+    "sentry_key",
+)
+MAX_DEPTH = 10
+
+# Bearer/Basic/Token credentials, wherever they appear (headers quoted in messages...).
+_CREDENTIALS = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)[A-Za-z0-9._~+/=\-]{6,}", re.I)
+# scheme://user:password@host: the password goes.
+_URL_USERINFO = re.compile(r"([a-z][a-z0-9+.\-]*://[^\s:/@]*):[^\s/@]*@", re.I)
+# A URL in free text, with its query string (scrubbed as a URL: see Scrubber.url).
+_URL = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+\?[^\s'\"<>]*", re.I)
+# 13-19 digits, optionally grouped by single spaces or dashes (checked with Luhn).
+_CARD = re.compile(r"(?<![\d.])(?:\d[ \-]?){12,18}\d(?![\d.])")
+# key=value, key: value, "key": "value", key => value. The key is a word (with . - _).
+_PAIR = re.compile(
+    r"""(?P<key>["']?[A-Za-z_][\w.\-]*["']?)(?P<sep>\s*(?:=>|[=:])\s*)"""
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&"'}\]]+)"""
+)
+
+
+def _normalize(key: str) -> str:
+    return key.strip().strip("\"'").lower().replace("-", "_")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+class Scrubber:
+    """Scrubs secrets out of keys/values, text, URLs, query strings and headers.
+
+    ``deny_keys`` adds to the default list (or replaces it, with ``use_defaults=False``).
+    """
+
+    def __init__(self, deny_keys: Iterable[str] = (), *, use_defaults: bool = True) -> None:
+        keys = list(DEFAULT_DENY_KEYS) if use_defaults else []
+        keys += [k for k in (_normalize(k) for k in deny_keys) if k]
+        self.deny_keys: tuple[str, ...] = tuple(dict.fromkeys(keys))
+        self._cache: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------------ keys
+
+    def sensitive_key(self, key: str) -> bool:
+        """True when ``key`` names a secret (normalized substring match)."""
+        hit = self._cache.get(key)
+        if hit is None:
+            norm = _normalize(key)
+            hit = any(d in norm for d in self.deny_keys)
+            if len(self._cache) < 4096:
+                self._cache[key] = hit
+        return hit
+
+    # ------------------------------------------------------------------------ text
+
+    def text(self, s: str) -> str:
+        """``s`` with the secrets it quotes replaced by :data:`FILTERED`."""
+        if not s:
+            return s
+        out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}:{FILTERED}@", s)
+        if "://" in out:
+            out = _URL.sub(self._url_in_text, out)
+        out = _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}", out)
+        out = _PAIR.sub(self._pair, out)
+        if any(c.isdigit() for c in out):
+            out = _CARD.sub(self._card, out)
+        return out
+
+    def _pair(self, m: re.Match[str]) -> str:
+        if not self.sensitive_key(m.group("key")):
+            return m.group(0)
+        value = m.group("value")
+        quote = value[0] if value[:1] in ("'", '"') else ""
+        return f"{m.group('key')}{m.group('sep')}{quote}{FILTERED}{quote}"
+
+    def _url_in_text(self, m: re.Match[str]) -> str:
+        base, _, query = m.group(0).partition("?")
+        return f"{base}?{self._query_pairs(query)}"
+
+    def _query_pairs(self, query: str) -> str:
+        """Sensitive parameters' values filtered in place, the rest kept byte for byte."""
+        out = []
+        for part in query.split("&"):
+            name, eq, _ = part.partition("=")
+            out.append(f"{name}={FILTERED}" if eq and self.sensitive_key(name) else part)
+        return "&".join(out)
+
+    @staticmethod
+    def _card(m: re.Match[str]) -> str:
+        digits = re.sub(r"[ \-]", "", m.group(0))
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            return FILTERED
+        return m.group(0)
+
+    # --------------------------------------------------------------- urls, headers
+
+    def query_string(self, qs: str) -> str:
+        """Values of sensitive parameters filtered; the others scrubbed as text."""
+        if not qs:
+            return qs
+        qs = qs.lstrip("?")
+        try:
+            pairs = parse_qsl(qs, keep_blank_values=True)
+        except ValueError:
+            return self.text(qs)
+        return urlencode(
+            [(k, FILTERED if self.sensitive_key(k) else self.text(v)) for k, v in pairs],
+            safe="[]",
+        )
+
+    def url(self, url: str) -> str:
+        """``url`` without its userinfo, with sensitive query values filtered."""
+        if not url:
+            return url
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return self.text(url)
+        netloc = parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
+        query = self.query_string(parts.query) if parts.query else ""
+        return urlunsplit(
+            (parts.scheme, netloc, self.text(parts.path), query, self.text(parts.fragment))
+        )
+
+    def headers(self, headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, str]:
+        """Header values of sensitive names filtered, the others scrubbed as text."""
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        out: dict[str, str] = {}
+        for k, v in items:
+            key = str(k)
+            out[key] = FILTERED if self.sensitive_key(key) else self.text(str(v))
+        return out
+
+    # ------------------------------------------------------------------ structures
+
+    def value(self, obj: Any, key: str | None = None, *, depth: int = 0) -> Any:
+        """``obj`` scrubbed recursively: dicts, lists and tuples are copied, values under
+        sensitive keys become :data:`FILTERED`, strings go through :meth:`text`. Beyond
+        the depth cap, containers are replaced by :data:`FILTERED`."""
+        if key is not None and self.sensitive_key(key):
+            return FILTERED if obj not in (None, "") else obj
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, Mapping):
+            if depth >= MAX_DEPTH:
+                return FILTERED
+            return {str(k): self.value(v, str(k), depth=depth + 1) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            if depth >= MAX_DEPTH:
+                return FILTERED
+            return [self.value(v, depth=depth + 1) for v in obj]
+        return obj

@@ -1,0 +1,128 @@
+"""heron._scrub: the rules the agent and the server both apply before data leaves/lands."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from heron._scrub import FILTERED, Scrubber
+
+S = Scrubber()
+CANARY = "CANARY-7f3a9c"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "PASSWORD", "user_password", "passwd", "api_key", "X-Api-Key", "apikey",
+     "Authorization", "Cookie", "Set-Cookie", "sessionid", "csrftoken", "X-CSRF-Token",
+     "access_token", "client_secret", "credit_card", "card_number", "cvv", "private_key",
+     "aws_access_key_id", "x-heron-key", "X-Sentry-Auth", "sentry_key", "DSN"],
+)  # fmt: skip
+def test_sensitive_keys(key: str) -> None:
+    assert S.sensitive_key(key)
+
+
+@pytest.mark.parametrize("key", ["user", "email", "id", "order_id", "query", "q", "page", "host"])
+def test_ordinary_keys(key: str) -> None:
+    assert not S.sensitive_key(key)
+
+
+def test_extra_deny_keys_and_replacing_the_defaults() -> None:
+    s = Scrubber(["Ssn", "mothers-maiden"])
+    assert s.sensitive_key("user_ssn") and s.sensitive_key("MOTHERS_MAIDEN_NAME")
+    assert s.sensitive_key("password")
+    only = Scrubber(["ssn"], use_defaults=False)
+    assert only.sensitive_key("ssn") and not only.sensitive_key("password")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"login failed for bob password={CANARY}",
+        f"config: {{'api_key': '{CANARY}', 'debug': True}}",
+        f'{{"token": "{CANARY}", "n": 1}}',
+        f"Authorization: Bearer {CANARY}abcdef",
+        f"sent header 'Basic {CANARY}xyz'",
+        f"connecting to postgres://app:{CANARY}@db.internal:5432/shop",
+        f"GET https://api.example.com/v1/items?page=2&access_token={CANARY} failed",
+        f"session => {CANARY}",
+        f"secret: {CANARY}",
+    ],
+)
+def test_text_removes_secrets(text: str) -> None:
+    out = S.text(text)
+    assert CANARY not in out, out
+    assert FILTERED in out
+
+
+def test_text_keeps_what_is_not_secret() -> None:
+    msg = "user=alice order_id=42 took 35 ms; url https://shop.test/orders?page=2"
+    assert S.text(msg) == msg
+    assert S.text("") == ""
+
+
+@pytest.mark.parametrize(
+    "card", ["4111 1111 1111 1111", "4111-1111-1111-1111", "4242424242424242", "378282246310005"]
+)
+def test_card_numbers_that_pass_luhn_are_filtered(card: str) -> None:
+    assert S.text(f"charge card {card} now") == f"charge card {FILTERED} now"
+
+
+def test_numbers_that_fail_luhn_stay() -> None:
+    assert S.text("order 4111111111111112 shipped") == "order 4111111111111112 shipped"
+    assert S.text("pi is 3.14159265358979") == "pi is 3.14159265358979"
+
+
+def test_url_and_query_string() -> None:
+    url = f"https://bob:{CANARY}@shop.test/cart?token={CANARY}&q=lamp#top"
+    out = S.url(url)
+    assert CANARY not in out and "bob" not in out
+    assert out.startswith("https://shop.test/cart?") and "q=lamp" in out
+    assert S.query_string(f"?q=lamp&password={CANARY}") == f"q=lamp&password={FILTERED}"
+
+
+def test_headers() -> None:
+    out = S.headers(
+        {
+            "Authorization": f"Bearer {CANARY}",
+            "Cookie": f"sessionid={CANARY}",
+            "X-Api-Key": CANARY,
+            "User-Agent": "curl/8",
+            "Referer": f"https://shop.test/?token={CANARY}",
+        }
+    )
+    assert CANARY not in repr(out)
+    assert out["User-Agent"] == "curl/8" and out["Authorization"] == FILTERED
+
+
+def test_value_recurses_and_copies() -> None:
+    data = {
+        "user": {"id": 7, "password": CANARY, "tags": [f"token={CANARY}", "ok"]},
+        "form": [("card", "4111 1111 1111 1111")],
+        "n": 3,
+        "none": None,
+    }
+    out = S.value(data)
+    assert CANARY not in repr(out) and "4111" not in repr(out)
+    assert out["user"]["id"] == 7 and out["n"] == 3 and out["none"] is None
+    assert data["user"]["password"] == CANARY  # the input is not modified
+
+
+def test_depth_cap() -> None:
+    deep: object = CANARY
+    for _ in range(50):
+        deep = {"a": deep}
+    assert CANARY not in repr(S.value(deep))
+
+
+@given(st.text(max_size=200))
+def test_text_never_raises_and_is_idempotent(s: str) -> None:
+    once = S.text(s)
+    assert S.text(once) == once
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=100))
+def test_planted_password_never_survives(noise: str) -> None:
+    out = S.text(f"{noise} password={CANARY} {noise}")
+    assert CANARY not in out
