@@ -105,7 +105,9 @@ def test_trace_crosses_flask_and_fastapi(heron_server: Any, services: tuple[str,
         assert client["service"] == "frontend" and client["kind"] == "client"
         assert client["parent_id"] == root["span_id"]  # ...under the Flask request span
         assert client["attributes"]["http.response.status_code"] == 200
-        assert client["duration_ms"] >= backend["duration_ms"]
+        # The client waited for the backend's sleep. (Not ">= the backend span": a server
+        # span ends after its response is written, which can be after the client has it.)
+        assert client["duration_ms"] > 50
 
 
 def test_httpx_client_also_propagates(heron_server: Any, services: tuple[str, str]) -> None:
