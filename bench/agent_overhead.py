@@ -6,8 +6,9 @@ minus the socket. Three setups, each in its own process (a tracer provider is gl
 
 - ``none``: no tracing at all;
 - ``otel``: the plain OpenTelemetry setup: TracerProvider + BatchSpanProcessor +
-  OTLPSpanExporter + FlaskInstrumentor, defaults everywhere;
-- ``heron``: ``heron.init()``.
+  OTLPSpanExporter + FlaskInstrumentor + SQLite3Instrumentor, defaults everywhere;
+- ``heron``: ``heron.init()`` (which also traces the SQLite queries, and installs error
+  capture and the logging handler).
 
 Both traced setups export to a real ``heron serve`` started here, so encoding and sending
 spans is part of the cost: CPU is ``time.process_time()`` (all threads of the process,
@@ -72,6 +73,7 @@ def setup_tracing(mode: str, endpoint: str) -> Callable[[], object]:
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
+        from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -84,6 +86,7 @@ def setup_tracing(mode: str, endpoint: str) -> Callable[[], object]:
         )
         trace.set_tracer_provider(provider)
         FlaskInstrumentor().instrument()
+        SQLite3Instrumentor().instrument()  # heron traces the app's queries too: same work
         return provider.force_flush
     if mode == "heron":
         import heron
