@@ -66,10 +66,19 @@ class Config:
     cookie_secure: str = "auto"
     """Mark the session cookie Secure: auto (only on HTTPS requests), true or false.
     (HERON_COOKIE_SECURE)"""
+    scrub_keys: str = ""
+    """Extra keys (comma-separated) whose values are removed from error events and logs
+    before storage, on top of the built-in list (password, token, authorization...).
+    (HERON_SCRUB_KEYS)"""
 
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "heron.duckdb"
+
+    @property
+    def scrub_key_list(self) -> tuple[str, ...]:
+        """``scrub_keys`` split on commas, blanks dropped."""
+        return tuple(k.strip() for k in self.scrub_keys.split(",") if k.strip())
 
     def validate(self) -> Config:
         """Check ranges; raise ConfigError naming the first bad key."""
