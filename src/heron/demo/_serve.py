@@ -38,6 +38,8 @@ def serve_app(service: str, args: argparse.Namespace, build: Callable[[], Any]) 
     """Init the agent, build the WSGI app with ``build()``, serve until told to stop."""
     import heron
 
+    # The apps log at INFO: heron.init() sends records as OTLP logs (with their trace).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     heron.init(
         service=service,
         endpoint=args.heron_url,

@@ -9,6 +9,7 @@ Run by the demo runner: ``python -m heron.demo.inventory --db ... --ready-file .
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import sys
@@ -21,6 +22,8 @@ from flask import Flask, abort, g, jsonify, request
 from heron.demo import INVENTORY_SERVICE
 from heron.demo._serve import parse_args, serve_app
 from heron.demo._sql import Database
+
+log = logging.getLogger("demo.inventory")
 
 PRODUCT_COUNT = 60
 WAREHOUSES = ("ams-1", "fra-2", "lis-1")
@@ -80,6 +83,7 @@ def create_app(db: Database) -> Flask:
         if short:
             g.con.rollback()
             _restock(db, g.con, [int(i["product_id"]) for i in short])
+            log.warning("out of stock: %s; restocked", [int(i["product_id"]) for i in short])
             return jsonify(error="insufficient stock", items=short), 409
         g.con.commit()
         return jsonify(reserved=items), 201

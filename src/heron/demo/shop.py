@@ -16,6 +16,7 @@ Run by the demo runner: ``python -m heron.demo.shop --db ... --inventory-url ...
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import sys
@@ -31,6 +32,8 @@ from heron.demo import SHOP_SERVICE
 from heron.demo._serve import parse_args, serve_app
 from heron.demo._sql import Database
 from heron.demo.inventory import PRODUCT_COUNT
+
+log = logging.getLogger("demo.shop")
 
 ADJECTIVES = (
     "Classic",
@@ -223,6 +226,7 @@ def create_app(db: Database, inventory_url: str) -> Flask:
     def search() -> Any:
         like = f"%{request.args.get('q', '')}%"
         rows = db.query(g.con, SEARCH_SQL, (like, like, like))
+        log.info("search %r: %d results", request.args.get("q", ""), len(rows))
         return jsonify(results=[dict(r) for r in rows])
 
     @app.post("/checkout")
@@ -284,6 +288,9 @@ def _checkout(
             (order_id, i["product_id"], i["qty"], prices[int(i["product_id"])]),
         )
     con.commit()
+    log.info(
+        "order %s placed: customer %s, %d items, %d cents", order_id, customer_id, len(items), total
+    )
     return jsonify(order_id=order_id, total_cents=total), 201
 
 
@@ -298,6 +305,7 @@ def _charge(
     )
     con.commit()
     if status == "declined":
+        log.warning("payment declined: customer %s, %d cents", customer_id, amount)
         raise PaymentDeclined(f"card ending {card[-4:]} declined for {amount} cents")
 
 
