@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heron._scrub import FILTERED, Scrubber
+from heron._scrub import _DEFAULT_NEEDLES, DEFAULT_DENY_KEYS, FILTERED, Scrubber
 
 S = Scrubber()
 CANARY = "CANARY-7f3a9c"
@@ -48,6 +48,10 @@ def test_extra_deny_keys_and_replacing_the_defaults() -> None:
         f"GET https://api.example.com/v1/items?page=2&access_token={CANARY} failed",
         f"session => {CANARY}",
         f"secret: {CANARY}",
+        f"login failed: password={CANARY}",
+        f"error: token={CANARY}",
+        f"msg: 'api-key: {CANARY}'",
+        f"headers X-Api-Key={CANARY}, retrying",
     ],
 )
 def test_text_removes_secrets(text: str) -> None:
@@ -122,7 +126,28 @@ def test_text_never_raises_and_is_idempotent(s: str) -> None:
     assert S.text(once) == once
 
 
+@given(
+    st.lists(
+        st.sampled_from(["password=x1", "token: 'x2'", "user=bob", "error:", "a=b", "[Filtered]"]),
+        max_size=8,
+    )
+)
+def test_idempotent_on_pairs(parts: list[str]) -> None:
+    once = S.text(" ".join(parts))
+    assert S.text(once) == once
+    assert "x1" not in once and "x2" not in once
+
+
 @given(st.text(alphabet=st.characters(codec="ascii"), max_size=100))
 def test_planted_password_never_survives(noise: str) -> None:
     out = S.text(f"{noise} password={CANARY} {noise}")
     assert CANARY not in out
+
+
+def test_every_default_key_has_a_needle() -> None:
+    """The text pre-check must not skip any default key, in any spelling."""
+    for key in DEFAULT_DENY_KEYS:
+        for spelling in (key, key.replace("_", "-"), key.replace("_", ""), key.upper()):
+            norm = spelling.lower().replace("-", "_")
+            assert any(n in norm for n in _DEFAULT_NEEDLES), spelling
+            assert S.text(f"{spelling}={CANARY}") == f"{spelling}={FILTERED}", spelling
