@@ -12,9 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from heron._version import __version__
+from heron.server.analyze.event_scrub import EventScrubber
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
 from heron.server.ingest.http import TraceIngest
+from heron.server.ingest.logs import LogIngest
+from heron.server.ingest.sentry import SentryIngest
 from heron.server.projects import Bootstrap, Projects
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
@@ -86,12 +89,16 @@ def create_app(
     async def _heron_error(request: Request, exc: HeronHTTPError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
 
-    ingest = TraceIngest(store, ctx.projects, config.max_body_bytes)
-    app.add_api_route("/v1/traces", ingest, methods=["POST"], include_in_schema=False)
+    _add_ingest_routes(app, ctx)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": __version__, "queued_spans": store.queued_spans}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "queued_spans": store.queued_spans,
+            "queued_events": store.queued_events,
+        }
 
     from heron.server.api.routes import build_router
     from heron.server.auth import install_auth
@@ -102,3 +109,23 @@ def create_app(
     app.include_router(build_ui_router(ctx))
     add_security_headers(app)
     return app
+
+
+def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> None:
+    """Ingest routes: ingest keys only (no session, no API token), outside the schema."""
+    config, store = ctx.config, ctx.store
+    scrubber = EventScrubber(config.scrub_key_list)
+    traces = TraceIngest(store, ctx.projects, config.max_body_bytes, scrubber, ctx.clock)
+    logs = LogIngest(store, ctx.projects, scrubber, config.max_body_bytes, ctx.clock)
+    sentry = SentryIngest(store, ctx.projects, scrubber, config.max_body_bytes, ctx.clock)
+    app.add_api_route("/v1/traces", traces, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/v1/logs", logs, methods=["POST"], include_in_schema=False)
+    # Sentry SDKs post to ".../envelope/"; accept the path without the slash too.
+    for path, handler in (("envelope", sentry.envelope), ("store", sentry.store_event)):
+        for suffix in ("/", ""):
+            app.add_api_route(
+                f"/api/{{project_id}}/{path}{suffix}",
+                handler,
+                methods=["POST"],
+                include_in_schema=False,
+            )

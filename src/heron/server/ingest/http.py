@@ -1,21 +1,30 @@
 """The OTLP/HTTP trace endpoint: auth, size limits, decompression, decode, enqueue.
 
 Every error answers with a google.rpc.Status in the request's content type, as the
-OTLP spec requires; the request is acknowledged (200) only after its spans committed.
+OTLP spec requires; the request is acknowledged (200) only after its spans committed
+(and the error events made from its spans' exception events, see ``span_errors``).
+Helpers here (keys, bodies, event submission) serve the other ingest routes too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 import zlib
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
+import brotli
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
+from heron.server.analyze.event_scrub import EventScrubber
+from heron.server.analyze.grouping import assign
 from heron.server.errors import (
     BadRequest,
     HeronHTTPError,
@@ -25,12 +34,16 @@ from heron.server.errors import (
     UnsupportedMediaType,
 )
 from heron.server.ingest.otlp import DecodeError, decode_json, decode_protobuf_batch
+from heron.server.ingest.span_errors import events_from_spans
+from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb_store import DuckDBStore
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+
+log = logging.getLogger("heron.ingest")
 
 
 def ingest_key(request: Request) -> str | None:
@@ -72,7 +85,11 @@ async def read_body(request: Request, limit: int) -> bytes:
         return body
     if encoding in ("gzip", "x-gzip", "deflate"):
         return _inflate(body, limit, gzip=encoding != "deflate")
-    raise UnsupportedMediaType(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    if encoding == "br":
+        return _unbrotli(body, limit)
+    raise UnsupportedMediaType(
+        f"unsupported Content-Encoding {encoding!r}: use gzip, deflate, br or none"
+    )
 
 
 def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
@@ -86,6 +103,19 @@ def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
     if len(out) > limit or d.unconsumed_tail:
         raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
     if not d.eof:
+        raise BadRequest("compressed request body is truncated")
+    return out
+
+
+def _unbrotli(body: bytes, limit: int) -> bytes:
+    d = brotli.Decompressor()
+    try:
+        out = d.process(body, output_buffer_limit=limit + 1)
+    except brotli.error as e:
+        raise BadRequest(f"request body is not valid brotli: {e}") from None
+    if len(out) > limit or not d.can_accept_more_data():
+        raise PayloadTooLarge(f"decompressed request body exceeds the limit of {limit} bytes")
+    if not d.is_finished():
         raise BadRequest("compressed request body is truncated")
     return out
 
@@ -118,13 +148,48 @@ def success_response(rejected: int, errors: list[str], as_json: bool) -> Respons
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
+def queue_events(
+    store: DuckDBStore,
+    scrubber: EventScrubber,
+    project: int,
+    events: list[ErrorEvent],
+    logs: list[LogRecord],
+) -> Future[int]:
+    """Scrub, group and queue events and logs for the writer (nothing unscrubbed is ever
+    queued). Raises QueueFull at once when the writer is overloaded."""
+    for ev in events:
+        assign(scrubber.event(ev))
+    for rec in logs:
+        scrubber.log(rec)
+    return store.submit_events(project, events, logs)
+
+
+async def committed(fut: Future[Any], what: str) -> None:
+    """Wait for a writer future; a failed commit is a 503 the client may retry."""
+    try:
+        await asyncio.wrap_future(fut)
+    except Exception as e:
+        raise ServiceUnavailable(
+            f"storage error, {what} not stored: {e}", {"Retry-After": "5"}
+        ) from None
+
+
 class TraceIngest:
     """ASGI-facing handler for ``POST /v1/traces``."""
 
-    def __init__(self, store: DuckDBStore, projects: Projects, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        projects: Projects,
+        max_body_bytes: int,
+        scrubber: EventScrubber | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.store = store
         self.projects = projects
         self.max_body_bytes = max_body_bytes
+        self.scrubber = scrubber or EventScrubber()
+        self.clock = clock
 
     async def __call__(self, request: Request) -> Response:
         ctype = media_type(request)
@@ -150,10 +215,21 @@ class TraceIngest:
                 fut = self.store.submit_spans(project, result.spans)
             except QueueFull as e:
                 raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
-            try:
-                await asyncio.wrap_future(fut)
-            except Exception as e:
-                raise ServiceUnavailable(
-                    f"storage error, spans not stored: {e}", {"Retry-After": "5"}
-                ) from None
+            events_fut = self._span_errors(project, result.spans)
+            await committed(fut, "spans")
+            if events_fut is not None:
+                await committed(events_fut, "error events")
         return success_response(result.rejected, result.errors, ctype == JSON)
+
+    def _span_errors(self, project: int, spans: Any) -> Future[int] | None:
+        """Queue the error events of the spans' exception events, if any. The spans are
+        already queued: when the writer is too busy for the events they are dropped (and
+        logged) rather than failing a request whose retry would duplicate the spans."""
+        events = events_from_spans(spans, self.clock())
+        if not events:
+            return None
+        try:
+            return queue_events(self.store, self.scrubber, project, events, [])
+        except QueueFull:
+            log.warning("write queue full: dropped %d error events from spans", len(events))
+            return None

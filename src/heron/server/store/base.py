@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from heron.server.model import Span
+from heron.server.model import ErrorEvent, LogRecord, Span
 
 
 class QueueFull(Exception):
@@ -18,6 +18,16 @@ class QueueFull(Exception):
 class Store(Protocol):
     def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
         """Queue spans for the writer; the future resolves after they are committed.
+
+        Raises QueueFull at once when the queue cannot take them.
+        """
+
+    def submit_events(
+        self, project_id: int, events: Sequence[ErrorEvent], logs: Sequence[LogRecord]
+    ) -> Future[int]:
+        """Queue error events (already scrubbed and fingerprinted) and log records; the
+        writer assigns each event its issue (creating or updating issues, reopening
+        regressions) and the future resolves after one commit holding all of them.
 
         Raises QueueFull at once when the queue cannot take them.
         """

@@ -23,8 +23,16 @@ import pyarrow as pa
 from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
 from heron.server.histogram import bucket_of
 from heron.server.ingest.otlp import SpanBatch
-from heron.server.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, STATUS_ERROR, Span
+from heron.server.model import (
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_SERVER,
+    STATUS_ERROR,
+    ErrorEvent,
+    LogRecord,
+    Span,
+)
 from heron.server.store.base import QueueFull
+from heron.server.store.events import EventBatch, write_events
 from heron.server.store.schema import MIGRATIONS
 
 log = logging.getLogger("heron.store")
@@ -285,6 +293,7 @@ class DuckDBStore:
         query_timeout_s: float = 30.0,
         max_group_spans: int = 50_000,
         checkpoint_threshold_mb: int = 64,
+        queue_max_events: int = 50_000,
     ) -> None:
         self.path = Path(path)
         self.queue_max_spans = queue_max_spans
@@ -292,12 +301,21 @@ class DuckDBStore:
         self.query_timeout_s = query_timeout_s
         self.max_group_spans = max_group_spans
         self.checkpoint_threshold_mb = checkpoint_threshold_mb
+        self.queue_max_events = queue_max_events
         self._queue: queue.Queue[Any] = queue.Queue()
         self._queued_spans = 0
+        self._queued_events = 0
+        self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
-        self.stats = {"committed_spans": 0, "commits": 0, "rejected_full": 0}
+        self.stats = {
+            "committed_spans": 0,
+            "commits": 0,
+            "rejected_full": 0,
+            "committed_events": 0,
+            "committed_logs": 0,
+        }
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -360,6 +378,26 @@ class DuckDBStore:
         self._queue.put(batch)
         return batch.future
 
+    def submit_events(
+        self, project_id: int, events: Sequence[ErrorEvent], logs: Sequence[LogRecord]
+    ) -> Future[int]:
+        n = len(events) + len(logs)
+        with self._lock:
+            if self._queued_events + n > self.queue_max_events and self._queued_events:
+                self.stats["rejected_full"] += 1
+                raise QueueFull(f"write queue full ({self._queued_events} events/logs waiting)")
+            self._queued_events += n
+        try:
+            batch = EventBatch(project_id, events, logs)
+        except Exception as e:  # a value out of its column's range: fail this batch only
+            with self._lock:
+                self._queued_events -= n
+            failed: Future[int] = Future()
+            failed.set_exception(e)
+            return failed
+        self._queue.put(batch)
+        return batch.future
+
     def submit_write(self, fn: Callable[[Any], Any]) -> Future[Any]:
         task = _Task(fn)
         self._queue.put(task)
@@ -377,17 +415,28 @@ class DuckDBStore:
             if isinstance(item, _Task):
                 self._run_task(item)
                 continue
-            group, stop, tasks = self._gather(item)
-            self._commit(group)
+            group, events, stop, tasks = self._gather(item)
+            if group:
+                self._commit(group)
+            if events:
+                self._commit_events(events)
             for t in tasks:
                 self._run_task(t)
             if stop:
                 return
 
-    def _gather(self, first: _Batch) -> tuple[list[_Batch], bool, list[_Task]]:
-        """Collect more batches for one commit: whatever is queued, waiting briefly."""
-        group: list[_Batch] = [first]
+    def _gather(
+        self, first: _Batch | EventBatch
+    ) -> tuple[list[_Batch], list[EventBatch], bool, list[_Task]]:
+        """Collect more batches for one commit: whatever is queued, waiting briefly.
+        Span batches and event batches commit separately (spans' path stays as it was)."""
+        group: list[_Batch] = []
+        events: list[EventBatch] = []
         tasks: list[_Task] = []
+        if isinstance(first, EventBatch):
+            events.append(first)
+        else:
+            group.append(first)
         n = first.n
         deadline = time.monotonic() + self.commit_interval_s
         while n < self.max_group_spans:
@@ -397,13 +446,16 @@ class DuckDBStore:
             except queue.Empty:
                 break
             if item is _STOP:
-                return group, True, tasks
+                return group, events, True, tasks
             if isinstance(item, _Task):
                 tasks.append(item)
                 continue
-            group.append(item)
+            if isinstance(item, EventBatch):
+                events.append(item)
+            else:
+                group.append(item)
             n += item.n
-        return group, False, tasks
+        return group, events, False, tasks
 
     def _commit(self, group: list[_Batch]) -> None:
         assert self._con is not None
@@ -442,6 +494,32 @@ class DuckDBStore:
             with self._lock:
                 self._queued_spans -= n
 
+    def _commit_events(self, batches: list[EventBatch]) -> None:
+        assert self._con is not None
+        con = self._con
+        n = sum(b.n for b in batches)
+        try:
+            con.execute("BEGIN")
+            try:
+                write_events(con, batches, self._known_releases)
+                con.execute("COMMIT")
+            except BaseException:
+                _rollback(con)
+                self._known_releases.clear()  # it may hold releases rolled back
+                raise
+        except Exception as e:
+            log.exception("commit of %d events/logs failed", n)
+            for b in batches:
+                b.future.set_exception(e)
+        else:
+            self.stats["committed_events"] += sum(len(b.events) for b in batches)
+            self.stats["committed_logs"] += n - sum(len(b.events) for b in batches)
+            for b in batches:
+                b.future.set_result(b.n)
+        finally:
+            with self._lock:
+                self._queued_events -= n
+
     def _run_task(self, task: _Task) -> None:
         assert self._con is not None
         if not task.future.set_running_or_notify_cancel():
@@ -463,6 +541,10 @@ class DuckDBStore:
     @property
     def queued_spans(self) -> int:
         return self._queued_spans
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
 
     # ----------------------------------------------------------------- read side
 

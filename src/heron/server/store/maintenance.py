@@ -32,9 +32,12 @@ NS_PER_MIN = 60 * 10**9
 def enforce_retention(
     con: Any, now_ns: int, retention_days: int, rollup_retention_days: int
 ) -> int:
-    """Delete spans and rollups older than their retention; return spans deleted."""
+    """Delete spans, logs, error events and rollups older than their retention; return
+    spans deleted. Issues stay (their counters and status outlive their events)."""
     cutoff = now_ns - retention_days * NS_PER_DAY
     deleted = con.execute("DELETE FROM spans WHERE start_ns < ?", [cutoff]).fetchone()[0]
+    con.execute("DELETE FROM logs WHERE time_ns < ?", [cutoff])
+    con.execute("DELETE FROM error_events WHERE time_ns < ?", [cutoff])
     rollup_cutoff_s = (now_ns - rollup_retention_days * NS_PER_DAY) // 10**9
     con.execute("DELETE FROM rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
     con.execute("DELETE FROM n_plus_one WHERE start_ns < ?", [cutoff])

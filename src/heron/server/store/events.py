@@ -1,0 +1,412 @@
+"""Writing error events and logs: issue upserts with the regression rules, row inserts.
+
+Runs on the store's single writer thread inside one transaction per group of batches,
+so counters never race. Issue status semantics (shared with the read side):
+
+- an event for an ``ignored`` issue keeps it ignored;
+- an event for a ``resolved`` issue is a **regression** (status back to ``open``,
+  ``regressed_ns`` = the event's time) when the issue was resolved without a release
+  (``resolved_release`` '' or NULL) and the event is newer than the resolution, or when
+  it was resolved in release R and the event's release was first seen after R was. When
+  R was never seen in an event, the time rule applies;
+- counters (``event_count``, ``first/last_seen_ns``, ``last_release``) move on every event.
+
+Conversion to columns happens on the submitting thread (:class:`EventBatch`), so the
+writer only runs the issue logic and bulk inserts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from heron.server.analyze.grouping import title
+from heron.server.model import ErrorEvent, LogRecord
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("event_id", pa.string()),
+        ("issue_id", pa.int64()),
+        ("time_ns", pa.int64()),
+        ("received_ns", pa.int64()),
+        ("service", pa.string()),
+        ("environment", pa.string()),
+        ("release", pa.string()),
+        ("level", pa.string()),
+        ("platform", pa.string()),
+        ("source", pa.string()),
+        ("exc_type", pa.string()),
+        ("message", pa.string()),
+        ("culprit", pa.string()),
+        ("transaction", pa.string()),
+        ("trace_id", pa.binary()),
+        ("span_id", pa.uint64()),
+        ("user_key", pa.string()),
+        ("handled", pa.bool_()),
+        ("logger", pa.string()),
+        ("exceptions", pa.string()),
+        ("breadcrumbs", pa.string()),
+        ("request", pa.string()),
+        ("user_data", pa.string()),
+        ("tags", pa.string()),
+        ("contexts", pa.string()),
+        ("extra", pa.string()),
+        ("sdk", pa.string()),
+    ]
+)
+_LOG_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("time_ns", pa.int64()),
+        ("observed_ns", pa.int64()),
+        ("trace_id", pa.binary()),
+        ("span_id", pa.uint64()),
+        ("service", pa.string()),
+        ("environment", pa.string()),
+        ("release", pa.string()),
+        ("severity_number", pa.uint8()),
+        ("severity_text", pa.string()),
+        ("logger", pa.string()),
+        ("body", pa.string()),
+        ("attributes", pa.string()),
+        ("resource", pa.string()),
+        ("event_id", pa.string()),
+    ]
+)
+_ISSUE_COLUMNS = (
+    "id",
+    "project_id",
+    "fingerprint",
+    "title",
+    "exc_type",
+    "culprit",
+    "level",
+    "status",
+    "first_seen_ns",
+    "last_seen_ns",
+    "event_count",
+    "first_release",
+    "last_release",
+    "resolved_release",
+    "status_changed_ns",
+    "regressed_ns",
+)
+# Identifiers from the fixed tuple above; no value is ever formatted into SQL.
+_SELECT_ISSUES = (
+    "SELECT "  # noqa: S608
+    + ", ".join(_ISSUE_COLUMNS)
+    + " FROM issues WHERE project_id = ? AND list_contains(?::UBIGINT[], fingerprint)"
+)
+_UPDATED_COLUMNS = (
+    "level",
+    "status",
+    "first_seen_ns",
+    "last_seen_ns",
+    "event_count",
+    "first_release",
+    "last_release",
+    "resolved_release",
+    "status_changed_ns",
+    "regressed_ns",
+)
+_UPDATE_ISSUE = (
+    "UPDATE issues SET "  # noqa: S608
+    + ", ".join(f"{c} = ?" for c in _UPDATED_COLUMNS)
+    + " WHERE id = ?"
+)
+_UPDATE_ISSUES = (
+    "UPDATE issues SET "  # noqa: S608
+    + ", ".join(f"{c} = u.{c}" for c in _UPDATED_COLUMNS)
+    + " FROM heron_issue_updates u WHERE issues.id = u.id"
+)
+# Per-statement overhead dominates small commits: one UPDATE per issue up to this many.
+_ROW_UPDATES_MAX = 4
+_ISSUE_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("project_id", pa.int32()),
+        ("fingerprint", pa.uint64()),
+        ("title", pa.string()),
+        ("exc_type", pa.string()),
+        ("culprit", pa.string()),
+        ("level", pa.string()),
+        ("status", pa.string()),
+        ("first_seen_ns", pa.int64()),
+        ("last_seen_ns", pa.int64()),
+        ("event_count", pa.uint64()),
+        ("first_release", pa.string()),
+        ("last_release", pa.string()),
+        ("resolved_release", pa.string()),
+        ("status_changed_ns", pa.int64()),
+        ("regressed_ns", pa.int64()),
+    ]
+)
+
+
+def _json(v: Any) -> str | None:
+    return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode() if v else None
+
+
+def _log_row(project_id: int, r: LogRecord) -> tuple[Any, ...]:
+    return (
+        project_id,
+        r.time_ns,
+        r.observed_ns,
+        r.trace_id,
+        r.span_id,
+        r.service,
+        r.environment,
+        r.release,
+        max(0, min(r.severity_number, 255)),
+        r.severity_text,
+        r.logger,
+        r.body,
+        _json(r.attributes),
+        _json(r.resource),
+        r.event_id,
+    )
+
+
+def _event_row(project_id: int, e: ErrorEvent) -> tuple[Any, ...]:
+    """A stored row without its issue id (assigned by the writer)."""
+    return (
+        project_id,
+        e.event_id,
+        e.time_ns,
+        e.received_ns,
+        e.service,
+        e.environment,
+        e.release,
+        e.level,
+        e.platform,
+        e.source,
+        e.exc_type,
+        e.message,
+        e.culprit,
+        e.transaction,
+        e.trace_id,
+        e.span_id,
+        e.user_key,
+        e.handled,
+        e.logger,
+        _json(e.exceptions),
+        _json(e.breadcrumbs),
+        _json(e.request),
+        _json(e.user),
+        _json(e.tags),
+        _json(e.contexts),
+        _json(e.extra),
+        e.sdk,
+    )
+
+
+def _table(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pa.Table.from_arrays(
+        [pa.array(c, f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
+    )
+
+
+class EventBatch:
+    """One request's events and logs, converted to rows on the submitting thread."""
+
+    __slots__ = ("project_id", "events", "event_rows", "logs", "n", "future")
+
+    def __init__(
+        self, project_id: int, events: Sequence[ErrorEvent], logs: Sequence[LogRecord]
+    ) -> None:
+        self.project_id = project_id
+        self.events = list(events)
+        self.event_rows = [_event_row(project_id, e) for e in self.events]
+        self.logs = _table(_LOG_SCHEMA, [_log_row(project_id, r) for r in logs]) if logs else None
+        self.n = len(self.events) + len(logs)
+        self.future: Future[int] = Future()
+
+
+@dataclass(slots=True)
+class _Issue:
+    """An issue's mutable state while a group of events is applied to it."""
+
+    id: int
+    project_id: int
+    fingerprint: int
+    title: str
+    exc_type: str | None
+    culprit: str
+    level: str
+    status: str
+    first_seen_ns: int
+    last_seen_ns: int
+    event_count: int
+    first_release: str
+    last_release: str
+    resolved_release: str | None
+    status_changed_ns: int | None
+    regressed_ns: int | None
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, c) for c in _ISSUE_COLUMNS)
+
+
+def _new_issue(issue_id: int, project_id: int, ev: ErrorEvent) -> _Issue:
+    return _Issue(
+        issue_id,
+        project_id,
+        ev.issue_fingerprint,
+        title(ev),
+        ev.exc_type,
+        ev.culprit,
+        ev.level,
+        "open",
+        ev.time_ns,
+        ev.time_ns,
+        0,
+        ev.release,
+        ev.release,
+        None,
+        None,
+        None,
+    )
+
+
+class _Releases:
+    """First-seen times of releases, read lazily (only resolved issues need them)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self.cache: dict[tuple[int, str], int | None] = {}
+
+    def first_seen(self, project_id: int, release: str) -> int | None:
+        key = (project_id, release)
+        if key not in self.cache:
+            row = self.con.execute(
+                "SELECT first_seen_ns FROM releases WHERE project_id = ? AND release = ?",
+                [project_id, release],
+            ).fetchone()
+            self.cache[key] = row[0] if row else None
+        return self.cache[key]
+
+
+def is_regression(issue: _Issue, ev: ErrorEvent, releases: _Releases) -> bool:
+    """Contract §4: does this event reopen a resolved issue?"""
+    if issue.status != "resolved":
+        return False
+    changed = issue.status_changed_ns or 0
+    if issue.resolved_release:
+        resolved_at = releases.first_seen(issue.project_id, issue.resolved_release)
+        if resolved_at is not None:
+            if not ev.release:
+                return False
+            seen = releases.first_seen(issue.project_id, ev.release)
+            return seen is not None and seen > resolved_at
+    return ev.time_ns > changed
+
+
+def _apply(issue: _Issue, ev: ErrorEvent, releases: _Releases) -> None:
+    if is_regression(issue, ev, releases):
+        issue.status = "open"
+        issue.regressed_ns = ev.time_ns
+        issue.resolved_release = None
+        issue.status_changed_ns = ev.time_ns
+    issue.event_count += 1
+    issue.first_seen_ns = min(issue.first_seen_ns, ev.time_ns)
+    if ev.time_ns >= issue.last_seen_ns:
+        issue.last_seen_ns = ev.time_ns
+        issue.level = ev.level
+        issue.last_release = ev.release or issue.last_release
+    if not issue.first_release:
+        issue.first_release = ev.release
+    ev.issue_id = issue.id
+
+
+def _record_releases(
+    con: Any, events: list[tuple[int, ErrorEvent]], known: set[tuple[int, str]]
+) -> None:
+    """Insert releases not seen before. ``known`` (kept by the writer across commits,
+    cleared when a commit fails) spares a statement per commit for the usual case."""
+    first: dict[tuple[int, str], int] = {}
+    for pid, ev in events:
+        key = (pid, ev.release)
+        if ev.release and key not in known:
+            first[key] = min(first.get(key, ev.time_ns), ev.time_ns)
+    if first:
+        con.executemany(
+            "INSERT INTO releases VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [[pid, rel, t] for (pid, rel), t in first.items()],
+        )
+        known.update(first)
+
+
+def _load_issues(con: Any, keys: set[tuple[int, int]]) -> dict[tuple[int, int], _Issue]:
+    by_project: dict[int, list[int]] = {}
+    for pid, fp in keys:
+        by_project.setdefault(pid, []).append(fp)
+    out: dict[tuple[int, int], _Issue] = {}
+    for pid, fps in by_project.items():
+        for row in con.execute(_SELECT_ISSUES, [pid, fps]).fetchall():
+            out[(row[1], row[2])] = _Issue(*row)
+    return out
+
+
+def write_events(con: Any, batches: list[EventBatch], known_releases: set[tuple[int, str]]) -> None:
+    """Insert releases, upsert issues, insert events and logs (caller holds the
+    transaction)."""
+    events = [(b.project_id, ev) for b in batches for ev in b.events]
+    if events:
+        _record_releases(con, events, known_releases)
+        _write_issues(con, events)
+        rows = [
+            (row[:2] + (ev.issue_id,) + row[2:])
+            for b in batches
+            for ev, row in zip(b.events, b.event_rows, strict=True)
+        ]
+        _insert(con, "error_events", _table(_EVENT_SCHEMA, rows))
+    log_tables = [b.logs for b in batches if b.logs is not None]
+    if log_tables:
+        _insert(con, "logs", pa.concat_tables(log_tables))
+
+
+def _insert(con: Any, table: str, rows: pa.Table) -> None:
+    """Bulk insert (``table`` is one of this module's fixed names)."""
+    con.register("heron_rows", rows)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM heron_rows")  # noqa: S608
+    finally:
+        con.unregister("heron_rows")
+
+
+def _write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
+    groups: dict[tuple[int, int], list[ErrorEvent]] = {}
+    for pid, ev in events:
+        groups.setdefault((pid, ev.issue_fingerprint), []).append(ev)
+    issues = _load_issues(con, set(groups))
+    new_keys = [k for k in groups if k not in issues]
+    if new_keys:
+        ids = con.execute("SELECT nextval('issue_ids') FROM range(?)", [len(new_keys)]).fetchall()
+        for (issue_id,), key in zip(ids, new_keys, strict=True):
+            first = min(groups[key], key=lambda e: e.time_ns)
+            issues[key] = _new_issue(issue_id, key[0], first)
+    releases = _Releases(con)
+    for key, evs in groups.items():
+        issue = issues[key]
+        for ev in sorted(evs, key=lambda e: e.time_ns):
+            _apply(issue, ev, releases)
+    created = set(new_keys)
+    if new_keys:
+        _insert(con, "issues", _table(_ISSUE_SCHEMA, [issues[k].row() for k in new_keys]))
+    updated = [issues[k] for k in groups if k not in created]
+    if len(updated) <= _ROW_UPDATES_MAX:
+        for issue in updated:
+            con.execute(_UPDATE_ISSUE, [*(getattr(issue, c) for c in _UPDATED_COLUMNS), issue.id])
+    else:
+        con.register("heron_issue_updates", _table(_ISSUE_SCHEMA, [i.row() for i in updated]))
+        try:
+            con.execute(_UPDATE_ISSUES)
+        finally:
+            con.unregister("heron_issue_updates")
