@@ -171,6 +171,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             assert r.status_code == 200, r.text
         r = srv.post(as_otlp_json(export(pb_spans(3))), "application/json")
         assert r.status_code == 200, r.text
+        # One error event (no canary), so the errors routes have an issue and event to show.
+        event = {
+            "event_id": "ab" * 16,
+            "timestamp": NOW_NS / NS - 5,
+            "platform": "python",
+            "tags": {"service": "leaky-shop"},
+            "exception": {"values": [{"type": "RuntimeError", "value": f"{CONTROL} failed"}]},
+        }
+        r = portal.call(
+            lambda: client.post(
+                "/api/1/store/", json=event, params={"sentry_key": KEY, "sentry_version": "7"}
+            )
+        )
+        assert r.status_code == 200, r.text
         app.state.maintenance.analyze_once()
         try:
             yield srv
@@ -202,7 +216,14 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
     assert len(fps) == len(STATEMENTS)
     traces = [t["trace_id"] for t in server.get("/api/v1/traces", limit=1000).json()["traces"]]
     assert len(traces) == 3
-    fill = {"{service}": "leaky-shop", "{fingerprint}": fps[0], "{trace_id}": traces[0]}
+    (issue,) = server.get("/api/v1/issues").json()["issues"]
+    fill = {
+        "{service}": "leaky-shop",
+        "{fingerprint}": fps[0],
+        "{trace_id}": traces[0],
+        "{issue_id}": str(issue["id"]),
+        "{event_id}": "ab" * 16,
+    }
     widest: dict[str, dict[str, Any]] = {
         "/api/v1/traces": {"limit": 1000},
         "/api/v1/db/queries/{fingerprint}": {"samples": 100},

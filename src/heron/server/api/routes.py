@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from heron.server import query
 from heron.server.api._auth import require_api_token
 from heron.server.api._db_routes import add_db_routes
+from heron.server.api._error_routes import add_error_routes
 from heron.server.api._params import Window, window_params
 from heron.server.api._route import ApiRoute
 from heron.server.api._schemas import (
@@ -211,4 +212,5 @@ def build_router(ctx: "AppContext") -> APIRouter:
         return detail
 
     add_db_routes(router, ctx, window_dep, project)
+    add_error_routes(router, ctx, window_dep, project)
     return router

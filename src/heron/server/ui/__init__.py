@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse
 
-from heron.server.ui import _db_pages, _map_page, _pages, _trace_pages
+from heron.server.ui import _db_pages, _error_pages, _map_page, _pages, _trace_pages
 from heron.server.ui._kit import Kit, ui_route_class
 from heron.server.ui._render import STATIC_DIR, Renderer
 from heron.server.ui._static import CachedStaticFiles
@@ -43,6 +43,7 @@ def build_ui_router(ctx: AppContext, dependencies: Sequence[Any] | None = None) 
     _trace_pages.register(pages, kit)
     _map_page.register(pages, kit)
     _db_pages.register(pages, kit)
+    _error_pages.register(pages, kit)
     router = APIRouter(include_in_schema=False)
     router.mount("/static", CachedStaticFiles(directory=STATIC_DIR, check_dir=False), "static")
 

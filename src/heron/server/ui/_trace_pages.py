@@ -194,6 +194,7 @@ def register(router: APIRouter, kit: Kit) -> None:
         if trace is None:
             raise NotFound(f"Trace {trace_id.lower()} was not found.")
         doc = waterfall_doc(trace)
+        logs = query.trace_logs(kit.ctx.store, kit.project, bytes.fromhex(trace.trace_id))
         root = doc["spans"][0] if doc["spans"] else None
         return kit.render(
             request,
@@ -205,4 +206,5 @@ def register(router: APIRouter, kit: Kit) -> None:
             root_service=trace.services[root[2]] if root else "",
             errors=sum(1 for s in trace.spans if s.status == "error"),
             doc=doc,
+            logs=logs,
         )

@@ -123,6 +123,8 @@
       latency: (data.latency || []).map(function (line, i) {
         return { label: line.label, stroke: [accent, warn, bad][i % 3], values: line.values };
       }),
+      // An issue's occurrences per step.
+      events: [{ label: "events", stroke: bad, fill: bad + "22", values: data.events }],
     }[kind];
     var fmt = kind === "latency" ? H.fmtMs : kind === "errors"
       ? function (v) { return v === null ? "–" : v.toFixed(2) + "%"; } : H.fmtNum;
