@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import zlib
@@ -22,8 +23,15 @@ APP = Path(__file__).parent / "apps" / "sentry_app.py"
 APP_LINES = APP.read_text().splitlines()
 
 
-def dsn(h: HeronProcess, key: str | None = None, project: int = 1) -> str:
-    return f"http://{key or h.key}@127.0.0.1:{h.port}/{project}"
+def dsn(h: HeronProcess, key: str | None = None, project: int | None = None) -> str:
+    """The DSN ``heron serve`` printed at start (as a user copies it), or one built with
+    another key or project."""
+    if key is None and project is None:
+        printed = re.search(r"Sentry DSN:\s+(\S+)", h.log())
+        assert printed is not None, h.log()
+        assert printed.group(1) == f"http://{h.key}@127.0.0.1:{h.port}/1"
+        return printed.group(1)
+    return f"http://{key or h.key}@127.0.0.1:{h.port}/{project or 1}"
 
 
 def run_app(h: HeronProcess, mode: str, **env: str) -> tuple[int, list[str]]:

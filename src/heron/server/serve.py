@@ -47,14 +47,21 @@ def serve(
     return 0
 
 
+def sentry_dsn(base_url: str, ingest_key: str, project_id: int) -> str:
+    """The DSN a Sentry SDK needs to send to this server: ``http://<key>@host:port/<id>``."""
+    scheme, _, rest = base_url.partition("://")
+    return f"{scheme}://{ingest_key}@{rest.rstrip('/')}/{project_id}"
+
+
 def _announce(b: Bootstrap, auth: Auth, host: str, port: int) -> None:
     url = f"http://{host}:{port}"
     lines = [
         f"Heron is listening on {url}",
-        f"  OTLP endpoint:  {url}  (POST /v1/traces)",
+        f"  OTLP endpoint:  {url}  (POST /v1/traces, /v1/logs)",
         f"  ingest key:     {b.ingest_key}",
         f"  send with:      OTEL_EXPORTER_OTLP_ENDPOINT={url} "
         f"OTEL_EXPORTER_OTLP_HEADERS=x-heron-key={b.ingest_key}",
+        f"  Sentry DSN:     {sentry_dsn(url, b.ingest_key, b.project_id)}   (for sentry-sdk apps)",
     ]
     if b.api_token:
         lines.append(f"  API token:      {b.api_token}   (shown once; stored hashed)")
