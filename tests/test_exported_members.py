@@ -7,8 +7,13 @@ import heron
 PUBLIC = {
     "AgentStats",
     "__version__",
+    "capture_exception",
+    "capture_message",
     "flush",
     "init",
+    "last_event_id",
+    "set_tag",
+    "set_user",
     "shutdown",
     "span",
     "stats",

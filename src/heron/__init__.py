@@ -10,6 +10,11 @@
     @heron.traced
     def compute() -> int: ...
 
+    try:
+        charge(card)
+    except PaymentError:
+        event_id = heron.capture_exception()
+
 Importing ``heron`` is light: it loads the OpenTelemetry API only. ``init()`` loads the
 SDK and exporter; the server's dependencies (DuckDB, FastAPI, ...) are never imported.
 """
@@ -17,13 +22,25 @@ SDK and exporter; the server's dependencies (DuckDB, FastAPI, ...) are never imp
 # No ``from __future__ import annotations`` here: it would add a public ``annotations``.
 from heron._version import __version__
 from heron.agent.api import span, traced
+from heron.agent.errors import (
+    capture_exception,
+    capture_message,
+    last_event_id,
+    set_tag,
+    set_user,
+)
 from heron.agent.runtime import AgentStats, flush, init, shutdown, stats
 
 __all__ = [
     "AgentStats",
     "__version__",
+    "capture_exception",
+    "capture_message",
     "flush",
     "init",
+    "last_event_id",
+    "set_tag",
+    "set_user",
     "shutdown",
     "span",
     "stats",

@@ -51,6 +51,8 @@ def heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heron]:
 
 
 def kv(key: str, value: Any) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
     if isinstance(value, int):
         return KeyValue(key=key, value=AnyValue(int_value=value))
     return KeyValue(key=key, value=AnyValue(string_value=value))
@@ -202,6 +204,17 @@ def test_event_ref_only_links(heron: Heron) -> None:
     rec = record("handled elsewhere", 17, attrs)
     assert heron.post("/v1/logs", request(rec), headers=PB).status_code == 200
     assert logs_with(heron, "handled elsewhere")["event_id"] == "cd" * 16
+    assert heron.rows("SELECT count(*) AS n FROM error_events")[0]["n"] == before
+
+
+def test_event_dropped_by_the_app_is_a_log_line_only(heron: Heron) -> None:
+    """The agent's before_send/ignore_exceptions said no: no event, whatever the severity."""
+    before = heron.rows("SELECT count(*) AS n FROM error_events")[0]["n"]
+    attrs = {"heron.event_dropped": True, "exception.type": "ValueError"}
+    rec = record("dropped by before_send", 17, attrs)
+    assert heron.post("/v1/logs", request(rec), headers=PB).status_code == 200
+    row = logs_with(heron, "dropped by before_send")
+    assert row["event_id"] is None and row["severity_number"] == 17
     assert heron.rows("SELECT count(*) AS n FROM error_events")[0]["n"] == before
 
 

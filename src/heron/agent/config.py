@@ -8,13 +8,16 @@ mistake must cost the app its telemetry at worst, never its uptime.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_ENDPOINT = "http://localhost:4318"
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 KEY_HEADER = "x-heron-key"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 # The OpenTelemetry SDK's BatchSpanProcessor defaults (OTEL_BSP_*).
@@ -24,6 +27,12 @@ DEFAULT_SCHEDULE_DELAY_MS = 5000
 EXPORTERS = ("otlp", "console", "none")
 RECORD_SQL_MODES = ("obfuscated", "raw", "off")
 DEFAULT_EXPLAIN_THRESHOLD_MS = 500.0
+DEFAULT_MAX_BREADCRUMBS = 100
+DEFAULT_IGNORE_STATUS_CODES = frozenset({401, 404})
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+
+#: ``before_send(event, hint) -> event | None``; ``hint`` holds ``exc_info`` / ``log_record``.
+BeforeSend = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -48,6 +57,18 @@ class AgentConfig:
     schedule_delay_ms: int = DEFAULT_SCHEDULE_DELAY_MS
     record_sql: str = "obfuscated"  # db.query.text: literals out, verbatim, or none
     explain_threshold_ms: float = DEFAULT_EXPLAIN_THRESHOLD_MS  # 0: no EXPLAIN plans
+    # Error tracking and logs (both sent as OTLP log records to logs_endpoint).
+    logs_endpoint: str = DEFAULT_ENDPOINT + LOGS_PATH
+    logs: bool = True  # False: log records are not sent (error events still are)
+    log_level: int = logging.INFO
+    include_locals: bool = True
+    scrub_keys: tuple[str, ...] = ()
+    before_send: BeforeSend | None = None
+    ignore_exceptions: tuple[type[BaseException] | str, ...] = ()
+    ignore_status_codes: frozenset[int] = DEFAULT_IGNORE_STATUS_CODES
+    max_breadcrumbs: int = DEFAULT_MAX_BREADCRUMBS
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
 
 
@@ -99,8 +120,8 @@ class _Resolver:
         return number
 
 
-def _traces_url(endpoint: str, problems: list[str]) -> str:
-    """``endpoint`` is a base URL (``http://host:4318``); add the OTLP traces path."""
+def _signal_url(endpoint: str, problems: list[str], path: str = TRACES_PATH) -> str:
+    """``endpoint`` is a base URL (``http://host:4318``); add the OTLP path of a signal."""
     url = endpoint.strip()
     if "://" not in url:
         problems.append(f"endpoint {endpoint!r} has no scheme; assuming http://")
@@ -112,19 +133,25 @@ def _traces_url(endpoint: str, problems: list[str]) -> str:
         ok = False
     if not ok:
         problems.append(f"endpoint {endpoint!r} is not an http(s) URL; spans will be dropped")
-    if url.rstrip("/").endswith(TRACES_PATH):
-        return url
-    return url.rstrip("/") + TRACES_PATH
+    for known in (TRACES_PATH, LOGS_PATH):
+        if url.rstrip("/").endswith(known):
+            url = url.rstrip("/")[: -len(known)]
+    return url.rstrip("/") + path
 
 
-def _endpoint(r: _Resolver, endpoint: str | None) -> str:
+def _endpoint(r: _Resolver, endpoint: str | None) -> tuple[str, str]:
+    """The traces and logs URLs: one base URL, or the per-signal OTel variables."""
     base = r.text(endpoint, "endpoint", "HERON_ENDPOINT")
-    if base is None:
-        exact = r.text(None, "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        if exact is not None:  # the OTel spec: used exactly as given
-            return exact
-        base = r.text(None, "", "OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
-    return _traces_url(base, r.problems)
+    if base is not None:
+        return _signal_url(base, r.problems), _signal_url(base, [], LOGS_PATH)
+    fallback = r.text(None, "", "OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
+    # The OTel spec: a per-signal endpoint is used exactly as given.
+    traces = r.text(None, "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    logs = r.text(None, "", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+    return (
+        traces or _signal_url(fallback, r.problems),
+        logs or _signal_url(fallback, [] if traces is None else r.problems, LOGS_PATH),
+    )
 
 
 def _headers(r: _Resolver, key: str | None) -> dict[str, str]:
@@ -154,6 +181,71 @@ def _record_sql(r: _Resolver, value: str | None) -> str:
         r.problems.append(f"{source}={raw!r} is not one of {RECORD_SQL_MODES}; using obfuscated")
         return "obfuscated"
     return raw.lower()
+
+
+def _log_level(r: _Resolver, value: int | str | None) -> int:
+    raw: object = value if value is not None else r.text(None, "", "HERON_LOG_LEVEL")
+    if raw is None:
+        return logging.INFO
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    text = str(raw).strip().upper()
+    if text.isdigit():
+        return int(text)
+    if text in LOG_LEVELS:
+        return LOG_LEVELS[text]
+    source = "log_level" if value is not None else "HERON_LOG_LEVEL"
+    r.problems.append(f"{source}={raw!r} is not a logging level; using INFO")
+    return logging.INFO
+
+
+def _listed(r: _Resolver, value: object, option: str, name: str) -> tuple[str, ...]:
+    """A list option: an iterable of strings, or a comma-separated string (or variable)."""
+    if value is None:
+        value = r.text(None, "", name) or ""
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        items = [str(v).strip() for v in value]  # type: ignore[attr-defined]
+    except TypeError:
+        r.problems.append(f"{option}={value!r} is not a list; ignoring it")
+        return ()
+    return tuple(i for i in items if i)
+
+
+def _exception_types(r: _Resolver, value: object) -> tuple[type[BaseException] | str, ...]:
+    """Exception classes, or dotted names (``"myapp.errors.Ignored"``) resolved lazily."""
+    if value is None or isinstance(value, str):
+        return _listed(r, value, "ignore_exceptions", "HERON_IGNORE_EXCEPTIONS")
+    if isinstance(value, type):
+        value = (value,)
+    out: list[type[BaseException] | str] = []
+    for item in value if isinstance(value, Iterable) else ():
+        if isinstance(item, type) and issubclass(item, BaseException) or isinstance(item, str):
+            out.append(item)
+        else:
+            r.problems.append(f"ignore_exceptions: {item!r} is not an exception class or name")
+    return tuple(out)
+
+
+def _status_codes(r: _Resolver, value: Iterable[int] | None) -> frozenset[int]:
+    names = _listed(r, value, "ignore_status_codes", "HERON_IGNORE_STATUS_CODES")
+    if value is None and not names:
+        return DEFAULT_IGNORE_STATUS_CODES
+    codes = set()
+    for name in names:
+        if name.isdigit() and 100 <= int(name) <= 599:
+            codes.add(int(name))
+        else:
+            r.problems.append(f"ignore_status_codes: {name!r} is not an HTTP status code")
+    return frozenset(codes)
+
+
+def _before_send(r: _Resolver, value: object) -> BeforeSend | None:
+    if value is None or callable(value):
+        return value
+    r.problems.append(f"before_send={value!r} is not callable; ignoring it")
+    return None
 
 
 def _exporter(r: _Resolver) -> str:
@@ -195,6 +287,16 @@ def resolve_config(
     shutdown_timeout: float | None = None,
     record_sql: str | None = None,
     explain_threshold_ms: float | None = None,
+    logs: bool | None = None,
+    log_level: int | str | None = None,
+    include_locals: bool | None = None,
+    scrub_keys: Iterable[str] | None = None,
+    before_send: BeforeSend | None = None,
+    ignore_exceptions: Iterable[type[BaseException] | str] | None = None,
+    ignore_status_codes: Iterable[int] | None = None,
+    max_breadcrumbs: int | None = None,
+    in_app_include: Iterable[str] | None = None,
+    in_app_exclude: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
     """The configuration ``heron.init()`` runs with; see its docstring for each option."""
@@ -202,9 +304,11 @@ def resolve_config(
     sdk_disabled = r.boolean(None, "OTEL_SDK_DISABLED", False)
     queue, batch, delay = _batching(r)
     wanted = instrument if instrument is not None else r.text(None, "", "HERON_INSTRUMENT")
+    traces_endpoint, logs_endpoint = _endpoint(r, endpoint)
     return AgentConfig(
         service=r.text(service, "service", "HERON_SERVICE", "OTEL_SERVICE_NAME"),
-        traces_endpoint=_endpoint(r, endpoint),
+        traces_endpoint=traces_endpoint,
+        logs_endpoint=logs_endpoint,
         headers=_headers(r, key),
         environment=r.text(environment, "environment", "HERON_ENVIRONMENT"),
         release=r.text(release, "release", "HERON_RELEASE"),
@@ -232,5 +336,23 @@ def resolve_config(
             DEFAULT_EXPLAIN_THRESHOLD_MS,
             minimum=0,
         ),
+        logs=r.boolean(logs, "HERON_LOGS", True),
+        log_level=_log_level(r, log_level),
+        include_locals=r.boolean(include_locals, "HERON_INCLUDE_LOCALS", True),
+        scrub_keys=_listed(r, scrub_keys, "scrub_keys", "HERON_SCRUB_KEYS"),
+        before_send=_before_send(r, before_send),
+        ignore_exceptions=_exception_types(r, ignore_exceptions),
+        ignore_status_codes=_status_codes(r, ignore_status_codes),
+        max_breadcrumbs=int(
+            r.number(
+                max_breadcrumbs,
+                "max_breadcrumbs",
+                "HERON_MAX_BREADCRUMBS",
+                DEFAULT_MAX_BREADCRUMBS,
+                minimum=0,
+            )
+        ),
+        in_app_include=_listed(r, in_app_include, "in_app_include", "HERON_IN_APP_INCLUDE"),
+        in_app_exclude=_listed(r, in_app_exclude, "in_app_exclude", "HERON_IN_APP_EXCLUDE"),
         problems=tuple(r.problems),
     )

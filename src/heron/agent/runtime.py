@@ -12,14 +12,15 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from heron.agent.config import AgentConfig, resolve_config
+from heron.agent.config import AgentConfig, BeforeSend, resolve_config
 from heron.agent.guard import capture_internal_exceptions, internal_error_count
 
 if TYPE_CHECKING:
+    from heron.agent.logs import LogPipeline
     from heron.agent.otel import Agent
 
 logger = logging.getLogger("heron.agent")
@@ -37,6 +38,11 @@ class AgentStats:
     ``dropped`` counts spans that will never reach the server: failed or refused exports,
     a full queue, exports after shutdown. ``explains`` counts EXPLAIN plans captured for
     slow queries, ``explain_failures`` the EXPLAINs the database refused or that failed.
+
+    ``events`` counts error events sent to the pipeline; ``events_dropped`` those
+    ``before_send`` discarded; ``events_failed`` those lost to an error (``before_send``
+    raised). ``logs_sent`` counts OTLP log records delivered (error events included),
+    ``logs_dropped`` those lost (failed exports, a full queue).
     """
 
     exported: int = 0
@@ -46,10 +52,16 @@ class AgentStats:
     internal_errors: int = 0
     explains: int = 0
     explain_failures: int = 0
+    events: int = 0
+    events_dropped: int = 0
+    events_failed: int = 0
+    logs_sent: int = 0
+    logs_dropped: int = 0
 
 
 _lock = threading.Lock()
 _agent: Agent | None = None
+_logs: LogPipeline | None = None
 _config: AgentConfig | None = None  # set by the first init(), enabled or not
 
 
@@ -74,8 +86,18 @@ def init(
     shutdown_timeout: float | None = None,
     record_sql: str | None = None,
     explain_threshold_ms: float | None = None,
+    logs: bool | None = None,
+    log_level: int | str | None = None,
+    include_locals: bool | None = None,
+    scrub_keys: Iterable[str] | None = None,
+    before_send: BeforeSend | None = None,
+    ignore_exceptions: Iterable[type[BaseException] | str] | None = None,
+    ignore_status_codes: Iterable[int] | None = None,
+    max_breadcrumbs: int | None = None,
+    in_app_include: Iterable[str] | None = None,
+    in_app_exclude: Iterable[str] | None = None,
 ) -> None:
-    """Configure OpenTelemetry to send traces to Heron and instrument installed libraries.
+    """Configure OpenTelemetry to send traces, logs and errors to Heron; instrument libraries.
 
     Every option falls back to its environment variable, then to a default:
 
@@ -106,6 +128,26 @@ def init(
       plan fetched in the background (default 500; ``0`` turns EXPLAIN capture off).
       ``HERON_EXPLAIN_THRESHOLD_MS``.
 
+    Errors and logs (see docs/agent.md, "Errors" and "Logs"), sent as OTLP log records to
+    ``<endpoint>/v1/logs``:
+
+    - ``logs``: send ``logging`` records (default True). ``HERON_LOGS``. Off, error
+      records still become events and records still become breadcrumbs.
+    - ``log_level``: the lowest level sent (default ``INFO``). ``HERON_LOG_LEVEL``.
+    - ``include_locals``: local variables of in-app frames in events (scrubbed and
+      capped; default True). ``HERON_INCLUDE_LOCALS``.
+    - ``scrub_keys``: more key names whose values are filtered, on top of the defaults
+      (password, token, authorization, cookie, ...). ``HERON_SCRUB_KEYS`` (comma-separated).
+    - ``before_send``: ``before_send(event, hint) -> event | None``, called with each
+      scrubbed event; return it (changed or not) or None to drop it.
+    - ``ignore_exceptions``: exception classes or dotted names never captured (subclasses
+      too). ``HERON_IGNORE_EXCEPTIONS``.
+    - ``ignore_status_codes``: HTTP exceptions with these statuses are not captured
+      (default 401 and 404). ``HERON_IGNORE_STATUS_CODES``.
+    - ``max_breadcrumbs``: crumbs kept per trace (default 100). ``HERON_MAX_BREADCRUMBS``.
+    - ``in_app_include`` / ``in_app_exclude``: module prefixes whose frames are (not) the
+      app's own. ``HERON_IN_APP_INCLUDE`` / ``HERON_IN_APP_EXCLUDE``.
+
     The OpenTelemetry SDK variables keep their meaning: ``OTEL_RESOURCE_ATTRIBUTES``,
     ``OTEL_TRACES_SAMPLER(_ARG)``, ``OTEL_PROPAGATORS``, ``OTEL_TRACES_EXPORTER``
     (``otlp``, ``console`` or ``none``), ``OTEL_BSP_MAX_QUEUE_SIZE``,
@@ -127,12 +169,22 @@ def init(
             shutdown_timeout=shutdown_timeout,
             record_sql=record_sql,
             explain_threshold_ms=explain_threshold_ms,
+            logs=logs,
+            log_level=log_level,
+            include_locals=include_locals,
+            scrub_keys=scrub_keys,
+            before_send=before_send,
+            ignore_exceptions=ignore_exceptions,
+            ignore_status_codes=ignore_status_codes,
+            max_breadcrumbs=max_breadcrumbs,
+            in_app_include=in_app_include,
+            in_app_exclude=in_app_exclude,
         )
         _install(config)
 
 
 def _install(config: AgentConfig) -> None:
-    global _agent, _config
+    global _agent, _config, _logs
     with _lock:
         if _config is not None:
             if replace(config, problems=()) != replace(_config, problems=()):
@@ -150,12 +202,34 @@ def _install(config: AgentConfig) -> None:
         agent = Agent(config)
         agent.install()
         _agent = agent
+        _logs = _install_errors(config, agent)
     os.environ.setdefault(*SEMCONV_OPT_IN)
     from heron.agent.integrations import _db
 
     _db.configure(record_sql=config.record_sql, explain_threshold_ms=config.explain_threshold_ms)
     setup_integrations(config)
     atexit.register(_shutdown_at_exit)
+
+
+def _install_errors(config: AgentConfig, agent: Agent) -> LogPipeline:
+    """Error capture and logs: the log pipeline, the client, its hooks and handler."""
+    from heron._scrub import Scrubber
+    from heron.agent import errors
+    from heron.agent.errors._breadcrumbs import BreadcrumbProcessor
+    from heron.agent.errors._client import ErrorClient
+    from heron.agent.errors._hooks import install_hooks
+    from heron.agent.fork import after_fork_in_child
+    from heron.agent.logs import HeronHandler, LogPipeline, install_handler
+
+    pipeline = LogPipeline(config, gate=agent.gate)
+    scrubber = Scrubber(config.scrub_keys)
+    client = ErrorClient(config, pipeline.send_event, scrubber=scrubber)
+    agent.provider.add_span_processor(BreadcrumbProcessor(client.crumbs, scrubber))
+    after_fork_in_child(client.after_fork)
+    errors.install(client)
+    install_hooks(client, flush=flush)
+    install_handler(HeronHandler(pipeline, client, level=config.log_level, send_logs=config.logs))
+    return pipeline
 
 
 def _timeout(timeout: float | None) -> float:
@@ -165,13 +239,17 @@ def _timeout(timeout: float | None) -> float:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Export the spans queued so far; wait at most ``timeout`` seconds (default 2).
+    """Export the spans, logs and events queued so far; wait at most ``timeout`` s (default 2).
 
     Returns whether everything was exported in time. Never raises.
     """
     with capture_internal_exceptions:
-        agent = _agent
-        return agent.flush(_timeout(timeout)) if agent is not None else True
+        agent, logs, limit = _agent, _logs, _timeout(timeout)
+        return _both(
+            agent.flush if agent is not None else None,
+            logs.flush if logs is not None else None,
+            limit,
+        )
     return False
 
 
@@ -182,9 +260,31 @@ def shutdown(timeout: float | None = None) -> bool:
     be sent in time are dropped and counted. Returns whether it finished in time.
     """
     with capture_internal_exceptions:
-        agent = _agent
-        return agent.shutdown(_timeout(timeout)) if agent is not None else True
+        agent, logs, limit = _agent, _logs, _timeout(timeout)
+        return _both(
+            agent.shutdown if agent is not None else None,
+            logs.shutdown if logs is not None else None,
+            limit,
+        )
     return False
+
+
+def _both(
+    spans: Callable[[float], bool] | None, logs: Callable[[float], bool] | None, timeout: float
+) -> bool:
+    """Run the span and log pipelines' ``flush``/``shutdown`` side by side, within ``timeout``."""
+    if spans is None or logs is None:
+        only = spans or logs
+        return only(timeout) if only is not None else True
+    outcome: list[bool] = []
+    worker = threading.Thread(target=lambda: outcome.append(logs(timeout)), daemon=True)
+    try:
+        worker.start()
+    except RuntimeError:  # no new threads at interpreter shutdown: one after the other
+        return spans(timeout) & logs(timeout)
+    done = spans(timeout)
+    worker.join(timeout)
+    return done and bool(outcome and outcome[0])
 
 
 def _shutdown_at_exit() -> None:
@@ -192,27 +292,39 @@ def _shutdown_at_exit() -> None:
 
 
 def stats() -> AgentStats:
-    """Counters of this process's agent: spans exported, dropped, still queued, EXPLAINs."""
+    """Counters of this process's agent: spans, events and log records sent and lost."""
     with capture_internal_exceptions:
         explains, explain_failures = _explain_counts()
+        counts: dict[str, int] = {
+            "internal_errors": internal_error_count(),
+            "explains": explains,
+            "explain_failures": explain_failures,
+        }
         agent = _agent
         if agent is not None:
             s = agent.export_stats()
-            return AgentStats(
-                s.exported,
-                s.dropped,
-                s.failed_exports,
-                agent.queued(),
-                internal_error_count(),
-                explains,
-                explain_failures,
+            counts.update(
+                exported=s.exported,
+                dropped=s.dropped,
+                failed_exports=s.failed_exports,
+                queued=agent.queued(),
             )
-        return AgentStats(
-            internal_errors=internal_error_count(),
-            explains=explains,
-            explain_failures=explain_failures,
-        )
+        counts.update(_error_counts())
+        return AgentStats(**counts)
     return AgentStats(internal_errors=internal_error_count())
+
+
+def _error_counts() -> dict[str, int]:
+    from heron.agent import errors
+
+    client, logs = errors.client(), _logs
+    counts: dict[str, int] = {}
+    if client is not None:
+        e = client.stats
+        counts.update(events=e.captured, events_dropped=e.dropped, events_failed=e.failed)
+    if logs is not None:
+        counts["logs_sent"], counts["logs_dropped"] = logs.stats()
+    return counts
 
 
 def _explain_counts() -> tuple[int, int]:

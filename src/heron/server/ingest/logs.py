@@ -8,7 +8,9 @@ is stored in ``logs``. Which records also become error events (contract rule 3):
 1. ``heron.event`` (a Sentry-shaped event as JSON, sent by Heron's agent) → that event;
 2. else ``heron.event_ref`` → only a link: the event was already sent (e.g. by the Flask
    integration before Flask logged the same exception), so no second event;
-3. else ``exception.*`` attributes or severity ≥ 17 (ERROR) → an event built from the
+3. else ``heron.event_dropped`` (the app's ``before_send`` or ``ignore_exceptions`` chose
+   not to report it) → a log line only;
+4. else ``exception.*`` attributes or severity ≥ 17 (ERROR) → an event built from the
    attributes, with frames parsed from a Python ``exception.stacktrace``.
 
 The record's ``event_id`` column links it to its event.
@@ -73,6 +75,8 @@ from heron.server.store.duckdb_store import DuckDBStore
 
 EVENT_ATTR = "heron.event"
 EVENT_REF_ATTR = "heron.event_ref"
+# Set by Heron's agent when the app dropped the event (before_send, ignore_exceptions).
+EVENT_DROPPED_ATTR = "heron.event_dropped"
 SEVERITY_ERROR = 17
 SEVERITY_FATAL = 21
 
@@ -313,10 +317,13 @@ def link_events(records: Iterable[LogRecord], received_ns: int) -> list[ErrorEve
         attrs = rec.attributes
         raw = attrs.pop(EVENT_ATTR, None)
         ref = attrs.pop(EVENT_REF_ATTR, None)
+        dropped = attrs.pop(EVENT_DROPPED_ATTR, None)
         ev = _heron_event(rec, raw, received_ns) if raw is not None else None
         if ev is None and ref is not None:
             rec.event_id = event_id_of(ref) if isinstance(ref, str) else None
             continue
+        if ev is None and dropped is True:
+            continue  # the app chose not to report it: a log line only
         if ev is None and (has_exception_attrs(attrs) or rec.severity_number >= SEVERITY_ERROR):
             ev = event_from_attributes(rec, received_ns)
         if ev is not None:
