@@ -151,3 +151,24 @@ def test_every_default_key_has_a_needle() -> None:
             norm = spelling.lower().replace("-", "_")
             assert any(n in norm for n in _DEFAULT_NEEDLES), spelling
             assert S.text(f"{spelling}={CANARY}") == f"{spelling}={FILTERED}", spelling
+
+
+def test_secrets_by_value_are_redacted_wherever_they_flow() -> None:
+    """A form password passed on as an argument named ``card`` is no key-named secret, but
+    it is the same value: collected from the sensitive keys, removed everywhere."""
+    request = {
+        "headers": {
+            "Authorization": f"Bearer {CANARY}-auth",
+            "Cookie": f"sid=x; session={CANARY}-ck",
+        },
+        "data": {"password": f"{CANARY}-pw", "order": "8"},
+        "query_string": "",
+    }
+    found = S.secrets(request) | S.query_secrets(f"q=lamp&token={CANARY}-qs")
+    assert {f"{CANARY}-auth", f"{CANARY}-ck", f"{CANARY}-pw", f"{CANARY}-qs"} <= found
+    assert "lamp" not in found and "8" not in found
+    frame_vars = {"card": f"{CANARY}-pw", "order_id": 8, "note": f"sent {CANARY}-qs twice"}
+    out = S.redact(frame_vars, found)
+    assert out == {"card": FILTERED, "order_id": 8, "note": f"sent {FILTERED} twice"}
+    assert S.redact("short", {"abc"}) == "short"  # too short to be told from ordinary text
+    assert S.secrets([("password", f"{CANARY}-tuple")]) == {f"{CANARY}-tuple"}

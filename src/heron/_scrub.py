@@ -50,6 +50,10 @@ DEFAULT_DENY_KEYS: tuple[str, ...] = (
     "sentry_key",
 )
 MAX_DEPTH = 10
+# Values under sensitive keys at least this long are also removed wherever else they appear
+# in the same event (a password passed on as a function argument named ``card``...).
+MIN_SECRET_CHARS = 6
+_SECRET_PARTS = re.compile(r"[;&,]")
 # Each default deny key contains one of these (checked in tests/test_scrub.py).
 _DEFAULT_NEEDLES = (
     "pass", "pwd", "secret", "token", "key", "auth", "cookie", "session", "csrf", "xsrf",
@@ -228,3 +232,76 @@ class Scrubber:
                 return FILTERED
             return [self.value(v, depth=depth + 1) for v in obj]
         return obj
+
+    # ---------------------------------------------------------- secrets, by value
+
+    def secrets(self, obj: Any, key: str | None = None, *, depth: int = 0) -> set[str]:
+        """The values ``obj`` holds under sensitive keys (and their parts: the token of
+        ``Bearer <token>``, each ``name=value``'s value), to redact elsewhere with
+        :meth:`redact`. Only values of at least :data:`MIN_SECRET_CHARS` characters."""
+        out: set[str] = set()
+        if depth > MAX_DEPTH:
+            return out
+        if key is not None and self.sensitive_key(key):
+            _leaves(obj, out, depth)
+        elif isinstance(obj, Mapping):
+            for k, v in obj.items():
+                out |= self.secrets(v, str(k), depth=depth + 1)
+        elif isinstance(obj, list | tuple):
+            if len(obj) == 2 and isinstance(obj[0], str) and not isinstance(obj[1], list | dict):
+                return self.secrets(obj[1], obj[0], depth=depth + 1)  # a (name, value) pair
+            for v in obj:
+                out |= self.secrets(v, depth=depth + 1)
+        return out
+
+    def query_secrets(self, qs: str) -> set[str]:
+        """The values of a query string's sensitive parameters."""
+        try:
+            pairs = parse_qsl(qs.lstrip("?"), keep_blank_values=True)
+        except ValueError:
+            return set()
+        return self.secrets(pairs)
+
+    @staticmethod
+    def redact(obj: Any, secrets: Iterable[str], *, depth: int = 0) -> Any:
+        """``obj`` with every occurrence of each of ``secrets`` in its strings replaced by
+        :data:`FILTERED` (a copy; keys are kept)."""
+        found = sorted({x for x in secrets if len(x) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+        if not found:
+            return obj
+        pattern = re.compile("|".join(re.escape(x) for x in found))
+        return _redact(obj, pattern, depth)
+
+
+def _leaves(obj: Any, out: set[str], depth: int) -> None:
+    if depth > MAX_DEPTH or obj is None or isinstance(obj, bool):
+        return
+    if isinstance(obj, Mapping):
+        for v in obj.values():
+            _leaves(v, out, depth + 1)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            _leaves(v, out, depth + 1)
+    else:
+        text = str(obj).strip()
+        if text == FILTERED:
+            return
+        candidates = [text]
+        for part in _SECRET_PARTS.split(text):  # cookies, query strings
+            candidates.append(part.partition("=")[2].strip() if "=" in part else part.strip())
+        scheme, _, token = text.partition(" ")  # "Bearer <token>", "Basic <b64>"
+        if token and scheme.isalpha():
+            candidates.append(token.strip())
+        out.update(c for c in candidates if len(c) >= MIN_SECRET_CHARS and c != FILTERED)
+
+
+def _redact(obj: Any, pattern: re.Pattern[str], depth: int) -> Any:
+    if isinstance(obj, str):
+        return pattern.sub(FILTERED, obj)
+    if depth >= MAX_DEPTH:
+        return obj
+    if isinstance(obj, Mapping):
+        return {k: _redact(v, pattern, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_redact(v, pattern, depth + 1) for v in obj]
+    return obj

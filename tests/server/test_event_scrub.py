@@ -137,3 +137,23 @@ def test_log_body_and_attributes() -> None:
     assert out.attributes["http.request.header.authorization"] == FILTERED
     assert out.attributes["order"] == 7
     assert SECRET not in out.attributes["x"]
+
+
+def test_a_secret_value_is_removed_where_it_flowed_under_another_name() -> None:
+    """sentry-sdk sends the form and the locals as they are: the form's password, passed
+    on as an argument named ``card``, is still the password."""
+    ev = event()
+    ev.request = {"method": "POST", "data": {"password": "hunter2-flows", "q": "lamp"}}
+    ev.exceptions = [
+        {
+            "type": "ValueError",
+            "value": "bad card hunter2-flows",
+            "frames": [{"function": "charge", "vars": {"card": "hunter2-flows", "n": 3}}],
+        }
+    ]
+    ev.breadcrumbs = [{"message": "charging hunter2-flows", "data": {}}]
+    out = EventScrubber().event(ev)
+    text = orjson.dumps([out.exceptions, out.breadcrumbs, out.request, out.message]).decode()
+    assert "hunter2-flows" not in text
+    assert out.exceptions[0]["frames"][0]["vars"] == {"card": FILTERED, "n": 3}
+    assert out.request["data"]["q"] == "lamp"

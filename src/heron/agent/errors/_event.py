@@ -165,8 +165,27 @@ def _scrub_request(request: dict[str, Any], s: Scrubber) -> dict[str, Any]:
     return out
 
 
+def _secrets(event: dict[str, Any], s: Scrubber) -> set[str]:
+    """Values under sensitive keys anywhere in the (unscrubbed) event, to remove where
+    they flowed to under other names (a form password passed on as ``card``)."""
+    found: set[str] = set()
+    request = event.get("request") or {}
+    if isinstance(request, dict):
+        found |= s.secrets(request.get("headers") or {})
+        found |= s.secrets(request.get("data") or {})
+        if isinstance(request.get("query_string"), str):
+            found |= s.query_secrets(request["query_string"])
+    for value in event.get("exception", {}).get("values", ()):
+        for frame in value.get("stacktrace", {}).get("frames", ()):
+            found |= s.secrets(frame.get("vars") or {})
+    for key in ("extra", "user", "tags"):
+        found |= s.secrets(event.get(key) or {})
+    return found
+
+
 def scrub_event(event: dict[str, Any], s: Scrubber) -> dict[str, Any]:
     """Every secret-bearing part of ``event`` scrubbed, in place; returns ``event``."""
+    secrets = _secrets(event, s)
     for value in event.get("exception", {}).get("values", ()):
         value["value"] = s.text(str(value.get("value", "")))
         for frame in value.get("stacktrace", {}).get("frames", ()):
@@ -178,7 +197,12 @@ def scrub_event(event: dict[str, Any], s: Scrubber) -> dict[str, Any]:
     for key in ("extra", "user", "tags"):
         if key in event:
             event[key] = s.value(event[key])
-    # Breadcrumbs were scrubbed when they were recorded (see _breadcrumbs).
+    # Breadcrumbs were scrubbed when they were recorded (see _breadcrumbs); the secrets
+    # of this event's request may still be in them, as in any other part.
+    if secrets:
+        for key in ("exception", "message", "breadcrumbs", "extra", "tags", "contexts"):
+            if key in event:
+                event[key] = s.redact(event[key], secrets)
     return event
 
 

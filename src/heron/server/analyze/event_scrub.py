@@ -33,6 +33,7 @@ class EventScrubber:
 
     def event(self, ev: ErrorEvent) -> ErrorEvent:
         s = self.scrubber
+        secrets = self._secrets(ev)
         ev.message = s.text(ev.message)
         ev.culprit = s.text(ev.culprit)
         ev.exceptions = [self._exception(e) for e in ev.exceptions]
@@ -46,7 +47,28 @@ class EventScrubber:
             ev.transaction = s.text(ev.transaction)
         if ev.explicit_fingerprint:
             ev.explicit_fingerprint = [s.text(p) for p in ev.explicit_fingerprint]
+        if secrets:  # the same values under other names (a password passed on as "card")
+            ev.message = s.redact(ev.message, secrets)
+            ev.exceptions = s.redact(ev.exceptions, secrets)
+            ev.breadcrumbs = s.redact(ev.breadcrumbs, secrets)
+            ev.extra = _as_dict(s.redact(ev.extra, secrets))
+            ev.contexts = _as_dict(s.redact(ev.contexts, secrets))
+            ev.tags = _as_dict(s.redact(ev.tags, secrets))
         return ev
+
+    def _secrets(self, ev: ErrorEvent) -> set[str]:
+        """Values under sensitive keys in the event as received (request, locals, extra)."""
+        s = self.scrubber
+        req = ev.request or {}
+        found = s.secrets({k: v for k, v in req.items() if k != "query_string"})
+        if isinstance(req.get("query_string"), str):
+            found |= s.query_secrets(req["query_string"])
+        for exc in ev.exceptions:
+            for frame in exc.get("frames") or ():
+                if isinstance(frame, dict):
+                    found |= s.secrets(frame.get("vars") or {})
+        found |= s.secrets(ev.extra) | s.secrets(ev.contexts)
+        return found
 
     def _exception(self, exc: dict[str, Any]) -> dict[str, Any]:
         s = self.scrubber
