@@ -54,6 +54,9 @@ MAX_DEPTH = 10
 # in the same event (a password passed on as a function argument named ``card``...).
 MIN_SECRET_CHARS = 6
 _SECRET_PARTS = re.compile(r"[;&,]")
+# Scrubbed text is memoized for strings up to this long, this many at a time.
+_CACHED_CHARS = 512
+_CACHE_ENTRIES = 16_384
 # Each default deny key contains one of these (checked in tests/test_scrub.py).
 _DEFAULT_NEEDLES = (
     "pass", "pwd", "secret", "token", "key", "auth", "cookie", "session", "csrf", "xsrf",
@@ -71,7 +74,7 @@ _CREDENTIAL_WORDS = ("bearer", "basic", "token", "digest")
 # key=value, key: value, "key": "value", key => value; the key is a word (with . - _).
 # Also matches inside URLs (?access_token=...&). A value already filtered is matched
 # whole, so text() is idempotent.
-_KEY = re.compile(r"""(?P<key>["']?[A-Za-z_][\w.\-]*["']?)(?P<sep>\s*(?:=>|[=:])\s*)""")
+_KEY = re.compile(r"""(?<![\w.\-])(?P<key>["']?[A-Za-z_][\w.\-]*["']?)(?P<sep>\s*(?:=>|[=:])\s*)""")
 _VALUE = re.compile(r"""\[Filtered\]|"[^"]*"|'[^']*'|[^\s,;&"'}\]]+""")
 
 
@@ -102,6 +105,7 @@ class Scrubber:
         keys += [k for k in (_normalize(k) for k in deny_keys) if k]
         self.deny_keys: tuple[str, ...] = tuple(dict.fromkeys(keys))
         self._cache: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
         self._compact_keys = tuple(k.replace("_", "") for k in self.deny_keys)
         # Substrings of lowercased text (with - as _) without which no pair can be
         # sensitive: a pre-check, so fewer and shorter is faster ("key" covers "api_key").
@@ -128,6 +132,16 @@ class Scrubber:
         """``s`` with the secrets it quotes replaced by :data:`FILTERED`."""
         if not s:
             return s
+        if len(s) <= _CACHED_CHARS:  # source lines, headers, messages: they repeat
+            hit = self._texts.get(s)
+            if hit is None:
+                if len(self._texts) >= _CACHE_ENTRIES:
+                    self._texts.clear()
+                hit = self._texts[s] = self._text(s)
+            return hit
+        return self._text(s)
+
+    def _text(self, s: str) -> str:
         # Cheap substring checks first: most text holds no secret and costs ~2-5 µs.
         out = s
         low = s.lower()
