@@ -186,6 +186,26 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
             ),
             service=SHOP_SERVICE,
         )
+        # The tour's declined checkout is an issue, with the request's trace; the apps'
+        # log lines arrive with their traces.
+        issues = demo.wait_for_api(
+            "/api/v1/issues",
+            token,
+            lambda j: any(i["exc_type"] == "PaymentDeclined" for i in j["issues"]),
+        )
+        declined = next(i for i in issues["issues"] if i["exc_type"] == "PaymentDeclined")
+        assert declined["culprit"].endswith("in _charge") and declined["releases"], declined
+        detail = demo.api(f"/api/v1/issues/{declined['id']}", token)
+        assert detail is not None and detail["latest"]["trace_id"]
+        assert detail["latest"]["transaction"] == "POST /checkout"
+        logs = demo.wait_for_api(
+            "/api/v1/logs",
+            token,
+            lambda j: any(line["body"].startswith("payment declined") for line in j["logs"]),
+            service=SHOP_SERVICE,
+        )
+        warning = next(x for x in logs["logs"] if x["body"].startswith("payment declined"))
+        assert warning["severity"] == "warn" and warning["trace_id"]
     finally:
         rc = demo.finish(signal.SIGINT)
     assert rc == 0, demo.output
