@@ -120,6 +120,19 @@ def _unbrotli(body: bytes, limit: int) -> bytes:
     return out
 
 
+async def otlp_body(
+    request: Request, ctype: str, projects: Projects, limit: int
+) -> tuple[int, bytes]:
+    """The project and the (decompressed) body of an OTLP request, checked in the order
+    the spec's errors imply: media type (415), key (401), size and encoding (413/400)."""
+    if ctype not in (PROTOBUF, JSON):
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {ctype or '(none)'!r}: use {PROTOBUF} or {JSON}"
+        )
+    project = authenticate(request, projects)
+    return project, await read_body(request, limit)
+
+
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -200,12 +213,7 @@ class TraceIngest:
             return status_response(err, as_json)
 
     async def _handle(self, request: Request, ctype: str) -> Response:
-        if ctype not in (PROTOBUF, JSON):
-            raise UnsupportedMediaType(
-                f"unsupported Content-Type {ctype or '(none)'!r}: use {PROTOBUF} or {JSON}"
-            )
-        project = authenticate(request, self.projects)
-        body = await read_body(request, self.max_body_bytes)
+        project, body = await otlp_body(request, ctype, self.projects, self.max_body_bytes)
         try:
             result = decode_json(body) if ctype == JSON else decode_protobuf_batch(body)
         except DecodeError as e:

@@ -18,7 +18,6 @@ The record's ``event_id`` column links it to its event.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,16 +37,14 @@ from heron.server.errors import (
     BadRequest,
     HeronHTTPError,
     ServiceUnavailable,
-    UnsupportedMediaType,
 )
 from heron.server.ingest.http import (
     JSON,
     PROTOBUF,
-    authenticate,
     committed,
     media_type,
+    otlp_body,
     queue_events,
-    read_body,
     status_response,
 )
 from heron.server.ingest.otlp import (
@@ -60,6 +57,7 @@ from heron.server.ingest.otlp import (
     _pb_attrs,
     _pb_value,
     _ResourceInfo,
+    json_body,
 )
 from heron.server.ingest.sentry import event_from_sentry, event_id_of
 from heron.server.ingest.span_errors import (
@@ -177,14 +175,7 @@ def decode_logs_protobuf(body: bytes, received_ns: int) -> LogsDecodeResult:
 
 def decode_logs_json(body: bytes, received_ns: int) -> LogsDecodeResult:
     """Decode an ``ExportLogsServiceRequest`` in OTLP-JSON form (hex ids, int64 strings)."""
-    try:
-        doc = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DecodeError("request body is not valid UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise DecodeError(f"request body is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise DecodeError("request body must be a JSON object (ExportLogsServiceRequest)")
+    doc = json_body(body, "ExportLogsServiceRequest")
     out = LogsDecodeResult()
     for rl in _json_list(doc, "resourceLogs"):
         if not isinstance(rl, dict):
@@ -374,12 +365,7 @@ class LogIngest:
             return status_response(err, ctype == JSON)
 
     async def _handle(self, request: Request, ctype: str) -> Response:
-        if ctype not in (PROTOBUF, JSON):
-            raise UnsupportedMediaType(
-                f"unsupported Content-Type {ctype or '(none)'!r}: use {PROTOBUF} or {JSON}"
-            )
-        project = authenticate(request, self.projects)
-        body = await read_body(request, self.max_body_bytes)
+        project, body = await otlp_body(request, ctype, self.projects, self.max_body_bytes)
         now = self.clock()
         try:
             result = (

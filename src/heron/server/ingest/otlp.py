@@ -361,8 +361,8 @@ def _json_span(res: _ResourceInfo, scope: str, s: Any) -> Span:
     )
 
 
-def decode_json(body: bytes) -> DecodeResult:
-    """Decode an ``ExportTraceServiceRequest`` in OTLP-JSON form (hex ids, int enums)."""
+def json_body(body: bytes, message_type: str) -> dict[str, Any]:
+    """An OTLP-JSON request body as a dict; DecodeError saying what is wrong otherwise."""
     try:
         doc = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -370,7 +370,13 @@ def decode_json(body: bytes) -> DecodeResult:
     except json.JSONDecodeError as e:
         raise DecodeError(f"request body is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
-        raise DecodeError("request body must be a JSON object (ExportTraceServiceRequest)")
+        raise DecodeError(f"request body must be a JSON object ({message_type})")
+    return doc
+
+
+def decode_json(body: bytes) -> DecodeResult:
+    """Decode an ``ExportTraceServiceRequest`` in OTLP-JSON form (hex ids, int enums)."""
+    doc = json_body(body, "ExportTraceServiceRequest")
     out = DecodeResult(spans=[])
     for rs in _json_list(doc, "resourceSpans"):
         if not isinstance(rs, dict):
