@@ -59,9 +59,12 @@ def build_app() -> Any:
 
     @app.get("/users/<int:uid>")
     def user(uid: int) -> dict[str, Any]:
-        name = db.execute("SELECT name FROM users WHERE id = ?", (uid,)).fetchone()[0]
-        count = db.execute("SELECT count(*) FROM orders WHERE user_id = ?", (uid,)).fetchone()[0]
-        total = db.execute("SELECT sum(total) FROM orders WHERE user_id = ?", (uid,)).fetchone()[0]
+        # Through a cursor: OpenTelemetry's contrib SQLite3Instrumentor traces cursors, not
+        # Connection.execute(), and both setups must trace the same 3 queries.
+        cur = db.cursor()
+        name = cur.execute("SELECT name FROM users WHERE id = ?", (uid,)).fetchone()[0]
+        count = cur.execute("SELECT count(*) FROM orders WHERE user_id = ?", (uid,)).fetchone()[0]
+        total = cur.execute("SELECT sum(total) FROM orders WHERE user_id = ?", (uid,)).fetchone()[0]
         return {"name": name, "orders": count, "total": total}
 
     return app
