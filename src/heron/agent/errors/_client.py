@@ -78,8 +78,8 @@ class ErrorClient:
     ) -> None:
         self.config = config
         self.send = send
-        self.crumbs = crumbs or Breadcrumbs(config.max_breadcrumbs)
         self.scrubber = scrubber or Scrubber(config.scrub_keys)
+        self.crumbs = crumbs or Breadcrumbs(config.max_breadcrumbs, self.scrubber)
         self.frames = FrameOptions(
             include_locals=config.include_locals,
             in_app_include=config.in_app_include,
