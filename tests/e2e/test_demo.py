@@ -186,26 +186,30 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
             ),
             service=SHOP_SERVICE,
         )
-        # The tour's declined checkout is an issue, with the request's trace; the apps'
-        # log lines arrive with their traces.
+        # A failing checkout (a declined card, or the inventory's 409 when stock runs
+        # short) is an issue with the request's trace, reported once; the apps' log lines
+        # arrive with their traces.
+        checkout_errors = {"PaymentDeclined", "HTTPError"}
         issues = demo.wait_for_api(
             "/api/v1/issues",
             token,
-            lambda j: any(i["exc_type"] == "PaymentDeclined" for i in j["issues"]),
-        )
-        declined = next(i for i in issues["issues"] if i["exc_type"] == "PaymentDeclined")
-        assert declined["culprit"].endswith("in _charge") and declined["releases"], declined
-        detail = demo.api(f"/api/v1/issues/{declined['id']}", token)
+            lambda j: any(i["exc_type"] in checkout_errors for i in j["issues"]),
+        )["issues"]
+        assert len({i["exc_type"] for i in issues}) == len(issues), issues  # no duplicates
+        failed = next(i for i in issues if i["exc_type"] in checkout_errors)
+        assert failed["culprit"].endswith((" in _checkout", " in _charge")), failed
+        assert failed["releases"], failed
+        detail = demo.api(f"/api/v1/issues/{failed['id']}", token)
         assert detail is not None and detail["latest"]["trace_id"]
         assert detail["latest"]["transaction"] == "POST /checkout"
         logs = demo.wait_for_api(
             "/api/v1/logs",
             token,
-            lambda j: any(line["body"].startswith("payment declined") for line in j["logs"]),
+            lambda j: any(x["logger"] == "demo.shop" and x["trace_id"] for x in j["logs"]),
             service=SHOP_SERVICE,
         )
-        warning = next(x for x in logs["logs"] if x["body"].startswith("payment declined"))
-        assert warning["severity"] == "warn" and warning["trace_id"]
+        line = next(x for x in logs["logs"] if x["logger"] == "demo.shop" and x["trace_id"])
+        assert line["severity"] in ("info", "warn"), line
     finally:
         rc = demo.finish(signal.SIGINT)
     assert rc == 0, demo.output

@@ -57,7 +57,7 @@ def exc_event(exc_type: str, message: str, stack: str = CHAINED) -> Span.Event:
     )
 
 
-def trace_request(with_exception: bool = True) -> bytes:
+def trace_request(with_exception: bool = True, distro: str | None = None) -> bytes:
     root = Span(
         trace_id=TRACE,
         span_id=b"\x00" * 7 + b"\x01",
@@ -82,6 +82,7 @@ def trace_request(with_exception: bool = True) -> bytes:
             kv("service.name", "orders"),
             kv("service.version", "4.2"),
             kv("telemetry.sdk.language", "python"),
+            *([kv("telemetry.distro.name", distro)] if distro else []),
         ]
     )
     req = ExportTraceServiceRequest(
@@ -121,6 +122,14 @@ def test_events_from_decoded_spans(decode) -> None:  # type: ignore[no-untyped-d
     assert (ev.service, ev.release, ev.platform) == ("orders", "4.2", "python")
     assert len(ev.exceptions) == 2 and ev.exceptions[-1]["frames"][0]["function"] == "show"
     assert events_from_spans(decode(trace_request(False)).spans, NOW_NS) == []
+
+
+@pytest.mark.parametrize("decode", [decode_protobuf_batch, decode_protobuf])
+def test_spans_from_herons_agent_are_not_events_twice(decode) -> None:  # type: ignore[no-untyped-def]
+    """Heron's agent reports its errors itself (richer, as OTLP log events): the exception
+    event on its spans must not make a second event. Another distro's spans still do."""
+    assert events_from_spans(decode(trace_request(distro="heron")).spans, NOW_NS) == []
+    assert len(events_from_spans(decode(trace_request(distro="other")).spans, NOW_NS)) == 1
 
 
 def test_events_from_json_spans_and_non_python_stacks() -> None:

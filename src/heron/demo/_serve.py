@@ -46,6 +46,8 @@ def serve_app(service: str, args: argparse.Namespace, build: Callable[[], Any]) 
         key=args.key,
         environment="demo",
         release=__version__,
+        # The demo apps live inside the heron package, whose frames are not "in app".
+        in_app_include=["heron.demo", "__main__"],
     )
     server = make_server("127.0.0.1", 0, build(), threaded=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines

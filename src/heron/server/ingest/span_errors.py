@@ -128,8 +128,14 @@ def new_event_id() -> str:
 # ------------------------------------------------------------------- span events
 
 
+# Spans from Heron's agent carry this resource attribute; their exceptions arrive twice
+# otherwise: as the agent's own event and as the span's exception event.
+HERON_DISTRO = "heron"
+
+
 def events_from_spans(spans: Sequence[Span], received_ns: int) -> list[ErrorEvent]:
-    """An :class:`ErrorEvent` per ``exception`` span event in a decoded batch."""
+    """An :class:`ErrorEvent` per ``exception`` span event in a decoded batch, except from
+    Heron's agent (``telemetry.distro.name=heron``), which reports its errors itself."""
     if isinstance(spans, SpanBatch):
         idx = [i for i, row in enumerate(spans.rows) if row[19] and '"exception' in row[19]]
         if not idx:
@@ -142,6 +148,8 @@ def events_from_spans(spans: Sequence[Span], received_ns: int) -> list[ErrorEven
     entries = _entry_endpoints(spans)
     out: list[ErrorEvent] = []
     for span in candidates:
+        if span.resource.get("telemetry.distro.name") == HERON_DISTRO:
+            continue  # Heron's agent sends its errors itself (richer, as OTLP log events)
         endpoint = (
             span.endpoint if _is_service_entry(span) else entries.get((span.trace_id, span.service))
         )
