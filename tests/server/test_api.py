@@ -244,7 +244,9 @@ def test_services(api: Api) -> None:
     assert shop["requests"] == 101
     assert shop["errors"] == 5 + 1  # five 500s and the failed checkout
     assert shop["error_rate"] == pytest.approx(6 / 101)
-    assert shop["rpm"] == pytest.approx(101 / 60, abs=1e-3)
+    # Over the time the shop was seen: from its first minute (4 before the current one)
+    # to the range's end, half-way through the current minute.
+    assert shop["rpm"] == pytest.approx(101 / 4.5, abs=1e-3)
     assert shop["p50_ms"] == pytest.approx(exact_quantile(durations, 0.5), rel=0.05)
     assert shop["p95_ms"] == pytest.approx(exact_quantile(durations, 0.95), rel=0.05)
     assert shop["p99_ms"] == pytest.approx(exact_quantile(durations, 0.99), rel=0.05)
@@ -350,6 +352,8 @@ def test_timeseries(api: Api) -> None:
     for m in (0, 5, 6):
         p = by_t[MINUTE_S - 60 * m]
         assert (p["requests"], p["errors"], p["p50_ms"], p["p95_ms"]) == (0, 0, None, None)
+    # The current minute is still filling: only it is partial.
+    assert [p["t"] for p in points if p["partial"]] == [MINUTE_S]
     whole = api.ok("/api/v1/services/shop/timeseries", step_s=120, **{"from": str(MINUTE_S - 360)})
     assert whole["endpoint"] is None and whole["step_s"] == 120
     assert sum(p["requests"] for p in whole["points"]) == 101

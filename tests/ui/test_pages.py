@@ -74,7 +74,8 @@ def test_overview_lists_services_with_red_figures(ui: Ui) -> None:
     # Sorted by requests (busiest first) by default: frontend takes every request.
     assert names[0] == "frontend"
     front = cells(table[0])
-    assert front[1] == "4.02"  # 241 requests / 60 min (incl. the XSS trace's child)
+    # 241 requests (incl. the XSS trace's child) over the 50 min 20 s since the first.
+    assert front[1] == f"{241 / (50 + 20.123 / 60):.2f}"
     assert front[3].endswith("%")
     assert all(c.endswith(("ms", "s")) for c in front[5:8])
     link = table[0].find("a")
@@ -160,7 +161,11 @@ def test_service_page(ui: Ui) -> None:
     assert len(series["rpm"]) == len(series["error_rate"]) == 61
     assert [line["label"] for line in series["latency"]] == ["p50", "p95", "p99"]
     assert all(len(line["values"]) == 61 for line in series["latency"])
-    assert sum(series["rpm"]) == pytest.approx(241, abs=0.5)
+    # The current minute is 20 s old: partial, its rate over those 20 s.
+    assert series["partial"] is True and series["rate_label"] == "req/min"
+    share = (NOW_NS / 1e9 - series["t"][-1]) / 60
+    whole = sum(series["rpm"][:-1]) + series["rpm"][-1] * share
+    assert whole == pytest.approx(241, abs=0.5)
     assert {c["data-chart"] for c in soup.select(".chart[data-chart]")} == {
         "throughput",
         "errors",

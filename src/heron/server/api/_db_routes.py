@@ -153,6 +153,7 @@ def add_db_routes(
             environment=w.environment,
             step_s=step_s,
             samples=samples,
+            now_ns=w.now_ns,
         )
         if detail is None:
             raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")

@@ -150,6 +150,7 @@ def build_router(ctx: "AppContext") -> APIRouter:
             environment=w.environment,
             release=release or None,
             apdex_t_ms=w.apdex_t_ms,
+            now_ns=w.now_ns,
         )
         return {
             **w.echo(),

@@ -6,7 +6,7 @@ a bound parameter; the only identifiers that vary (sort keys) come from allow-li
 
 from __future__ import annotations
 
-from heron.server.query._common import InvalidQuery, TimeRange
+from heron.server.query._common import InvalidQuery, TimeRange, filling_share
 from heron.server.query._red import (
     ENDPOINT_SORTS,
     SERVICE_SORTS,
@@ -45,6 +45,7 @@ __all__ = [
     "TraceQuery",
     "TraceSummary",
     "endpoint_table",
+    "filling_share",
     "get_trace",
     "parse_trace_id",
     "search_traces",

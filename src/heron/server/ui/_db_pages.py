@@ -143,13 +143,14 @@ def _threshold(request: Request) -> float:
 def _series(points: list[query.QueryPoint], step_s: int, state: UiState) -> dict[str, Any]:
     """The query's time series in the shape the charts read (see heron.js): calls/min,
     error %, and latency lines (mean, p95, max), each with its legend label."""
-    per_min = 60 / step_s
     return {
+        "rate_label": "calls/min",
+        "partial": bool(points) and points[-1].partial,
         "step_s": step_s,
         "from": state.time_range.start_ns // 10**9,
         "to": state.time_range.end_ns // 10**9,
         "t": [p.t for p in points],
-        "rpm": [p.calls / per_min for p in points],
+        "rpm": [p.calls_per_min for p in points],
         "error_rate": [p.errors / p.calls * 100 if p.calls else None for p in points],
         "latency": [
             {"label": "mean", "values": [p.mean_ms for p in points]},
@@ -244,6 +245,7 @@ def register(router: APIRouter, kit: Kit) -> None:
             environment=state.environment,
             step_s=step,
             samples=SAMPLES,
+            now_ns=state.now_ns,
         )
         if detail is None:
             raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")

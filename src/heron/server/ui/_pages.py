@@ -18,6 +18,10 @@ from heron.server.ui._kit import Kit, sort_param
 from heron.server.ui._state import UiState
 
 CHART_POINTS = 120
+RPM_TITLE = (
+    "Requests per minute from the first request in the range to its end "
+    "(a service that started 3 minutes ago is not averaged over the whole hour)"
+)
 SPARK_W, SPARK_H = 100.0, 24.0
 
 
@@ -34,7 +38,8 @@ def sparkline_points(values: list[float | None]) -> str:
 
 
 def _series(kit: Kit, state: UiState, service: str, **filters: Any) -> dict[str, Any]:
-    """Chart data: columns of the time series (times in Unix seconds)."""
+    """Chart data: columns of the time series (times in Unix seconds); ``partial``: the
+    last step is still filling (drawn dashed)."""
     step = query.chart_step_s(state.time_range, CHART_POINTS)
     ts = query.service_timeseries(
         kit.ctx.store,
@@ -44,10 +49,13 @@ def _series(kit: Kit, state: UiState, service: str, **filters: Any) -> dict[str,
         step_s=step,
         environment=state.environment,
         apdex_t_ms=kit.ctx.config.apdex_t_ms,
+        now_ns=state.now_ns,
         **filters,
     )
     pts = ts.points
     return {
+        "rate_label": "req/min",
+        "partial": bool(pts) and pts[-1].partial,
         "step_s": step,
         "from": state.time_range.start_ns // 10**9,
         "to": state.time_range.end_ns // 10**9,
@@ -74,6 +82,8 @@ def _required(request: Request, name: str) -> str:
 
 
 def register(router: APIRouter, kit: Kit) -> None:
+    kit.renderer.env.globals["rpm_title"] = RPM_TITLE
+
     @router.get("/")
     def overview(request: Request) -> Response:
         state = kit.state(request)
@@ -89,7 +99,7 @@ def register(router: APIRouter, kit: Kit) -> None:
             descending=order == "desc",
         )
         lines = query.service_sparklines(
-            store, project, state.time_range, environment=state.environment
+            store, project, state.time_range, environment=state.environment, now_ns=state.now_ns
         )
         sparks = {
             name: {
