@@ -115,6 +115,11 @@ from heron.server.query._db import (  # noqa: E402 - after the sections above
     slow_queries,
     top_queries,
 )
+from heron.server.query._db_slow import (  # noqa: E402
+    SLOW_GROUP_SORTS,
+    SlowQueryGroup,
+    slow_query_groups,
+)
 from heron.server.query._n_plus_one import (  # noqa: E402
     MAX_FINDINGS,
     N_PLUS_ONE_SORTS,
@@ -128,18 +133,21 @@ __all__ += [
     "MAX_FINDINGS",
     "MAX_SAMPLES",
     "N_PLUS_ONE_SORTS",
+    "SLOW_GROUP_SORTS",
     "NPlusOneFinding",
     "QueryDetail",
     "QueryEndpoint",
     "QueryPoint",
     "QuerySample",
     "QueryStats",
+    "SlowQueryGroup",
     "format_fingerprint",
     "n_plus_one_findings",
     "parse_fingerprint",
     "query_detail",
     "query_samples",
     "slow_queries",
+    "slow_query_groups",
     "top_queries",
 ]
 

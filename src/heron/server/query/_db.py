@@ -602,13 +602,15 @@ def slow_queries(
     time_range: TimeRange,
     *,
     threshold_ms: float = 100.0,
+    fingerprint: int | None = None,
     service: str | None = None,
     endpoint: str | None = None,
     db_system: str | None = None,
     environment: str | None = None,
     limit: int = 100,
 ) -> list[QuerySample]:
-    """The slow query log: database spans of at least ``threshold_ms``, newest first."""
+    """The slow query log call by call: database spans of at least ``threshold_ms``,
+    newest first (grouped by query shape: :func:`slow_query_groups`)."""
     if threshold_ms < 0:
         raise InvalidQuery("threshold_ms must not be negative")
     if not 1 <= limit <= MAX_DB_LIMIT:
@@ -617,6 +619,7 @@ def slow_queries(
         store,
         project_id,
         time_range,
+        fingerprint=fingerprint,
         min_duration_ms=threshold_ms,
         service=service,
         endpoint=endpoint,
