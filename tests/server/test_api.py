@@ -326,7 +326,11 @@ def test_endpoints(api: Api) -> None:
     assert items["time_share"] == pytest.approx(5050 / 5130)
     v2 = api.ok("/api/v1/services/shop/endpoints", release="2.0")["endpoints"]
     assert [(e["endpoint"], e["requests"]) for e in v2] == [(ROUTE, 40)]
-    assert api.ok("/api/v1/services/nope/endpoints")["endpoints"] == []
+    r = api.get("/api/v1/services/nope/endpoints")
+    assert r.status_code == 404 and r.json() == {
+        "error": "no service named 'nope' has reported requests"
+    }
+    assert api.ok("/api/v1/services/shop/endpoints", to="2023-11-14T20:00:00Z")["endpoints"] == []
     by_time = api.ok("/api/v1/services/shop/endpoints", sort="p50_ms", order="asc")["endpoints"]
     assert [e["endpoint"] for e in by_time] == [ROUTE, "checkout"]
 
@@ -545,7 +549,7 @@ def test_bad_params_are_400_with_a_message(
 )
 def test_injection_attempts_return_no_data(api: Api, path: str, params: dict[str, str]) -> None:
     r = api.get(path, params=params)
-    assert r.status_code in (200, 400), r.text
+    assert r.status_code in (200, 400, 404), r.text
     body = r.json()
     if r.status_code == 200:
         rows = body.get("traces", body.get("endpoints", body.get("services")))
@@ -554,7 +558,16 @@ def test_injection_attempts_return_no_data(api: Api, path: str, params: dict[str
 
 def test_service_names_with_slashes(api: Api) -> None:
     r = api.get("/api/v1/services/team%2Fshop/endpoints")
-    assert r.status_code == 200 and r.json()["service"] == "team/shop"
+    assert r.status_code == 404 and "'team/shop'" in r.json()["error"]
+
+
+def test_unknown_service_or_endpoint_timeseries_is_404(api: Api) -> None:
+    r = api.get("/api/v1/services/nope/timeseries")
+    assert r.status_code == 404 and "no service named 'nope'" in r.json()["error"]
+    r = api.get("/api/v1/services/shop/timeseries", params={"endpoint": "GET /nope"})
+    assert r.status_code == 404
+    assert r.json() == {"error": "service 'shop' has no endpoint 'GET /nope'"}
+    assert api.ok("/api/v1/services/shop/timeseries", endpoint=ROUTE)["points"]
 
 
 def test_openapi_documents_the_routes(api: Api) -> None:

@@ -244,10 +244,25 @@ def ms(text: str) -> float:
 
 
 def test_endpoint_without_data(ui: Ui) -> None:
-    soup = ui.soup("/endpoint?service=frontend&endpoint=GET%20/nothing")
+    # A known endpoint, in a range before the seed data.
+    soup = ui.soup("/endpoint?service=frontend&endpoint=POST%20/checkout&from=-3h&to=-2h")
     assert soup.find("script", id="histogram-data") is None
     assert "No requests to this endpoint" in soup.get_text()
     assert "No traces of this endpoint" in soup.get_text()
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("/service?service=nope", "no service named 'nope'"),
+        ("/endpoint?service=nope&endpoint=GET%20/", "no service named 'nope'"),
+        ("/endpoint?service=frontend&endpoint=GET%20/nothing", "has no endpoint 'GET /nothing'"),
+    ],
+)
+def test_unknown_service_or_endpoint_is_a_404_page(ui: Ui, path: str, needle: str) -> None:
+    soup = ui.soup(path, status=404)
+    assert needle in soup.get_text()
+    assert soup.find(id="series-data") is None  # not an empty service page
 
 
 # ------------------------------------------------------------------------ traces

@@ -65,6 +65,14 @@ def build_router(ctx: "AppContext") -> APIRouter:
     def project() -> int:
         return ctx.bootstrap.project_id if ctx.bootstrap else DEFAULT_PROJECT_ID
 
+    def known(service: str, endpoint: str | None = None) -> None:
+        if not query.service_known(ctx.store, project(), service):
+            raise NotFound(f"no service named {service!r} has reported requests")
+        if endpoint is not None and not query.endpoint_known(
+            ctx.store, project(), service, endpoint
+        ):
+            raise NotFound(f"service {service!r} has no endpoint {endpoint!r}")
+
     @router.get("/services", response_model=ServicesResponse)
     def services(
         w: WindowDep,
@@ -94,7 +102,11 @@ def build_router(ctx: "AppContext") -> APIRouter:
             "services": rows,
         }
 
-    @router.get("/services/{service:path}/endpoints", response_model=EndpointsResponse)
+    unknown = {404: {"model": ErrorBody, "description": "No such service or endpoint."}}
+
+    @router.get(
+        "/services/{service:path}/endpoints", response_model=EndpointsResponse, responses=unknown
+    )
     def endpoints(
         service: str,
         w: WindowDep,
@@ -103,7 +115,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
         order: Order = None,
     ) -> dict[str, Any]:
         """Endpoints of a service (`METHOD route`, else the span name) with RED metrics,
-        Apdex, total time and share of the service's time. Unknown service: empty list."""
+        Apdex, total time and share of the service's time. A service that never reported a
+        request (in the retained data): 404."""
+        known(service)
         rows = query.endpoint_table(
             ctx.store,
             project(),
@@ -123,7 +137,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
             "endpoints": rows,
         }
 
-    @router.get("/services/{service:path}/timeseries", response_model=TimeseriesResponse)
+    @router.get(
+        "/services/{service:path}/timeseries", response_model=TimeseriesResponse, responses=unknown
+    )
     def timeseries(
         service: str,
         w: WindowDep,
@@ -139,7 +155,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
         """Per-step series for a service or one endpoint; empty steps have requests 0.
 
         Steps are aligned to multiples of `step_s` since the epoch; `t` is the step's start
-        in Unix seconds."""
+        in Unix seconds; the step still filling now is `partial`, its `rpm` over the part
+        that has passed. A service or endpoint never seen (in the retained data): 404."""
+        known(service, endpoint or None)
         series = query.service_timeseries(
             ctx.store,
             project(),

@@ -67,11 +67,13 @@ from heron.server.query._ui_overview import (
     Choice,
     Sparkline,
     chart_step_s,
+    endpoint_known,
     has_data,
     list_endpoints,
     list_environments,
     list_releases,
     list_services,
+    service_known,
     service_sparklines,
 )
 from heron.server.query._ui_trace import critical_path
@@ -87,6 +89,7 @@ __all__ += [
     "Sparkline",
     "chart_step_s",
     "critical_path",
+    "endpoint_known",
     "endpoint_traces",
     "has_data",
     "latency_histogram",
@@ -94,6 +97,7 @@ __all__ += [
     "list_environments",
     "list_releases",
     "list_services",
+    "service_known",
     "service_map",
     "service_sparklines",
 ]

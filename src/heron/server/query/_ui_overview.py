@@ -162,3 +162,21 @@ def has_data(store: Store, project_id: int) -> bool:
     """Whether the project has ever stored a span that is still retained."""
     rows = store.read("SELECT 1 FROM spans WHERE project_id = ? LIMIT 1", [project_id])
     return bool(rows)
+
+
+def service_known(store: Store, project_id: int, service: str) -> bool:
+    """Whether the service ever reported a request that is still retained."""
+    rows = store.read(
+        "SELECT 1 FROM rollup_1m WHERE project_id = ? AND service = ? LIMIT 1",
+        [project_id, service],
+    )
+    return bool(rows)
+
+
+def endpoint_known(store: Store, project_id: int, service: str, endpoint: str) -> bool:
+    """Whether the service ever reported a request to the endpoint that is still retained."""
+    rows = store.read(
+        "SELECT 1 FROM rollup_1m WHERE project_id = ? AND service = ? AND endpoint = ? LIMIT 1",
+        [project_id, service, endpoint],
+    )
+    return bool(rows)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from heron.server import query
+from heron.server.errors import NotFound
 from heron.server.query import TimeRange
 from heron.server.ui._kit import Kit, sort_param
 from heron.server.ui._state import UiState
@@ -74,6 +75,15 @@ def _one(rows: list[Any], attr: str, name: str) -> Any:
     return next((r for r in rows if getattr(r, attr) == name), None)
 
 
+def _known(kit: Kit, service: str, endpoint: str | None = None) -> None:
+    """Raise NotFound (a 404 page) for a service or endpoint never seen."""
+    store, project = kit.ctx.store, kit.project
+    if not query.service_known(store, project, service):
+        raise NotFound(f"no service named {service!r} has reported requests")
+    if endpoint is not None and not query.endpoint_known(store, project, service, endpoint):
+        raise NotFound(f"service {service!r} has no endpoint {endpoint!r}")
+
+
 def _required(request: Request, name: str) -> str:
     value = request.query_params.get(name)
     if not value:
@@ -127,6 +137,7 @@ def register(router: APIRouter, kit: Kit) -> None:
     def service_page(request: Request) -> Response:
         state = kit.state(request)
         service = _required(request, "service")
+        _known(kit, service)
         release = request.query_params.get("release") or None
         needle = (request.query_params.get("q") or "").strip()
         sort, order = sort_param(request, query.ENDPOINT_SORTS, "requests")
@@ -173,6 +184,7 @@ def register(router: APIRouter, kit: Kit) -> None:
         state = kit.state(request)
         service = _required(request, "service")
         endpoint = _required(request, "endpoint")
+        _known(kit, service, endpoint)
         release = request.query_params.get("release") or None
         store, project, tr = kit.ctx.store, kit.project, state.time_range
         env = state.environment
