@@ -21,6 +21,8 @@
   }
   function fmtUs(us) { return window.Heron.fmtMs(us / 1000); }
   function str(v) { return typeof v === "string" ? v : JSON.stringify(v); }
+  // "__main__.PaymentDeclined" reads as "PaymentDeclined" (as grouping.display_type does).
+  function bareType(name) { return name.replace(/^(?:builtins|__main__)\./, ""); }
 
   function Waterfall(root, doc) {
     this.root = root;
@@ -226,7 +228,7 @@
       box.append(el("h3", null, "Exceptions"));
       exceptions.forEach(function (e) {
         var a = e.attributes || {}, wrap = el("div", "exc");
-        wrap.append(el("div", "type", a["exception.type"] || "exception"));
+        wrap.append(el("div", "type", bareType(str(a["exception.type"] || "exception"))));
         if (a["exception.message"] !== undefined) wrap.append(el("div", "msg", str(a["exception.message"])));
         if (a["exception.stacktrace"]) wrap.append(el("pre", "stack", str(a["exception.stacktrace"])));
         box.append(wrap);
