@@ -255,7 +255,7 @@ def shop_trace(seed: Seed, rng: random.Random, start: int, env: str, n: int) -> 
         )
         if fail:
             ps.error = "card declined by issuer"
-            ps.exc_type = "PaymentError"
+            ps.exc_type = "__main__.PaymentError"  # raised in a script: shown bare
     return trace
 
 

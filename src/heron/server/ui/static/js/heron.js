@@ -163,7 +163,7 @@
     if (partial) {
       plot.root.classList.add("has-partial");
       plot.root.querySelectorAll(".u-legend .u-series").forEach(function (row, i) {
-X
+        if (i > defs.length) row.style.display = "none";  // dashed twins: the lines' rows show their values
       });
     }
     return plot;

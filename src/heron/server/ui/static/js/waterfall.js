@@ -126,12 +126,9 @@
     row.bar.style.left = left + "%";
     row.bar.style.width = width + "%";
     row.dur.textContent = fmtUs(s[DUR]);
-    var end = left + width;
-    // The duration goes after the bar, or before it, or inside it near the right edge.
-    row.dur.classList.toggle("in", end > 82 && left < 15);
-    if (end <= 82) { row.dur.style.right = ""; row.dur.style.left = (end + 0.4) + "%"; }
-    else if (left >= 15) { row.dur.style.left = ""; row.dur.style.right = (100 - left + 0.4) + "%"; }
-    else { row.dur.style.left = ""; row.dur.style.right = (100 - end + 0.6) + "%"; }
+    // The duration always goes right after the bar: the track keeps a gutter on its
+    // right (see .wf-track in heron.css), so even the root's label never covers a bar.
+    row.dur.style.left = "calc(" + (left + width) + "% + 4px)";
     this.fillCrit(row, s[CRIT]);
   };
 
