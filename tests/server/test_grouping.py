@@ -164,6 +164,8 @@ def test_titles_show_types_without_main_or_builtins() -> None:
     main = event("__main__.PaymentDeclined", "card declined")
     assert title(main) == "PaymentDeclined: card declined"
     assert title(event("builtins.KeyError", "")) == "KeyError"
+    script = [{"module": "__main__", "filename": "shop.py", "function": "_charge", "in_app": True}]
+    assert culprit(event(frames=script)) == "shop.py in _charge"
     # Grouping keeps the type as reported, so existing issues keep their fingerprints.
     assert fingerprint(main) != fingerprint(event("PaymentDeclined", "card declined"))
 

@@ -73,7 +73,8 @@ class Sp:
                 "Traceback (most recent call last):\n"
                 '  File "/app/views.py", line 42, in handler\n'
                 "    charge(card)\n"
-                f"{self.exc_type}: {self.error}"
+                # As Python prints it: no module for the main script's types.
+                f"{self.exc_type.removeprefix('__main__.')}: {self.error}"
             )
             s["events"] = [
                 {

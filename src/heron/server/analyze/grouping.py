@@ -134,7 +134,9 @@ def culprit(event: ErrorEvent) -> str:
         frames = grouping_frames(event.exceptions[-1].get("frames") or [])
         if frames:
             f = frames[-1]
-            module = f.get("module") or f.get("filename") or "?"
+            module = f.get("module")
+            if not module or module == "__main__":  # a script: its file says more
+                module = f.get("filename") or module or "?"
             return f"{module} in {f.get('function') or '?'}"
     return event.transaction or ""
 
