@@ -102,7 +102,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
             "services": rows,
         }
 
-    unknown = {404: {"model": ErrorBody, "description": "No such service or endpoint."}}
+    unknown: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "No such service or endpoint."}
+    }
 
     @router.get(
         "/services/{service:path}/endpoints", response_model=EndpointsResponse, responses=unknown
