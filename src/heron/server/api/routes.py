@@ -83,8 +83,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
         """Services with RED metrics (requests/min, error rate, p50/p95/p99, Apdex).
 
         Computed from per-minute rollups of entry spans (server/consumer spans and
-        roots); minutes partly inside the range count whole. `rpm` is requests divided
-        by the range's length in minutes.
+        roots); minutes partly inside the range count whole. `rpm` is requests per
+        minute over the time the service was seen: from its first minute with a request
+        in the range to the range's end (at least one minute).
         """
         rows = query.service_table(
             ctx.store,
