@@ -231,6 +231,10 @@ def test_query_detail(dbui: Ui) -> None:
     assert isinstance(series_tag, Tag) and series_tag.get("type") == "application/json"
     series = json.loads(series_tag.string or "")
     assert sum(v or 0 for v in series["rpm"]) == 60  # one-minute steps: calls per minute
+    # Calls, not requests: the legend and the caption say so.
+    assert series["rate_label"] == "calls/min" and series["partial"] is True
+    caption = soup.select_one(".chart[data-chart=throughput] figcaption")
+    assert caption is not None and caption.get_text(" ", strip=True) == "Throughput calls/min"
     # Query latency lines are labelled for what they plot: mean, p95 and max, not p50/p99.
     assert [line["label"] for line in series["latency"]] == ["mean", "p95", "max"]
     assert all(len(line["values"]) == len(series["t"]) for line in series["latency"])
