@@ -15,6 +15,7 @@ from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
+from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.sentry import SentryIngest
@@ -107,7 +108,9 @@ def create_app(
     install_auth(app, ctx)
     app.include_router(build_router(ctx))
     app.include_router(build_ui_router(ctx))
+    add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)
+    trust_proxies(app, config.trusted_proxy_list)
     return app
 
 
