@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
+from heron.server.api_docs import add_api_docs
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
 from heron.server.http_guards import add_http_guards, trust_proxies
@@ -82,6 +83,8 @@ def create_app(
             "or sign in (session cookie)."
         ),
         lifespan=lifespan,
+        docs_url=None,  # api_docs.py serves /docs under the CSP; ReDoc is not served
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.maintenance = maintenance
@@ -105,6 +108,7 @@ def create_app(
     from heron.server.auth import install_auth
     from heron.server.ui import add_security_headers, build_ui_router
 
+    add_api_docs(app)
     install_auth(app, ctx)
     app.include_router(build_router(ctx))
     app.include_router(build_ui_router(ctx))
