@@ -118,6 +118,22 @@ def test_sdist_and_wheel_ship_the_built_assets_and_the_lockfile(dist: Path) -> N
     assert "hatch_build.py" in names and "scripts/build_assets.py" in names
 
 
+def test_without_npm_the_build_fails_and_says_why(tmp_path: Path) -> None:
+    source = clean_copy(tmp_path / "checkout")
+    no_npm = tmp_path / "bin"
+    no_npm.mkdir()
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", tmp_path / "dist", source],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(PATH=str(no_npm)),
+    )
+    assert r.returncode != 0
+    assert "npm not found" in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+    assert not list((tmp_path / "dist").glob("heron-*"))
+
+
 def test_the_installed_wheel_serves_every_page_with_its_charts(
     installed: Path, tmp_path: Path
 ) -> None:
