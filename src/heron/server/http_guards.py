@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -27,6 +27,47 @@ class BodyTimeout(Exception):
     """The request body did not finish arriving before its deadline."""
 
 
+class _BodyDeadline:
+    """One timer per request, not one per read: when it fires while the app waits for
+    body bytes, that wait is cancelled and turned into :class:`BodyTimeout`."""
+
+    def __init__(self, receive: Receive, timeout_s: float) -> None:
+        self._receive = receive
+        self._timer = asyncio.get_running_loop().call_later(timeout_s, self._expire)
+        self._waiter: asyncio.Task[Any] | None = None
+        self._expired = False
+        self.body_done = False
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._waiter is not None:
+            self._waiter.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    async def receive(self) -> Message:
+        if self.body_done:
+            return await self._receive()
+        if self._expired:
+            raise BodyTimeout
+        self._waiter = task = asyncio.current_task()
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled
+                task.uncancel()
+            raise BodyTimeout from None
+        finally:
+            self._waiter = None
+        self.body_done = message["type"] != "http.request" or not message.get("more_body")
+        if self.body_done:
+            self.stop()
+        return message
+
+
 class RequestBodyGuard:
     """Answers 408 and closes the connection when a request body has not fully arrived
     ``timeout_s`` after the request started; logs a client that hangs up mid-request at
@@ -37,24 +78,11 @@ class RequestBodyGuard:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not _has_body(scope):
             await self.app(scope, receive, send)
             return
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
-        body_done = False
+        deadline = _BodyDeadline(receive, self.timeout_s)
         started = False
-
-        async def receive_by_deadline() -> Message:
-            nonlocal body_done
-            if body_done:
-                return await receive()
-            remaining = deadline - asyncio.get_running_loop().time()
-            try:
-                message = await asyncio.wait_for(receive(), max(remaining, 0.0))
-            except asyncio.TimeoutError:
-                raise BodyTimeout from None
-            body_done = message["type"] != "http.request" or not message.get("more_body")
-            return message
 
         async def send_tracked(message: Message) -> None:
             nonlocal started
@@ -62,7 +90,7 @@ class RequestBodyGuard:
             await send(message)
 
         try:
-            await self.app(scope, receive_by_deadline, send_tracked)
+            await self.app(scope, deadline.receive, send_tracked)
         except ClientDisconnect:
             log.debug(
                 "client %s hung up during %s %s", _client(scope), scope["method"], scope["path"]
@@ -77,6 +105,15 @@ class RequestBodyGuard:
             )
             if not started:
                 await _send_408(send, self.timeout_s)
+        finally:
+            deadline.stop()
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
 async def _send_408(send: Send, timeout_s: float) -> None:
