@@ -54,6 +54,7 @@ PAGES = {
     "/issues",
     "/issues/{id}",
     "/logs",
+    "/docs",  # Swagger UI: not linked from the pages, so the crawl starts there too
 }
 
 
@@ -155,8 +156,9 @@ def test_the_installed_wheel_serves_every_page_with_its_charts(
             sign_in(browser, "admin", PASSWORD)
             seen, assets = crawl(browser)
             assert seen >= PAGES, sorted(PAGES - seen)
-            assert any(a.startswith("/static/vendor/uPlot.iife.min.js?v=") for a in assets)
-            for asset in assets | {"/docs"}:
+            for vendored in ("uPlot.iife.min.js", "uPlot.min.css", "swagger-ui-bundle.js"):
+                assert any(a.startswith(f"/static/vendor/{vendored}?v=") for a in assets)
+            for asset in assets:
                 r = browser.get(asset)
                 assert r.status_code == 200 and len(r.content) > 100, asset
     finally:
@@ -174,15 +176,16 @@ def _wheel_version(bin_dir: Path) -> str:
 
 
 def crawl(browser: httpx.Client, per_shape: int = 2) -> tuple[set[str], set[str]]:
-    """Fetch pages breadth-first from ``/``, at most ``per_shape`` per page shape; each must
-    answer 200 with its charts available. Returns the shapes seen and the assets linked."""
-    queue, fetched = deque(["/"]), set()
+    """Fetch pages breadth-first from ``/`` and ``/docs``, at most ``per_shape`` of each
+    shape; each must answer 200 with its charts available. Returns the shapes seen and the
+    assets the pages link."""
+    queue, fetched = deque(["/", "/docs"]), set()
     shapes: dict[str, int] = {}
     assets: set[str] = set()
     while queue:
         url = queue.popleft()
         shape = _shape(url)
-        if url in fetched or shapes.get(shape, 0) >= per_shape or shape in ("/logout",):
+        if url in fetched or shapes.get(shape, 0) >= per_shape or shape == "/logout":
             continue
         fetched.add(url)
         shapes[shape] = shapes.get(shape, 0) + 1
