@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from bs4 import BeautifulSoup, Tag
 
+from heron._version import __version__
 from tests.ui.conftest import NOW_NS, Ui
 from tests.ui.seed import BIG_TRACE_SPANS
 
@@ -388,6 +389,9 @@ def test_no_data_yet_shows_how_to_send(empty_ui: Ui) -> None:
     assert "http://heron.test/v1/traces" in text
     assert "hk_ui_test_key_0123456789" in text  # the project's ingest key, filled in
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://heron.test" in text
+    # Installable today (a built wheel), and what it will be once published.
+    assert f"pip install /path/to/heron-{__version__}-py3-none-any.whl" in text
+    assert "once Heron is published on PyPI, pip install heron" in " ".join(text.split())
     empty_map = empty_ui.soup("/map")
     assert "No calls between services" in empty_map.get_text()
     assert "traceparent" in empty_map.get_text()

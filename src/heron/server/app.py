@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
+from heron.server.api_docs import add_api_docs
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
+from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.sentry import SentryIngest
@@ -81,6 +83,8 @@ def create_app(
             "or sign in (session cookie)."
         ),
         lifespan=lifespan,
+        docs_url=None,  # api_docs.py serves /docs under the CSP; ReDoc is not served
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.maintenance = maintenance
@@ -104,10 +108,13 @@ def create_app(
     from heron.server.auth import install_auth
     from heron.server.ui import add_security_headers, build_ui_router
 
+    add_api_docs(app)
     install_auth(app, ctx)
     app.include_router(build_router(ctx))
     app.include_router(build_ui_router(ctx))
+    add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)
+    trust_proxies(app, config.trusted_proxy_list)
     return app
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from heron._version import __version__
 from heron.server import query
 from heron.server.errors import NotFound
 from heron.server.query import TimeRange
@@ -247,4 +248,5 @@ def _setup(kit: Kit, request: Request) -> dict[str, str]:
     return {
         "endpoint": str(request.base_url).rstrip("/"),
         "key": boot.ingest_key if boot else "hk_…",
+        "version": __version__,
     }
