@@ -8,6 +8,7 @@ test that cannot mount fails.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import threading
@@ -138,15 +139,26 @@ def _fill(mnt: Path, leave_bytes: int) -> Path:
     """Fill the filesystem, then give back ``leave_bytes``."""
     filler = mnt / "filler"
     chunk = b"\0" * (1 << 20)
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(chunk)
-                f.flush()
-        except OSError:
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while os.write(fd, chunk):
             pass
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
     os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
     return filler
+
+
+def _reads_while(h: HeronProcess, seconds: float) -> list[httpx.Response]:
+    """API reads, back to back, for ``seconds``."""
+    answers = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answers.append(h.api("/api/v1/services"))
+        answers.append(h.api("/api/v1/traces", service="disk-full", limit=5))
+    return answers
 
 
 def _health(h: HeronProcess) -> httpx.Response:
@@ -177,6 +189,7 @@ def test_disk_full_heals_without_restart_or_loss(small_fs: Path, tmp_path: Path)
     h.start()
     ingest = Ingest(h)
     threads = ingest.run()
+    alive = False
     try:
         _wait("ingest to start", lambda: len(ingest.acked) >= 5 * SPANS_PER_REQUEST)
         filler = _fill(small_fs, leave_bytes=1 << 20)
@@ -187,11 +200,11 @@ def test_disk_full_heals_without_restart_or_loss(small_fs: Path, tmp_path: Path)
         health = _health(h).json()
         assert health["status"] == "storage failing"
         assert "No space left on device" in health["storage_error"], health
-        read = h.api("/api/v1/services")
-        assert read.status_code in (200, 503), read.text
-        if read.status_code == 503:
-            assert "storage unavailable" in read.json()["error"]
-        time.sleep(2)  # clients keep retrying against the full disk
+        # Clients keep retrying against the full disk; reads answer, or a clean 503.
+        for read in _reads_while(h, 2.0):
+            assert read.status_code in (200, 503), read.text
+            if read.status_code == 503:
+                assert read.json()["error"].startswith("storage unavailable: ")
 
         filler.unlink()
         freed = time.monotonic()
@@ -200,13 +213,14 @@ def test_disk_full_heals_without_restart_or_loss(small_fs: Path, tmp_path: Path)
         assert (health["status"], health["storage_error"]) == ("ok", None)
         _wait("ingest to resume", lambda: ingest.count(200, freed) >= 10)
         assert h.api("/api/v1/services").status_code == 200
+        alive = h.proc is not None and h.proc.poll() is None
     finally:
         ingest.stop.set()
         for t in threads:
             t.join(30)
-    assert h.proc is not None and h.proc.poll() is None, "the server restarted or died"
-    log = h.log()
-    h.stop()
+        log = h.log()
+        h.stop()
+    assert alive, "the server restarted or died"
     # A checkpoint failed (DuckDB then refuses every statement until it is reopened).
     assert "Failed to create checkpoint" in log and "reopened" in log, log[-3000:]
 

@@ -102,7 +102,7 @@ class HealingConnection:
             self._invalid = True
         if self.failure is None:
             log.error("storage failing, writes answer 503 until it recovers: %s", str(e)[:500])
-        if not isinstance(e, StorageUnavailable):
+        if not isinstance(e, StorageUnavailable) or self.failure is None:
             self.failure = _reason(e)
         if committed_anyway(e):
             return None
