@@ -270,6 +270,8 @@ def test_commit_is_acknowledged_when_only_the_checkpoint_after_it_fails(small_fs
         one = _span()
         assert store.submit_spans(1, [one]).result(30) == 1
         assert "autocheckpoint failed" in (store.health() or ""), store.health()
+        with pytest.raises(StorageUnavailable):  # DuckDB refuses reads until reopened
+            store.read("SELECT count(*) FROM spans")
         acked = 0
         with pytest.raises(StorageUnavailable):  # until a write fails: 503 for it
             for _ in range(20):
