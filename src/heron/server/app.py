@@ -21,6 +21,7 @@ from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.projects import Bootstrap, Projects
+from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
 
@@ -52,6 +53,7 @@ def create_app(
         queue_max_spans=config.queue_max_spans,
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
+        checkpoint_threshold_mb=config.checkpoint_threshold_mb,
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(
@@ -93,16 +95,28 @@ def create_app(
     async def _heron_error(request: Request, exc: HeronHTTPError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
 
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse({"error": f"storage unavailable: {exc}"}, 503, headers=retry)
+
     _add_ingest_routes(app, ctx)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, object]:
-        return {
-            "status": "ok",
+    async def healthz() -> JSONResponse:
+        """200 while the store can write; 503 with the reason while writes fail."""
+        problem = store.health()
+        body = {
+            "status": "ok" if problem is None else "storage failing",
+            "storage_error": problem,
             "version": __version__,
             "queued_spans": store.queued_spans,
             "queued_events": store.queued_events,
         }
+        if problem is None:
+            return JSONResponse(body)
+        retry = {"Retry-After": str(StorageUnavailable.retry_after_s)}
+        return JSONResponse(body, 503, headers=retry)
 
     from heron.server.api.routes import build_router
     from heron.server.auth import install_auth

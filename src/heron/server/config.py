@@ -50,6 +50,9 @@ class Config:
     """Spans waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_SPANS)"""
     commit_interval_ms: float = 25.0
     """Longest time the writer waits to group more batches into one commit. (HERON_COMMIT_INTERVAL_MS)"""
+    checkpoint_threshold_mb: int = 64
+    """Write-ahead log size at which DuckDB folds it into the database file; 0 does so
+    after every commit. (HERON_CHECKPOINT_THRESHOLD_MB)"""
     ingest_key: str = ""
     """Ingest key for the default project, used only when the project is first created;
     empty means generate one. (HERON_INGEST_KEY)"""
@@ -104,6 +107,7 @@ class Config:
             ("max_body_bytes", self.max_body_bytes >= 1024, "must be at least 1024"),
             ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
+            ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
             (
                 "log_level",
