@@ -12,6 +12,7 @@ a substring test per span when no span carries an exception.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -125,6 +126,19 @@ def new_event_id() -> str:
     return uuid.uuid4().hex
 
 
+def exception_event_id(trace_id: bytes | None, exc_type: str, message: str) -> str:
+    """The event id of an OpenTelemetry exception: derived from its trace, type and
+    message when it has a trace, so that the same error reported twice — as a span's
+    exception event and as an ERROR log record, or on each span it propagated through —
+    gets one id, and the store keeps one event (whichever arrives first)."""
+    if trace_id is None:
+        return new_event_id()
+    key = b"\0".join(
+        (trace_id, exc_type.encode(errors="replace"), message.encode(errors="replace"))
+    )
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
 # ------------------------------------------------------------------- span events
 
 
@@ -191,7 +205,7 @@ def _span_event(
     version = span.resource.get("telemetry.sdk.version")
     language = span.resource.get("telemetry.sdk.language")
     return ErrorEvent(
-        event_id=new_event_id(),
+        event_id=exception_event_id(span.trace_id, str(raised["type"]), str(raised["value"])),
         time_ns=int(event.get("time_ns") or span.start_ns + span.duration_ns),
         received_ns=received_ns,
         service=span.service,
