@@ -133,9 +133,9 @@ def exception_event_id(trace_id: bytes | None, exc_type: str, message: str) -> s
     gets one id, and the store keeps one event (whichever arrives first)."""
     if trace_id is None:
         return new_event_id()
-    key = b"\0".join(
-        (trace_id, exc_type.encode(errors="replace"), message.encode(errors="replace"))
-    )
+    # The SDK's span path names the type with its module, its logging handler without.
+    name = exc_type.rsplit(".", 1)[-1]
+    key = b"\0".join((trace_id, name.encode(errors="replace"), message.encode(errors="replace")))
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
