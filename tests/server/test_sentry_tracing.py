@@ -200,6 +200,22 @@ def test_invalid_spans_are_counted_and_the_others_kept() -> None:
     assert "span_id must be a 16-character hex string" in result.errors
 
 
+def test_the_sdks_own_uploads_are_not_the_apps_spans() -> None:
+    upload = {
+        "trace_id": TRACE,
+        "span_id": HTTP,
+        "parent_span_id": ROOT,
+        "name": "POST http://127.0.0.1:4318/api/1/envelope/",
+        "status": "ok",
+        "start_timestamp": 1796647487.4390,
+        "end_timestamp": 1796647487.4395,
+        "attributes": typed(sentry__op="http.client"),
+    }
+    result = converted(span_items=[{"items": [upload, *SPAN_ITEM["items"]]}])
+    assert sorted(f"{s.span_id:016x}" for s in result.spans) == sorted([ROOT, DB])
+    assert result.rejected == 0
+
+
 @pytest.mark.parametrize(
     ("status", "kind", "code", "expected"),
     [

@@ -27,6 +27,7 @@ fingerprints SQL and rolls up RED figures as for any other span. The mapping:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,6 +94,8 @@ _KIND_NAMES = {
     "consumer": SPAN_KIND_CONSUMER,
     "internal": SPAN_KIND_INTERNAL,
 }
+# The SDK's own uploads (sentry-sdk 3.0 traces its transport's POSTs to the DSN).
+_SDK_UPLOAD = re.compile(r"^POST \S*/api/\d+/envelope/?$")
 # Transaction-name sources that are low-cardinality names, not raw URLs.
 _NAMED_SOURCES = ("route", "component", "view", "task", "custom")
 
@@ -242,6 +245,8 @@ class SentrySpans:
         attrs: dict[str, Any],
         segment: tuple[str, str] | None = None,
     ) -> None:
+        if _SDK_UPLOAD.match(_text(raw.get("description"))):
+            return  # not the app's work: each upload would be traced by the next one
         try:
             self.spans.append(self._span(res, raw, start, end, attrs, segment))
         except ValueError as e:
