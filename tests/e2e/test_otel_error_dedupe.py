@@ -70,7 +70,7 @@ def test_one_error_reported_by_span_and_log_is_one_event(
     con = duckdb.connect(str(h.data_dir / "heron.duckdb"), read_only=True)
     try:
         events = con.execute(
-            "SELECT event_id, source, message, trace_id, issue_id FROM error_events"
+            "SELECT event_id, source, message, trace_id, exc_type FROM error_events"
         ).fetchall()
         logs = con.execute("SELECT event_id, trace_id FROM logs").fetchall()
         issues = con.execute("SELECT event_count FROM issues").fetchall()
@@ -86,5 +86,8 @@ def test_one_error_reported_by_span_and_log_is_one_event(
     ]
     assert {e[1] for e in events} == {"otlp.span" if first == "traces" else "otlp.log"}
     assert issues == [(2,)]
+    # The same type, whichever report was kept: log records carry the bare class name,
+    # their traceback the qualified one.
+    assert {e[4] for e in events} == {f"{__name__}.PaymentDeclined"}
     # Each log record links to the one event of its trace.
     assert {(eid, tid) for eid, tid in logs} == {(e[0], e[3]) for e in events}

@@ -115,9 +115,13 @@ def exceptions_from_attrs(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], 
         if isinstance(stack, str) and stack:
             extra["exception.stacktrace"] = stack[:MAX_MESSAGE_CHARS]
     else:
-        # The attributes name the raised exception exactly (module-qualified type, full
-        # message); the traceback's last line may be abbreviated.
-        chain[-1]["type"] = exc_type or chain[-1]["type"]
+        # The attributes name the raised exception exactly (full message); the
+        # traceback's last line may be abbreviated. But the SDK's logging handler gives
+        # the bare class name where the traceback has it module-qualified: keep that, as
+        # the span path's attribute has it (one error, one type, one issue).
+        parsed = chain[-1]["type"]
+        bare = exc_type and parsed.endswith("." + exc_type)
+        chain[-1]["type"] = parsed if bare else exc_type or parsed
         chain[-1]["value"] = message or chain[-1]["value"]
     return chain, extra
 
