@@ -7,9 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heron._scrub import Scrubber
-from heron.server.ingest.sentry import service_name, timestamp_ns
+from heron.server.ingest.sentry import service_name, timestamp_ns, transaction_service
 from heron.server.ingest.sentry_tracing import SentrySpans, status_of
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, Span
 
@@ -124,7 +126,7 @@ SPAN_ITEM: dict[str, Any] = {
 def converted(transactions: list[dict[str, Any]] = (), span_items: list[Any] = ()) -> SentrySpans:  # type: ignore[assignment]
     out = SentrySpans(Scrubber(), timestamp_ns)
     for doc in transactions:
-        out.add_transaction(doc, service_name(doc.get("tags") or {}, doc.get("release") or ""))
+        out.add_transaction(doc, transaction_service(doc))
     for item in span_items:
         out.add_span_items(item, service_name)
     return out
@@ -198,6 +200,83 @@ def test_invalid_spans_are_counted_and_the_others_kept() -> None:
     result = converted([bad], [{"items": [{"trace_id": TRACE, "span_id": DB}]}, {"x": 1}])
     assert len(result.spans) == 3 and result.rejected == 4
     assert "span_id must be a 16-character hex string" in result.errors
+
+
+def test_timestamps_out_of_range_reject_the_span_only() -> None:
+    far = {**TRANSACTION["spans"][0], "span_id": "1" * 16, "timestamp": 1e30}
+    before = {**TRANSACTION["spans"][0], "span_id": "2" * 16, "start_timestamp": -5}
+    result = converted([{**TRANSACTION, "spans": [far, before, TRANSACTION["spans"][1]]}])
+    assert sorted(f"{s.span_id:016x}" for s in result.spans) == sorted([ROOT, HTTP])
+    assert result.rejected == 2
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+TX_KEYS = st.sampled_from(
+    [
+        "contexts",
+        "spans",
+        "tags",
+        "measurements",
+        "request",
+        "release",
+        "start_timestamp",
+        "timestamp",
+        "transaction",
+        "transaction_info",
+        "sdk",
+        "platform",
+        "server_name",
+    ]
+)
+SPAN_KEYS = st.sampled_from(
+    [
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "op",
+        "description",
+        "status",
+        "data",
+        "tags",
+        "start_timestamp",
+        "timestamp",
+        "end_timestamp",
+        "name",
+        "is_segment",
+        "attributes",
+        "kind",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tx=st.dictionaries(TX_KEYS, JSON, max_size=4),
+    span=st.dictionaries(SPAN_KEYS, JSON, max_size=5),
+    items=JSON,
+)
+def test_any_shape_is_converted_or_rejected_never_raises(
+    tx: dict[str, Any], span: dict[str, Any], items: Any
+) -> None:
+    """Whatever JSON a client sends in these fields: spans or counted rejections."""
+    child = {**TRANSACTION["spans"][0], **span}
+    result = converted(
+        [{**TRANSACTION, **tx}, {**TRANSACTION, "spans": [child]}],
+        [{"items": [{**SPAN_ITEM["items"][0], **span}]}, {"items": items}],
+    )
+    for s in result.spans:
+        assert 0 < s.start_ns < 2**63 and 0 <= s.duration_ns < 2**63
+        assert len(s.trace_id) == 16 and 0 < s.span_id < 2**64
 
 
 def test_the_sdks_own_uploads_are_not_the_apps_spans() -> None:

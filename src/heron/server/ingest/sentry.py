@@ -261,6 +261,11 @@ def service_name(tags: Mapping[str, Any], release: str) -> str:
     return DEFAULT_SERVICE
 
 
+def transaction_service(doc: dict[str, Any]) -> str:
+    """:func:`service_name` of a transaction (or event) payload."""
+    return service_name(_tags(doc.get("tags")), _str(doc.get("release"), 200))
+
+
 def event_id_of(v: Any) -> str:
     """A valid 32-hex event id from ``v`` (dashes allowed), else a new one."""
     if isinstance(v, str):
@@ -452,8 +457,7 @@ class SentryIngest:
                 logs.extend(logs_from_sentry(_json_object(payload, "log item"), now))
             elif kind == "transaction":
                 doc = self._transaction(payload)
-                release = _str(doc.get("release"), 200)
-                spans.add_transaction(doc, service_name(_tags(doc.get("tags")), release))
+                spans.add_transaction(doc, transaction_service(doc))
             elif kind == "span":
                 spans.add_span_items(_json_object(payload, "span item"), service_name)
         event_id = events[0].event_id if events else event_id_of(headers.get("event_id"))

@@ -100,6 +100,7 @@ _SDK_UPLOAD = re.compile(r"^POST \S*/api/\d+/envelope/?$")
 _NAMED_SOURCES = ("route", "component", "view", "task", "custom")
 
 TimestampNs = Callable[[Any, int], int]
+MAX_TIME_NS = 2**63  # the stores' time columns are signed 64-bit nanoseconds
 
 
 class SentrySpans:
@@ -137,7 +138,8 @@ class SentrySpans:
             segment=(_text(doc.get("transaction")), _source(doc)),
         )
         trace_id = trace.get("trace_id")
-        for raw in doc.get("spans") or []:
+        spans = doc.get("spans")
+        for raw in spans if isinstance(spans, list) else []:
             if not isinstance(raw, dict):
                 self._reject(ValueError("span must be an object"))
                 continue
@@ -261,23 +263,25 @@ class SentrySpans:
         attrs: dict[str, Any],
         segment: tuple[str, str] | None,
     ) -> Span:
+        trace_id = _hex(raw.get("trace_id"), "trace_id", 16)
+        span_id = _hex(raw.get("span_id"), "span_id", 8)
+        parent_id = _hex(raw.get("parent_span_id"), "parent_span_id", 8)
+        start_ns, end_ns = self._times(start, end)
         op = _text(raw.get("op"))
-        description = _text(raw.get("description"))
         if op:
             attrs["sentry.op"] = op
         kind = _KIND_NAMES.get(_text(raw.get("kind")).lower()) or kind_of(op)
-        name = span_name(op, kind, description, attrs, segment)
+        name = span_name(op, kind, _text(raw.get("description")), attrs, segment)
         self._scrub(attrs)
         status, message = status_of(_text(raw.get("status")), kind, attrs)
-        start_ns = self.timestamp_ns(start, 0)
         return _build_span(
             res,
             _text(raw.get("origin")) or _text(attrs.get("sentry.origin")),
-            _hex(raw.get("trace_id"), "trace_id", 16),
-            _hex(raw.get("span_id"), "span_id", 8),
-            _hex(raw.get("parent_span_id"), "parent_span_id", 8),
+            trace_id,
+            span_id,
+            parent_id,
             start_ns,
-            self.timestamp_ns(end, start_ns),
+            end_ns,
             name,
             kind,
             status,
@@ -286,6 +290,13 @@ class SentrySpans:
             [],
             [],
         )
+
+    def _times(self, start: Any, end: Any) -> tuple[int, int]:
+        start_ns = self.timestamp_ns(start, 0)
+        end_ns = self.timestamp_ns(end, start_ns)
+        if not 0 < start_ns <= end_ns < MAX_TIME_NS:
+            raise ValueError("start and end timestamps must be in order, after 1970, before 2262")
+        return start_ns, end_ns
 
     def _scrub(self, attrs: dict[str, Any]) -> None:
         s = self.scrubber
