@@ -172,3 +172,26 @@ def test_secrets_by_value_are_redacted_wherever_they_flow() -> None:
     assert out == {"card": FILTERED, "order_id": 8, "note": f"sent {FILTERED} twice"}
     assert S.redact("short", {"abc"}) == "short"  # too short to be told from ordinary text
     assert S.secrets([("password", f"{CANARY}-tuple")]) == {f"{CANARY}-tuple"}
+
+
+def test_query_string_keeps_what_is_not_secret_byte_for_byte() -> None:
+    qs = "q=a%20b+c&tag=x;y&empty=&flag&page=2"
+    assert S.query_string(qs) == qs
+    assert S.query_string(f"%74oken={CANARY}&q=1") == f"%74oken={FILTERED}&q=1"
+    hidden = S.query_string(f"note=password%3D{CANARY}&q=1")  # percent-encoded pair
+    assert CANARY not in hidden and hidden.endswith("&q=1")
+
+
+@given(st.text(max_size=120), st.sampled_from(["", "password=", "Bearer ", "://u:p@", " 4111 1111 1111 1111"]))  # fmt: skip
+def test_may_hold_secret_never_misses_what_text_would_change(noise: str, plant: str) -> None:
+    """The pre-check may say yes needlessly, never no when :meth:`text` changes something."""
+    s = f"{noise}{plant}{noise}"
+    if not S.may_hold_secret(s):
+        assert S.text(s) == s
+
+
+@pytest.mark.parametrize("key", [*DEFAULT_DENY_KEYS, "X-Api-Key", "Set-Cookie", "to_ken"])
+def test_may_hold_secret_sees_every_sensitive_key(key: str) -> None:
+    assert S.sensitive_key(key)
+    assert S.may_hold_secret(f'{{"{key}":"v"}}'), key
+    assert Scrubber(["mothers_maiden"]).may_hold_secret('{"Mothers-Maiden":"v"}')

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["DEFAULT_DENY_KEYS", "FILTERED", "Scrubber"]
 
@@ -155,6 +155,18 @@ class Scrubber:
             out = _CARD.sub(self._card, out)
         return out
 
+    def may_hold_secret(self, s: str) -> bool:
+        """False only when no rule here could change anything in ``s``, read as text or as
+        the JSON of a structure (its keys included): a cheap test before the real work."""
+        low = s.lower()
+        compact = low.replace("-", "").replace("_", "") if "-" in low or "_" in low else low
+        return (
+            "@" in s
+            or any(w in low for w in _CREDENTIAL_WORDS)
+            or any(n in compact for n in self._needles)
+            or (_DIGITS4.search(s) is not None and _CARD.search(s) is not None)
+        )
+
     def _may_hold_pairs(self, low: str) -> bool:
         if "-" in low:
             low = low.replace("-", "_")
@@ -191,18 +203,22 @@ class Scrubber:
     # --------------------------------------------------------------- urls, headers
 
     def query_string(self, qs: str) -> str:
-        """Values of sensitive parameters filtered; the others scrubbed as text."""
+        """Values of sensitive parameters filtered, the others scrubbed as text; what is
+        not a secret is kept byte for byte (no re-encoding)."""
         if not qs:
             return qs
-        qs = qs.lstrip("?")
-        try:
-            pairs = parse_qsl(qs, keep_blank_values=True)
-        except ValueError:
-            return self.text(qs)
-        return urlencode(
-            [(k, FILTERED if self.sensitive_key(k) else self.text(v)) for k, v in pairs],
-            safe="[]",
-        )
+        return "&".join(self._query_param(p) for p in qs.lstrip("?").split("&"))
+
+    def _query_param(self, param: str) -> str:
+        name, eq, value = param.partition("=")
+        if eq and self.sensitive_key(unquote_plus(name)):
+            return f"{name}={FILTERED}"
+        if "%" in value or "+" in value:  # a secret may hide behind percent-encoding
+            plain = unquote_plus(value)
+            scrubbed = self.text(plain)
+            if scrubbed != plain:
+                return f"{self.text(name)}={quote_plus(scrubbed, safe='[]')}"
+        return self.text(param)
 
     def url(self, url: str) -> str:
         """``url`` without its userinfo, with sensitive query values filtered."""

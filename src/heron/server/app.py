@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
+from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
 from heron.server.ingest.http import TraceIngest
@@ -50,6 +51,7 @@ def create_app(
         queue_max_spans=config.queue_max_spans,
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
+        span_scrubber=SpanScrubber(config.scrub_key_list),
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(

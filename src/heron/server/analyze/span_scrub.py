@@ -1,0 +1,208 @@
+"""What ingest does to every span before it is stored: no secret survives, whichever SDK
+sent it (Heron's agent, any OpenTelemetry SDK, sentry-sdk transactions).
+
+Built on the shared :class:`heron._scrub.Scrubber`, so spans, error events and logs agree
+on what is a secret (the server's ``scrub_keys`` included). For every span:
+
+- **Name and ``http.route``**: each URL or absolute path in them loses its query string,
+  fragment and userinfo (``GET /cb?token=x`` → ``GET /cb``) before they become endpoints,
+  rollups and page titles; the rest of a name is scrubbed as text. Names of database
+  spans are left to SQL obfuscation (``analyze.scrub``), which runs first.
+- **Attributes** of the span, its resource, its events (``exception.message``,
+  ``exception.stacktrace``...) and its links: a string under a sensitive key (header
+  attributes such as ``http.request.header.authorization``, ``…cookie``, ``…x-api-key``;
+  ``password``, ``token``...) becomes ``[Filtered]``; URL attributes (``url.full``,
+  ``url.original``, ``http.url``, ``http.target``, and any value that is one URL) lose
+  their userinfo and the values of sensitive query parameters, as does ``url.query``;
+  every other string is scrubbed as text (``key=value`` pairs, ``Bearer`` credentials,
+  passwords in URLs, card numbers). Numbers and booleans are kept (a count such as
+  ``gen_ai.usage.input_tokens`` is not a secret).
+- **Status message**: scrubbed as text.
+
+It runs on every batch, so it is cheap when there is nothing to do: spans repeat the JSON
+text of their attributes and resource, so results are cached by text, and a text that no
+rule could change (:meth:`Scrubber.may_hold_secret`) is never parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from heron._scrub import FILTERED, MAX_DEPTH, Scrubber
+from heron.server.ingest.otlp import SPAN_COLUMNS, SpanBatch
+from heron.server.model import Span
+
+__all__ = ["QUERY_KEYS", "URL_KEYS", "SpanScrubber", "strip_query"]
+
+URL_KEYS = frozenset(("url.full", "url.original", "http.url", "http.target"))
+QUERY_KEYS = frozenset(("url.query",))
+# JSON texts up to this long are memoized, this many at a time.
+_CACHED_CHARS = 8_192
+_CACHE_ENTRIES = 8_192
+
+# A URL (scheme://...) or an absolute path, as one whitespace-separated token.
+_URL_IN_TEXT = re.compile(r"(?<!\S)(?:[a-z][a-z0-9+.\-]*://\S*|/\S*)", re.I)
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.\-]*://)[^/?#@\s]*@", re.I)
+_ONE_URL = re.compile(r"[a-z][a-z0-9+.\-]*://\S*\Z", re.I)
+_MISS: Any = object()
+
+_NAME = SPAN_COLUMNS.index("name")
+_STATUS_MESSAGE = SPAN_COLUMNS.index("status_message")
+_ROUTE = SPAN_COLUMNS.index("http_route")
+_STATEMENT = SPAN_COLUMNS.index("db_statement")
+_ATTRIBUTES = SPAN_COLUMNS.index("attributes")
+_RESOURCE = SPAN_COLUMNS.index("resource")
+_EVENTS = SPAN_COLUMNS.index("events")
+_LINKS = SPAN_COLUMNS.index("links")
+
+
+def _cut(m: re.Match[str]) -> str:
+    url = m.group(0)
+    for mark in ("?", "#"):
+        url = url.partition(mark)[0]
+    return _USERINFO.sub(r"\1", url) if "@" in url else url
+
+
+def strip_query(name: str) -> str:
+    """``name`` with the query string, fragment and userinfo cut from each URL or absolute
+    path in it: ``GET /cb?token=x`` → ``GET /cb``. SQL placeholders (``= ?``) stay."""
+    if "?" not in name and "#" not in name and "@" not in name:
+        return name
+    return _URL_IN_TEXT.sub(_cut, name)
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
+
+
+class SpanScrubber:
+    """Scrub spans (see the module docstring); ``extra_keys`` extends the deny list."""
+
+    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+        self.scrubber = Scrubber(extra_keys)
+        self._maps: dict[str, str | None] = {}
+        self._names: dict[str, str] = {}
+
+    def spans(self, spans: Sequence[Span]) -> SpanBatch:
+        """The spans scrubbed, as a :class:`SpanBatch` (the same one if nothing changed)."""
+        batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
+        changed: list[tuple[Any, ...]] | None = None
+        for i, row in enumerate(batch.rows):
+            new = self._row(row)
+            if new is not None:
+                if changed is None:
+                    changed = list(batch.rows)
+                changed[i] = new
+        return SpanBatch(changed) if changed is not None else batch
+
+    def _row(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The scrubbed row, or None when nothing in it changes."""
+        name, route, message = row[_NAME], row[_ROUTE], row[_STATUS_MESSAGE]
+        attrs, resource, events, links = row[_ATTRIBUTES], row[_RESOURCE], row[_EVENTS], row[_LINKS]
+        new_name = self.name(name) if row[_STATEMENT] is None else strip_query(name)
+        new_route = strip_query(route) if route else route
+        new_message = self.scrubber.text(message) if message else message
+        new_attrs, new_resource = self._map_json(attrs), self._map_json(resource)
+        new_events = self._list_json(events, self._event) if events else events
+        new_links = self._list_json(links, self._link) if links else links
+        if (
+            new_name == name
+            and new_route == route
+            and new_message == message
+            and new_attrs == attrs
+            and new_resource == resource
+            and new_events is events
+            and new_links is links
+        ):
+            return None
+        new = list(row)
+        new[_NAME], new[_ROUTE], new[_STATUS_MESSAGE] = new_name, new_route, new_message
+        new[_ATTRIBUTES], new[_RESOURCE] = new_attrs, new_resource
+        new[_EVENTS], new[_LINKS] = new_events, new_links
+        return tuple(new)
+
+    # ---------------------------------------------------------------- names
+
+    def name(self, name: str) -> str:
+        """A span name as it may become an endpoint: URLs cut to their path, secrets out."""
+        hit = self._names.get(name)
+        if hit is None:
+            hit = self.scrubber.text(strip_query(name))
+            if len(name) <= _CACHED_CHARS:
+                _remember(self._names, name, hit)
+        return hit
+
+    # ----------------------------------------------------------- attributes
+
+    def attributes(self, attrs: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+        """A copy of an attribute map with its secrets filtered."""
+        return {k: self._value(k, v, depth + 1) for k, v in attrs.items()}
+
+    def _value(self, key: str, v: Any, depth: int) -> Any:
+        s = self.scrubber
+        if isinstance(v, str):
+            if not v:
+                return v
+            if s.sensitive_key(key):
+                return FILTERED
+            if key in QUERY_KEYS:
+                return s.query_string(v)
+            if key in URL_KEYS or _ONE_URL.match(v):
+                return s.url(v)
+            return s.text(v)
+        if isinstance(v, list | dict) and depth >= MAX_DEPTH:
+            return FILTERED
+        if isinstance(v, list):
+            return [self._value(key, x, depth + 1) for x in v]
+        if isinstance(v, dict):  # a kvlist value: its own keys decide
+            return self.attributes(v, depth)
+        return v
+
+    def _map_json(self, text: str | None) -> str | None:
+        """Attributes stored as JSON text, scrubbed (cached by text)."""
+        if text is None:
+            return None
+        hit = self._maps.get(text, _MISS)
+        if hit is not _MISS:
+            return hit
+        out: str | None = text
+        if self.scrubber.may_hold_secret(text):
+            doc = orjson.loads(text)
+            scrubbed = self.attributes(doc) if isinstance(doc, dict) else doc
+            if scrubbed != doc:
+                out = orjson.dumps(scrubbed).decode()
+        if len(text) <= _CACHED_CHARS:
+            _remember(self._maps, text, out)
+        return out
+
+    # ------------------------------------------------------- events, links
+
+    def _list_json(
+        self, text: str | None, scrub: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> str | None:
+        if text is None or not self.scrubber.may_hold_secret(text):
+            return text
+        doc = orjson.loads(text)
+        if not isinstance(doc, list):
+            return text
+        scrubbed = [scrub(x) if isinstance(x, dict) else x for x in doc]
+        return orjson.dumps(scrubbed).decode() if scrubbed != doc else text
+
+    def _event(self, event: dict[str, Any]) -> dict[str, Any]:
+        out = dict(event)
+        if isinstance(out.get("name"), str):
+            out["name"] = self.scrubber.text(out["name"])
+        if isinstance(out.get("attributes"), dict):
+            out["attributes"] = self.attributes(out["attributes"])
+        return out
+
+    def _link(self, link: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(link.get("attributes"), dict):
+            return link
+        return {**link, "attributes": self.attributes(link["attributes"])}
