@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heron._scrub import _DEFAULT_NEEDLES, DEFAULT_DENY_KEYS, FILTERED, Scrubber
+from heron._scrub import (
+    _CARD,
+    _DEFAULT_NEEDLES,
+    DEFAULT_DENY_KEYS,
+    FILTERED,
+    Scrubber,
+    _may_hold_card,
+)
 
 S = Scrubber()
 CANARY = "CANARY-7f3a9c"
@@ -182,16 +189,8 @@ def test_query_string_keeps_what_is_not_secret_byte_for_byte() -> None:
     assert CANARY not in hidden and hidden.endswith("&q=1")
 
 
-@given(st.text(max_size=120), st.sampled_from(["", "password=", "Bearer ", "://u:p@", " 4111 1111 1111 1111"]))  # fmt: skip
-def test_may_hold_secret_never_misses_what_text_would_change(noise: str, plant: str) -> None:
-    """The pre-check may say yes needlessly, never no when :meth:`text` changes something."""
-    s = f"{noise}{plant}{noise}"
-    if not S.may_hold_secret(s):
-        assert S.text(s) == s
-
-
-@pytest.mark.parametrize("key", [*DEFAULT_DENY_KEYS, "X-Api-Key", "Set-Cookie", "to_ken"])
-def test_may_hold_secret_sees_every_sensitive_key(key: str) -> None:
-    assert S.sensitive_key(key)
-    assert S.may_hold_secret(f'{{"{key}":"v"}}'), key
-    assert Scrubber(["mothers_maiden"]).may_hold_secret('{"Mothers-Maiden":"v"}')
+@given(st.text(alphabet=st.sampled_from("0123456789 -.x\u00e9\ud800"), max_size=60))
+def test_the_card_pre_check_never_misses_a_candidate(s: str) -> None:
+    """The cheap test may say yes needlessly, never no where the card pattern matches."""
+    if _CARD.search(s):
+        assert _may_hold_card(s), s

@@ -69,8 +69,10 @@ _CREDENTIALS = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)[A-Za-z0-9._~+/=\-
 _URL_USERINFO = re.compile(r"([a-z][a-z0-9+.\-]*://[^\s:/@]*):[^\s/@]*@", re.I)
 # 13-19 digits, optionally grouped by single spaces or dashes (checked with Luhn).
 _CARD = re.compile(r"(?<![\d.])(?:\d[ \-]?){12,18}\d(?![\d.])")
-_DIGITS4 = re.compile(r"\d{4}")  # every card number has a run of 4 digits
-_CREDENTIAL_WORDS = ("bearer", "basic", "token", "digest")
+# A card number is 13+ digits once its single spaces/dashes are gone: digits become "0",
+# everything else "x", spaces and dashes vanish, and 13 zeros in a row are looked for.
+_DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_CARD_RUN = b"0" * 13
 # key=value, key: value, "key": "value", key => value; the key is a word (with . - _).
 # Also matches inside URLs (?access_token=...&). A value already filtered is matched
 # whole, so text() is idempotent.
@@ -80,6 +82,12 @@ _VALUE = re.compile(r"""\[Filtered\]|"[^"]*"|'[^']*'|[^\s,;&"'}\]]+""")
 
 def _normalize(key: str) -> str:
     return key.strip().strip("\"'").lower().replace("-", "_")
+
+
+def _may_hold_card(s: str) -> bool:
+    """A cheap test that is never False where :data:`_CARD` would match (bytes.translate
+    runs in C; the regex costs ~0.1 µs per character)."""
+    return _CARD_RUN in s.encode("ascii", "ignore").translate(_DIGIT_MAP, b" -")
 
 
 def _luhn(digits: str) -> bool:
@@ -147,25 +155,13 @@ class Scrubber:
         low = s.lower()
         if "://" in out:
             out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}:{FILTERED}@", out)
-        if any(w in low for w in _CREDENTIAL_WORDS):
+        if "bearer" in low or "basic" in low or "token" in low or "digest" in low:
             out = _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}", out)
         if ("=" in out or ":" in out) and self._may_hold_pairs(low):
             out = self._pairs(out)
-        if any(d in out for d in "0123456789") and _DIGITS4.search(out):
+        if _may_hold_card(out):
             out = _CARD.sub(self._card, out)
         return out
-
-    def may_hold_secret(self, s: str) -> bool:
-        """False only when no rule here could change anything in ``s``, read as text or as
-        the JSON of a structure (its keys included): a cheap test before the real work."""
-        low = s.lower()
-        compact = low.replace("-", "").replace("_", "") if "-" in low or "_" in low else low
-        return (
-            "@" in s
-            or any(w in low for w in _CREDENTIAL_WORDS)
-            or any(n in compact for n in self._needles)
-            or (_DIGITS4.search(s) is not None and _CARD.search(s) is not None)
-        )
 
     def _may_hold_pairs(self, low: str) -> bool:
         if "-" in low:

@@ -19,9 +19,10 @@ on what is a secret (the server's ``scrub_keys`` included). For every span:
   ``gen_ai.usage.input_tokens`` is not a secret).
 - **Status message**: scrubbed as text.
 
-It runs on every batch, so it is cheap when there is nothing to do: spans repeat the JSON
-text of their attributes and resource, so results are cached by text, and a text that no
-rule could change (:meth:`Scrubber.may_hold_secret`) is never parsed.
+It runs on every batch, so it must be cheap: spans repeat the JSON text of their
+attributes and resource, so results are cached by text; a text not seen before is parsed
+(faster than scanning it for every secret's shape) and its values go through the
+scrubber's own caches, by key and by string.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _URL_IN_TEXT = re.compile(r"(?<!\S)(?:[a-z][a-z0-9+.\-]*://\S*|/\S*)", re.I)
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.\-]*://)[^/?#@\s]*@", re.I)
 _ONE_URL = re.compile(r"[a-z][a-z0-9+.\-]*://\S*\Z", re.I)
 _MISS: Any = object()
+_MAX_NOT_CARD = 10**12 - 1  # card numbers have 13 to 19 digits
 
 _NAME = SPAN_COLUMNS.index("name")
 _STATUS_MESSAGE = SPAN_COLUMNS.index("status_message")
@@ -88,12 +90,27 @@ class SpanScrubber:
         self.scrubber = Scrubber(extra_keys)
         self._maps: dict[str, str | None] = {}
         self._names: dict[str, str] = {}
+        self._strings: dict[tuple[str, str], str] = {}
+        # Names, routes and attribute texts seen to need no change.
+        self._clean: set[str | None] = {None}
 
     def spans(self, spans: Sequence[Span]) -> SpanBatch:
         """The spans scrubbed, as a :class:`SpanBatch` (the same one if nothing changed)."""
         batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
+        clean = self._clean
         changed: list[tuple[Any, ...]] | None = None
         for i, row in enumerate(batch.rows):
+            # Most rows: texts already known to hold nothing to scrub, a few set lookups.
+            if (
+                row[_NAME] in clean
+                and row[_ATTRIBUTES] in clean
+                and row[_RESOURCE] in clean
+                and row[_ROUTE] in clean
+                and not row[_STATUS_MESSAGE]
+                and row[_EVENTS] is None
+                and row[_LINKS] is None
+            ):
+                continue
             new = self._row(row)
             if new is not None:
                 if changed is None:
@@ -111,6 +128,12 @@ class SpanScrubber:
         new_attrs, new_resource = self._map_json(attrs), self._map_json(resource)
         new_events = self._list_json(events, self._event) if events else events
         new_links = self._list_json(links, self._link) if links else links
+        self._remember_clean(
+            (name, self.name(name) == name),
+            (route, new_route == route),
+            (attrs, new_attrs == attrs),
+            (resource, new_resource == resource),
+        )
         if (
             new_name == name
             and new_route == route
@@ -127,6 +150,16 @@ class SpanScrubber:
         new[_EVENTS], new[_LINKS] = new_events, new_links
         return tuple(new)
 
+    def _remember_clean(self, *texts: tuple[str | None, bool]) -> None:
+        """Note the texts that scrub to themselves (a name: under the stricter rule)."""
+        clean = self._clean
+        if len(clean) >= _CACHE_ENTRIES:
+            clean.clear()
+            clean.add(None)
+        for text, is_clean in texts:
+            if is_clean and (text is None or len(text) <= _CACHED_CHARS):
+                clean.add(text)
+
     # ---------------------------------------------------------------- names
 
     def name(self, name: str) -> str:
@@ -142,26 +175,44 @@ class SpanScrubber:
 
     def attributes(self, attrs: dict[str, Any], depth: int = 0) -> dict[str, Any]:
         """A copy of an attribute map with its secrets filtered."""
-        return {k: self._value(k, v, depth + 1) for k, v in attrs.items()}
+        out = {}
+        seen = self._strings
+        for k, v in attrs.items():
+            if type(v) is str:  # most values: one lookup when the pair was seen before
+                hit = seen.get((k, v))
+                if hit is None:
+                    hit = self._string(k, v)
+                    if len(v) <= _CACHED_CHARS:
+                        _remember(seen, (k, v), hit)
+                out[k] = hit
+            else:
+                out[k] = self._value(k, v, depth + 1)
+        return out
+
+    def _string(self, key: str, v: str) -> str:
+        s = self.scrubber
+        if not v:
+            return v
+        if s.sensitive_key(key):
+            return FILTERED
+        if key in QUERY_KEYS:
+            return s.query_string(v)
+        if key in URL_KEYS or ("://" in v and _ONE_URL.match(v)):
+            return s.url(v)
+        return s.text(v)
 
     def _value(self, key: str, v: Any, depth: int) -> Any:
         s = self.scrubber
         if isinstance(v, str):
-            if not v:
-                return v
-            if s.sensitive_key(key):
-                return FILTERED
-            if key in QUERY_KEYS:
-                return s.query_string(v)
-            if key in URL_KEYS or _ONE_URL.match(v):
-                return s.url(v)
-            return s.text(v)
+            return self._string(key, v)
         if isinstance(v, list | dict) and depth >= MAX_DEPTH:
             return FILTERED
         if isinstance(v, list):
             return [self._value(key, x, depth + 1) for x in v]
         if isinstance(v, dict):  # a kvlist value: its own keys decide
             return self.attributes(v, depth)
+        if isinstance(v, int) and v > _MAX_NOT_CARD and s.sensitive_key(key):
+            return FILTERED if s.text(str(v)) != str(v) else v  # a card number sent as int
         return v
 
     def _map_json(self, text: str | None) -> str | None:
@@ -172,11 +223,10 @@ class SpanScrubber:
         if hit is not _MISS:
             return hit
         out: str | None = text
-        if self.scrubber.may_hold_secret(text):
-            doc = orjson.loads(text)
-            scrubbed = self.attributes(doc) if isinstance(doc, dict) else doc
-            if scrubbed != doc:
-                out = orjson.dumps(scrubbed).decode()
+        doc = orjson.loads(text)
+        scrubbed = self.attributes(doc) if isinstance(doc, dict) else doc
+        if scrubbed != doc:
+            out = orjson.dumps(scrubbed).decode()
         if len(text) <= _CACHED_CHARS:
             _remember(self._maps, text, out)
         return out
@@ -186,7 +236,7 @@ class SpanScrubber:
     def _list_json(
         self, text: str | None, scrub: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> str | None:
-        if text is None or not self.scrubber.may_hold_secret(text):
+        if text is None:
             return text
         doc = orjson.loads(text)
         if not isinstance(doc, list):
