@@ -77,7 +77,7 @@ def strip_query(name: str) -> str:
     return _URL_IN_TEXT.sub(_cut, name)
 
 
-def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     if len(cache) >= _CACHE_ENTRIES:
         cache.clear()
     cache[key] = value
