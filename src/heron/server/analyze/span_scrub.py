@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -49,7 +51,6 @@ _CACHE_ENTRIES = 8_192
 _URL_IN_TEXT = re.compile(r"(?<!\S)(?:[a-z][a-z0-9+.\-]*://\S*|/\S*)", re.I)
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.\-]*://)[^/?#@\s]*@", re.I)
 _ONE_URL = re.compile(r"[a-z][a-z0-9+.\-]*://\S*\Z", re.I)
-_MISS: Any = object()
 _MAX_NOT_CARD = 10**12 - 1  # card numbers have 13 to 19 digits
 
 _NAME = SPAN_COLUMNS.index("name")
@@ -60,6 +61,7 @@ _ATTRIBUTES = SPAN_COLUMNS.index("attributes")
 _RESOURCE = SPAN_COLUMNS.index("resource")
 _EVENTS = SPAN_COLUMNS.index("events")
 _LINKS = SPAN_COLUMNS.index("links")
+_COLUMNS = (_NAME, _ROUTE, _STATUS_MESSAGE, _ATTRIBUTES, _RESOURCE, _EVENTS, _LINKS)
 
 
 def _cut(m: re.Match[str]) -> str:
@@ -88,88 +90,56 @@ class SpanScrubber:
 
     def __init__(self, extra_keys: Iterable[str] = ()) -> None:
         self.scrubber = Scrubber(extra_keys)
-        self._maps: dict[str, str | None] = {}
-        self._names: dict[str, str] = {}
         self._strings: dict[tuple[str, str], str] = {}
-        # Names, routes and attribute texts seen to need no change.
-        self._clean: set[str | None] = {None}
+        # Per column, the values seen to scrub to themselves (None always does).
+        self._clean: dict[int, set[Any]] = {col: {None} for col in _COLUMNS}
+        self._rules: tuple[tuple[int, Callable[[Any], Any]], ...] = (
+            (_NAME, self.name),
+            (_ROUTE, strip_query),
+            (_STATUS_MESSAGE, self.scrubber.text),
+            (_ATTRIBUTES, self._map_json),
+            (_RESOURCE, self._map_json),
+            (_EVENTS, partial(self._list_json, scrub=self._event)),
+            (_LINKS, partial(self._list_json, scrub=self._link)),
+        )
 
     def spans(self, spans: Sequence[Span]) -> SpanBatch:
-        """The spans scrubbed, as a :class:`SpanBatch` (the same one if nothing changed)."""
+        """The spans scrubbed, as a :class:`SpanBatch` (the same one if nothing changed).
+
+        Works column by column on distinct values: a batch repeats its names, resource
+        and most attribute texts, and a value seen clean before costs one set lookup."""
         batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
-        clean = self._clean
-        changed: list[tuple[Any, ...]] | None = None
-        for i, row in enumerate(batch.rows):
-            # Most rows: texts already known to hold nothing to scrub, a few set lookups.
-            if (
-                row[_NAME] in clean
-                and row[_ATTRIBUTES] in clean
-                and row[_RESOURCE] in clean
-                and row[_ROUTE] in clean
-                and not row[_STATUS_MESSAGE]
-                and row[_EVENTS] is None
-                and row[_LINKS] is None
-            ):
-                continue
-            new = self._row(row)
-            if new is not None:
-                if changed is None:
-                    changed = list(batch.rows)
-                changed[i] = new
-        return SpanBatch(changed) if changed is not None else batch
+        changes = {}
+        for col, scrub in self._rules:
+            changed = self._column(batch.rows, col, scrub)
+            if changed:
+                changes[col] = changed
+        if not changes:
+            return batch
+        return SpanBatch([_apply(row, changes) for row in batch.rows])
 
-    def _row(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """The scrubbed row, or None when nothing in it changes."""
-        name, route, message = row[_NAME], row[_ROUTE], row[_STATUS_MESSAGE]
-        attrs, resource, events, links = row[_ATTRIBUTES], row[_RESOURCE], row[_EVENTS], row[_LINKS]
-        new_name = self.name(name) if row[_STATEMENT] is None else strip_query(name)
-        new_route = strip_query(route) if route else route
-        new_message = self.scrubber.text(message) if message else message
-        new_attrs, new_resource = self._map_json(attrs), self._map_json(resource)
-        new_events = self._list_json(events, self._event) if events else events
-        new_links = self._list_json(links, self._link) if links else links
-        self._remember_clean(
-            (name, self.name(name) == name),
-            (route, new_route == route),
-            (attrs, new_attrs == attrs),
-            (resource, new_resource == resource),
-        )
-        if (
-            new_name == name
-            and new_route == route
-            and new_message == message
-            and new_attrs == attrs
-            and new_resource == resource
-            and new_events is events
-            and new_links is links
-        ):
-            return None
-        new = list(row)
-        new[_NAME], new[_ROUTE], new[_STATUS_MESSAGE] = new_name, new_route, new_message
-        new[_ATTRIBUTES], new[_RESOURCE] = new_attrs, new_resource
-        new[_EVENTS], new[_LINKS] = new_events, new_links
-        return tuple(new)
-
-    def _remember_clean(self, *texts: tuple[str | None, bool]) -> None:
-        """Note the texts that scrub to themselves (a name: under the stricter rule)."""
-        clean = self._clean
-        if len(clean) >= _CACHE_ENTRIES:
-            clean.clear()
-            clean.add(None)
-        for text, is_clean in texts:
-            if is_clean and (text is None or len(text) <= _CACHED_CHARS):
-                clean.add(text)
+    def _column(
+        self, rows: list[tuple[Any, ...]], col: int, scrub: Callable[[Any], Any]
+    ) -> dict[Any, Any]:
+        """The column's distinct values that scrub to something else, and what they become."""
+        clean = self._clean[col]
+        changed = {}
+        for value in set(map(itemgetter(col), rows)).difference(clean):
+            new = scrub(value)
+            if new != value:
+                changed[value] = new
+            elif len(value) <= _CACHED_CHARS:
+                if len(clean) >= _CACHE_ENTRIES:
+                    clean.clear()
+                    clean.add(None)
+                clean.add(value)
+        return changed
 
     # ---------------------------------------------------------------- names
 
     def name(self, name: str) -> str:
         """A span name as it may become an endpoint: URLs cut to their path, secrets out."""
-        hit = self._names.get(name)
-        if hit is None:
-            hit = self.scrubber.text(strip_query(name))
-            if len(name) <= _CACHED_CHARS:
-                _remember(self._names, name, hit)
-        return hit
+        return self.scrubber.text(strip_query(name))
 
     # ----------------------------------------------------------- attributes
 
@@ -215,29 +185,16 @@ class SpanScrubber:
             return FILTERED if s.text(str(v)) != str(v) else v  # a card number sent as int
         return v
 
-    def _map_json(self, text: str | None) -> str | None:
-        """Attributes stored as JSON text, scrubbed (cached by text)."""
-        if text is None:
-            return None
-        hit = self._maps.get(text, _MISS)
-        if hit is not _MISS:
-            return hit
-        out: str | None = text
+    def _map_json(self, text: str) -> str:
+        """Attributes stored as JSON text, scrubbed."""
         doc = orjson.loads(text)
         scrubbed = self.attributes(doc) if isinstance(doc, dict) else doc
-        if scrubbed != doc:
-            out = orjson.dumps(scrubbed).decode()
-        if len(text) <= _CACHED_CHARS:
-            _remember(self._maps, text, out)
-        return out
+        return orjson.dumps(scrubbed).decode() if scrubbed != doc else text
 
     # ------------------------------------------------------- events, links
 
-    def _list_json(
-        self, text: str | None, scrub: Callable[[dict[str, Any]], dict[str, Any]]
-    ) -> str | None:
-        if text is None:
-            return text
+    def _list_json(self, text: str, scrub: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+        """Events or links stored as JSON text, each scrubbed."""
         doc = orjson.loads(text)
         if not isinstance(doc, list):
             return text
@@ -256,3 +213,18 @@ class SpanScrubber:
         if not isinstance(link.get("attributes"), dict):
             return link
         return {**link, "attributes": self.attributes(link["attributes"])}
+
+
+def _apply(row: tuple[Any, ...], changes: dict[int, dict[Any, Any]]) -> tuple[Any, ...]:
+    """The row with its changed values replaced. A database span's name only loses a URL's
+    query (SQL obfuscation has already dealt with its literals)."""
+    new: list[Any] | None = None
+    for col, changed in changes.items():
+        value = row[col]
+        if value in changed:
+            if new is None:
+                new = list(row)
+            new[col] = (
+                changed[value] if col != _NAME or row[_STATEMENT] is None else strip_query(value)
+            )
+    return row if new is None else tuple(new)
