@@ -213,7 +213,7 @@ class Scrubber:
             plain = unquote_plus(value)
             scrubbed = self.text(plain)
             if scrubbed != plain:
-                return f"{self.text(name)}={quote_plus(scrubbed, safe='[]')}"
+                return f"{self.text(name)}={quote_plus(scrubbed, safe='[]', errors='replace')}"
         return self.text(param)
 
     def url(self, url: str) -> str:

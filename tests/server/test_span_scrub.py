@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from heron._scrub import FILTERED
 from heron.server.analyze.span_scrub import SpanScrubber, strip_query
@@ -201,3 +203,21 @@ def test_the_store_scrubs_before_rows_and_rollups(tmp_path: Path) -> None:
         assert store.read("SELECT DISTINCT endpoint FROM rollup_1m") == [("GET /cb",)]
     finally:
         store.close()
+
+
+@given(
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40),
+    st.sampled_from(["url.full", "url.query", "http.target", "note", "http.request.header.x"]),
+)
+def test_any_text_scrubs_without_error_and_planted_secrets_go(
+    noise: str, value: str, key: str
+) -> None:
+    s = span(
+        f"{noise} /cb?token={SECRET} {noise}",
+        status_message=f"{noise} password={SECRET}",
+        attributes={key: f"{value}&password={SECRET}&{value}", "k": value},
+    )
+    once = SpanScrubber().spans([s])
+    assert SECRET not in repr(once.rows)
+    assert SpanScrubber().spans(once).rows == once.rows  # scrubbing again changes nothing

@@ -19,10 +19,12 @@ on what is a secret (the server's ``scrub_keys`` included). For every span:
   ``gen_ai.usage.input_tokens`` is not a secret).
 - **Status message**: scrubbed as text.
 
-It runs on every batch, so it must be cheap: spans repeat the JSON text of their
-attributes and resource, so results are cached by text; a text not seen before is parsed
-(faster than scanning it for every secret's shape) and its values go through the
-scrubber's own caches, by key and by string.
+It runs on every batch, so it must be cheap (``bench/ingest.py`` measures it): it works
+column by column on the batch's distinct values, and a batch repeats its names, resource
+and most attribute texts; values seen before to need nothing cost one set lookup. A text
+not seen before is parsed (faster than scanning it for every secret's shape) and its
+(key, value) pairs are remembered. Nothing here may let an unscrubbed value through on
+an error: it raises, and the batch fails whole.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ __all__ = ["QUERY_KEYS", "URL_KEYS", "SpanScrubber", "strip_query"]
 
 URL_KEYS = frozenset(("url.full", "url.original", "http.url", "http.target"))
 QUERY_KEYS = frozenset(("url.query",))
-# JSON texts up to this long are memoized, this many at a time.
-_CACHED_CHARS = 8_192
-_CACHE_ENTRIES = 8_192
+# Texts up to this long are remembered, this many per column (a few MiB at most).
+_CACHED_CHARS = 2_048
+_CACHE_ENTRIES = 4_096
 
 # A URL (scheme://...) or an absolute path, as one whitespace-separated token.
 _URL_IN_TEXT = re.compile(r"(?<!\S)(?:[a-z][a-z0-9+.\-]*://\S*|/\S*)", re.I)
@@ -62,6 +64,8 @@ _RESOURCE = SPAN_COLUMNS.index("resource")
 _EVENTS = SPAN_COLUMNS.index("events")
 _LINKS = SPAN_COLUMNS.index("links")
 _COLUMNS = (_NAME, _ROUTE, _STATUS_MESSAGE, _ATTRIBUTES, _RESOURCE, _EVENTS, _LINKS)
+# Events and links are rare and each one's JSON is unique (times, ids): never remembered.
+_REPEATING = frozenset((_NAME, _ROUTE, _STATUS_MESSAGE, _ATTRIBUTES, _RESOURCE))
 
 
 def _cut(m: re.Match[str]) -> str:
@@ -128,7 +132,7 @@ class SpanScrubber:
             new = scrub(value)
             if new != value:
                 changed[value] = new
-            elif len(value) <= _CACHED_CHARS:
+            elif col in _REPEATING and len(value) <= _CACHED_CHARS:
                 if len(clean) >= _CACHE_ENTRIES:
                     clean.clear()
                     clean.add(None)
