@@ -538,19 +538,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _scrub_ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per client count: spans/s and CPU µs/span with span scrubbing, over without."""
-    by = {(r["server"], r["clients"]): r for r in runs}
+    """Per client count, over all its runs: spans/s and server CPU µs/span with span
+    scrubbing, over the same without."""
+    totals: dict[tuple[str, int], list[float]] = {}
+    for r in runs:
+        t = totals.setdefault((r["server"], r["clients"]), [0.0, 0.0, 0.0])
+        t[0] += r["ok_spans"]
+        t[1] += r["elapsed_s"]
+        t[2] += r["server_cpu_s"]
     out = []
-    for (server, n), on in by.items():
-        off = by.get(("no-scrub", n))
+    for (server, n), (spans, elapsed, cpu) in totals.items():
+        off = totals.get(("no-scrub", n))
         if server != "current" or off is None:
             continue
+        cpu_per_span, off_cpu_per_span = cpu / max(spans, 1), off[2] / max(off[0], 1)
         out.append(
             {
                 "clients": n,
-                "spans_per_s_ratio": on["spans_per_s"] / max(off["spans_per_s"], 1e-9),
-                "cpu_us_per_span_ratio": on["server_cpu_us_per_span"]
-                / max(off["server_cpu_us_per_span"], 1e-9),
+                "runs": sum(1 for r in runs if r["clients"] == n and r["server"] == server),
+                "spans_per_s_ratio": (spans / elapsed) / max(off[0] / off[1], 1e-9),
+                "cpu_us_per_span_ratio": cpu_per_span / max(off_cpu_per_span, 1e-9),
             }
         )
     return out
@@ -685,7 +692,8 @@ def _print(
         )
     for r in _scrub_ratios(runs):
         print(
-            f"{r['clients']} clients: span scrubbing on/off {r['spans_per_s_ratio']:.3f}x spans/s, "
+            f"{r['clients']} clients ({r['runs']} runs each): span scrubbing on/off "
+            f"{r['spans_per_s_ratio']:.3f}x spans/s, "
             f"{r['cpu_us_per_span_ratio']:.3f}x server CPU µs/span"
         )
     print(f"\nrequest body: {ser['body_bytes']:,} bytes ({ser['bytes_per_span']:.0f} B/span)")
