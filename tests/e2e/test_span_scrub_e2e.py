@@ -115,7 +115,10 @@ def sign_in(h: HeronProcess) -> httpx.Client:
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token, page
     form = {"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)}
-    assert client.post("/login", data=form).status_code == 303
+    signed_in = client.post("/login", data=form).status_code == 303
+    if not signed_in:
+        client.close()
+    assert signed_in
     return client
 
 
@@ -199,13 +202,14 @@ def test_no_page_holds_a_secret(heron: HeronProcess) -> None:
         "/n-plus-one",
         "/map",
     ]
-    html = []
-    for path in pages:
-        r = ui.get(path)
+    try:
+        html = [ui.get(path) for path in pages]
+    finally:
+        ui.close()
+    for path, r in zip(pages, html, strict=True):
         assert r.status_code == 200, (path, r.text[:2000])
         assert leaks(r.text) == [], (path, r.text)
-        html.append(r.text)
-    assert "GET /cb" in html[1] and "page=2" in "".join(html)
+    assert "GET /cb" in html[1].text and "page=2" in "".join(r.text for r in html)
 
 
 def test_no_secret_in_the_data_directory(heron: HeronProcess) -> None:
