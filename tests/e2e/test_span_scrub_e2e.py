@@ -111,14 +111,15 @@ def send_spans(url: str, key: str) -> None:
 
 def sign_in(h: HeronProcess) -> httpx.Client:
     client = httpx.Client(base_url=h.url, headers={"accept": "text/html"}, timeout=30)
-    page = client.get("/login").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token, page
-    form = {"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)}
-    signed_in = client.post("/login", data=form).status_code == 303
-    if not signed_in:
+    try:
+        page = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token, page
+        form = {"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)}
+        assert client.post("/login", data=form).status_code == 303
+    except BaseException:
         client.close()
-    assert signed_in
+        raise
     return client
 
 
