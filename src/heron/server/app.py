@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
+from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.api_docs import add_api_docs
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
@@ -54,6 +55,7 @@ def create_app(
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
         checkpoint_threshold_mb=config.checkpoint_threshold_mb,
+        span_scrubber=SpanScrubber(config.scrub_key_list),
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(

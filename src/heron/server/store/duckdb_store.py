@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 
 from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
+from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.histogram import bucket_of
 from heron.server.ingest.otlp import SpanBatch
 from heron.server.model import (
@@ -242,10 +243,12 @@ class _Batch:
 
     __slots__ = ("n", "table", "rollup", "future")
 
-    def __init__(self, project_id: int, spans: Sequence[Span]) -> None:
+    def __init__(self, project_id: int, spans: Sequence[Span], scrubber: SpanScrubber) -> None:
         self.n = len(spans)
-        # Literals out of SQL before anything is stored, rollups included.
+        # Literals out of SQL, then secrets out of names, URLs, headers and attributes,
+        # before anything is stored, rollups included.
         spans, fingerprints = scrub_db_spans(spans)
+        spans = scrubber.spans(spans)
         self.table = spans_to_arrow(project_id, spans, fingerprints) if spans else None
         self.rollup: dict[tuple[Any, ...], list[int]] = {}
         rollup_rows(project_id, spans, self.rollup)
@@ -300,8 +303,10 @@ class DuckDBStore:
         max_group_spans: int = 50_000,
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
+        span_scrubber: SpanScrubber | None = None,
     ) -> None:
         self.path = Path(path)
+        self.span_scrubber = span_scrubber or SpanScrubber()
         self.queue_max_spans = queue_max_spans
         self.commit_interval_s = commit_interval_ms / 1000.0
         self.query_timeout_s = query_timeout_s
@@ -377,7 +382,7 @@ class DuckDBStore:
                 raise QueueFull(f"write queue full ({self._queued_spans} spans waiting)")
             self._queued_spans += len(spans)
         try:
-            batch = _Batch(project_id, spans)
+            batch = _Batch(project_id, spans, self.span_scrubber)
         except Exception as e:  # e.g. a value out of its column's range: fail this batch only
             with self._lock:
                 self._queued_spans -= len(spans)
