@@ -228,6 +228,7 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "/api/v1/traces": {"limit": 1000},
         "/api/v1/db/queries/{fingerprint}": {"samples": 100},
         "/api/v1/db/slow": {"threshold_ms": 0, "limit": 1000},
+        "/api/v1/db/slow/calls": {"threshold_ms": 0, "limit": 1000},
         "/api/v1/n-plus-one": {"min_total_ms": 0},
     }
     paths = [p for p, ops in server.app.openapi()["paths"].items() if "get" in ops]
@@ -248,8 +249,10 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         r = server.get(f"/api/v1/traces/{trace}")
         assert leaks(r.text) == [] and CONTROL in r.text, r.text
     assert seen_control
-    slow = server.get("/api/v1/db/slow", threshold_ms=0, limit=1000).json()["queries"]
-    assert any(q["plan"] and CONTROL in q["plan"] for q in slow)  # the plan is kept, scrubbed
+    calls = server.get("/api/v1/db/slow/calls", threshold_ms=0, limit=1000).json()["queries"]
+    assert any(q["plan"] and CONTROL in q["plan"] for q in calls)  # the plan is kept, scrubbed
+    groups = server.get("/api/v1/db/slow", threshold_ms=0, limit=1000).json()["groups"]
+    assert any(g["plan"] and CONTROL in g["plan"] for g in groups)
 
 
 def test_no_canary_in_the_database_files(server: Server) -> None:
