@@ -76,7 +76,7 @@ def test_errors_and_messages_become_issues(heron_server: HeronProcess) -> None:
     # The same bug with different order ids: one issue.
     assert first["issue_id"] == second["issue_id"]
     assert first["exc_type"] == "ValueError" and first["message"] == "card declined for order 17"
-    assert first["handled"] is True and first["culprit"] == "__main__ in charge"
+    assert first["handled"] is True and first["culprit"] == "sentry_app.py in charge"
     frames = json.loads(first["exceptions"])[-1]["frames"]
     assert [f["function"] for f in frames] == ["handle", "charge"]
     assert frames[-1]["lineno"] == line_of('raise ValueError(f"card declined')
