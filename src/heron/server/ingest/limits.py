@@ -20,7 +20,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # orjson's parser refuses deeper JSON without recursing in Python.
 MAX_JSON_DEPTH = 1024
 # Nesting of a structured value (OTLP kvlist/array values, Sentry data bags): deeper
-# parts are rejected (OTLP) or trimmed (Sentry), so scrubbing and storing stay bounded.
+# containers are replaced by TRIMMED, so scrubbing and storing stay bounded.
 MAX_VALUE_DEPTH = 32
 TRIMMED = "[…]"
 

@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from heron.server.ingest.limits import (
     MAX_TIME_NS,
     MAX_VALUE_DEPTH,
+    TRIMMED,
     int64,
     parse_json,
     time_in_range,
@@ -171,7 +172,7 @@ def _clip(s: str) -> str:
 # ---------------------------------------------------------------------- protobuf
 
 
-def _pb_value(v: Any) -> Any:
+def _pb_value(v: Any, depth: int = 0) -> Any:
     which = v.WhichOneof("value")
     if which == "string_value":
         return _clip(v.string_value)
@@ -182,9 +183,13 @@ def _pb_value(v: Any) -> Any:
     if which == "bool_value":
         return v.bool_value
     if which == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
+        if depth >= MAX_VALUE_DEPTH:
+            return TRIMMED
+        return [_pb_value(x, depth + 1) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
+        if depth >= MAX_VALUE_DEPTH:
+            return TRIMMED
+        return {kv.key: _pb_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode()
     return None
@@ -336,7 +341,7 @@ def _json_value(v: Any, depth: int = 0) -> Any:
         return bool(v["boolValue"])
     if "arrayValue" in v or "kvlistValue" in v:
         if depth >= MAX_VALUE_DEPTH:
-            raise ValueError(f"value nested deeper than {MAX_VALUE_DEPTH} levels")
+            return TRIMMED
         if "arrayValue" in v:
             return [_json_value(x, depth + 1) for x in _json_list(v["arrayValue"], "values")]
         return _json_attrs(_json_list(v["kvlistValue"], "values"), depth + 1)
