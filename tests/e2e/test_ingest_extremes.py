@@ -113,9 +113,19 @@ def time_ok(t: int) -> bool:
     return 0 <= t <= INT64_MAX
 
 
+def json_int_sent(v: int) -> int | str:
+    """int64 may travel as a JSON number or a decimal string: odd values go as numbers."""
+    return v if v % 2 else str(v)
+
+
+def int_read(v: int) -> int:
+    """The integer the server reads: a JSON number beyond 64 bits parses as a double."""
+    return int(float(v)) if not INT64_MIN <= v < 2**64 and v % 2 else v
+
+
 def ints_ok(v: Value) -> bool:
     if v.kind == "int":
-        return bool(INT64_MIN <= v.v <= INT64_MAX)
+        return bool(INT64_MIN <= int_read(v.v) <= INT64_MAX)
     if v.kind == "array":
         return all(ints_ok(x) for x in v.v)
     return True
@@ -147,6 +157,8 @@ def stored(v: Value, depth: int = 0) -> Any:
         return clip(clean(v.v))
     if v.kind == "double":
         return v.v if math.isfinite(v.v) else None
+    if v.kind == "int":
+        return int_read(v.v)
     if v.kind in ("array", "kvlist") and depth >= MAX_VALUE_DEPTH:
         return TRIMMED
     if v.kind == "array":
@@ -263,8 +275,8 @@ def assign_ids(req: Request) -> None:
 def json_value(v: Value) -> dict[str, Any]:
     if v.kind == "string":
         return {"stringValue": v.v}
-    if v.kind == "int":  # int64 may be sent as a JSON number or a decimal string
-        return {"intValue": v.v if v.v % 2 else str(v.v)}
+    if v.kind == "int":
+        return {"intValue": json_int_sent(v.v)}
     if v.kind == "double":
         d = v.v
         return {
