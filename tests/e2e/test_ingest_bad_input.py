@@ -391,3 +391,14 @@ def test_sentry_envelope_items_with_extreme_values(server: HeronProcess) -> None
     r = _sentry(server, "store", b'{"message":' + b"[" * 5000 + b"]" * 5000 + b"}")
     assert r.status_code == 400 and r.json()["error"] == "event is nested deeper than 1024 levels"
     _no_tracebacks(server)
+
+
+def test_spans_lasting_centuries_are_stored(server: HeronProcess) -> None:
+    """Valid, if absurd: their per-minute rollup sum exceeds int64 (saturated, not a 503)."""
+    trace = os.urandom(16).hex()
+    long = {"endTimeUnixNano": str(2**63 - 1)}
+    spans = [_span(trace, spanId=f"{i:016x}", **long) for i in range(1, 4)]
+    r = _post_path(server, "/v1/traces", _traces(*spans))
+    assert r.status_code == 200 and r.json() == {}, r.text
+    assert len(server.api(f"/api/v1/traces/{trace}").json()["spans"]) == 3
+    _no_tracebacks(server)

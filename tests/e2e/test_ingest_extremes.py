@@ -81,7 +81,8 @@ class Value:
 @dataclass(repr=False)
 class Item:
     """A span (name, start/end, event time) or a log record (name = body, start = time,
-    end = observed time). ``ids`` is ok, short, zero or none (trace id)."""
+    end = observed time). ``ids`` is ok, short, zero or none (trace id). The name is also
+    the message of the error event an ``error`` item makes."""
 
     ids: str
     name: str
@@ -90,6 +91,7 @@ class Item:
     attrs: list[tuple[str, Value]]
     event_time: int | None = None
     ints_as_strings: bool = False
+    error: bool = False  # an ERROR log record, or an exception span event: an error event too
     trace_id: bytes = b""
     span_id: bytes = b""
 
@@ -97,7 +99,7 @@ class Item:
         return (
             f"Item({self.ids!r}, name={short(self.name)}, start={self.start}, end={self.end}, "
             f"attrs={short(self.attrs)}, event_time={self.event_time}, "
-            f"ints_as_strings={self.ints_as_strings})"
+            f"ints_as_strings={self.ints_as_strings}, error={self.error})"
         )
 
 
@@ -236,6 +238,7 @@ def extreme_items(draw: st.DrawFn, fmt: str) -> Item:
         attrs=attrs,
         event_time=draw(st.one_of(st.none(), times(fmt))),
         ints_as_strings=draw(st.booleans()),
+        error=draw(st.booleans()),
     )
 
 
@@ -291,6 +294,22 @@ def json_value(v: Value) -> dict[str, Any]:
     return {"kvlistValue": {"values": [{"key": k, "value": json_value(x)} for k, x in v.v]}}
 
 
+def span_event(item: Item) -> dict[str, Any]:
+    if not item.error:
+        return {"name": "e", "attributes": []}
+    attrs = [
+        ("exception.type", Value("string", "Boom")),
+        ("exception.message", Value("string", item.name)),
+    ]
+    return {"name": "exception", "attributes": attrs}
+
+
+def pb_event(item: Item) -> Span.Event:
+    event = span_event(item)
+    attrs = [KeyValue(key=k, value=pb_value(v)) for k, v in event["attributes"]]
+    return Span.Event(name=event["name"], time_unix_nano=item.event_time, attributes=attrs)
+
+
 def json_int(item: Item, t: int) -> int | str:
     return str(t) if item.ints_as_strings else t
 
@@ -306,7 +325,7 @@ def json_item(item: Item, signal: str) -> dict[str, Any]:
         doc |= {
             "timeUnixNano": json_int(item, item.start),
             "observedTimeUnixNano": json_int(item, item.end),
-            "severityNumber": 9,
+            "severityNumber": 17 if item.error else 9,
             "body": {"stringValue": item.name},
         }
         return doc
@@ -317,7 +336,10 @@ def json_item(item: Item, signal: str) -> dict[str, Any]:
         "endTimeUnixNano": json_int(item, item.end),
     }
     if item.event_time is not None:
-        doc["events"] = [{"name": "e", "timeUnixNano": json_int(item, item.event_time)}]
+        event = span_event(item)
+        event["timeUnixNano"] = json_int(item, item.event_time)
+        event["attributes"] = [{"key": k, "value": json_value(v)} for k, v in event["attributes"]]
+        doc["events"] = [event]
     return doc
 
 
@@ -355,7 +377,7 @@ def pb_body(req: Request) -> bytes:
             LogRecord(
                 time_unix_nano=i.start,
                 observed_time_unix_nano=i.end,
-                severity_number=9,  # type: ignore[arg-type]
+                severity_number=17 if i.error else 9,  # type: ignore[arg-type]
                 body=AnyValue(string_value=i.name),
                 attributes=[KeyValue(key=k, value=pb_value(v)) for k, v in i.attrs],
                 trace_id=i.trace_id,
@@ -374,9 +396,7 @@ def pb_body(req: Request) -> bytes:
             start_time_unix_nano=i.start,
             end_time_unix_nano=i.end,
             attributes=[KeyValue(key=k, value=pb_value(v)) for k, v in i.attrs],
-            events=[Span.Event(name="e", time_unix_nano=i.event_time)]
-            if i.event_time is not None
-            else [],
+            events=[pb_event(i)] if i.event_time is not None else [],
         )
         for i in req.items
     ]
@@ -387,10 +407,18 @@ def pb_body(req: Request) -> bytes:
 # -------------------------------------------------------------------- the test
 
 
+class Quiet(HeronProcess):
+    """Hypothesis prints a failing test's arguments: not the whole environment."""
+
+    def __repr__(self) -> str:
+        return f"<heron serve at {self.url}>"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeronProcess]:
     # Times from 1970 on are valid: a retention of ~270 years keeps them to be read back.
-    h = make_heron(tmp_path_factory.mktemp("extremes"), HERON_RETENTION_DAYS="100000").start()
+    made = make_heron(tmp_path_factory.mktemp("extremes"), HERON_RETENTION_DAYS="100000")
+    h = Quiet(made.data_dir, made.port, made.env, made.log_path).start()
     yield h
     h.stop()
 
