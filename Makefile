@@ -3,16 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install assets browser demo test lint format check bench clean
+.PHONY: install install-server assets browser demo wheel test lint format check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python  ## install heron with the server and dev extras (editable) + UI assets
+install-server: $(BIN)/python  ## heron with the server extra only (editable) + UI assets: what the demo needs
+	$(BIN)/pip install --quiet -e ".[server]"
+	$(BIN)/python scripts/build_assets.py
+
+install: install-server  ## + the dev extra (tests, lint, database drivers; apt build deps)
 	scripts/install_build_deps.sh
 	$(BIN)/pip install --quiet -e ".[server,dev]"
-	$(BIN)/python scripts/build_assets.py
 
 assets: $(BIN)/python  ## rebuild the web UI's npm assets
 	$(BIN)/python scripts/build_assets.py
@@ -20,8 +23,11 @@ assets: $(BIN)/python  ## rebuild the web UI's npm assets
 browser:  ## Debian's Chromium for the browser tests (apt; sudo when not root)
 	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
 
-demo: install  ## run the demo: server + two-service shop + traffic
+demo: install-server  ## run the demo: server + two-service shop + traffic
 	$(BIN)/heron demo
+
+wheel: install  ## sdist + wheel in dist/, with the UI assets (hatch_build.py)
+	$(BIN)/python -m build --outdir dist
 
 lint: install  ## ruff lint + format check + mypy on src/
 	$(BIN)/ruff check src tests bench
@@ -41,4 +47,4 @@ bench: install  ## benchmarks (see bench/README.md)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) heron-data heron-demo-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) heron-data heron-demo-data dist .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,14 @@ N client processes POST pre-built bodies over keep-alive connections for a fixed
 * ``traces``: the same server's span rate for 512-span ``/v1/traces`` bodies (the
   ``bench/ingest.py`` generator), a same-run baseline for comparing the two paths.
 
+Sentry tracing (``sentry_payloads.py``: the same trace of ``--spans`` spans per request,
+a fresh trace id each time): ``sentry-tx`` (sentry-sdk 2.x ``transaction`` envelopes,
+brotli), ``sentry-spans`` (3.x span v2 envelopes, brotli) and ``otlp-json`` (the same
+spans as OTLP JSON on ``/v1/traces``, the baseline). Their unit is spans:
+
+    python bench/errors_ingest.py --modes otlp-json,sentry-tx,sentry-spans --clients 4 \
+        --duration 10 --spans 50 --out sentry_ingest
+
 Every request gets fresh event ids. After each run the server is stopped and the DuckDB
 file opened: stored events must be ≥ acknowledged events (ack only after commit).
 
@@ -36,9 +44,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as c
+import sentry_payloads
 from ingest import KEY, ProcessMonitor, Server, build_bodies, fresh_body
 
-ID_PLACEHOLDER = b"f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0"
+ID_PLACEHOLDER = sentry_payloads.TRACE_ID.encode()
+TRACING_MODES = {
+    "sentry-tx": sentry_payloads.transaction_envelope,
+    "sentry-spans": sentry_payloads.span_items_envelope,
+    "otlp-json": sentry_payloads.otlp_json,
+}
+SPAN_MODES = ("traces", *TRACING_MODES)
 BUGS = [
     ("ValueError", "card declined for order {n}", "charge"),
     ("KeyError", "'sku-{n}'", "price_of"),
@@ -203,14 +218,20 @@ def client_main(
     import brotli
 
     mode = args["mode"]
+    sentry_headers = {
+        "Content-Type": "application/x-sentry-envelope",
+        "Content-Encoding": "br",
+        "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_client=bench/1, sentry_key={KEY}",
+    }
     if mode == "sentry":
         templates: list[Any] = sentry_bodies(idx, args["bodies"])
-        path, per_request = "/api/1/envelope/", 1
-        headers = {
-            "Content-Type": "application/x-sentry-envelope",
-            "Content-Encoding": "br",
-            "X-Sentry-Auth": f"Sentry sentry_version=7, sentry_client=bench/1, sentry_key={KEY}",
-        }
+        path, per_request, headers = "/api/1/envelope/", 1, sentry_headers
+    elif mode in TRACING_MODES:
+        templates = [TRACING_MODES[mode](args["spans"])]
+        path, per_request = "/api/1/envelope/", args["spans"]
+        headers = sentry_headers
+        if mode == "otlp-json":
+            path, headers = "/v1/traces", {"Content-Type": "application/json", "x-heron-key": KEY}
     elif mode == "otlp-logs":
         templates = logs_bodies(idx, args["bodies"], args["records"])
         path, per_request = "/v1/logs", args["records"]
@@ -234,7 +255,7 @@ def client_main(
         else:
             fresh = f"{0x80 | idx:02x}{seq:014x}".encode()
             body = template.replace(ID_PLACEHOLDER[16:], fresh)
-            if mode == "sentry":
+            if mode in ("sentry", "sentry-tx", "sentry-spans"):
                 body = brotli.compress(body, quality=4)
         seq += 1
         t0 = time.perf_counter()
@@ -276,6 +297,7 @@ def run_load(
         "mode": mode,
         "bodies": args.bodies,
         "records": args.records,
+        "spans": args.spans,
         "start_at": start_at,
         "end_at": end_at,
     }
@@ -344,7 +366,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 server.stop()
                 load["server_peak_rss_mib"] = mon.stop() / 2**20
             counts = stored(server.db_path)
-            table = "spans" if mode == "traces" else "error_events"
+            table = "spans" if mode in SPAN_MODES else "error_events"
             load["stored"] = counts
             load["stored_ok"] = counts[table] >= load["items"]
             runs.append(load)
@@ -357,7 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = [
         [
             r["mode"],
-            "spans" if r["mode"] == "traces" else "events",
+            "spans" if r["mode"] in SPAN_MODES else "events",
             r["clients"],
             r["items_per_s"],
             r["ok_requests"] / r["elapsed_s"],
@@ -388,8 +410,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows,
     )
     doc = {"machine": m, "args": vars(args), "runs": runs, "table": text}
-    c.write_json("errors_ingest", doc)
+    if any(r["mode"] in TRACING_MODES for r in runs):
+        _print_ratios(runs)
+    c.write_json(args.out, doc)
     return doc
+
+
+def _print_ratios(runs: list[dict[str, Any]]) -> None:
+    """Sentry tracing spans/s relative to OTLP JSON with the same clients (same run)."""
+    base = {r["clients"]: r["items_per_s"] for r in runs if r["mode"] == "otlp-json"}
+    for r in runs:
+        if r["mode"] in ("sentry-tx", "sentry-spans") and r["clients"] in base:
+            r["vs_otlp_json"] = r["items_per_s"] / base[r["clients"]]
+            print(f"{r['mode']:12} clients={r['clients']}: {r['vs_otlp_json']:.2f}x otlp-json")
 
 
 def main() -> None:
@@ -403,6 +436,8 @@ def main() -> None:
     )
     p.add_argument("--records", type=int, default=50, help="log records per OTLP request")
     p.add_argument("--bodies", type=int, default=16, help="distinct bodies per client")
+    p.add_argument("--spans", type=int, default=50, help="spans per trace (tracing modes)")
+    p.add_argument("--out", default="errors_ingest", help="name of the JSON in bench/out/")
     run(p.parse_args())
 
 

@@ -13,7 +13,14 @@ server CPU (psutil) and peak RSS (VmHWM), client CPU, and two same-run baselines
 After each run the server is stopped and the DuckDB file is opened to check that every
 acknowledged span is stored (ack only after commit).
 
+``--scrub-off`` adds, interleaved with each run, the same server with span scrubbing
+switched off (a bench-only patch applied before ``heron serve`` starts; there is no
+setting for it) and prints the throughput ratio scrubbed/unscrubbed. The in-process table
+always has the scrubber's own rate, warm (the bodies' attributes seen before) and cold (a
+new scrubber per request), and decode + scrub + columns against decode + columns.
+
     python bench/ingest.py --clients 4,8,32 --duration 20
+    python bench/ingest.py --clients 8 --duration 10 --scrub-off
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c
 
 KEY = "hk_bench_ingest_key_0123456789"
+# Runs heron's CLI with span scrubbing switched off: the bench's "no-scrub" server only.
+NO_SCRUB = (
+    "import sys; from heron.server.analyze.span_scrub import SpanScrubber; "
+    "SpanScrubber.spans = lambda self, spans: spans; "
+    "from heron.cli import main; sys.exit(main())"
+)
 TOKEN = "ht_bench_api_token_0123456789abcdef"
 PREFIX_LEN = 6
 
@@ -55,8 +68,14 @@ class Server:
     """``heron serve`` in a subprocess with its own data directory."""
 
     def __init__(
-        self, workdir: Path, env_extra: dict[str, str] | None = None, src: str | None = None
+        self,
+        workdir: Path,
+        env_extra: dict[str, str] | None = None,
+        src: str | None = None,
+        *,
+        scrub: bool = True,
     ) -> None:
+        self.entry = ["-m", "heron"] if scrub else ["-c", NO_SCRUB]
         self.data_dir = workdir / "heron-data"
         self.port = free_port()
         self.log_path = workdir / "server.log"
@@ -77,8 +96,7 @@ class Server:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "heron",
+                *self.entry,
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -360,7 +378,74 @@ def in_process_baseline(spans: int, seconds: float = 3.0) -> dict[str, Any]:
         out[f"to_arrow_rollup_{name}_spans_per_s_1core"] = _rate(
             lambda i, res=res: (spans_to_arrow(1, res), rollup_rows(1, res, {})), spans, seconds / 4
         )
+    out |= scrub_rates(bodies, spans, seconds)
     return out
+
+
+def scrub_rates(bodies: list[bytes], spans: int, seconds: float) -> dict[str, float]:
+    """The span scrubber alone, and the server's per-request Python work (decode + columns
+    + rollups) with and without it, paired request by request (so the machine's load hits
+    both alike). Two cases: ``warm``, the same bodies again and again (as the server
+    benchmark's clients send them), and ``unseen``, bodies the scrubber never saw (its
+    caches warmed on others), as a fleet's unique ids and URLs are."""
+    from heron.server.analyze.span_scrub import SpanScrubber
+    from heron.server.ingest.otlp import decode_protobuf_batch
+
+    batches = [decode_protobuf_batch(b).spans for b in bodies]
+    unseen = [b for b, _ in build_bodies(8, 48, spans)]
+
+    def warmed() -> SpanScrubber:
+        scrubber = SpanScrubber()
+        for batch in batches:
+            scrubber.spans(batch)
+        return scrubber
+
+    warm = warmed()
+    out = {
+        "scrub_warm_spans_per_s_1core": _rate(
+            lambda i: warm.spans(batches[i % len(batches)]), spans, seconds / 4
+        ),
+    }
+    fresh = [decode_protobuf_batch(b).spans for b in unseen]
+    out["scrub_unseen_spans_per_s_1core"] = max(
+        _pass_rate(fresh, warmed(), spans) for _ in range(3)
+    )
+    cpu = {"warm": [0.0, 0.0], "unseen": [0.0, 0.0]}  # [without, with] CPU seconds
+    n = {"warm": 0, "unseen": 0}
+    deadline = time.process_time() + seconds
+    while time.process_time() < deadline:
+        for case, items, scrubber in (("warm", bodies, warm), ("unseen", unseen, warmed())):
+            for i, body in enumerate(items):
+                order = (None, scrubber) if i % 2 else (scrubber, None)  # caches favour no one
+                for s in order:
+                    t0 = time.process_time()
+                    _ingest_work(body, s)
+                    cpu[case][s is not None] += time.process_time() - t0
+            n[case] += len(items) * spans
+    for case in ("warm", "unseen"):
+        out[f"pipeline_{case}_no_scrub_spans_per_s_1core"] = n[case] / cpu[case][0]
+        out[f"pipeline_{case}_scrub_spans_per_s_1core"] = n[case] / cpu[case][1]
+    return out
+
+
+def _ingest_work(body: bytes, scrubber: Any) -> None:
+    """What the server's Python does per request: decode, (scrub), columns, rollups."""
+    from heron.server.ingest.otlp import decode_protobuf_batch
+    from heron.server.store.duckdb_store import rollup_rows, spans_to_arrow
+
+    batch = decode_protobuf_batch(body).spans
+    if scrubber is not None:
+        batch = scrubber.spans(batch)
+    spans_to_arrow(1, batch)
+    rollup_rows(1, batch, {})
+
+
+def _pass_rate(batches: list[Any], scrubber: Any, spans: int) -> float:
+    """spans/s of CPU time for one pass of ``scrubber`` over ``batches``."""
+    t0 = time.process_time()
+    for batch in batches:
+        scrubber.spans(batch)
+    return len(batches) * spans / (time.process_time() - t0)
 
 
 def _rate(fn: Any, spans: int, seconds: float) -> float:
@@ -393,13 +478,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ser = serialise_baseline(args.spans)
     inproc = in_process_baseline(args.spans)
     runs = []
-    variants = [("current", None)] + (
-        [("baseline", args.baseline_src)] if args.baseline_src else []
-    )
-    for n, (label, src) in [(n, v) for n in args.clients for v in variants]:
+    variants = [("current", None, True)]
+    variants += [("no-scrub", None, False)] if args.scrub_off else []
+    variants += [("baseline", args.baseline_src, True)] if args.baseline_src else []
+    for n, (label, src, scrub) in [(n, v) for n in args.clients for v in variants]:
         background_load = os.getloadavg()[0]
         work = Path(tempfile.mkdtemp(prefix="heron-bench-ingest-"))
-        server = Server(work, _server_env(args), src).start()
+        server = Server(work, _server_env(args), src, scrub=scrub).start()
         assert server.proc is not None
         mon = ProcessMonitor(server.proc.pid).start()
         try:
@@ -444,11 +529,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "serialise": ser,
         "in_process": inproc,
         "runs": runs,
+        "scrub_ratios": _scrub_ratios(runs),
         "target_spans_per_s": 50_000,
         "target_met": max(r["spans_per_s"] for r in current) >= 50_000,
     }
     c.write_json(args.out, doc)
     return doc
+
+
+def _scrub_ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per client count, over all its runs: spans/s and server CPU µs/span with span
+    scrubbing, over the same without."""
+    totals: dict[tuple[str, int], list[float]] = {}
+    for r in runs:
+        t = totals.setdefault((r["server"], r["clients"]), [0.0, 0.0, 0.0])
+        t[0] += r["ok_spans"]
+        t[1] += r["elapsed_s"]
+        t[2] += r["server_cpu_s"]
+    out = []
+    for (server, n), (spans, elapsed, cpu) in totals.items():
+        off = totals.get(("no-scrub", n))
+        if server != "current" or off is None:
+            continue
+        cpu_per_span, off_cpu_per_span = cpu / max(spans, 1), off[2] / max(off[0], 1)
+        out.append(
+            {
+                "clients": n,
+                "runs": sum(1 for r in runs if r["clients"] == n and r["server"] == server),
+                "spans_per_s_ratio": (spans / elapsed) / max(off[0] / off[1], 1e-9),
+                "cpu_us_per_span_ratio": cpu_per_span / max(off_cpu_per_span, 1e-9),
+            }
+        )
+    return out
 
 
 def _start_py_spy(args: argparse.Namespace, pid: int, n: int) -> subprocess.Popen[bytes] | None:
@@ -553,8 +665,37 @@ def _print(
                 "server: spans_to_arrow + rollup_rows (list[Span])",
                 inproc["to_arrow_rollup_spans_spans_per_s_1core"],
             ],
+            ["server: span scrubber, bodies seen before", inproc["scrub_warm_spans_per_s_1core"]],
+            ["server: span scrubber, unseen bodies", inproc["scrub_unseen_spans_per_s_1core"]],
+            *[
+                [
+                    f"server: decode + {what}columns + rollups, {case} bodies",
+                    inproc[f"pipeline_{case}_{key}_spans_per_s_1core"],
+                ]
+                for case in ("warm", "unseen")
+                for what, key in (("", "no_scrub"), ("scrub + ", "scrub"))
+            ],
         ],
     )
+    print()
+    for case in ("warm", "unseen"):
+        ratio = (
+            inproc[f"pipeline_{case}_scrub_spans_per_s_1core"]
+            / inproc[f"pipeline_{case}_no_scrub_spans_per_s_1core"]
+        )
+        added = 1e6 / inproc[f"pipeline_{case}_scrub_spans_per_s_1core"] - (
+            1e6 / inproc[f"pipeline_{case}_no_scrub_spans_per_s_1core"]
+        )
+        print(
+            f"in-process, {case} bodies: with span scrubbing {ratio:.3f}x the rate of "
+            f"decode + columns + rollups alone (+{added:.2f} CPU µs/span)"
+        )
+    for r in _scrub_ratios(runs):
+        print(
+            f"{r['clients']} clients ({r['runs']} runs each): span scrubbing on/off "
+            f"{r['spans_per_s_ratio']:.3f}x spans/s, "
+            f"{r['cpu_us_per_span_ratio']:.3f}x server CPU µs/span"
+        )
     print(f"\nrequest body: {ser['body_bytes']:,} bytes ({ser['bytes_per_span']:.0f} B/span)")
 
 
@@ -596,6 +737,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also run, interleaved, a server from this heron source tree (its src/ "
         "directory), e.g. the last commit's, for before/after in one run",
+    )
+    p.add_argument(
+        "--scrub-off",
+        action="store_true",
+        help="also run, interleaved, the same server with span scrubbing switched off "
+        "(bench only) and print the on/off ratio",
     )
     p.add_argument("--keep", action="store_true", help="keep the server's data directories")
     p.add_argument("--out", default="ingest", help="JSON name under bench/out/ (default ingest)")

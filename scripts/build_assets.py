@@ -8,6 +8,9 @@ then works with no internet access: nothing is loaded from a CDN.
 
     python scripts/build_assets.py           # npm ci + copy
     python scripts/build_assets.py --check   # exit 1 unless the vendor files are present
+
+The wheel build runs it too (``hatch_build.py``) when the vendor files are missing, so a
+wheel or sdist always ships them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ FILES = [
     ("uplot/dist/uPlot.iife.min.js", "uPlot.iife.min.js"),
     ("uplot/dist/uPlot.min.css", "uPlot.min.css"),
     ("uplot/LICENSE", "uPlot.LICENSE.txt"),
+    ("swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js"),
+    ("swagger-ui-dist/swagger-ui.css", "swagger-ui.css"),
+    ("swagger-ui-dist/LICENSE", "swagger-ui.LICENSE.txt"),
+    ("swagger-ui-dist/NOTICE", "swagger-ui.NOTICE.txt"),
 ]
+
+
+class AssetBuildError(RuntimeError):
+    """The assets cannot be built here; the message says what to install."""
 
 
 def missing() -> list[str]:
@@ -36,7 +47,10 @@ def missing() -> list[str]:
 def build() -> None:
     npm = shutil.which("npm")
     if npm is None:
-        sys.exit("build_assets: npm not found; install Node.js 18+ (it provides npm) and retry")
+        raise AssetBuildError(
+            "build_assets: npm not found; the web UI's chart library and API docs are built "
+            "from npm. Install Node.js 18+ (it provides npm) and retry"
+        )
     subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
         cwd=UI,
@@ -58,7 +72,11 @@ def main() -> int:
             print(f"build_assets: missing {', '.join(gone)}; run scripts/build_assets.py")
             return 1
         return 0
-    build()
+    try:
+        build()
+    except AssetBuildError as e:
+        print(e, file=sys.stderr)
+        return 1
     return 0
 
 

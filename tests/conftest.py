@@ -38,6 +38,8 @@ class HeronProcess:
     key: str = TEST_INGEST_KEY
     token: str = TEST_API_TOKEN
     extra_env: dict[str, str] = field(default_factory=dict)
+    heron: tuple[str, ...] = (sys.executable, "-m", "heron")  # the command; tests/e2e/test_wheel.py
+    cwd: Path | None = None
 
     @property
     def url(self) -> str:
@@ -48,9 +50,7 @@ class HeronProcess:
         self._log_file = log
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "heron",
+                *self.heron,
                 "serve",
                 "--port",
                 str(self.port),
@@ -58,6 +58,7 @@ class HeronProcess:
                 str(self.data_dir),
             ],
             env=self.env,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heron._scrub import _DEFAULT_NEEDLES, DEFAULT_DENY_KEYS, FILTERED, Scrubber
+from heron._scrub import (
+    _CARD,
+    _DEFAULT_NEEDLES,
+    DEFAULT_DENY_KEYS,
+    FILTERED,
+    Scrubber,
+    _may_hold_card,
+)
 
 S = Scrubber()
 CANARY = "CANARY-7f3a9c"
@@ -172,3 +179,20 @@ def test_secrets_by_value_are_redacted_wherever_they_flow() -> None:
     assert out == {"card": FILTERED, "order_id": 8, "note": f"sent {FILTERED} twice"}
     assert S.redact("short", {"abc"}) == "short"  # too short to be told from ordinary text
     assert S.secrets([("password", f"{CANARY}-tuple")]) == {f"{CANARY}-tuple"}
+
+
+def test_query_string_keeps_what_is_not_secret_byte_for_byte() -> None:
+    qs = "q=a%20b+c&tag=x;y&empty=&flag&page=2"
+    assert S.query_string(qs) == qs
+    assert S.query_string(f"%74oken={CANARY}&q=1") == f"%74oken={FILTERED}&q=1"
+    hidden = S.query_string(f"note=password%3D{CANARY}&q=1")  # percent-encoded pair
+    assert CANARY not in hidden and hidden.endswith("&q=1")
+    odd = S.query_string(f"note=password%3D{CANARY}\ud800")  # a lone surrogate: no error
+    assert CANARY not in odd
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 -.x\u00e9\ud800"), max_size=60))
+def test_the_card_pre_check_never_misses_a_candidate(s: str) -> None:
+    """The cheap test may say yes needlessly, never no where the card pattern matches."""
+    if _CARD.search(s):
+        assert _may_hold_card(s), s

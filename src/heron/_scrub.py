@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["DEFAULT_DENY_KEYS", "FILTERED", "Scrubber"]
 
@@ -69,8 +69,10 @@ _CREDENTIALS = re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)[A-Za-z0-9._~+/=\-
 _URL_USERINFO = re.compile(r"([a-z][a-z0-9+.\-]*://[^\s:/@]*):[^\s/@]*@", re.I)
 # 13-19 digits, optionally grouped by single spaces or dashes (checked with Luhn).
 _CARD = re.compile(r"(?<![\d.])(?:\d[ \-]?){12,18}\d(?![\d.])")
-_DIGITS4 = re.compile(r"\d{4}")  # every card number has a run of 4 digits
-_CREDENTIAL_WORDS = ("bearer", "basic", "token", "digest")
+# A card number is 13+ digits once its single spaces/dashes are gone: digits become "0",
+# everything else "x", spaces and dashes vanish, and 13 zeros in a row are looked for.
+_DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_CARD_RUN = b"0" * 13
 # key=value, key: value, "key": "value", key => value; the key is a word (with . - _).
 # Also matches inside URLs (?access_token=...&). A value already filtered is matched
 # whole, so text() is idempotent.
@@ -80,6 +82,12 @@ _VALUE = re.compile(r"""\[Filtered\]|"[^"]*"|'[^']*'|[^\s,;&"'}\]]+""")
 
 def _normalize(key: str) -> str:
     return key.strip().strip("\"'").lower().replace("-", "_")
+
+
+def _may_hold_card(s: str) -> bool:
+    """A cheap test that is never False where :data:`_CARD` would match (bytes.translate
+    runs in C; the regex costs ~0.1 µs per character)."""
+    return _CARD_RUN in s.encode("ascii", "ignore").translate(_DIGIT_MAP, b" -")
 
 
 def _luhn(digits: str) -> bool:
@@ -147,11 +155,11 @@ class Scrubber:
         low = s.lower()
         if "://" in out:
             out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}:{FILTERED}@", out)
-        if any(w in low for w in _CREDENTIAL_WORDS):
+        if "bearer" in low or "basic" in low or "token" in low or "digest" in low:
             out = _CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}", out)
         if ("=" in out or ":" in out) and self._may_hold_pairs(low):
             out = self._pairs(out)
-        if any(d in out for d in "0123456789") and _DIGITS4.search(out):
+        if _may_hold_card(out):
             out = _CARD.sub(self._card, out)
         return out
 
@@ -191,18 +199,22 @@ class Scrubber:
     # --------------------------------------------------------------- urls, headers
 
     def query_string(self, qs: str) -> str:
-        """Values of sensitive parameters filtered; the others scrubbed as text."""
+        """Values of sensitive parameters filtered, the others scrubbed as text; what is
+        not a secret is kept byte for byte (no re-encoding)."""
         if not qs:
             return qs
-        qs = qs.lstrip("?")
-        try:
-            pairs = parse_qsl(qs, keep_blank_values=True)
-        except ValueError:
-            return self.text(qs)
-        return urlencode(
-            [(k, FILTERED if self.sensitive_key(k) else self.text(v)) for k, v in pairs],
-            safe="[]",
-        )
+        return "&".join(self._query_param(p) for p in qs.lstrip("?").split("&"))
+
+    def _query_param(self, param: str) -> str:
+        name, eq, value = param.partition("=")
+        if eq and self.sensitive_key(unquote_plus(name)):
+            return f"{name}={FILTERED}"
+        if "%" in value or "+" in value:  # a secret may hide behind percent-encoding
+            plain = unquote_plus(value)
+            scrubbed = self.text(plain)
+            if scrubbed != plain:
+                return f"{self.text(name)}={quote_plus(scrubbed, safe='[]', errors='replace')}"
+        return self.text(param)
 
     def url(self, url: str) -> str:
         """``url`` without its userinfo, with sensitive query values filtered."""

@@ -34,8 +34,21 @@ def _users(args: argparse.Namespace) -> int:
     return run_users(args)
 
 
+def installed_version() -> str:
+    """The installed distribution's version (its metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("heron")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from heron._version import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="heron", description="Heron: self-hosted APM for Python teams")
+    p.add_argument("--version", action="version", version=f"heron {installed_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="run the Heron server (OTLP ingest, API)")

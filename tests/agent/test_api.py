@@ -33,6 +33,17 @@ def test_span_with_attributes_and_nesting(spans: InMemorySpanExporter) -> None:
     assert checkout.status.status_code is StatusCode.UNSET
 
 
+def test_exception_types_of_the_main_script_and_builtins_are_bare() -> None:
+    from heron.agent.errors._event import exception_attributes
+
+    declined = type("PaymentDeclined", (RuntimeError,), {"__module__": "__main__"})
+    assert exception_attributes(declined("no"), None) == {"exception.type": "PaymentDeclined"}
+    assert exception_attributes(KeyError("k"), None) == {"exception.type": "KeyError"}
+    assert exception_attributes(Declined("x"), None)["exception.type"] == (
+        f"{Declined.__module__}.Declined"
+    )
+
+
 def test_span_records_the_apps_exception_and_re_raises_it(spans: InMemorySpanExporter) -> None:
     error = Declined("card declined")
     with pytest.raises(Declined) as raised, heron.span("pay"):

@@ -210,11 +210,33 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
         )
         line = next(x for x in logs["logs"] if x["logger"] == "demo.shop" and x["trace_id"])
         assert line["severity"] in ("info", "warn"), line
+        check_slow_search_is_explained(demo, token)
     finally:
         rc = demo.finish(signal.SIGINT)
     assert rc == 0, demo.output
     assert "Demo stopped." in demo.output
     assert still_running(children) == []
+
+
+def check_slow_search_is_explained(demo: Demo, token: str) -> None:
+    """The search's SELECT is slower than the demo's EXPLAIN threshold: the slow query
+    log groups its calls and shows SQLite's plan of them (its unindexed scans)."""
+
+    def explained_search(group: dict[str, Any]) -> bool:
+        return "FROM products p" in (group["display"] or "") and bool(group["plan"])
+
+    groups = demo.wait_for_api(
+        "/api/v1/db/slow", token, lambda j: any(explained_search(g) for g in j["groups"])
+    )["groups"]
+    search = next(g for g in groups if explained_search(g))
+    assert (search["db_system"], search["plan_format"]) == ("sqlite", "text"), search
+    assert search["services"] == [SHOP_SERVICE] and search["endpoints"] == ["GET /search"]
+    assert search["count"] >= 1 and search["max_ms"] >= 100, search
+    plan = search["plan"].splitlines()
+    assert plan[0] == "SCAN p" and any(x.strip() == "SCAN r2" for x in plan), plan
+    assert any("CORRELATED SCALAR SUBQUERY" in x for x in plan), plan
+    fps = {g["fingerprint"] for g in groups}
+    assert len(fps) == len(groups), groups  # one row per query shape
 
 
 def check_one_time_sign_in(demo: Demo) -> None:

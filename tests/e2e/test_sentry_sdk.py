@@ -70,6 +70,8 @@ def test_errors_and_messages_become_issues(heron_server: HeronProcess) -> None:
     first, second, message, uncaught = events
     for e in events:
         assert (e["release"], e["environment"], e["source"]) == ("shop@1.2.3", "staging", "sentry")
+        # The service is the release's package; server_name (the host) is a tag.
+        assert e["service"] == "shop" and json.loads(e["tags"])["server_name"]
         assert e["sdk"].startswith("sentry.python") and e["platform"] == "python"
     # The same bug with different order ids: one issue.
     assert first["issue_id"] == second["issue_id"]

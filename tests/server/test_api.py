@@ -244,7 +244,9 @@ def test_services(api: Api) -> None:
     assert shop["requests"] == 101
     assert shop["errors"] == 5 + 1  # five 500s and the failed checkout
     assert shop["error_rate"] == pytest.approx(6 / 101)
-    assert shop["rpm"] == pytest.approx(101 / 60, abs=1e-3)
+    # Over the time the shop was seen: from its first minute (4 before the current one)
+    # to the range's end, half-way through the current minute.
+    assert shop["rpm"] == pytest.approx(101 / 4.5, abs=1e-3)
     assert shop["p50_ms"] == pytest.approx(exact_quantile(durations, 0.5), rel=0.05)
     assert shop["p95_ms"] == pytest.approx(exact_quantile(durations, 0.95), rel=0.05)
     assert shop["p99_ms"] == pytest.approx(exact_quantile(durations, 0.99), rel=0.05)
@@ -324,7 +326,11 @@ def test_endpoints(api: Api) -> None:
     assert items["time_share"] == pytest.approx(5050 / 5130)
     v2 = api.ok("/api/v1/services/shop/endpoints", release="2.0")["endpoints"]
     assert [(e["endpoint"], e["requests"]) for e in v2] == [(ROUTE, 40)]
-    assert api.ok("/api/v1/services/nope/endpoints")["endpoints"] == []
+    r = api.get("/api/v1/services/nope/endpoints")
+    assert r.status_code == 404 and r.json() == {
+        "error": "no service named 'nope' has reported requests"
+    }
+    assert api.ok("/api/v1/services/shop/endpoints", to="2023-11-14T20:00:00Z")["endpoints"] == []
     by_time = api.ok("/api/v1/services/shop/endpoints", sort="p50_ms", order="asc")["endpoints"]
     assert [e["endpoint"] for e in by_time] == [ROUTE, "checkout"]
 
@@ -350,6 +356,8 @@ def test_timeseries(api: Api) -> None:
     for m in (0, 5, 6):
         p = by_t[MINUTE_S - 60 * m]
         assert (p["requests"], p["errors"], p["p50_ms"], p["p95_ms"]) == (0, 0, None, None)
+    # The current minute is still filling: only it is partial.
+    assert [p["t"] for p in points if p["partial"]] == [MINUTE_S]
     whole = api.ok("/api/v1/services/shop/timeseries", step_s=120, **{"from": str(MINUTE_S - 360)})
     assert whole["endpoint"] is None and whole["step_s"] == 120
     assert sum(p["requests"] for p in whole["points"]) == 101
@@ -541,7 +549,7 @@ def test_bad_params_are_400_with_a_message(
 )
 def test_injection_attempts_return_no_data(api: Api, path: str, params: dict[str, str]) -> None:
     r = api.get(path, params=params)
-    assert r.status_code in (200, 400), r.text
+    assert r.status_code in (200, 400, 404), r.text
     body = r.json()
     if r.status_code == 200:
         rows = body.get("traces", body.get("endpoints", body.get("services")))
@@ -550,7 +558,16 @@ def test_injection_attempts_return_no_data(api: Api, path: str, params: dict[str
 
 def test_service_names_with_slashes(api: Api) -> None:
     r = api.get("/api/v1/services/team%2Fshop/endpoints")
-    assert r.status_code == 200 and r.json()["service"] == "team/shop"
+    assert r.status_code == 404 and "'team/shop'" in r.json()["error"]
+
+
+def test_unknown_service_or_endpoint_timeseries_is_404(api: Api) -> None:
+    r = api.get("/api/v1/services/nope/timeseries")
+    assert r.status_code == 404 and "no service named 'nope'" in r.json()["error"]
+    r = api.get("/api/v1/services/shop/timeseries", params={"endpoint": "GET /nope"})
+    assert r.status_code == 404
+    assert r.json() == {"error": "service 'shop' has no endpoint 'GET /nope'"}
+    assert api.ok("/api/v1/services/shop/timeseries", endpoint=ROUTE)["points"]
 
 
 def test_openapi_documents_the_routes(api: Api) -> None:

@@ -40,11 +40,20 @@ def test_config_file_from_env(tmp_path: Path) -> None:
         ({"HERON_RETENTION_DAYS": "0"}, "retention_days"),
         ({"HERON_LOG_LEVEL": "loud"}, "log_level"),
         ({"HERON_APDEX_T_MS": "-1"}, "apdex_t_ms"),
+        ({"HERON_BODY_TIMEOUT_S": "0"}, "body_timeout_s"),
+        ({"HERON_TRUSTED_PROXIES": "127.0.0.1,proxy.local"}, "trusted_proxies"),
     ],
 )
 def test_bad_env_values_name_the_key(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace("'", ".")):
         load_config(env=env)
+
+
+def test_proxies_are_trusted_only_when_listed() -> None:
+    assert load_config(env={}).trusted_proxy_list == ()
+    c = load_config(env={"HERON_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8 ,::1,"})
+    assert c.trusted_proxy_list == ("127.0.0.1", "10.0.0.0/8", "::1")
+    assert load_config(env={}).body_timeout_s == 30.0
 
 
 def test_bad_toml(tmp_path: Path) -> None:

@@ -327,26 +327,59 @@ def test_query_detail_errors(api: Api) -> None:
 # -------------------------------------------------------------------- slow query log
 
 
-def test_slow_query_log(api: Api) -> None:
-    body = api.ok("/api/v1/db/slow")
+def test_slow_query_log_call_by_call(api: Api) -> None:
+    body = api.ok("/api/v1/db/slow/calls")
     assert body["threshold_ms"] == 100.0
     rows = body["queries"]
     assert [int(q["trace_id"], 16) for q in rows] == [204, 203, 202, 201, 200]  # newest first
     assert all(q["endpoint"] == "GET /search" and q["duration_ms"] == 250 for q in rows)
     assert rows[0]["plan"] is not None and rows[1]["plan"] is None
-    quick = api.ok("/api/v1/db/slow", threshold_ms=4)["queries"]
+    quick = api.ok("/api/v1/db/slow/calls", threshold_ms=4)["queries"]
     assert {q["display"] for q in quick} == {
         SEARCH,
         ITEMS,
         "INSERT INTO payments (amount) VALUES (?)",
     }
-    orders = api.ok("/api/v1/db/slow", threshold_ms=0, endpoint="GET /orders", limit=1000)
+    orders = api.ok("/api/v1/db/slow/calls", threshold_ms=0, endpoint="GET /orders", limit=1000)
     assert len(orders["queries"]) == 70
     assert (
-        api.ok("/api/v1/db/slow", threshold_ms=0, db_system="mysql")["queries"][0]["service"]
+        api.ok("/api/v1/db/slow/calls", threshold_ms=0, db_system="mysql")["queries"][0]["service"]
         == "inventory"
     )
-    assert len(api.ok("/api/v1/db/slow", threshold_ms=0, limit=3)["queries"]) == 3
+    assert len(api.ok("/api/v1/db/slow/calls", threshold_ms=0, limit=3)["queries"]) == 3
+    assert api.get("/api/v1/db/slow/calls", params={"threshold_ms": -1}).status_code == 400
+    search = api.ok("/api/v1/db/slow")["groups"][0]["fingerprint"]
+    one = api.ok("/api/v1/db/slow/calls", threshold_ms=0, fingerprint=search)
+    assert one["fingerprint"] == search and len(one["queries"]) == 5
+    assert api.get("/api/v1/db/slow/calls", params={"fingerprint": "xyz"}).status_code == 400
+
+
+def test_slow_query_log_groups_calls_by_query_shape(api: Api) -> None:
+    body = api.ok("/api/v1/db/slow")
+    assert (body["threshold_ms"], body["sort"]) == (100.0, "total_time_ms")
+    (search,) = body["groups"]  # five identical slow searches: one row
+    assert (search["display"], search["count"], search["errors"]) == (SEARCH, 5, 0)
+    assert (search["max_ms"], search["p95_ms"], search["total_time_ms"]) == (250, 250, 1250)
+    assert search["services"] == ["shop"] and search["endpoints"] == ["GET /search"]
+    assert search["first_seen_ns"] == T0 + 30 * NS + MS
+    assert search["last_seen_ns"] == T0 + 150 * NS + MS
+    assert int(search["example_trace_id"], 16) in range(200, 205)
+    # One call of the five has an EXPLAIN child span: the group shows its plan.
+    assert search["plan"].startswith("SCAN p") and search["plan_format"] == "text"
+    every = api.ok("/api/v1/db/slow", threshold_ms=0, sort="count")["groups"]
+    assert [(g["display"], g["count"]) for g in every][:3] == [
+        (ITEMS, 60),
+        ("SELECT id, total FROM orders ORDER BY id DESC LIMIT ?", 10),
+        (SEARCH, 5),
+    ]
+    failing = next(g for g in every if g["display"].startswith("INSERT INTO payments"))
+    assert (failing["count"], failing["errors"], failing["plan"]) == (2, 2, None)
+    orders = api.ok("/api/v1/db/slow", threshold_ms=0, endpoint="GET /orders")["groups"]
+    assert sum(g["count"] for g in orders) == 70
+    mysql = api.ok("/api/v1/db/slow", threshold_ms=0, db_system="mysql")["groups"]
+    assert [g["services"] for g in mysql] == [["inventory"]]
+    assert len(api.ok("/api/v1/db/slow", threshold_ms=0, limit=2)["groups"]) == 2
+    assert api.get("/api/v1/db/slow", params={"sort": "rows"}).status_code == 400
     assert api.get("/api/v1/db/slow", params={"threshold_ms": -1}).status_code == 400
 
 

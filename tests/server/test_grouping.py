@@ -13,6 +13,7 @@ from heron.server.analyze.grouping import (
     MAX_TITLE_CHARS,
     assign,
     culprit,
+    display_type,
     fingerprint,
     normalize_message,
     title,
@@ -154,6 +155,19 @@ def test_explicit_fingerprint_wins_and_expands_default() -> None:
 def test_fingerprint_is_an_unsigned_64_bit_int() -> None:
     fp = fingerprint(event(frames=stack((1, 2, 3))))
     assert 0 <= fp < 2**64
+
+
+def test_titles_show_types_without_main_or_builtins() -> None:
+    assert display_type("__main__.PaymentDeclined") == "PaymentDeclined"
+    assert display_type("builtins.KeyError") == "KeyError"
+    assert display_type("shop.__main__.X") == "shop.__main__.X"
+    main = event("__main__.PaymentDeclined", "card declined")
+    assert title(main) == "PaymentDeclined: card declined"
+    assert title(event("builtins.KeyError", "")) == "KeyError"
+    script = [{"module": "__main__", "filename": "shop.py", "function": "_charge", "in_app": True}]
+    assert culprit(event(frames=script)) == "shop.py in _charge"
+    # Grouping keeps the type as reported, so existing issues keep their fingerprints.
+    assert fingerprint(main) != fingerprint(event("PaymentDeclined", "card declined"))
 
 
 def test_title_and_culprit() -> None:

@@ -248,7 +248,9 @@ def test_service_table_red_figures(store: DuckDBStore) -> None:
     assert api.requests == 206
     assert api.errors == USER_ERRORS
     assert api.error_rate == pytest.approx(USER_ERRORS / 206)
-    assert api.rpm == pytest.approx(206 / 60, abs=1e-3)
+    # Over the time the service was seen: its first minute (11 before the current one)
+    # to the range's end (half-way through the current one), not the whole hour.
+    assert api.rpm == pytest.approx(206 / 11.5, abs=1e-3)
     durations = [*USER_DURATIONS, 300, *[2] * 5]
     for q, got in ((0.50, api.p50_ms), (0.95, api.p95_ms), (0.99, api.p99_ms)):
         assert got == pytest.approx(exact_quantile(durations, q), rel=0.05)
@@ -371,6 +373,38 @@ def test_timeseries_larger_step_and_whole_service(store: DuckDBStore) -> None:
         extra = (p.t == step_of_orders) + 5 * (p.t == step_of_health)
         assert p.requests == users[p.t][0] + extra
         assert p.rpm == pytest.approx(p.requests / 5)
+
+
+def test_rates_count_only_the_time_a_service_was_seen(store: DuckDBStore) -> None:
+    # The worker's only request came 2 minutes before the current one: 1 request over
+    # the 2.5 minutes since, not over the hour; a range that starts later has none.
+    (worker,) = query.service_table(store, PROJECT, HOUR, environment="staging")
+    assert worker.rpm == pytest.approx(1 / 2.5, abs=1e-3)
+    (users,) = [e for e in query.endpoint_table(store, PROJECT, HOUR, "api") if e.endpoint == USERS]
+    assert users.rpm == pytest.approx(200 / 11.5, abs=1e-3)
+    late = TimeRange((MINUTE_S - 60) * NS, NOW_NS)
+    assert [s.service for s in query.service_table(store, PROJECT, late)] == ["api"]
+
+
+def test_timeseries_marks_the_step_still_filling_as_partial(store: DuckDBStore) -> None:
+    tr = TimeRange((MINUTE_S - 15 * 60) * NS, NOW_NS)
+    ts = query.service_timeseries(store, PROJECT, tr, "api", endpoint=USERS, now_ns=NOW_NS)
+    *done, last = ts.points
+    assert last.t == MINUTE_S and last.partial and not any(p.partial for p in done)
+    busy = next(p for p in done if p.t == MINUTE_S - 60)
+    assert busy.rpm == busy.requests  # a whole minute
+    # Without a clock nothing is partial; a step ending at "now" is complete.
+    assert not any(p.partial for p in query.service_timeseries(store, PROJECT, tr, "api").points)
+    past = query.service_timeseries(store, PROJECT, tr, "api", now_ns=(MINUTE_S + 60) * NS)
+    assert not any(p.partial for p in past.points)
+
+
+def test_filling_share_is_the_elapsed_part_of_the_step() -> None:
+    assert query.filling_share(MINUTE_S, 60, NOW_NS) == pytest.approx(0.5)
+    assert query.filling_share(MINUTE_S, 300, (MINUTE_S + 30) * NS) == pytest.approx(0.1)
+    assert query.filling_share(MINUTE_S, 60, MINUTE_S * NS) == pytest.approx(1 / 60)  # ≥ 1 s
+    assert query.filling_share(MINUTE_S - 60, 60, NOW_NS) is None
+    assert query.filling_share(MINUTE_S, 60, None) is None
 
 
 def test_timeseries_rejects_bad_steps(store: DuckDBStore) -> None:

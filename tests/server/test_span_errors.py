@@ -57,9 +57,11 @@ def exc_event(exc_type: str, message: str, stack: str = CHAINED) -> Span.Event:
     )
 
 
-def trace_request(with_exception: bool = True, distro: str | None = None) -> bytes:
+def trace_request(
+    with_exception: bool = True, distro: str | None = None, trace: bytes = TRACE
+) -> bytes:
     root = Span(
-        trace_id=TRACE,
+        trace_id=trace,
         span_id=b"\x00" * 7 + b"\x01",
         name="GET /orders/{id}",
         kind=2,
@@ -68,7 +70,7 @@ def trace_request(with_exception: bool = True, distro: str | None = None) -> byt
         attributes=[kv("http.request.method", "GET"), kv("http.route", "/orders/{id}")],
     )
     child = Span(
-        trace_id=TRACE,
+        trace_id=trace,
         span_id=b"\x00" * 7 + b"\x02",
         parent_span_id=b"\x00" * 7 + b"\x01",
         name="load order",
@@ -192,16 +194,19 @@ def heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heron]:
 
 def test_trace_ingest_stores_span_exception_events(heron: Heron) -> None:
     headers = {"content-type": "application/x-protobuf", "x-heron-key": KEY}
-    for _ in range(2):
-        assert heron.post("/v1/traces", trace_request(), headers=headers).status_code == 200
+    # The same trace sent twice (a client's retry) is one error; another trace another.
+    for trace in (TRACE, TRACE, bytes(range(17, 33))):
+        body = trace_request(trace=trace)
+        assert heron.post("/v1/traces", body, headers=headers).status_code == 200
     assert heron.post("/v1/traces", trace_request(False), headers=headers).status_code == 200
     rows = heron.rows("SELECT * FROM error_events ORDER BY received_ns")
     assert len(rows) == 2 and rows[0]["issue_id"] == rows[1]["issue_id"]
+    assert {r["trace_id"] for r in rows} == {TRACE, bytes(range(17, 33))}
     assert rows[0]["source"] == "otlp.span" and rows[0]["transaction"] == "GET /orders/{id}"
     assert rows[0]["culprit"] == "views in show"
     issue = heron.rows("SELECT * FROM issues")[0]
     assert issue["event_count"] == 2 and issue["title"] == "app.errors.NotFound: order 17 not found"
-    assert heron.rows("SELECT count(*) AS n FROM spans")[0]["n"] == 6
+    assert heron.rows("SELECT count(*) AS n FROM spans")[0]["n"] == 8
 
 
 def test_real_otel_sdk_record_exception(heron_server: HeronProcess) -> None:

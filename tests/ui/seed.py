@@ -73,7 +73,8 @@ class Sp:
                 "Traceback (most recent call last):\n"
                 '  File "/app/views.py", line 42, in handler\n'
                 "    charge(card)\n"
-                f"{self.exc_type}: {self.error}"
+                # As Python prints it: no module for the main script's types.
+                f"{self.exc_type.removeprefix('__main__.')}: {self.error}"
             )
             s["events"] = [
                 {
@@ -255,7 +256,7 @@ def shop_trace(seed: Seed, rng: random.Random, start: int, env: str, n: int) -> 
         )
         if fail:
             ps.error = "card declined by issuer"
-            ps.exc_type = "PaymentError"
+            ps.exc_type = "__main__.PaymentError"  # raised in a script: shown bare
     return trace
 
 

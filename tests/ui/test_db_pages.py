@@ -231,6 +231,10 @@ def test_query_detail(dbui: Ui) -> None:
     assert isinstance(series_tag, Tag) and series_tag.get("type") == "application/json"
     series = json.loads(series_tag.string or "")
     assert sum(v or 0 for v in series["rpm"]) == 60  # one-minute steps: calls per minute
+    # Calls, not requests: the legend and the caption say so.
+    assert series["rate_label"] == "calls/min" and series["partial"] is True
+    caption = soup.select_one(".chart[data-chart=throughput] figcaption")
+    assert caption is not None and caption.get_text(" ", strip=True) == "Throughput calls/min"
     # Query latency lines are labelled for what they plot: mean, p95 and max, not p50/p99.
     assert [line["label"] for line in series["latency"]] == ["mean", "p95", "max"]
     assert all(len(line["values"]) == len(series["t"]) for line in series["latency"])
@@ -284,8 +288,8 @@ def test_query_detail_errors(dbui: Ui) -> None:
 # ------------------------------------------------------------------------- slow log
 
 
-def test_slow_query_log(dbui: Ui) -> None:
-    soup = dbui.soup("/db/slow")
+def test_slow_query_log_call_by_call(dbui: Ui) -> None:
+    soup = dbui.soup("/db/slow?view=calls")
     got = [cells(tr) for tr in rows(soup, "slow")]
     assert len(got) == 8  # 5 searches at 250 ms, 3 users queries at 300 ms
     assert all(c[1] in ("250 ms", "300 ms") for c in got)
@@ -296,11 +300,39 @@ def test_slow_query_log(dbui: Ui) -> None:
     trs = rows(soup, "slow")
     assert all(str(tr.select_one("a[data-trace]")["href"]).startswith("/traces/") for tr in trs)  # type: ignore[index]
     no_payload(str(soup))
-    soup = dbui.soup("/db/slow?threshold=260")
+    soup = dbui.soup("/db/slow?view=calls&threshold=260")
     assert len(rows(soup, "slow")) == 3
     soup = dbui.soup("/db/slow?threshold=5000")
     assert soup.find(id="slow-empty") is not None
     assert dbui.get("/db/slow?threshold=abc").status_code == 400
+
+
+def test_slow_query_log_groups_by_query(dbui: Ui) -> None:
+    soup = dbui.soup("/db/slow")
+    groups = rows(soup, "slow-groups")
+    assert len(groups) == 2  # 5 searches at 250 ms, 3 users queries at 300 ms
+    counts = {
+        str(tr["data-fingerprint"]): cells(tr)[1].split()[0]
+        for tr in groups  # type: ignore[index]
+    }
+    assert sorted(counts.values()) == ["3", "5"]
+    assert all(cells(tr)[4] in ("250 ms", "300 ms") for tr in groups)  # max
+    # Both groups have a call with a recorded plan: each shows it (the first one open).
+    assert len(soup.select("#slow-groups details.sample .plan")) == 2
+    assert soup.select("#slow-groups details.sample")[0].has_attr("open")
+    for tr in groups:
+        assert str(tr.select_one("a[data-trace]")["href"]).startswith("/traces/")  # type: ignore[index]
+    no_payload(str(soup))
+    # A group's count lists its calls; sorting is by link.
+    fp, n = next(iter(counts.items()))
+    one = dbui.soup(f"/db/slow?fp={fp}")
+    assert len(rows(one, "slow")) == int(n)
+    assert one.select_one("#slow-views span.on") is not None
+    by_count = dbui.soup("/db/slow?sort=count")
+    first = cells(rows(by_count, "slow-groups")[0])[1]
+    assert first.startswith("5")
+    assert dbui.get("/db/slow?sort=nope").status_code == 400
+    assert dbui.get("/db/slow?fp=zz").status_code == 400
 
 
 # ------------------------------------------------------------------------- N+1

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from bs4 import BeautifulSoup, Tag
 
+from heron._version import __version__
 from tests.ui.conftest import NOW_NS, Ui
 from tests.ui.seed import BIG_TRACE_SPANS
 
@@ -74,7 +75,8 @@ def test_overview_lists_services_with_red_figures(ui: Ui) -> None:
     # Sorted by requests (busiest first) by default: frontend takes every request.
     assert names[0] == "frontend"
     front = cells(table[0])
-    assert front[1] == "4.02"  # 241 requests / 60 min (incl. the XSS trace's child)
+    # 241 requests (incl. the XSS trace's child) over the 50 min 20 s since the first.
+    assert front[1] == f"{241 / (50 + 20.123 / 60):.2f}"
     assert front[3].endswith("%")
     assert all(c.endswith(("ms", "s")) for c in front[5:8])
     link = table[0].find("a")
@@ -160,7 +162,11 @@ def test_service_page(ui: Ui) -> None:
     assert len(series["rpm"]) == len(series["error_rate"]) == 61
     assert [line["label"] for line in series["latency"]] == ["p50", "p95", "p99"]
     assert all(len(line["values"]) == 61 for line in series["latency"])
-    assert sum(series["rpm"]) == pytest.approx(241, abs=0.5)
+    # The current minute is 20 s old: partial, its rate over those 20 s.
+    assert series["partial"] is True and series["rate_label"] == "req/min"
+    share = (NOW_NS / 1e9 - series["t"][-1]) / 60
+    whole = sum(series["rpm"][:-1]) + series["rpm"][-1] * share
+    assert whole == pytest.approx(241, abs=0.5)
     assert {c["data-chart"] for c in soup.select(".chart[data-chart]")} == {
         "throughput",
         "errors",
@@ -239,10 +245,25 @@ def ms(text: str) -> float:
 
 
 def test_endpoint_without_data(ui: Ui) -> None:
-    soup = ui.soup("/endpoint?service=frontend&endpoint=GET%20/nothing")
+    # A known endpoint, in a range before the seed data.
+    soup = ui.soup("/endpoint?service=frontend&endpoint=POST%20/checkout&from=-3h&to=-2h")
     assert soup.find("script", id="histogram-data") is None
     assert "No requests to this endpoint" in soup.get_text()
     assert "No traces of this endpoint" in soup.get_text()
+
+
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("/service?service=nope", "no service named 'nope'"),
+        ("/endpoint?service=nope&endpoint=GET%20/", "no service named 'nope'"),
+        ("/endpoint?service=frontend&endpoint=GET%20/nothing", "has no endpoint 'GET /nothing'"),
+    ],
+)
+def test_unknown_service_or_endpoint_is_a_404_page(ui: Ui, path: str, needle: str) -> None:
+    soup = ui.soup(path, status=404)
+    assert needle in soup.get_text()
+    assert soup.find(id="series-data") is None  # not an empty service page
 
 
 # ------------------------------------------------------------------------ traces
@@ -368,6 +389,9 @@ def test_no_data_yet_shows_how_to_send(empty_ui: Ui) -> None:
     assert "http://heron.test/v1/traces" in text
     assert "hk_ui_test_key_0123456789" in text  # the project's ingest key, filled in
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://heron.test" in text
+    # Installable today (a built wheel), and what it will be once published.
+    assert f"pip install /path/to/heron-{__version__}-py3-none-any.whl" in text
+    assert "once Heron is published on PyPI, pip install heron" in " ".join(text.split())
     empty_map = empty_ui.soup("/map")
     assert "No calls between services" in empty_map.get_text()
     assert "traceparent" in empty_map.get_text()

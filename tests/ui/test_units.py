@@ -10,7 +10,7 @@ from starlette.requests import Request
 from heron.server.query import InvalidQuery, MapEdge, ServiceMap, SpanDetail, TraceDetail
 from heron.server.ui._map_page import layout
 from heron.server.ui._pages import sparkline_points
-from heron.server.ui._render import PALETTE_SIZE, color_index, fmt_ms, fmt_num, fmt_pct
+from heron.server.ui._render import PALETTE_SIZE, Renderer, color_index, fmt_ms, fmt_num, fmt_pct
 from heron.server.ui._state import read_state
 from heron.server.ui._trace_pages import tree_order, waterfall_doc
 
@@ -180,3 +180,10 @@ def test_waterfall_doc_is_tree_ordered_with_subtree_ends() -> None:
     assert [r[10] for r in rows] == [4, 3, 3, 4, 5]  # one past each subtree
     assert len(doc["resources"]) == 1 and all(r[9]["res"] == 0 for r in rows)
     assert rows[0][4] == 0 and rows[1][4] == 0.01  # µs since the trace started (10 ns)
+
+
+def test_exception_types_render_without_main_or_builtins() -> None:
+    env = Renderer().env
+    page = env.from_string("{{ t|bare_type }} · {{ title|bare_type }}")
+    text = page.render(t="__main__.PaymentDeclined", title="builtins.KeyError: 'sku'")
+    assert text == "PaymentDeclined · KeyError: &#39;sku&#39;"

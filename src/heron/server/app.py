@@ -13,12 +13,16 @@ from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
+from heron.server.analyze.span_scrub import SpanScrubber
+from heron.server.api_docs import add_api_docs
 from heron.server.config import Config
 from heron.server.errors import HeronHTTPError
+from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.projects import Bootstrap, Projects
+from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
 
@@ -50,6 +54,8 @@ def create_app(
         queue_max_spans=config.queue_max_spans,
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
+        checkpoint_threshold_mb=config.checkpoint_threshold_mb,
+        span_scrubber=SpanScrubber(config.scrub_key_list),
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(
@@ -81,6 +87,8 @@ def create_app(
             "or sign in (session cookie)."
         ),
         lifespan=lifespan,
+        docs_url=None,  # api_docs.py serves /docs under the CSP; ReDoc is not served
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.maintenance = maintenance
@@ -89,25 +97,40 @@ def create_app(
     async def _heron_error(request: Request, exc: HeronHTTPError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
 
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse({"error": f"storage unavailable: {exc}"}, 503, headers=retry)
+
     _add_ingest_routes(app, ctx)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, object]:
-        return {
-            "status": "ok",
+    async def healthz() -> JSONResponse:
+        """200 while the store can write; 503 with the reason while writes fail."""
+        problem = store.health()
+        body = {
+            "status": "ok" if problem is None else "storage failing",
+            "storage_error": problem,
             "version": __version__,
             "queued_spans": store.queued_spans,
             "queued_events": store.queued_events,
         }
+        if problem is None:
+            return JSONResponse(body)
+        retry = {"Retry-After": str(StorageUnavailable.retry_after_s)}
+        return JSONResponse(body, 503, headers=retry)
 
     from heron.server.api.routes import build_router
     from heron.server.auth import install_auth
     from heron.server.ui import add_security_headers, build_ui_router
 
+    add_api_docs(app)
     install_auth(app, ctx)
     app.include_router(build_router(ctx))
     app.include_router(build_ui_router(ctx))
+    add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)
+    trust_proxies(app, config.trusted_proxy_list)
     return app
 
 

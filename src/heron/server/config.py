@@ -7,6 +7,7 @@ value raises :class:`ConfigError` naming the key, and ``heron serve`` exits non-
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping
@@ -49,6 +50,9 @@ class Config:
     """Spans waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_SPANS)"""
     commit_interval_ms: float = 25.0
     """Longest time the writer waits to group more batches into one commit. (HERON_COMMIT_INTERVAL_MS)"""
+    checkpoint_threshold_mb: int = 64
+    """Write-ahead log size at which DuckDB folds it into the database file; 0 does so
+    after every commit. (HERON_CHECKPOINT_THRESHOLD_MB)"""
     ingest_key: str = ""
     """Ingest key for the default project, used only when the project is first created;
     empty means generate one. (HERON_INGEST_KEY)"""
@@ -70,6 +74,14 @@ class Config:
     """Extra keys (comma-separated) whose values are removed from error events and logs
     before storage, on top of the built-in list (password, token, authorization...).
     (HERON_SCRUB_KEYS)"""
+    # HTTP hygiene (server/http_guards.py)
+    body_timeout_s: float = 30.0
+    """Seconds a request's whole body may take to arrive; a slower one is answered 408
+    and its connection closed. (HERON_BODY_TIMEOUT_S)"""
+    trusted_proxies: str = ""
+    """Addresses or networks (comma-separated, e.g. ``127.0.0.1,10.0.0.0/8``) of reverse
+    proxies whose ``X-Forwarded-For``/``X-Forwarded-Proto`` are believed; empty means
+    none, so the client is always the connecting address. (HERON_TRUSTED_PROXIES)"""
 
     @property
     def db_path(self) -> Path:
@@ -79,6 +91,11 @@ class Config:
     def scrub_key_list(self) -> tuple[str, ...]:
         """``scrub_keys`` split on commas, blanks dropped."""
         return tuple(k.strip() for k in self.scrub_keys.split(",") if k.strip())
+
+    @property
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        """``trusted_proxies`` split on commas, blanks dropped."""
+        return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     def validate(self) -> Config:
         """Check ranges; raise ConfigError naming the first bad key."""
@@ -90,6 +107,7 @@ class Config:
             ("max_body_bytes", self.max_body_bytes >= 1024, "must be at least 1024"),
             ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
+            ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
             (
                 "log_level",
@@ -108,12 +126,26 @@ class Config:
                 self.cookie_secure.lower() in ("auto", "true", "false"),
                 "must be one of auto, true, false",
             ),
+            ("body_timeout_s", self.body_timeout_s > 0, "must be greater than 0"),
+            (
+                "trusted_proxies",
+                all(_is_network(p) for p in self.trusted_proxy_list),
+                "must be IP addresses or networks separated by commas",
+            ),
         ]
         for key, ok, why in checks:
             if not ok:
                 shown = "<hidden>" if key in _SECRETS else repr(getattr(self, key))
                 raise ConfigError(f"invalid config {key}={shown}: {why}")
         return self
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _coerce(key: str, raw: Any, typ: type, source: str) -> Any:

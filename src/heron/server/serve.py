@@ -42,6 +42,7 @@ def serve(
         port=config.port,
         log_level=config.log_level if config.log_level != "debug" else "debug",
         access_log=False,
+        proxy_headers=False,  # the app trusts only config.trusted_proxies (http_guards.py)
         timeout_graceful_shutdown=10,
     )
     return 0

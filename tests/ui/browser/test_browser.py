@@ -34,6 +34,7 @@ def test_sign_in_overview_service_endpoint_trace(served: Served, watched: Watche
     page.wait_for_selector(".charts[data-drawn]")
     assert urlsplit(page.url).query == "service=frontend"
     assert page.locator(".charts canvas").count() == 3
+    check_partial_step_is_dashed(page)
     watched.shot("service")
 
     page.click("#endpoints a:text-is('POST /checkout')")
@@ -52,6 +53,24 @@ def test_sign_in_overview_service_endpoint_trace(served: Served, watched: Watche
     watched.assert_clean()
 
 
+def check_partial_step_is_dashed(page: Any) -> None:
+    """The minute still filling is drawn by a dashed twin of each line, kept out of the
+    legend; the solid line stops before it, so it never dips like an outage."""
+    throughput = page.evaluate(
+        """() => { const u = Heron.plots[0], n = u.data[0].length;
+                   return { labels: u.series.map(s => s.label), dash: u.series[2].dash,
+                            solidLast: u.data[1][n - 1], dashedLast: u.data[2][n - 1],
+                            dashedDrawn: u.data[2].filter(v => v !== null).length,
+                            legend: [...u.root.querySelectorAll('.u-legend .u-series')]
+                                      .map(r => getComputedStyle(r).display) }; }"""
+    )
+    assert throughput["labels"][1:] == ["req/min", "req/min (so far)"], throughput
+    assert throughput["dash"] == [4, 4]
+    assert throughput["solidLast"] is None and throughput["dashedLast"] is not None
+    assert throughput["dashedDrawn"] == 2  # from the last whole step to the partial one
+    assert throughput["legend"][-1] == "none" and throughput["legend"][1] != "none"
+
+
 def test_trace_waterfall_interactions(served: Served, watched: Watched) -> None:
     page = watched.page
     watched.sign_in(served.url, f"/traces/{served.seed.error_trace}")
@@ -67,6 +86,14 @@ def test_trace_waterfall_interactions(served: Served, watched: Watched) -> None:
     assert "Traceback (most recent call last)" in detail.locator("pre.stack").inner_text()
     assert "service.name" in detail.inner_text()  # the resource
     assert "span=" in page.url
+    # Every duration label sits after its bar, inside the row: the root's too.
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        bar, dur = row.locator(".wf-bar").bounding_box(), row.locator(".wf-dur").bounding_box()
+        assert dur["x"] >= bar["x"] + bar["width"], (i, bar, dur)
+        assert dur["x"] + dur["width"] <= row.bounding_box()["x"] + row.bounding_box()["width"]
+    # The payments span's exception type came as "__main__.PaymentError".
+    assert page.locator("#wf-detail .exc .type").inner_text() == "PaymentError"
     watched.shot("trace")
     # Collapse the callee's subtree: its five descendants disappear.
     page.click(".wf-row:has-text('POST /api/checkout') .wf-tog")

@@ -226,7 +226,9 @@ def exception_attributes(exc: BaseException, event: dict[str, Any] | None) -> di
     """The semconv ``exception.*`` attributes of ``exc``, from the (scrubbed) event."""
     cls = type(exc)
     name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        cls.__qualname__
+        if cls.__module__ in ("builtins", "__main__")
+        else f"{cls.__module__}.{cls.__qualname__}"
     )
     values = (event or {}).get("exception", {}).get("values") or []
     if not values:  # no event of its own (already captured): the type says enough

@@ -161,7 +161,9 @@ def untraced(cursor: object) -> bool:
 def _error_type(exc: BaseException) -> str:
     cls = type(exc)
     return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        cls.__qualname__
+        if cls.__module__ in ("builtins", "__main__")
+        else f"{cls.__module__}.{cls.__qualname__}"
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from heron._scrub import FILTERED, Scrubber
+from heron.server.analyze.span_scrub import strip_query
 from heron.server.model import ErrorEvent, LogRecord
 
 _USER_KEPT = ("id", "username", "email", "ip_address")
@@ -44,7 +45,7 @@ class EventScrubber:
         ev.contexts = _as_dict(s.value(ev.contexts))
         ev.extra = _as_dict(s.value(ev.extra))
         if ev.transaction:
-            ev.transaction = s.text(ev.transaction)
+            ev.transaction = s.text(strip_query(ev.transaction))  # as spans' endpoints
         if ev.explicit_fingerprint:
             ev.explicit_fingerprint = [s.text(p) for p in ev.explicit_fingerprint]
         if secrets:  # the same values under other names (a password passed on as "card")

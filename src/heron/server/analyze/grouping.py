@@ -22,6 +22,8 @@ from typing import Any
 from heron.server.model import ErrorEvent
 
 MAX_TITLE_CHARS = 200
+# Modules a type's name says nothing with: Python's own, and the script that was run.
+_BARE_MODULES = ("builtins.", "__main__.")
 _DEFAULT_MARKERS = frozenset({"{{ default }}", "{{default}}"})
 
 _VARIABLE = re.compile(
@@ -104,11 +106,22 @@ def fingerprint(event: ErrorEvent) -> int:
     return hash_parts(fingerprint_parts(event))
 
 
+def display_type(name: str) -> str:
+    """An exception type as people write it: ``PaymentDeclined``, not
+    ``__main__.PaymentDeclined``; ``KeyError``, not ``builtins.KeyError``. For showing
+    only: grouping keeps the type as reported."""
+    for prefix in _BARE_MODULES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
 def title(event: ErrorEvent) -> str:
     """``Type: message`` (first line of the message), or the message alone; truncated."""
     first_line = event.message.strip().split("\n", 1)[0]
     if event.exc_type:
-        text = f"{event.exc_type}: {first_line}" if first_line else event.exc_type
+        kind = display_type(event.exc_type)
+        text = f"{kind}: {first_line}" if first_line else kind
     else:
         text = first_line or "(no message)"
     return text if len(text) <= MAX_TITLE_CHARS else text[: MAX_TITLE_CHARS - 1] + "…"
@@ -121,7 +134,9 @@ def culprit(event: ErrorEvent) -> str:
         frames = grouping_frames(event.exceptions[-1].get("frames") or [])
         if frames:
             f = frames[-1]
-            module = f.get("module") or f.get("filename") or "?"
+            module = f.get("module")
+            if not module or module == "__main__":  # a script: its file says more
+                module = f.get("filename") or module or "?"
             return f"{module} in {f.get('function') or '?'}"
     return event.transaction or ""
 

@@ -49,7 +49,14 @@ class QueryDetailResponse(_Ranged):
 
 class SlowQueriesResponse(_Ranged):
     threshold_ms: float
+    fingerprint: str | None
     queries: list[query.QuerySample]
+
+
+class SlowQueryGroupsResponse(_Ranged):
+    threshold_ms: float
+    sort: str
+    groups: list[query.SlowQueryGroup]
 
 
 class NPlusOneResponse(_Ranged):
@@ -76,6 +83,10 @@ DbSystem = Annotated[
 Order = Annotated[
     Literal["asc", "desc"] | None,
     Query(description="Sort direction; default descending."),
+]
+Threshold = Annotated[
+    float,
+    Query(ge=0, allow_inf_nan=False, description="Only calls at least this long (ms)."),
 ]
 Fingerprint = Annotated[
     str, Path(description="The query's fingerprint: 16 hex digits, as listed by /db/queries.")
@@ -153,6 +164,7 @@ def add_db_routes(
             environment=w.environment,
             step_s=step_s,
             samples=samples,
+            now_ns=w.now_ns,
         )
         if detail is None:
             raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")
@@ -170,21 +182,24 @@ def add_db_routes(
             "slowest": detail.slowest,
         }
 
-    @router.get("/db/slow", response_model=SlowQueriesResponse)
+    @router.get("/db/slow", response_model=SlowQueryGroupsResponse)
     def db_slow(
         w: WindowDep,
-        threshold_ms: Annotated[
-            float,
-            Query(ge=0, allow_inf_nan=False, description="Only executions at least this long."),
-        ] = DEFAULT_SLOW_MS,
+        threshold_ms: Threshold = DEFAULT_SLOW_MS,
         service: Service = None,
         endpoint: Endpoint = None,
         db_system: DbSystem = None,
+        sort: Annotated[
+            str, _sort_param(query.SLOW_GROUP_SORTS, "total_time_ms")
+        ] = "total_time_ms",
         limit: Annotated[int, Query(ge=1, le=query.MAX_DB_LIMIT)] = 100,
     ) -> dict[str, Any]:
-        """The slow query log: database calls above `threshold_ms`, newest first, with the
-        obfuscated statement, EXPLAIN plan (when recorded), endpoint and trace id."""
-        rows = query.slow_queries(
+        """The slow query log, one row per query shape (fingerprint): how many calls took
+        at least `threshold_ms`, their total, p95 and max duration, first and last seen,
+        the services and endpoints that made them, the slowest call as example (trace and
+        span id, obfuscated statement) and the newest EXPLAIN plan of any of them (when
+        the agent recorded one). Each call: `/db/slow/calls`."""
+        groups = query.slow_query_groups(
             ctx.store,
             project(),
             w.time_range,
@@ -193,9 +208,41 @@ def add_db_routes(
             endpoint=endpoint or None,
             db_system=db_system or None,
             environment=w.environment,
+            sort=sort,
             limit=limit,
         )
-        return {**w.echo(), "threshold_ms": threshold_ms, "queries": rows}
+        return {**w.echo(), "threshold_ms": threshold_ms, "sort": sort, "groups": groups}
+
+    @router.get("/db/slow/calls", response_model=SlowQueriesResponse)
+    def db_slow_calls(
+        w: WindowDep,
+        threshold_ms: Threshold = DEFAULT_SLOW_MS,
+        fingerprint: Annotated[
+            str | None, Query(description="Only this query shape (16 hex digits).")
+        ] = None,
+        service: Service = None,
+        endpoint: Endpoint = None,
+        db_system: DbSystem = None,
+        limit: Annotated[int, Query(ge=1, le=query.MAX_DB_LIMIT)] = 100,
+    ) -> dict[str, Any]:
+        """The slow query log call by call: database calls above `threshold_ms`, newest
+        first, with the obfuscated statement, EXPLAIN plan (when recorded), endpoint and
+        trace id."""
+        fp = query.parse_fingerprint(fingerprint) if fingerprint else None
+        rows = query.slow_queries(
+            ctx.store,
+            project(),
+            w.time_range,
+            threshold_ms=threshold_ms,
+            fingerprint=fp,
+            service=service or None,
+            endpoint=endpoint or None,
+            db_system=db_system or None,
+            environment=w.environment,
+            limit=limit,
+        )
+        shown = query.format_fingerprint(fp) if fp is not None else None
+        return {**w.echo(), "threshold_ms": threshold_ms, "fingerprint": shown, "queries": rows}
 
     @router.get("/n-plus-one", response_model=NPlusOneResponse)
     def n_plus_one(

@@ -78,6 +78,8 @@ class Window:
     time_range: TimeRange
     environment: str | None
     apdex_t_ms: float
+    now_ns: int | None = None
+    """When the request was read: the series step holding it is still filling."""
 
     def echo(self) -> dict[str, Any]:
         """The range and filter as answered back in every response."""
@@ -131,6 +133,6 @@ def window_params(clock: Callable[[], int], default_apdex_t_ms: float) -> Callab
         t = apdex_t_ms if apdex_t_ms is not None else default_apdex_t_ms
         if not math.isfinite(t) or t <= 0:
             raise InvalidQuery("apdex_t_ms must be a positive number")
-        return Window(TimeRange(start, end), environment or None, t)
+        return Window(TimeRange(start, end), environment or None, t, now)
 
     return window

@@ -65,6 +65,14 @@ def build_router(ctx: "AppContext") -> APIRouter:
     def project() -> int:
         return ctx.bootstrap.project_id if ctx.bootstrap else DEFAULT_PROJECT_ID
 
+    def known(service: str, endpoint: str | None = None) -> None:
+        if not query.service_known(ctx.store, project(), service):
+            raise NotFound(f"no service named {service!r} has reported requests")
+        if endpoint is not None and not query.endpoint_known(
+            ctx.store, project(), service, endpoint
+        ):
+            raise NotFound(f"service {service!r} has no endpoint {endpoint!r}")
+
     @router.get("/services", response_model=ServicesResponse)
     def services(
         w: WindowDep,
@@ -75,8 +83,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
         """Services with RED metrics (requests/min, error rate, p50/p95/p99, Apdex).
 
         Computed from per-minute rollups of entry spans (server/consumer spans and
-        roots); minutes partly inside the range count whole. `rpm` is requests divided
-        by the range's length in minutes.
+        roots); minutes partly inside the range count whole. `rpm` is requests per
+        minute over the time the service was seen: from its first minute with a request
+        in the range to the range's end (at least one minute).
         """
         rows = query.service_table(
             ctx.store,
@@ -94,7 +103,13 @@ def build_router(ctx: "AppContext") -> APIRouter:
             "services": rows,
         }
 
-    @router.get("/services/{service:path}/endpoints", response_model=EndpointsResponse)
+    unknown: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "No such service or endpoint."}
+    }
+
+    @router.get(
+        "/services/{service:path}/endpoints", response_model=EndpointsResponse, responses=unknown
+    )
     def endpoints(
         service: str,
         w: WindowDep,
@@ -103,7 +118,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
         order: Order = None,
     ) -> dict[str, Any]:
         """Endpoints of a service (`METHOD route`, else the span name) with RED metrics,
-        Apdex, total time and share of the service's time. Unknown service: empty list."""
+        Apdex, total time and share of the service's time. A service that never reported a
+        request (in the retained data): 404."""
+        known(service)
         rows = query.endpoint_table(
             ctx.store,
             project(),
@@ -123,7 +140,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
             "endpoints": rows,
         }
 
-    @router.get("/services/{service:path}/timeseries", response_model=TimeseriesResponse)
+    @router.get(
+        "/services/{service:path}/timeseries", response_model=TimeseriesResponse, responses=unknown
+    )
     def timeseries(
         service: str,
         w: WindowDep,
@@ -139,7 +158,9 @@ def build_router(ctx: "AppContext") -> APIRouter:
         """Per-step series for a service or one endpoint; empty steps have requests 0.
 
         Steps are aligned to multiples of `step_s` since the epoch; `t` is the step's start
-        in Unix seconds."""
+        in Unix seconds; the step still filling now is `partial`, its `rpm` over the part
+        that has passed. A service or endpoint never seen (in the retained data): 404."""
+        known(service, endpoint or None)
         series = query.service_timeseries(
             ctx.store,
             project(),
@@ -150,6 +171,7 @@ def build_router(ctx: "AppContext") -> APIRouter:
             environment=w.environment,
             release=release or None,
             apdex_t_ms=w.apdex_t_ms,
+            now_ns=w.now_ns,
         )
         return {
             **w.echo(),

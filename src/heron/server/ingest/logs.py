@@ -66,6 +66,7 @@ from heron.server.ingest.otlp import (
 from heron.server.ingest.sentry import event_from_sentry, event_id_of
 from heron.server.ingest.span_errors import (
     MAX_MESSAGE_CHARS,
+    exception_event_id,
     exceptions_from_attrs,
     has_exception_attrs,
     new_event_id,
@@ -261,7 +262,9 @@ def event_from_attributes(rec: LogRecord, received_ns: int) -> ErrorEvent:
     raised = chain[-1] if chain else None
     message = (raised["value"] if raised else "") or rec.body
     return ErrorEvent(
-        event_id=new_event_id(),
+        event_id=exception_event_id(rec.trace_id, str(raised["type"]), str(raised["value"]))
+        if raised
+        else new_event_id(),
         time_ns=rec.time_ns,
         received_ns=received_ns,
         service=rec.service,

@@ -3,8 +3,10 @@
 An app using the unmodified ``sentry-sdk`` sends here when its DSN is
 ``http://<heron ingest key>@<heron host>/<project id>``. Events are normalized to
 :class:`ErrorEvent` (shared/reference/protocols.md §4), scrubbed, grouped and stored;
-``log`` items become :class:`LogRecord` rows; other item types (transactions, sessions,
-client reports, attachments...) are accepted and skipped.
+``log`` items become :class:`LogRecord` rows; ``transaction`` items (sentry-sdk 2.x) and
+``span`` items (3.x) become spans (see ``sentry_tracing``); other item types (sessions,
+client reports, attachments...) are accepted and skipped. The service of all of them is
+:func:`service_name`'s.
 
 Status codes: 401 when no key or an unknown key is sent (as ``/v1/traces`` does: Relay
 says 403, but one rule for all ingest routes is simpler to operate), 403 when the key
@@ -15,8 +17,10 @@ when the writer's queue is full. Error bodies are ``{"error": message}``.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +38,7 @@ from heron.server.errors import (
 )
 from heron.server.ingest.http import committed, queue_events, read_body
 from heron.server.ingest.limits import MAX_TIME_NS, parse_json, trimmed
+from heron.server.ingest.sentry_tracing import SentrySpans
 from heron.server.ingest.span_errors import MAX_MESSAGE_CHARS, new_event_id
 from heron.server.model import LEVELS, ErrorEvent, LogRecord
 from heron.server.projects import Projects
@@ -61,6 +66,9 @@ _FRAME_KEYS = (
 # Sentry log levels → OTLP severity numbers (the first of each range).
 _LOG_SEVERITY = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17}
 _LOG_SEVERITY["fatal"] = 21
+
+
+log = logging.getLogger("heron.ingest")
 
 
 class Forbidden(HeronHTTPError):
@@ -248,6 +256,26 @@ def _sdk(v: Any) -> str:
     return f"{name}/{version}" if isinstance(version, str) and version else name
 
 
+def service_name(tags: Mapping[str, Any], release: str) -> str:
+    """The service of Sentry data: the tag (3.x spans: attribute) ``service.name``, else
+    ``service``, else the package of a ``package@version`` release (Sentry's documented
+    release naming), else ``unknown_service``. ``server_name`` is the host (sentry-sdk
+    defaults it to the hostname), so it never names the service."""
+    for key in ("service.name", "service"):
+        v = tags.get(key)
+        if isinstance(v, str) and v.strip():
+            return v.strip()[:200]
+    package, at, version = release.partition("@")
+    if at and package.strip() and version:
+        return package.strip()[:200]
+    return DEFAULT_SERVICE
+
+
+def transaction_service(doc: dict[str, Any]) -> str:
+    """:func:`service_name` of a transaction (or event) payload."""
+    return service_name(_tags(doc.get("tags")), _str(doc.get("release"), 200))
+
+
 def event_id_of(v: Any) -> str:
     """A valid 32-hex event id from ``v`` (dashes allowed), else a new one."""
     if isinstance(v, str):
@@ -276,13 +304,17 @@ def event_from_sentry(
     time_ns = timestamp_ns(doc.get("timestamp"), received_ns)
     fingerprint = doc.get("fingerprint")
     handled = _dict(raised.get("mechanism")).get("handled") if raised else None
+    release = release or _str(doc.get("release"), 200)
+    server_name = _str(doc.get("server_name"), 200)
+    if server_name:
+        tags.setdefault("server_name", server_name)
     return ErrorEvent(
         event_id=event_id_of(doc.get("event_id")),
         time_ns=time_ns,
         received_ns=received_ns,
-        service=service or tags.get("service.name") or tags.get("service") or DEFAULT_SERVICE,
+        service=service or service_name(tags, release),
         environment=environment or _str(doc.get("environment"), 200) or "production",
-        release=release or _str(doc.get("release"), 200),
+        release=release,
         level=_level(doc.get("level")),
         platform=_str(doc.get("platform"), 64) or "other",
         source=source,
@@ -332,7 +364,7 @@ def logs_from_sentry(payload: dict[str, Any], received_ns: int) -> list[LogRecor
                 else _LOG_SEVERITY.get(level, 0),
                 severity_text=level.upper(),
                 body=_str(item.get("body")),
-                service=str(attrs.get("service.name") or DEFAULT_SERVICE),
+                service=service_name(attrs, str(attrs.get("sentry.release") or "")),
                 environment=str(attrs.get("sentry.environment") or "production"),
                 release=str(attrs.get("sentry.release") or ""),
                 logger=str(attrs.get("logger.name") or ""),
@@ -426,14 +458,23 @@ class SentryIngest:
         now = self.clock()
         events: list[ErrorEvent] = []
         logs: list[LogRecord] = []
+        spans = SentrySpans(self.scrubber.scrubber, timestamp_ns)
         for item_headers, payload in items:
             kind = item_headers.get("type")
             if kind == "event":
                 events.append(self._event(payload, now))
             elif kind == "log":
                 logs.extend(logs_from_sentry(_json_object(payload, "log item"), now))
+            elif kind == "transaction":
+                doc = self._transaction(payload)
+                spans.add_transaction(doc, transaction_service(doc))
+            elif kind == "span":
+                spans.add_span_items(_json_object(payload, "span item"), service_name)
         event_id = events[0].event_id if events else event_id_of(headers.get("event_id"))
+        spans_fut = self._submit_spans(project, spans)
         await self._submit(project, events, logs)
+        if spans_fut is not None:
+            await committed(spans_fut, "spans")
         return Response(orjson.dumps({"id": event_id}), 200, media_type="application/json")
 
     async def _store(self, request: Request) -> Response:
@@ -442,6 +483,22 @@ class SentryIngest:
         event = self._event(body, self.clock())
         await self._submit(project, [event], [])
         return Response(orjson.dumps({"id": event.event_id}), 200, media_type="application/json")
+
+    @staticmethod
+    def _transaction(payload: bytes) -> dict[str, Any]:
+        if len(payload) > MAX_EVENT_BYTES:
+            raise PayloadTooLarge(f"transaction of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
+        return _json_object(payload, "transaction")
+
+    def _submit_spans(self, project: int, spans: SentrySpans) -> Future[int] | None:
+        if spans.rejected:
+            log.info("sentry: %d invalid spans skipped: %s", spans.rejected, spans.errors)
+        if not spans.spans:
+            return None
+        try:
+            return self.store.submit_spans(project, spans.spans)
+        except QueueFull as e:
+            raise _rate_limited(e) from None
 
     @staticmethod
     def _event(payload: bytes, now: int) -> ErrorEvent:
@@ -455,9 +512,13 @@ class SentryIngest:
         try:
             fut = queue_events(self.store, self.scrubber, project, events, logs)
         except QueueFull as e:
-            wait = str(QueueFull.retry_after_s)
-            raise RateLimited(
-                f"{e}; retry later",
-                {"Retry-After": wait, "X-Sentry-Rate-Limits": f"{wait}::organization:queue_full"},
-            ) from None
+            raise _rate_limited(e) from None
         await committed(fut, "events")
+
+
+def _rate_limited(e: QueueFull) -> RateLimited:
+    wait = str(QueueFull.retry_after_s)
+    return RateLimited(
+        f"{e}; retry later",
+        {"Retry-After": wait, "X-Sentry-Rate-Limits": f"{wait}::organization:queue_full"},
+    )

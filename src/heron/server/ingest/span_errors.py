@@ -12,6 +12,7 @@ a substring test per span when no span carries an exception.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -114,15 +115,32 @@ def exceptions_from_attrs(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], 
         if isinstance(stack, str) and stack:
             extra["exception.stacktrace"] = stack[:MAX_MESSAGE_CHARS]
     else:
-        # The attributes name the raised exception exactly (module-qualified type, full
-        # message); the traceback's last line may be abbreviated.
-        chain[-1]["type"] = exc_type or chain[-1]["type"]
+        # The attributes name the raised exception exactly (full message); the
+        # traceback's last line may be abbreviated. But the SDK's logging handler gives
+        # the bare class name where the traceback has it module-qualified: keep that, as
+        # the span path's attribute has it (one error, one type, one issue).
+        parsed = chain[-1]["type"]
+        bare = exc_type and parsed.endswith("." + exc_type)
+        chain[-1]["type"] = parsed if bare else exc_type or parsed
         chain[-1]["value"] = message or chain[-1]["value"]
     return chain, extra
 
 
 def new_event_id() -> str:
     return uuid.uuid4().hex
+
+
+def exception_event_id(trace_id: bytes | None, exc_type: str, message: str) -> str:
+    """The event id of an OpenTelemetry exception: derived from its trace, type and
+    message when it has a trace, so that the same error reported twice — as a span's
+    exception event and as an ERROR log record, or on each span it propagated through —
+    gets one id, and the store keeps one event (whichever arrives first)."""
+    if trace_id is None:
+        return new_event_id()
+    # The SDK's span path names the type with its module, its logging handler without.
+    name = exc_type.rsplit(".", 1)[-1]
+    key = b"\0".join((trace_id, name.encode(errors="replace"), message.encode(errors="replace")))
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 # ------------------------------------------------------------------- span events
@@ -191,7 +209,7 @@ def _span_event(
     version = span.resource.get("telemetry.sdk.version")
     language = span.resource.get("telemetry.sdk.language")
     return ErrorEvent(
-        event_id=new_event_id(),
+        event_id=exception_event_id(span.trace_id, str(raised["type"]), str(raised["value"])),
         time_ns=int(event.get("time_ns") or span.start_ns + span.duration_ns),
         received_ns=received_ns,
         service=span.service,

@@ -6,7 +6,7 @@ a bound parameter; the only identifiers that vary (sort keys) come from allow-li
 
 from __future__ import annotations
 
-from heron.server.query._common import InvalidQuery, TimeRange
+from heron.server.query._common import InvalidQuery, TimeRange, filling_share
 from heron.server.query._red import (
     ENDPOINT_SORTS,
     SERVICE_SORTS,
@@ -45,6 +45,7 @@ __all__ = [
     "TraceQuery",
     "TraceSummary",
     "endpoint_table",
+    "filling_share",
     "get_trace",
     "parse_trace_id",
     "search_traces",
@@ -66,11 +67,13 @@ from heron.server.query._ui_overview import (
     Choice,
     Sparkline,
     chart_step_s,
+    endpoint_known,
     has_data,
     list_endpoints,
     list_environments,
     list_releases,
     list_services,
+    service_known,
     service_sparklines,
 )
 from heron.server.query._ui_trace import critical_path
@@ -86,6 +89,7 @@ __all__ += [
     "Sparkline",
     "chart_step_s",
     "critical_path",
+    "endpoint_known",
     "endpoint_traces",
     "has_data",
     "latency_histogram",
@@ -93,6 +97,7 @@ __all__ += [
     "list_environments",
     "list_releases",
     "list_services",
+    "service_known",
     "service_map",
     "service_sparklines",
 ]
@@ -114,6 +119,11 @@ from heron.server.query._db import (  # noqa: E402 - after the sections above
     slow_queries,
     top_queries,
 )
+from heron.server.query._db_slow import (  # noqa: E402
+    SLOW_GROUP_SORTS,
+    SlowQueryGroup,
+    slow_query_groups,
+)
 from heron.server.query._n_plus_one import (  # noqa: E402
     MAX_FINDINGS,
     N_PLUS_ONE_SORTS,
@@ -127,18 +137,21 @@ __all__ += [
     "MAX_FINDINGS",
     "MAX_SAMPLES",
     "N_PLUS_ONE_SORTS",
+    "SLOW_GROUP_SORTS",
     "NPlusOneFinding",
     "QueryDetail",
     "QueryEndpoint",
     "QueryPoint",
     "QuerySample",
     "QueryStats",
+    "SlowQueryGroup",
     "format_fingerprint",
     "n_plus_one_findings",
     "parse_fingerprint",
     "query_detail",
     "query_samples",
     "slow_queries",
+    "slow_query_groups",
     "top_queries",
 ]
 

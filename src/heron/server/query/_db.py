@@ -18,7 +18,15 @@ from heron.server.analyze._entry import ENTRIES_SQL, TRACE_KEY_SQL, asof_endpoin
 from heron.server.analyze.query_stats import ROWS_SQL
 from heron.server.analyze.scrub import PLAN_ATTR, PLAN_FORMAT_ATTR
 from heron.server.histogram import quantile_from_buckets
-from heron.server.query._common import ERROR_SQL, NS_PER_MS, NS_PER_S, InvalidQuery, TimeRange, ms
+from heron.server.query._common import (
+    ERROR_SQL,
+    NS_PER_MS,
+    NS_PER_S,
+    InvalidQuery,
+    TimeRange,
+    filling_share,
+    ms,
+)
 from heron.server.query._red import MAX_POINTS, _sorted
 from heron.server.store.base import Store
 
@@ -104,6 +112,10 @@ class QueryPoint:
     mean_ms: float | None
     p95_ms: float | None
     max_ms: float | None
+    calls_per_min: float = 0.0
+    partial: bool = False
+    """The step is still filling (it holds "now"): ``calls_per_min`` is over its elapsed
+    part, and charts draw it dashed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,9 +360,11 @@ def query_detail(
     environment: str | None = None,
     step_s: int = 60,
     samples: int = 10,
+    now_ns: int | None = None,
 ) -> QueryDetail | None:
     """One query shape: figures per service, per endpoint, a time series and the slowest
-    executions. None if the fingerprint was never seen."""
+    executions. None if the fingerprint was never seen. Given ``now_ns``, the series step
+    still filling then is ``partial``."""
     if step_s <= 0 or step_s % 60:
         raise InvalidQuery(f"step_s must be a positive multiple of 60 (got {step_s})")
     if not 1 <= samples <= MAX_SAMPLES:
@@ -379,7 +393,7 @@ def query_detail(
         if per_service
         else None,
         endpoints=_query_endpoints(store, project_id, lo, hi, where, params, environment),
-        timeseries=_timeseries(store, project_id, time_range, step_s, filters),
+        timeseries=_timeseries(store, project_id, time_range, step_s, filters, now_ns),
         slowest=query_samples(
             store,
             project_id,
@@ -426,7 +440,12 @@ def _query_endpoints(
 
 
 def _timeseries(
-    store: Store, project_id: int, time_range: TimeRange, step_s: int, filters: dict[str, Any]
+    store: Store,
+    project_id: int,
+    time_range: TimeRange,
+    step_s: int,
+    filters: dict[str, Any],
+    now_ns: int | None,
 ) -> list[QueryPoint]:
     lo, hi = time_range.minute_bounds(step_s)
     if (hi - lo) // step_s > MAX_POINTS:
@@ -438,12 +457,14 @@ def _timeseries(
         key[0]: a
         for key, a in _grouped(store, ("minute_s // ? * ?",), where, [step_s, step_s, *params])
     }
-    return [_point(t, by_t.get(t)) for t in range(lo, hi, step_s)]
+    return [_point(t, by_t.get(t), step_s, now_ns) for t in range(lo, hi, step_s)]
 
 
-def _point(t: int, a: _Agg | None) -> QueryPoint:
+def _point(t: int, a: _Agg | None, step_s: int, now_ns: int | None) -> QueryPoint:
+    share = filling_share(t, step_s, now_ns)
+    partial = share is not None
     if a is None:
-        return QueryPoint(t, 0, 0, 0.0, None, None, None)
+        return QueryPoint(t, 0, 0, 0.0, None, None, None, partial=partial)
     return QueryPoint(
         t=t,
         calls=a.calls,
@@ -452,6 +473,8 @@ def _point(t: int, a: _Agg | None) -> QueryPoint:
         mean_ms=a.mean_ms,
         p95_ms=a.p95_ms,
         max_ms=ms(a.max_ns),
+        calls_per_min=round(a.calls * 60 / (step_s * (share or 1.0)), 3),
+        partial=partial,
     )
 
 
@@ -579,13 +602,15 @@ def slow_queries(
     time_range: TimeRange,
     *,
     threshold_ms: float = 100.0,
+    fingerprint: int | None = None,
     service: str | None = None,
     endpoint: str | None = None,
     db_system: str | None = None,
     environment: str | None = None,
     limit: int = 100,
 ) -> list[QuerySample]:
-    """The slow query log: database spans of at least ``threshold_ms``, newest first."""
+    """The slow query log call by call: database spans of at least ``threshold_ms``,
+    newest first (grouped by query shape: :func:`slow_query_groups`)."""
     if threshold_ms < 0:
         raise InvalidQuery("threshold_ms must not be negative")
     if not 1 <= limit <= MAX_DB_LIMIT:
@@ -594,6 +619,7 @@ def slow_queries(
         store,
         project_id,
         time_range,
+        fingerprint=fingerprint,
         min_duration_ms=threshold_ms,
         service=service,
         endpoint=endpoint,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from heron.server.histogram import NUM_BUCKETS, count_at_most, quantile_from_buckets
-from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, ms
+from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, filling_share, ms
 from heron.server.store.base import Store
 
 MAX_POINTS = 20_000
@@ -84,6 +84,9 @@ class TimeseriesPoint:
     p99_ms: float | None
     apdex: float | None
     avg_ms: float | None
+    partial: bool = False
+    """The step is still filling (it holds "now"): ``rpm`` is over its elapsed part, and
+    charts draw it dashed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ class Timeseries:
 class _Dist:
     """Counters and latency buckets of one group, summed from rollup rows."""
 
-    __slots__ = ("counts", "requests", "errors", "sum_ns")
+    __slots__ = ("counts", "errors", "first_s", "requests", "sum_ns")
 
     def __init__(
         self,
@@ -105,11 +108,13 @@ class _Dist:
         errors: int = 0,
         sum_ns: float = 0.0,
         counts: dict[int, int] | None = None,
+        first_s: int | None = None,
     ) -> None:
         self.requests = requests
         self.errors = errors
         self.sum_ns = sum_ns
         self.counts = counts or {}
+        self.first_s = first_s  # the first minute with data (Unix s)
 
     def figures(self, minutes: float, apdex_t_ms: float) -> dict[str, Any]:
         n = self.requests
@@ -167,14 +172,14 @@ def _group_rows(
     """Totals and latency buckets per group; ``group_sql`` is a constant of this module."""
     sql = (
         "SELECT g, sum(c)::BIGINT, sum(e)::BIGINT, sum(s)::DOUBLE, "  # noqa: S608 - constants only
-        "list(bucket ORDER BY bucket), list(c ORDER BY bucket) FROM ("
+        "list(bucket ORDER BY bucket), list(c ORDER BY bucket), min(f) FROM ("
         f"SELECT {group_sql} AS g, bucket, sum(count)::BIGINT AS c, sum(errors) AS e, "
-        f"sum(sum_ns) AS s FROM rollup_1m WHERE {where} GROUP BY g, bucket"
+        f"sum(sum_ns) AS s, min(minute_s) AS f FROM rollup_1m WHERE {where} GROUP BY g, bucket"
         ") GROUP BY g"
     )
     return {
-        g: _Dist(int(n), int(e), float(sum_ns), dict(zip(buckets, counts, strict=True)))
-        for g, n, e, sum_ns, buckets, counts in store.read(sql, params)
+        g: _Dist(int(n), int(e), float(sum_ns), dict(zip(buckets, counts, strict=True)), first)
+        for g, n, e, sum_ns, buckets, counts, first in store.read(sql, params)
     }
 
 
@@ -211,7 +216,7 @@ def service_table(
     where, params = _where(project_id, lo, hi, {"environment": environment, "release": release})
     dists = _group_rows(store, "service", where, params)
     rows = [
-        ServiceStats(service=name, **d.figures(time_range.minutes, apdex_t_ms))
+        ServiceStats(service=name, **d.figures(time_range.covered_minutes(d.first_s), apdex_t_ms))
         for name, d in dists.items()
     ]
     return _sorted(rows, sort, SERVICE_SORTS, descending)
@@ -238,7 +243,7 @@ def endpoint_table(
     rows = [
         EndpointStats(
             endpoint=name,
-            **d.figures(time_range.minutes, apdex_t_ms),
+            **d.figures(time_range.covered_minutes(d.first_s), apdex_t_ms),
             total_time_ms=round(d.sum_ns / NS_PER_MS, 3),
             time_share=d.sum_ns / total_ns if total_ns else 0.0,
         )
@@ -258,11 +263,13 @@ def service_timeseries(
     environment: str | None = None,
     release: str | None = None,
     apdex_t_ms: float = 500.0,
+    now_ns: int | None = None,
 ) -> Timeseries:
     """One point per ``step_s`` (a multiple of 60) for a service or one of its endpoints.
 
     Steps are aligned to multiples of ``step_s`` since the epoch; every step overlapping
-    the range has a point, empty ones included.
+    the range has a point, empty ones included. Given ``now_ns``, the step still filling
+    then is ``partial`` and its rate is over the part that has elapsed.
     """
     if step_s <= 0 or step_s % 60:
         raise InvalidQuery(f"step_s must be a positive multiple of 60 (got {step_s})")
@@ -280,9 +287,15 @@ def service_timeseries(
     }
     where, params = _where(project_id, lo, hi, filters)
     dists = _group_rows(store, "minute_s // ? * ?", where, [step_s, step_s, *params])
-    minutes = step_s / 60
     points = [
-        TimeseriesPoint(t=t, **dists.get(t, _Dist()).figures(minutes, apdex_t_ms))
-        for t in range(lo, hi, step_s)
+        _point(t, dists.get(t, _Dist()), step_s, now_ns, apdex_t_ms) for t in range(lo, hi, step_s)
     ]
     return Timeseries(service=service, endpoint=endpoint, step_s=step_s, points=points)
+
+
+def _point(
+    t: int, dist: _Dist, step_s: int, now_ns: int | None, apdex_t_ms: float
+) -> TimeseriesPoint:
+    share = filling_share(t, step_s, now_ns)
+    minutes = step_s / 60 * (share or 1.0)
+    return TimeseriesPoint(t=t, **dist.figures(minutes, apdex_t_ms), partial=share is not None)

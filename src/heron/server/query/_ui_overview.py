@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heron.server.histogram import quantile_from_buckets
-from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, ms
+from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, filling_share, ms
 from heron.server.store.base import Store
 
 # Steps (seconds) a chart may use; the smallest giving at most the wanted points wins.
@@ -69,8 +69,12 @@ def service_sparklines(
     *,
     environment: str | None = None,
     max_points: int = 48,
+    now_ns: int | None = None,
 ) -> dict[str, Sparkline]:
-    """One small series per service with entry spans in the range; empty steps are zero."""
+    """One small series per service with entry spans in the range; empty steps are zero.
+
+    Given ``now_ns``, the step still filling then is left out: its few requests so far
+    would read as a sudden drop."""
     step = chart_step_s(time_range, max_points)
     where, params = _rollup_where(project_id, time_range, step, {"environment": environment})
     rows = store.read(
@@ -85,6 +89,8 @@ def service_sparklines(
         acc[1] += errors
         acc[2][bucket] = acc[2].get(bucket, 0) + count
     lo, hi = time_range.minute_bounds(step)
+    if filling_share(hi - step, step, now_ns) is not None:
+        hi -= step
     return {name: _sparkline(name, by_t, lo, hi, step) for name, by_t in steps.items()}
 
 
@@ -155,4 +161,22 @@ def list_services(
 def has_data(store: Store, project_id: int) -> bool:
     """Whether the project has ever stored a span that is still retained."""
     rows = store.read("SELECT 1 FROM spans WHERE project_id = ? LIMIT 1", [project_id])
+    return bool(rows)
+
+
+def service_known(store: Store, project_id: int, service: str) -> bool:
+    """Whether the service ever reported a request that is still retained."""
+    rows = store.read(
+        "SELECT 1 FROM rollup_1m WHERE project_id = ? AND service = ? LIMIT 1",
+        [project_id, service],
+    )
+    return bool(rows)
+
+
+def endpoint_known(store: Store, project_id: int, service: str, endpoint: str) -> bool:
+    """Whether the service ever reported a request to the endpoint that is still retained."""
+    rows = store.read(
+        "SELECT 1 FROM rollup_1m WHERE project_id = ? AND service = ? AND endpoint = ? LIMIT 1",
+        [project_id, service, endpoint],
+    )
     return bool(rows)

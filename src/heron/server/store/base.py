@@ -15,6 +15,13 @@ class QueueFull(Exception):
     retry_after_s = 1
 
 
+class StorageUnavailable(Exception):
+    """The store cannot write (disk full, an I/O error) or read (its database is being
+    reopened); the caller should answer 503 with Retry-After. Nothing was stored."""
+
+    retry_after_s = 5
+
+
 class Store(Protocol):
     def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
         """Queue spans for the writer; the future resolves after they are committed.
@@ -40,6 +47,9 @@ class Store(Protocol):
 
     def read_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Like read(), rows as dicts keyed by column name."""
+
+    def health(self) -> str | None:
+        """None while writes succeed; otherwise why they fail (cleared on recovery)."""
 
     def close(self) -> None:
         """Stop the writer after committing what is queued, and close connections."""

@@ -1,7 +1,8 @@
 """DuckDB store: one writer thread with group commit, many time-limited readers.
 
 Invariant: a batch's future resolves only after the transaction holding its spans (and
-their rollup rows) has committed, so an acknowledged request survives a crash.
+their rollup rows) has committed, so an acknowledged request survives a crash. After a
+storage failure (disk full) the store heals on its own, see ``duckdb_connection``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 import pyarrow as pa
 
 from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
+from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.histogram import bucket_of
 from heron.server.ingest.otlp import SpanBatch
 from heron.server.model import (
@@ -32,6 +34,11 @@ from heron.server.model import (
     Span,
 )
 from heron.server.store.base import QueueFull
+from heron.server.store.duckdb_connection import (
+    RECOVERY_INTERVAL_S,
+    HealingConnection,
+    is_storage_failure,
+)
 from heron.server.store.events import EventBatch, write_events
 from heron.server.store.schema import MIGRATIONS
 
@@ -238,10 +245,12 @@ class _Batch:
 
     __slots__ = ("n", "table", "rollup", "future")
 
-    def __init__(self, project_id: int, spans: Sequence[Span]) -> None:
+    def __init__(self, project_id: int, spans: Sequence[Span], scrubber: SpanScrubber) -> None:
         self.n = len(spans)
-        # Literals out of SQL before anything is stored, rollups included.
+        # Literals out of SQL, then secrets out of names, URLs, headers and attributes,
+        # before anything is stored, rollups included.
         spans, fingerprints = scrub_db_spans(spans)
+        spans = scrubber.spans(spans)
         self.table = spans_to_arrow(project_id, spans, fingerprints) if spans else None
         self.rollup: dict[tuple[Any, ...], list[int]] = {}
         rollup_rows(project_id, spans, self.rollup)
@@ -296,8 +305,10 @@ class DuckDBStore:
         max_group_spans: int = 50_000,
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
+        span_scrubber: SpanScrubber | None = None,
     ) -> None:
         self.path = Path(path)
+        self.span_scrubber = span_scrubber or SpanScrubber()
         self.queue_max_spans = queue_max_spans
         self.commit_interval_s = commit_interval_ms / 1000.0
         self.query_timeout_s = query_timeout_s
@@ -309,7 +320,7 @@ class DuckDBStore:
         self._queued_events = 0
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._db = HealingConnection(self.path, self._setup)
         self._thread: threading.Thread | None = None
         self.stats = {
             "committed_spans": 0,
@@ -323,12 +334,7 @@ class DuckDBStore:
 
     def start(self) -> DuckDBStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path))
-        # DuckDB checkpoints (compresses the WAL into the file) once the WAL reaches this
-        # size. Its 16 MB default checkpoints every few group commits, each rewriting
-        # partly-filled row groups: 4x the CPU per span and a larger file than 64 MB.
-        self._con.execute(f"SET checkpoint_threshold = '{int(self.checkpoint_threshold_mb)}MB'")
-        self._migrate(self._con)
+        self._db.open()
         self._thread = threading.Thread(target=self._run, name="heron-writer", daemon=True)
         self._thread.start()
         return self
@@ -338,10 +344,18 @@ class DuckDBStore:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
-        if self._con is not None:
-            self._con.execute("CHECKPOINT")
-            self._con.close()
-            self._con = None
+        self._db.close()
+
+    def health(self) -> str | None:
+        return self._db.failure
+
+    def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Settings and migrations of a new connection (at start and on every reopen)."""
+        # DuckDB checkpoints (compresses the WAL into the file) once the WAL reaches this
+        # size. Its 16 MB default checkpoints every few group commits, each rewriting
+        # partly-filled row groups: 4x the CPU per span and a larger file than 64 MB.
+        con.execute(f"SET checkpoint_threshold = '{int(self.checkpoint_threshold_mb)}MB'")
+        self._migrate(con)
 
     @staticmethod
     def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -370,7 +384,7 @@ class DuckDBStore:
                 raise QueueFull(f"write queue full ({self._queued_spans} spans waiting)")
             self._queued_spans += len(spans)
         try:
-            batch = _Batch(project_id, spans)
+            batch = _Batch(project_id, spans, self.span_scrubber)
         except Exception as e:  # e.g. a value out of its column's range: fail this batch only
             with self._lock:
                 self._queued_spans -= len(spans)
@@ -411,7 +425,7 @@ class DuckDBStore:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._next_item()
             if item is _STOP:
                 return
             if isinstance(item, _Task):
@@ -426,6 +440,17 @@ class DuckDBStore:
                 self._run_task(t)
             if stop:
                 return
+
+    def _next_item(self) -> Any:
+        """The next queued item; while writes fail, a probe write whenever the queue
+        stays empty for a while, so that the store heals without traffic."""
+        while True:
+            if self._db.failure is None:
+                return self._queue.get()
+            try:
+                return self._queue.get(timeout=RECOVERY_INTERVAL_S)
+            except queue.Empty:
+                self._db.probe()
 
     def _gather(
         self, first: _Batch | EventBatch
@@ -464,34 +489,14 @@ class DuckDBStore:
         return group, events, False, tasks
 
     def _commit(self, group: list[_Batch]) -> None:
-        assert self._con is not None
-        con = self._con
         n = sum(b.n for b in group)
         try:
-            tables = [b.table for b in group if b.table is not None]
-            acc = _merge_rollups([b.rollup for b in group])
-            # BY NAME: columns added by later migrations (nullable) are left to default.
-            # One execute() for the whole transaction: each call re-takes the GIL when
-            # DuckDB returns, which costs up to a switch interval while the event loop
-            # is decoding the next requests.
-            sql = ["BEGIN"]
-            if tables:
-                span_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
-                sql.append("INSERT INTO spans BY NAME SELECT * FROM span_tbl")
-            if acc:
-                rollup_tbl = rollups_to_arrow(acc)  # noqa: F841
-                sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM rollup_tbl")
-            sql.append("COMMIT")
-            try:
-                con.execute("; ".join(sql))
-            except BaseException:
-                _rollback(con)
-                raise
-        except Exception as e:
-            log.exception("commit of %d spans failed", n)
-            for b in group:
-                b.future.set_exception(e)
-        else:
+            error = self._written(lambda: self._insert_spans(group), f"commit of {n} spans")
+            if error is not None:
+                for b in group:
+                    b.future.set_exception(error)
+                return
+            self._db.succeeded()
             self.stats["committed_spans"] += n
             self.stats["commits"] += 1
             for b in group:
@@ -500,24 +505,38 @@ class DuckDBStore:
             with self._lock:
                 self._queued_spans -= n
 
+    def _insert_spans(self, group: list[_Batch]) -> None:
+        con = self._db.writer()
+        tables = [b.table for b in group if b.table is not None]
+        acc = _merge_rollups([b.rollup for b in group])
+        # BY NAME: columns added by later migrations (nullable) are left to default.
+        # One execute() for the whole transaction: each call re-takes the GIL when
+        # DuckDB returns, which costs up to a switch interval while the event loop
+        # is decoding the next requests.
+        sql = ["BEGIN"]
+        if tables:
+            span_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
+            sql.append("INSERT INTO spans BY NAME SELECT * FROM span_tbl")
+        if acc:
+            rollup_tbl = rollups_to_arrow(acc)  # noqa: F841
+            sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM rollup_tbl")
+        sql.append("COMMIT")
+        try:
+            con.execute("; ".join(sql))
+        except BaseException:
+            _rollback(con)
+            raise
+
     def _commit_events(self, batches: list[EventBatch]) -> None:
-        assert self._con is not None
-        con = self._con
         n = sum(b.n for b in batches)
         try:
-            con.execute("BEGIN")
-            try:
-                write_events(con, batches, self._known_releases)
-                con.execute("COMMIT")
-            except BaseException:
-                _rollback(con)
+            error = self._written(lambda: self._insert_events(batches), f"commit of {n} events")
+            if error is not None:
                 self._known_releases.clear()  # it may hold releases rolled back
-                raise
-        except Exception as e:
-            log.exception("commit of %d events/logs failed", n)
-            for b in batches:
-                b.future.set_exception(e)
-        else:
+                for b in batches:
+                    b.future.set_exception(error)
+                return
+            self._db.succeeded()
             self.stats["committed_events"] += sum(len(b.events) for b in batches)
             self.stats["committed_logs"] += n - sum(len(b.events) for b in batches)
             for b in batches:
@@ -526,23 +545,41 @@ class DuckDBStore:
             with self._lock:
                 self._queued_events -= n
 
+    def _insert_events(self, batches: list[EventBatch]) -> None:
+        self._transaction(lambda con: write_events(con, batches, self._known_releases), [])
+
     def _run_task(self, task: _Task) -> None:
-        assert self._con is not None
         if not task.future.set_running_or_notify_cancel():
             return
-        con = self._con
-        try:
-            con.execute("BEGIN")
-            try:
-                result = task.fn(con)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        except Exception as e:
-            task.future.set_exception(e)
+        out: list[Any] = []
+        error = self._written(lambda: self._transaction(task.fn, out), "background write")
+        if error is not None:
+            task.future.set_exception(error)
         else:
-            task.future.set_result(result)
+            task.future.set_result(out[0])
+
+    def _transaction(self, fn: Callable[[Any], Any], out: list[Any]) -> None:
+        """``fn(connection)`` in a transaction; its result goes to ``out`` before COMMIT,
+        which may fail after it has committed (see ``_written``)."""
+        con = self._db.writer()
+        con.execute("BEGIN")
+        try:
+            out.append(fn(con))
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+
+    def _written(self, write: Callable[[], None], what: str) -> Exception | None:
+        """Run one transaction; None when it committed, even if the automatic checkpoint
+        after its COMMIT failed, otherwise the error to answer its requests with."""
+        try:
+            write()
+        except Exception as e:
+            if not is_storage_failure(e):
+                log.exception("%s failed", what)
+            return self._db.failed(e)
+        return None
 
     @property
     def queued_spans(self) -> int:
@@ -554,40 +591,21 @@ class DuckDBStore:
 
     # ----------------------------------------------------------------- read side
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        assert self._con is not None, "store not started"
-        return self._con.cursor()
+    def _reader(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._db.cursor(self.query_timeout_s)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._cursor()
-        timer = threading.Timer(self.query_timeout_s, cur.interrupt)
-        timer.start()
-        try:
+        with self._reader() as cur:
             return cur.execute(sql, list(params)).fetchall()
-        finally:
-            timer.cancel()
-            cur.close()
 
     def read_arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Like read(), the rows as an Arrow table: no Python object per value, for
         results that go straight back into a table (the analysis job's rollups)."""
-        cur = self._cursor()
-        timer = threading.Timer(self.query_timeout_s, cur.interrupt)
-        timer.start()
-        try:
+        with self._reader() as cur:
             return cur.sql(sql, params=list(params)).to_arrow_table()
-        finally:
-            timer.cancel()
-            cur.close()
 
     def read_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self._cursor()
-        timer = threading.Timer(self.query_timeout_s, cur.interrupt)
-        timer.start()
-        try:
+        with self._reader() as cur:
             res = cur.execute(sql, list(params))
             names = [d[0] for d in res.description or []]
             return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
-        finally:
-            timer.cancel()
-            cur.close()

@@ -9,7 +9,11 @@ so counters never race. Issue status semantics (shared with the read side):
   (``resolved_release`` '' or NULL) and the event is newer than the resolution, or when
   it was resolved in release R and the event's release was first seen after R was. When
   R was never seen in an event, the time rule applies;
-- counters (``event_count``, ``first/last_seen_ns``, ``last_release``) move on every event.
+- counters (``event_count``, ``first/last_seen_ns``, ``last_release``) move on every event;
+- an event whose id is already stored (or repeated in the same commit) is skipped: it was
+  reported twice (an OpenTelemetry error as span event and log record, see
+  ``span_errors.exception_event_id``, or a client's retry after a lost answer). Log
+  records are always kept and link to the stored event by id.
 
 Conversion to columns happens on the submitting thread (:class:`EventBatch`), so the
 writer only runs the issue logic and bulk inserts.
@@ -125,6 +129,8 @@ _UPDATE_ISSUES = (
     + ", ".join(f"{c} = u.{c}" for c in _UPDATED_COLUMNS)
     + " FROM heron_issue_updates u WHERE issues.id = u.id"
 )
+_SELECT_STORED_IDS = "SELECT project_id, event_id FROM error_events WHERE event_id IN ("
+_ID_LOOKUP_CHUNK = 1_000  # DuckDB scans the index for IN lists up to 2,048 values
 # Per-statement overhead dominates small commits: one UPDATE per issue up to this many.
 _ROW_UPDATES_MAX = 4
 _ISSUE_SCHEMA = pa.schema(
@@ -357,19 +363,34 @@ def _load_issues(con: Any, keys: set[tuple[int, int]]) -> dict[tuple[int, int], 
 def write_events(con: Any, batches: list[EventBatch], known_releases: set[tuple[int, str]]) -> None:
     """Insert releases, upsert issues, insert events and logs (caller holds the
     transaction)."""
-    events = [(b.project_id, ev) for b in batches for ev in b.events]
-    if events:
+    fresh = _unseen_events(con, batches)
+    if fresh:
+        events = [(pid, ev) for pid, ev, _ in fresh]
         _record_releases(con, events, known_releases)
         _write_issues(con, events)
-        rows = [
-            (row[:2] + (ev.issue_id,) + row[2:])
-            for b in batches
-            for ev, row in zip(b.events, b.event_rows, strict=True)
-        ]
+        rows = [(row[:2] + (ev.issue_id,) + row[2:]) for _, ev, row in fresh]
         _insert(con, "error_events", _table(_EVENT_SCHEMA, rows))
     log_tables = [b.logs for b in batches if b.logs is not None]
     if log_tables:
         _insert(con, "logs", pa.concat_tables(log_tables))
+
+
+def _unseen_events(
+    con: Any, batches: list[EventBatch]
+) -> list[tuple[int, ErrorEvent, tuple[Any, ...]]]:
+    """(project, event, row) of each event whose id is neither stored nor repeated."""
+    out: dict[tuple[int, str], tuple[int, ErrorEvent, tuple[Any, ...]]] = {}
+    for b in batches:
+        for ev, row in zip(b.events, b.event_rows, strict=True):
+            out.setdefault((b.project_id, ev.event_id), (b.project_id, ev, row))
+    ids = sorted({eid for _, eid in out})
+    for i in range(0, len(ids), _ID_LOOKUP_CHUNK):
+        chunk = ids[i : i + _ID_LOOKUP_CHUNK]
+        # A literal IN list of placeholders lets DuckDB use the event_id index.
+        sql = _SELECT_STORED_IDS + ", ".join("?" * len(chunk)) + ")"
+        for pid, eid in con.execute(sql, chunk).fetchall():
+            out.pop((pid, eid), None)
+    return list(out.values())
 
 
 def _insert(con: Any, table: str, rows: pa.Table) -> None:

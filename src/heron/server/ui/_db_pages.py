@@ -143,13 +143,14 @@ def _threshold(request: Request) -> float:
 def _series(points: list[query.QueryPoint], step_s: int, state: UiState) -> dict[str, Any]:
     """The query's time series in the shape the charts read (see heron.js): calls/min,
     error %, and latency lines (mean, p95, max), each with its legend label."""
-    per_min = 60 / step_s
     return {
+        "rate_label": "calls/min",
+        "partial": bool(points) and points[-1].partial,
         "step_s": step_s,
         "from": state.time_range.start_ns // 10**9,
         "to": state.time_range.end_ns // 10**9,
         "t": [p.t for p in points],
-        "rpm": [p.calls / per_min for p in points],
+        "rpm": [p.calls_per_min for p in points],
         "error_rate": [p.errors / p.calls * 100 if p.calls else None for p in points],
         "latency": [
             {"label": "mean", "values": [p.mean_ms for p in points]},
@@ -244,6 +245,7 @@ def register(router: APIRouter, kit: Kit) -> None:
             environment=state.environment,
             step_s=step,
             samples=SAMPLES,
+            now_ns=state.now_ns,
         )
         if detail is None:
             raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")
@@ -266,31 +268,51 @@ def register(router: APIRouter, kit: Kit) -> None:
         state = kit.state(request)
         threshold = _threshold(request)
         service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
-        system = _opt(request, "db_system")
-        rows = query.slow_queries(
-            kit.ctx.store,
-            kit.project,
-            state.time_range,
-            threshold_ms=threshold,
-            service=service,
-            endpoint=endpoint,
-            db_system=system,
-            environment=state.environment,
-            limit=SLOW_LIMIT,
-        )
+        system, raw_fp = _opt(request, "db_system"), _opt(request, "fp")
+        view = "calls" if raw_fp or _opt(request, "view") == "calls" else "groups"
+        sort = _opt(request, "sort") or "total_time_ms"
+        if sort not in query.SLOW_GROUP_SORTS:
+            raise InvalidQuery(
+                f"cannot sort by {sort[:32]!r}: use one of {', '.join(query.SLOW_GROUP_SORTS)}"
+            )
+        filters: dict[str, Any] = {
+            "threshold_ms": threshold,
+            "service": service,
+            "endpoint": endpoint,
+            "db_system": system,
+            "environment": state.environment,
+            "limit": SLOW_LIMIT,
+        }
+        store, project, tr = kit.ctx.store, kit.project, state.time_range
+        if view == "calls":
+            fp = query.parse_fingerprint(raw_fp) if raw_fp else None
+            rows: list[Any] = query.slow_queries(store, project, tr, fingerprint=fp, **filters)
+        else:
+            rows = query.slow_query_groups(store, project, tr, sort=sort, **filters)
+        params = {
+            "threshold": _opt(request, "threshold"),
+            "service": service,
+            "endpoint": endpoint,
+            "db_system": system,
+        }
         return kit.render(
             request,
             "db_slow.html",
             state,
             nav="db",
             page_params={
-                "threshold": _opt(request, "threshold"),
-                "service": service,
-                "endpoint": endpoint,
-                "db_system": system,
+                **params,
+                "fp": raw_fp,
+                "view": "calls" if view == "calls" and not raw_fp else None,
+                "sort": sort if view == "groups" and sort != "total_time_ms" else None,
             },
+            filter_params=params,
             tab="slow",
+            view=view,
+            fp=raw_fp,
             rows=rows,
+            sort=sort,
+            sorts=query.SLOW_GROUP_SORTS,
             threshold=threshold,
             service=service,
             endpoint=endpoint,

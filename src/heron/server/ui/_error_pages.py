@@ -110,6 +110,8 @@ def _series(detail: query.IssueDetail, state: UiState) -> dict[str, Any]:
         "to": state.time_range.end_ns // 10**9,
         "t": [p.t for p in detail.series],
         "events": [p.events for p in detail.series],
+        "partial": bool(detail.series)
+        and query.filling_share(detail.series[-1].t, detail.step_s, state.now_ns) is not None,
     }
 
 

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from heron.server import query
 from heron.server.errors import BadRequest, NotFound
 from heron.server.query import InvalidQuery
+from heron.server.store.base import StorageUnavailable
 from heron.server.ui._render import Renderer
 from heron.server.ui._state import RANGES, REFRESH, UiState, read_state
 
@@ -98,7 +99,7 @@ def _session(request: Request) -> dict[str, Any]:
 
     try:
         return {"user": require_user(request), "csrf_token": csrf_token(request)}
-    except LoginRequired:
+    except (LoginRequired, StorageUnavailable):
         return {"user": None, "csrf_token": ""}
 
 
@@ -137,6 +138,12 @@ def ui_route_class(kit_of: Callable[[], Kit]) -> type[APIRoute]:
                     msg = "The query took too long and was stopped."
                     hint = "Choose a shorter time range or add filters, then try again."
                     return kit_of().error_page(request, 503, msg, hint)
+                except StorageUnavailable as e:
+                    msg = f"Storage is unavailable: {e}"
+                    hint = "Heron recovers on its own once the disk has room; see /healthz."
+                    page = kit_of().error_page(request, 503, msg, hint)
+                    page.headers["Retry-After"] = str(e.retry_after_s)
+                    return page
 
             return handle
 

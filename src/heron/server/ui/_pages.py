@@ -12,12 +12,18 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from heron._version import __version__
 from heron.server import query
+from heron.server.errors import NotFound
 from heron.server.query import TimeRange
 from heron.server.ui._kit import Kit, sort_param
 from heron.server.ui._state import UiState
 
 CHART_POINTS = 120
+RPM_TITLE = (
+    "Requests per minute from the first request in the range to its end "
+    "(a service that started 3 minutes ago is not averaged over the whole hour)"
+)
 SPARK_W, SPARK_H = 100.0, 24.0
 
 
@@ -34,7 +40,8 @@ def sparkline_points(values: list[float | None]) -> str:
 
 
 def _series(kit: Kit, state: UiState, service: str, **filters: Any) -> dict[str, Any]:
-    """Chart data: columns of the time series (times in Unix seconds)."""
+    """Chart data: columns of the time series (times in Unix seconds); ``partial``: the
+    last step is still filling (drawn dashed)."""
     step = query.chart_step_s(state.time_range, CHART_POINTS)
     ts = query.service_timeseries(
         kit.ctx.store,
@@ -44,10 +51,13 @@ def _series(kit: Kit, state: UiState, service: str, **filters: Any) -> dict[str,
         step_s=step,
         environment=state.environment,
         apdex_t_ms=kit.ctx.config.apdex_t_ms,
+        now_ns=state.now_ns,
         **filters,
     )
     pts = ts.points
     return {
+        "rate_label": "req/min",
+        "partial": bool(pts) and pts[-1].partial,
         "step_s": step,
         "from": state.time_range.start_ns // 10**9,
         "to": state.time_range.end_ns // 10**9,
@@ -66,6 +76,15 @@ def _one(rows: list[Any], attr: str, name: str) -> Any:
     return next((r for r in rows if getattr(r, attr) == name), None)
 
 
+def _known(kit: Kit, service: str, endpoint: str | None = None) -> None:
+    """Raise NotFound (a 404 page) for a service or endpoint never seen."""
+    store, project = kit.ctx.store, kit.project
+    if not query.service_known(store, project, service):
+        raise NotFound(f"no service named {service!r} has reported requests")
+    if endpoint is not None and not query.endpoint_known(store, project, service, endpoint):
+        raise NotFound(f"service {service!r} has no endpoint {endpoint!r}")
+
+
 def _required(request: Request, name: str) -> str:
     value = request.query_params.get(name)
     if not value:
@@ -74,6 +93,8 @@ def _required(request: Request, name: str) -> str:
 
 
 def register(router: APIRouter, kit: Kit) -> None:
+    kit.renderer.env.globals["rpm_title"] = RPM_TITLE
+
     @router.get("/")
     def overview(request: Request) -> Response:
         state = kit.state(request)
@@ -89,7 +110,7 @@ def register(router: APIRouter, kit: Kit) -> None:
             descending=order == "desc",
         )
         lines = query.service_sparklines(
-            store, project, state.time_range, environment=state.environment
+            store, project, state.time_range, environment=state.environment, now_ns=state.now_ns
         )
         sparks = {
             name: {
@@ -117,6 +138,7 @@ def register(router: APIRouter, kit: Kit) -> None:
     def service_page(request: Request) -> Response:
         state = kit.state(request)
         service = _required(request, "service")
+        _known(kit, service)
         release = request.query_params.get("release") or None
         needle = (request.query_params.get("q") or "").strip()
         sort, order = sort_param(request, query.ENDPOINT_SORTS, "requests")
@@ -163,6 +185,7 @@ def register(router: APIRouter, kit: Kit) -> None:
         state = kit.state(request)
         service = _required(request, "service")
         endpoint = _required(request, "endpoint")
+        _known(kit, service, endpoint)
         release = request.query_params.get("release") or None
         store, project, tr = kit.ctx.store, kit.project, state.time_range
         env = state.environment
@@ -225,4 +248,5 @@ def _setup(kit: Kit, request: Request) -> dict[str, str]:
     return {
         "endpoint": str(request.base_url).rstrip("/"),
         "key": boot.ingest_key if boot else "hk_…",
+        "version": __version__,
     }

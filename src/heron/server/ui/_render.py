@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import Response
 
+from heron.server.analyze.grouping import display_type
 from heron.server.ui.security import PAGE_HEADERS
 
 HERE = Path(__file__).resolve().parent
@@ -109,7 +110,13 @@ class Renderer:
         )
         env.policies["json.dumps_function"] = _dumps
         env.filters.update(
-            ms=fmt_ms, pct=fmt_pct, num=fmt_num, time=fmt_time, iso=iso_ns, color=color_index
+            ms=fmt_ms,
+            pct=fmt_pct,
+            num=fmt_num,
+            time=fmt_time,
+            iso=iso_ns,
+            color=color_index,
+            bare_type=display_type,
         )
         env.globals["static"] = self.static_url
         self.env = env

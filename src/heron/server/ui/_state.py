@@ -40,6 +40,8 @@ class UiState:
     refresh: str
     custom_from: str = ""
     custom_to: str = ""
+    now_ns: int | None = None
+    """When the page was asked for: the chart step holding it is still filling."""
 
     def params(self) -> dict[str, str]:
         """The global parameters as they appear in URLs (defaults left out)."""
@@ -96,9 +98,10 @@ def read_state(request: Request, now_ns: int) -> UiState:
         if end - start > MAX_RANGE_S * NS:
             raise InvalidQuery(f"the time range is longer than {MAX_RANGE_S // 86400} days")
         return UiState(
-            "custom", TimeRange(start, end), env, refresh, frm or iso(start), to or "now"
+            "custom", TimeRange(start, end), env, refresh, frm or iso(start), to or "now", now_ns
         )
     preset = q.get("range") or DEFAULT_RANGE
     if preset not in RANGES:
         raise InvalidQuery(f"range must be one of {', '.join(RANGES)} (got {preset[:32]!r})")
-    return UiState(preset, TimeRange(now_ns - RANGES[preset] * NS, now_ns), env, refresh)
+    time_range = TimeRange(now_ns - RANGES[preset] * NS, now_ns)
+    return UiState(preset, time_range, env, refresh, now_ns=now_ns)

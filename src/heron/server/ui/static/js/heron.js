@@ -117,7 +117,7 @@
     var bad = H.css("--bad", "#d92d20");
     var warn = H.css("--warn", "#b54708");
     var defs = {
-      throughput: [{ label: "req/min", stroke: accent, fill: accent + "22", values: data.rpm }],
+      throughput: [{ label: data.rate_label || "req/min", stroke: accent, fill: accent + "22", values: data.rpm }],
       errors: [{ label: "error %", stroke: bad, fill: bad + "22", values: data.error_rate }],
       // Latency lines come labelled ("p50"/"p95"/"p99", or "mean"/"p95"/"max" for queries).
       latency: (data.latency || []).map(function (line, i) {
@@ -132,8 +132,19 @@
       ? function (v) { return +v.toFixed(2) + "%"; } : H.fmtNum;
     var series = [{}].concat(defs.map(function (d) {
       return { label: d.label, stroke: d.stroke, fill: d.fill, width: 1.5, spanGaps: kind !== "errors",
-               value: function (u, v) { return fmt(v); } };
+               value: function (u, v, si, i) { return fmt(i === null || i === undefined ? v : d.values[i]); } };
     }));
+    // A still-filling last step: solid lines stop one step earlier and a dashed segment
+    // (its own series, kept out of the legend) reaches the partial point.
+    var partial = data.partial && data.t.length > 1;
+    var cols = [data.t].concat(defs.map(function (d) { return partial ? solidPart(d.values) : d.values; }));
+    if (partial) {
+      defs.forEach(function (d) {
+        series.push({ label: d.label + " (so far)", stroke: d.stroke, width: 1.5, dash: [4, 4],
+                      spanGaps: true, value: function (u, v) { return fmt(v); } });
+        cols.push(dashedPart(d.values));
+      });
+    }
     var ax = axisStyle();
     var opts = {
       width: Math.max(plotEl.clientWidth, 200), height: CHART_H,
@@ -148,8 +159,28 @@
         zoomTo(Math.floor(a), Math.ceil(b));
       }] },
     };
-    var cols = [data.t].concat(defs.map(function (d) { return d.values; }));
-    return new uPlot(opts, cols, plotEl);
+    var plot = new uPlot(opts, cols, plotEl);
+    if (partial) {
+      plot.root.classList.add("has-partial");
+      plot.root.querySelectorAll(".u-legend .u-series").forEach(function (row, i) {
+        if (i > defs.length) row.style.display = "none";  // dashed twins: the lines' rows show their values
+      });
+    }
+    return plot;
+  }
+
+  function solidPart(values) {
+    return values.slice(0, -1).concat([null]);
+  }
+
+  function dashedPart(values) {
+    var out = values.map(function () { return null; });
+    var last = values.length - 1;
+    out[last] = values[last];
+    for (var i = last - 1; i >= 0; i--) {  // from the last drawn point before it
+      if (values[i] !== null && values[i] !== undefined) { out[i] = values[i]; break; }
+    }
+    return out;
   }
 
   function histogramChart(el, hist) {

@@ -21,6 +21,8 @@
   }
   function fmtUs(us) { return window.Heron.fmtMs(us / 1000); }
   function str(v) { return typeof v === "string" ? v : JSON.stringify(v); }
+  // "__main__.PaymentDeclined" reads as "PaymentDeclined" (as grouping.display_type does).
+  function bareType(name) { return name.replace(/^(?:builtins|__main__)\./, ""); }
 
   function Waterfall(root, doc) {
     this.root = root;
@@ -124,12 +126,9 @@
     row.bar.style.left = left + "%";
     row.bar.style.width = width + "%";
     row.dur.textContent = fmtUs(s[DUR]);
-    var end = left + width;
-    // The duration goes after the bar, or before it, or inside it near the right edge.
-    row.dur.classList.toggle("in", end > 82 && left < 15);
-    if (end <= 82) { row.dur.style.right = ""; row.dur.style.left = (end + 0.4) + "%"; }
-    else if (left >= 15) { row.dur.style.left = ""; row.dur.style.right = (100 - left + 0.4) + "%"; }
-    else { row.dur.style.left = ""; row.dur.style.right = (100 - end + 0.6) + "%"; }
+    // The duration always goes right after the bar: the track keeps a gutter on its
+    // right (see .wf-track in heron.css), so even the root's label never covers a bar.
+    row.dur.style.left = "calc(" + (left + width) + "% + 4px)";
     this.fillCrit(row, s[CRIT]);
   };
 
@@ -226,7 +225,7 @@
       box.append(el("h3", null, "Exceptions"));
       exceptions.forEach(function (e) {
         var a = e.attributes || {}, wrap = el("div", "exc");
-        wrap.append(el("div", "type", a["exception.type"] || "exception"));
+        wrap.append(el("div", "type", bareType(str(a["exception.type"] || "exception"))));
         if (a["exception.message"] !== undefined) wrap.append(el("div", "msg", str(a["exception.message"])));
         if (a["exception.stacktrace"]) wrap.append(el("pre", "stack", str(a["exception.stacktrace"])));
         box.append(wrap);
