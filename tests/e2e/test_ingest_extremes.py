@@ -37,6 +37,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from tests.conftest import HeronProcess, make_heron
 
+pytestmark = pytest.mark.e2e
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NOW = 1_700_000_000 * 10**9
 MAX_VALUE_DEPTH = 32  # deeper containers are stored as TRIMMED

@@ -4,6 +4,10 @@ tests/e2e/test_ingest_bad_input.py and tests/e2e/test_ingest_extremes.py."""
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
+import orjson
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
@@ -13,9 +17,14 @@ from heron.server.ingest.limits import MAX_TIME_NS, TRIMMED, parse_json, trimmed
 from heron.server.ingest.logs import decode_logs_protobuf
 from heron.server.ingest.otlp import SpanBatch, decode_protobuf, decode_protobuf_batch
 from heron.server.ingest.sentry import timestamp_ns
+from heron.server.store.maintenance import analyze_recent
+from tests.server.ingest_client import KEY, NOW_NS, TOKEN, running_heron
 from tests.server.test_otlp_decode import kv, pb_request, pb_span
 
 NOW = 1_700_000_000 * 10**9
+JSON = "application/json"
+BEARER = {"authorization": f"Bearer {TOKEN}"}
+DAY = {"from": "2023-11-14T00:00:00Z", "to": "2023-11-15T00:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -129,3 +138,40 @@ def test_sentry_timestamp_out_of_range_is_the_default(value: object) -> None:
 )
 def test_sentry_timestamp_in_range(value: object, ns: int) -> None:
     assert timestamp_ns(value, 42) == ns
+
+
+def test_spans_lasting_centuries_do_not_break_analysis(tmp_path: Path) -> None:
+    """Valid spans whose durations sum beyond int64: the per-minute rollups, the query
+    statistics and the repeat (N+1) detection saturate instead of failing."""
+    parent = {"traceId": "ab" * 16, "spanId": "01" * 8, "kind": 2}
+    db = [("db.system.name", "postgresql"), ("db.query.text", "SELECT * FROM t WHERE id = 1")]
+    http = [("http.request.method", "GET"), ("url.full", "http://x/api/1")]
+    spans = [{**parent, "name": "GET /x", **_times(0)}]
+    spans += [_child(i, "SELECT", db) for i in range(2, 8)]
+    spans += [_child(i, "GET", http) for i in range(10, 16)]
+    body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    with running_heron(tmp_path) as h:
+        r = h.post("/v1/traces", body, headers={"x-heron-key": KEY, "content-type": JSON})
+        assert r.status_code == 200 and r.json() == {}, r.text
+        assert analyze_recent(h.store, NOW_NS + 10**9) == 2
+        for path in ("/api/v1/services", "/api/v1/db/queries", "/api/v1/n-plus-one"):
+            r = h.portal.call(partial(h.client.get, path, params=DAY, headers=BEARER))
+            assert r.status_code == 200, r.text
+        (finding, _) = r.json()["findings"]
+        assert finding["occurrences"] == 1
+
+
+def _times(offset: int) -> dict[str, str]:
+    return {"startTimeUnixNano": str(NOW_NS + offset), "endTimeUnixNano": str(MAX_TIME_NS)}
+
+
+def _child(i: int, name: str, attrs: list[tuple[str, str]]) -> dict[str, object]:
+    return {
+        "traceId": "ab" * 16,
+        "spanId": f"{i:016x}",
+        "parentSpanId": "01" * 8,
+        "name": name,
+        "kind": 3,
+        **_times(i),
+        "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs],
+    }
