@@ -78,13 +78,15 @@ _COLUMNS = [
     ("example_span_id", pa.uint64()),
 ]
 _SCHEMA = pa.schema(_COLUMNS)
+# total_ns saturates: a few (valid) spans lasting centuries must not fail the analysis.
+MAX_TOTAL_NS = 2**63 - 1
 
 # Grouped by the trace id's 64-bit hash (with the parent's id): cheaper than the BLOB.
 _DB_GROUPS_SQL = f"""
 SELECT project_id, min(start_ns) AS start_ns, any_value(trace_id), parent_id,
        any_value(service), any_value(environment), db_fingerprint,
        any_value(db_system), any_value(db_statement), count(*)::BIGINT,
-       sum(duration_ns)::BIGINT, max(duration_ns), arg_min(span_id, start_ns)
+       least(sum(duration_ns), {MAX_TOTAL_NS})::BIGINT, max(duration_ns), arg_min(span_id, start_ns)
 FROM spans
 WHERE start_ns >= ? AND db_fingerprint IS NOT NULL AND parent_id <> 0
 GROUP BY project_id, {TRACE_KEY_SQL}, parent_id, db_fingerprint
@@ -196,7 +198,7 @@ def _http_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> lis
             }
             continue
         g["count"] += 1
-        g["total_ns"] += dur
+        g["total_ns"] = min(g["total_ns"] + dur, MAX_TOTAL_NS)
         g["max_ns"] = max(g["max_ns"], dur)
         if start < g["start_ns"]:
             g["start_ns"], g["example_span_id"] = start, span_id

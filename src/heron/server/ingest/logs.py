@@ -47,17 +47,21 @@ from heron.server.ingest.http import (
     queue_events,
     status_response,
 )
+from heron.server.ingest.limits import parse_json, time_in_range, trimmed
 from heron.server.ingest.otlp import (
     DecodeError,
     _hex_id,
     _json_attrs,
     _json_int,
     _json_list,
+    _json_str,
     _json_value,
     _pb_attrs,
     _pb_value,
     _ResourceInfo,
     json_body,
+    json_resource,
+    json_scope_name,
 )
 from heron.server.ingest.sentry import event_from_sentry, event_id_of
 from heron.server.ingest.span_errors import (
@@ -115,7 +119,12 @@ def _record(
     attrs: dict[str, Any],
     received_ns: int,
 ) -> LogRecord:
-    """Validate ids and build a record; raise ValueError naming the first problem."""
+    """Validate ids and times and build a record; raise ValueError naming the first
+    problem."""
+    if res.error:
+        raise ValueError(res.error)
+    time_in_range(time_ns, "timeUnixNano")
+    time_in_range(observed_ns, "observedTimeUnixNano")
     if trace_id and (len(trace_id) != 16 or not any(trace_id)):
         raise ValueError("traceId must be empty or 16 bytes, not all zero")
     if span_id and len(span_id) != 8:
@@ -181,13 +190,9 @@ def decode_logs_json(body: bytes, received_ns: int) -> LogsDecodeResult:
     for rl in _json_list(doc, "resourceLogs"):
         if not isinstance(rl, dict):
             raise DecodeError("resourceLogs entries must be objects")
-        try:
-            res = _ResourceInfo(_json_attrs((rl.get("resource") or {}).get("attributes")))
-        except ValueError as e:
-            raise DecodeError(f"invalid resource: {e}") from None
+        res = json_resource(rl)
         for sl in _json_list(rl, "scopeLogs"):
-            scope = sl.get("scope") if isinstance(sl, dict) else None
-            scope_name = str(scope.get("name", "")) if isinstance(scope, dict) else ""
+            scope_name = json_scope_name(sl)
             for r in _json_list(sl, "logRecords"):
                 try:
                     out.records.append(_json_record(res, scope_name, r, received_ns))
@@ -207,7 +212,7 @@ def _json_record(res: _ResourceInfo, scope: str, r: Any, received_ns: int) -> Lo
         _hex_id(r.get("traceId"), "traceId", 16),
         _hex_id(r.get("spanId"), "spanId", 8),
         _json_int(r.get("severityNumber"), "severityNumber"),
-        str(r.get("severityText") or ""),
+        _json_str(r.get("severityText"), "severityText"),
         _json_value(r.get("body")),
         _json_attrs(r.get("attributes")),
         received_ns,
@@ -284,13 +289,13 @@ def event_from_attributes(rec: LogRecord, received_ns: int) -> ErrorEvent:
 def _heron_event(rec: LogRecord, raw: Any, received_ns: int) -> ErrorEvent | None:
     """Rule 3a: the agent's own event; the resource names service/env/release."""
     try:
-        doc = orjson.loads(raw) if isinstance(raw, str) else None
-    except orjson.JSONDecodeError:
+        doc = parse_json(raw.encode()) if isinstance(raw, str) else None
+    except ValueError:
         doc = None
     if not isinstance(doc, dict):
         return None
     ev = event_from_sentry(
-        doc,
+        trimmed(doc),
         received_ns=received_ns,
         source="otlp.log",
         service=rec.service,

@@ -8,7 +8,6 @@ handled identically. A whole request that cannot be decoded raises :class:`Decod
 from __future__ import annotations
 
 import base64
-import json
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,14 @@ from google.protobuf.message import DecodeError as _PbDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from heron.server.ingest.limits import (
+    MAX_TIME_NS,
+    MAX_VALUE_DEPTH,
+    TRIMMED,
+    int64,
+    parse_json,
+    time_in_range,
+)
 from heron.server.model import DecodeResult, Span
 
 # Attribute names lifted into span columns: current name first, then older aliases.
@@ -71,10 +78,11 @@ def _as_int(v: Any) -> int | None:
 
 
 class _ResourceInfo:
-    __slots__ = ("service", "environment", "release", "attributes")
+    __slots__ = ("service", "environment", "release", "attributes", "error")
 
-    def __init__(self, attributes: dict[str, Any]) -> None:
+    def __init__(self, attributes: dict[str, Any], error: str | None = None) -> None:
         self.attributes = attributes
+        self.error = error  # why every item of this resource is rejected
         self.service = str(attributes.get("service.name") or "unknown_service")
         self.environment = str(_first(attributes, ENVIRONMENT_KEYS) or "")
         self.release = str(attributes.get("service.version") or "")
@@ -92,6 +100,7 @@ def _check_span(
         raise ValueError("parentSpanId must be empty or 8 bytes")
     if start_ns <= 0 or end_ns < start_ns:
         raise ValueError("endTimeUnixNano must not be before startTimeUnixNano (both > 0)")
+    time_in_range(end_ns, "endTimeUnixNano")
     if not 0 <= kind <= 5:
         raise ValueError(f"unknown span kind {kind}")
 
@@ -113,7 +122,10 @@ def _build_span(
     links: list[dict[str, Any]],
 ) -> Span:
     """Validate ids/times and lift well-known attributes; raise ValueError if invalid."""
+    if res.error:
+        raise ValueError(res.error)
     _check_span(trace_id, span_id, parent_id, start_ns, end_ns, kind)
+    _check_events(events)
     method = _first(attrs, HTTP_METHOD_KEYS)
     route = attrs.get("http.route")
     statement = _first(attrs, DB_STATEMENT_KEYS)
@@ -148,6 +160,11 @@ def _build_span(
     )
 
 
+def _check_events(events: list[dict[str, Any]]) -> None:
+    for e in events:
+        time_in_range(e["time_ns"], "events.timeUnixNano")
+
+
 def _clip(s: str) -> str:
     return s if len(s) <= MAX_ATTR_VALUE_CHARS else s[:MAX_ATTR_VALUE_CHARS] + "…"
 
@@ -155,7 +172,7 @@ def _clip(s: str) -> str:
 # ---------------------------------------------------------------------- protobuf
 
 
-def _pb_value(v: Any) -> Any:
+def _pb_value(v: Any, depth: int = 0) -> Any:
     which = v.WhichOneof("value")
     if which == "string_value":
         return _clip(v.string_value)
@@ -166,9 +183,13 @@ def _pb_value(v: Any) -> Any:
     if which == "bool_value":
         return v.bool_value
     if which == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
+        if depth >= MAX_VALUE_DEPTH:
+            return TRIMMED
+        return [_pb_value(x, depth + 1) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
+        if depth >= MAX_VALUE_DEPTH:
+            return TRIMMED
+        return {kv.key: _pb_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode()
     return None
@@ -278,29 +299,58 @@ def _json_int(v: Any, field: str) -> int:
     raise ValueError(f"{field} must be an integer (number or decimal string)")
 
 
-def _json_value(v: Any) -> Any:
+def _json_str(v: Any, field: str) -> str:
+    """A string field: as sent; numbers and booleans as text (lenient encoders send
+    them); anything else is invalid."""
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return ""
+    if isinstance(v, int | float):
+        return str(v)
+    raise ValueError(f"{field} must be a string")
+
+
+def _json_obj(v: Any, field: str) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError(f"{field} must be an object")
+    return v
+
+
+def _json_double(d: Any) -> float | None:
+    if isinstance(d, bool) or not isinstance(d, int | float | str):
+        return None
+    try:
+        return float(d)
+    except ValueError:
+        raise ValueError(f"doubleValue {str(d)[:32]!r} is not a number") from None
+
+
+def _json_value(v: Any, depth: int = 0) -> Any:
     if not isinstance(v, dict):
         return None
     if "stringValue" in v:
-        s = v["stringValue"]
-        return _clip(s) if isinstance(s, str) else str(s)
+        return _clip(_json_str(v["stringValue"], "stringValue"))
     if "intValue" in v:
-        return _json_int(v["intValue"], "intValue")
+        return int64(_json_int(v["intValue"], "intValue"), "intValue")
     if "doubleValue" in v:
-        d = v["doubleValue"]
-        return float(d) if isinstance(d, int | float | str) and not isinstance(d, bool) else None
+        return _json_double(v["doubleValue"])
     if "boolValue" in v:
         return bool(v["boolValue"])
-    if "arrayValue" in v:
-        return [_json_value(x) for x in (v["arrayValue"] or {}).get("values") or []]
-    if "kvlistValue" in v:
-        return _json_attrs((v["kvlistValue"] or {}).get("values"))
+    if "arrayValue" in v or "kvlistValue" in v:
+        if depth >= MAX_VALUE_DEPTH:
+            return TRIMMED
+        if "arrayValue" in v:
+            return [_json_value(x, depth + 1) for x in _json_list(v["arrayValue"], "values")]
+        return _json_attrs(_json_list(v["kvlistValue"], "values"), depth + 1)
     if "bytesValue" in v:
-        return v["bytesValue"]
+        return _clip(_json_str(v["bytesValue"], "bytesValue"))
     return None
 
 
-def _json_attrs(kvs: Any) -> dict[str, Any]:
+def _json_attrs(kvs: Any, depth: int = 0) -> dict[str, Any]:
     if not kvs:
         return {}
     if not isinstance(kvs, list):
@@ -308,7 +358,12 @@ def _json_attrs(kvs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            out[kv["key"]] = _json_value(kv.get("value"))
+            try:
+                out[kv["key"]] = _json_value(kv.get("value"), depth)
+            except ValueError as e:
+                if depth:
+                    raise
+                raise ValueError(f"attribute {kv['key'][:64]!r}: {e}") from None
     return out
 
 
@@ -321,17 +376,33 @@ def _json_list(obj: Any, key: str) -> list[Any]:
     return v
 
 
+def json_resource(parent: dict[str, Any]) -> _ResourceInfo:
+    """The resource of a ResourceSpans/ResourceLogs; one whose attributes are invalid
+    makes each of its items rejected (not the whole request)."""
+    try:
+        attrs = _json_attrs(_json_obj(parent.get("resource"), "resource").get("attributes"))
+    except ValueError as e:
+        return _ResourceInfo({}, error=f"resource: {e}")
+    return _ResourceInfo(attrs)
+
+
+def json_scope_name(parent: Any) -> str:
+    scope = parent.get("scope") if isinstance(parent, dict) else None
+    name = scope.get("name") if isinstance(scope, dict) else None
+    return name if isinstance(name, str) else ""
+
+
 def _json_span(res: _ResourceInfo, scope: str, s: Any) -> Span:
     if not isinstance(s, dict):
         raise ValueError("span must be an object")
-    status = s.get("status") or {}
+    status = _json_obj(s.get("status"), "status")
     events = [
         {
             "time_ns": _json_int(e.get("timeUnixNano"), "timeUnixNano"),
-            "name": str(e.get("name", "")),
+            "name": _json_str(e.get("name"), "events.name"),
             "attributes": _json_attrs(e.get("attributes")),
         }
-        for e in s.get("events") or []
+        for e in _json_list(s, "events")
         if isinstance(e, dict)
     ]
     links = [
@@ -340,7 +411,7 @@ def _json_span(res: _ResourceInfo, scope: str, s: Any) -> Span:
             "span_id": _hex_id(ln.get("spanId"), "links.spanId", 8).hex(),
             "attributes": _json_attrs(ln.get("attributes")),
         }
-        for ln in s.get("links") or []
+        for ln in _json_list(s, "links")
         if isinstance(ln, dict)
     ]
     return _build_span(
@@ -351,10 +422,10 @@ def _json_span(res: _ResourceInfo, scope: str, s: Any) -> Span:
         _hex_id(s.get("parentSpanId"), "parentSpanId", 8),
         _json_int(s.get("startTimeUnixNano"), "startTimeUnixNano"),
         _json_int(s.get("endTimeUnixNano"), "endTimeUnixNano"),
-        str(s.get("name", "")),
+        _json_str(s.get("name"), "name"),
         _json_int(s.get("kind"), "kind"),
-        _json_int(status.get("code"), "status.code") if isinstance(status, dict) else 0,
-        str(status.get("message", "")) if isinstance(status, dict) else "",
+        _json_int(status.get("code"), "status.code"),
+        _json_str(status.get("message"), "status.message"),
         _json_attrs(s.get("attributes")),
         events,
         links,
@@ -362,13 +433,12 @@ def _json_span(res: _ResourceInfo, scope: str, s: Any) -> Span:
 
 
 def json_body(body: bytes, message_type: str) -> dict[str, Any]:
-    """An OTLP-JSON request body as a dict; DecodeError saying what is wrong otherwise."""
+    """An OTLP-JSON request body as a dict; DecodeError saying what is wrong otherwise
+    (including nesting too deep to parse: see :func:`parse_json`)."""
     try:
-        doc = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DecodeError("request body is not valid UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise DecodeError(f"request body is not valid JSON: {e}") from None
+        doc = parse_json(body)
+    except ValueError as e:
+        raise DecodeError(f"request body is {e}") from None
     if not isinstance(doc, dict):
         raise DecodeError(f"request body must be a JSON object ({message_type})")
     return doc
@@ -381,14 +451,9 @@ def decode_json(body: bytes) -> DecodeResult:
     for rs in _json_list(doc, "resourceSpans"):
         if not isinstance(rs, dict):
             raise DecodeError("resourceSpans entries must be objects")
-        try:
-            res = _ResourceInfo(_json_attrs((rs.get("resource") or {}).get("attributes")))
-        except ValueError as e:
-            raise DecodeError(f"invalid resource: {e}") from None
+        res = json_resource(rs)
         for ss in _json_list(rs, "scopeSpans"):
-            scope = (
-                str(((ss or {}).get("scope") or {}).get("name", "")) if isinstance(ss, dict) else ""
-            )
+            scope = json_scope_name(ss)
             for s in _json_list(ss, "spans"):
                 _append(out, partial(_json_span, res, scope, s))
     return out
@@ -625,6 +690,7 @@ def _events_links(pb_span: Any) -> tuple[str | None, str | None]:
         {"time_ns": e.time_unix_nano, "name": e.name, "attributes": _pb_attrs(e.attributes)}
         for e in pb_span.events
     ]
+    _check_events(events)
     links = [
         {
             "trace_id": ln.trace_id.hex(),
@@ -756,6 +822,7 @@ def _walk_spans(
             or (parent and len(parent) != 8)
             or start <= 0
             or stop < start
+            or stop > MAX_TIME_NS
             or not 0 <= kind <= 5
         ):
             try:
@@ -776,7 +843,14 @@ def _walk_spans(
                     _TAIL_CACHE.clear()
                 _TAIL_CACHE[buf[tail_at:end]] = tail
         method, route, http_status, db_system, statement, attrs, status, status_message = tail
-        events, links = _events_links(pb_spans[k]) if rare else (None, None)
+        events: str | None = None
+        links: str | None = None
+        if rare:
+            try:
+                events, links = _events_links(pb_spans[k])
+            except ValueError as e:
+                out.reject(e)
+                continue
         add_row(
             (
                 start,

@@ -37,6 +37,7 @@ from heron.server.errors import (
     Unauthorized,
 )
 from heron.server.ingest.http import committed, queue_events, read_body
+from heron.server.ingest.limits import MAX_TIME_NS, parse_json, trimmed
 from heron.server.ingest.sentry_tracing import SentrySpans
 from heron.server.ingest.span_errors import MAX_MESSAGE_CHARS, new_event_id
 from heron.server.model import LEVELS, ErrorEvent, LogRecord
@@ -118,35 +119,43 @@ def parse_envelope(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, An
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A JSON object with data nested deeper than the store keeps trimmed (as Relay
+    trims data bags) and lone surrogate escapes replaced by U+FFFD."""
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"{what} is not valid JSON: {e}") from None
+        doc = parse_json(raw)
+    except ValueError as e:
+        raise BadRequest(f"{what} is {e}") from None
     if not isinstance(doc, dict):
         raise BadRequest(f"{what} must be a JSON object")
-    return doc
+    return trimmed(doc)
 
 
 # ---------------------------------------------------------------------- events
 
 
 def timestamp_ns(v: Any, default: int) -> int:
-    """Unix seconds (number or numeric string) or RFC 3339 → ns; ``default`` if neither."""
+    """Unix seconds (number or numeric string) or RFC 3339 → ns; ``default`` if neither,
+    or if the time is not after 1970 and before 2262 (Relay too replaces invalid times)."""
+    try:
+        ns = _timestamp_ns(v)
+    except (ValueError, OverflowError):  # NaN, infinities, dates beyond datetime's range
+        return default
+    return ns if ns is not None and 0 < ns <= MAX_TIME_NS else default
+
+
+def _timestamp_ns(v: Any) -> int | None:
     if isinstance(v, int | float) and not isinstance(v, bool):
         return int(v * 1_000_000_000)
-    if isinstance(v, str) and v:
-        try:
-            return int(float(v) * 1_000_000_000)
-        except ValueError:
-            pass
-        try:
-            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            return default
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return int(dt.timestamp() * 1_000_000) * 1000
-    return default
+    if not isinstance(v, str) or not v:
+        return None
+    try:
+        return int(float(v) * 1_000_000_000)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1_000_000) * 1000
 
 
 def _values(v: Any) -> list[Any]:
@@ -161,7 +170,8 @@ def _dict(v: Any) -> dict[str, Any]:
 
 
 def _str(v: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
-    s = v if isinstance(v, str) else ("" if v is None else str(v))
+    """Text as sent, numbers and booleans as text; "" for anything else."""
+    s = v if isinstance(v, str) else str(v) if isinstance(v, int | float) else ""
     return s[:limit]
 
 

@@ -293,7 +293,8 @@ class SentrySpans:
 
     def _times(self, start: Any, end: Any) -> tuple[int, int]:
         start_ns = self.timestamp_ns(start, 0)
-        end_ns = self.timestamp_ns(end, start_ns)
+        # No end: a zero-length span; an end that is no valid time: invalid, as the start.
+        end_ns = start_ns if end is None else self.timestamp_ns(end, 0)
         if not 0 < start_ns <= end_ns < MAX_TIME_NS:
             raise ValueError("start and end timestamps must be in order, after 1970, before 2262")
         return start_ns, end_ns

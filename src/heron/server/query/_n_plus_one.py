@@ -90,7 +90,7 @@ def n_plus_one_findings(
     rows = store.read(
         "SELECT service, endpoint, kind, fingerprint, any_value(db_system), any_value(display), "  # noqa: S608 - constants only
         "count(*)::BIGINT, sum(count)::BIGINT, max(count), sum(total_ns)::DOUBLE, "
-        "sum(total_ns * (count - 1) / count)::DOUBLE, arg_max(trace_id, total_ns), "
+        "sum(total_ns::DOUBLE * (count - 1) / count), arg_max(trace_id, total_ns), "
         "arg_max(example_span_id, total_ns), max(start_ns) "
         f"FROM n_plus_one WHERE {' AND '.join(clauses)} "
         "GROUP BY service, endpoint, kind, fingerprint",
