@@ -21,6 +21,7 @@ from heron.server.ingest.sentry import SentryIngest
 from heron.server.projects import Bootstrap, Projects
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
+from heron.server.store.memory import duckdb_config
 
 log = logging.getLogger("heron.server")
 
@@ -50,6 +51,7 @@ def create_app(
         queue_max_spans=config.queue_max_spans,
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
+        duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(

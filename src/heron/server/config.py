@@ -70,6 +70,12 @@ class Config:
     """Extra keys (comma-separated) whose values are removed from error events and logs
     before storage, on top of the built-in list (password, token, authorization...).
     (HERON_SCRUB_KEYS)"""
+    # Memory (see docs/configuration.md, "Memory").
+    memory_limit_mb: int = 1024
+    """The server's memory budget in MiB: DuckDB gets half (its memory_limit, spilling to
+    a temp directory beyond it; one thread per 128 MiB of it, at most one per core), the
+    rest is for the Python side (code, requests, the write queue, bounded caches).
+    (HERON_MEMORY_LIMIT_MB)"""
 
     @property
     def db_path(self) -> Path:
@@ -91,6 +97,7 @@ class Config:
             ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
+            ("memory_limit_mb", self.memory_limit_mb >= 512, "must be at least 512"),
             (
                 "log_level",
                 self.log_level in ("debug", "info", "warning", "error"),

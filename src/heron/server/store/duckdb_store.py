@@ -294,8 +294,10 @@ class DuckDBStore:
         max_group_spans: int = 50_000,
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
+        duckdb_config: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.duckdb_config: dict[str, Any] = dict(duckdb_config or {})  # see store.memory
         self.queue_max_spans = queue_max_spans
         self.commit_interval_s = commit_interval_ms / 1000.0
         self.query_timeout_s = query_timeout_s
@@ -321,7 +323,7 @@ class DuckDBStore:
 
     def start(self) -> DuckDBStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path))
+        self._con = duckdb.connect(str(self.path), config=self.duckdb_config)
         # DuckDB checkpoints (compresses the WAL into the file) once the WAL reaches this
         # size. Its 16 MB default checkpoints every few group commits, each rewriting
         # partly-filled row groups: 4x the CPU per span and a larger file than 64 MB.
