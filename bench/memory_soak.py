@@ -14,6 +14,9 @@ time, the peak during ingest and after it, and the limit; JSON goes to
 RSS exceeds the limit, so the test suite runs this script as its soak test.
 
     python bench/memory_soak.py --duration 150 --after 40 --memory-limit-mb 512
+
+``--server-src DIR`` runs the server from another source tree (a checkout of an earlier
+commit, say), for a before/after comparison on the same machine.
 """
 
 from __future__ import annotations
@@ -165,7 +168,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env: dict[str, str] = {}
     if args.memory_limit_mb:
         env["HERON_MEMORY_LIMIT_MB"] = str(args.memory_limit_mb)
-    server = Server(workdir, env, src=str(c.ROOT / "src"))
+    server = Server(workdir, env, src=str(args.server_src))
     server.start()
     assert server.proc is not None
     sampler = RssSampler(server.proc.pid).start()
@@ -233,6 +236,12 @@ def main() -> int:
         "--memory-limit-mb", type=int, default=0, help="HERON_MEMORY_LIMIT_MB (0: default)"
     )
     p.add_argument("--every", type=float, default=5.0, help="table row every N seconds")
+    p.add_argument(
+        "--server-src",
+        type=Path,
+        default=c.ROOT / "src",
+        help="source tree the server runs from (another one: a baseline; default this one)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write JSON here")
     args = p.parse_args()
     m = c.machine()
