@@ -11,6 +11,8 @@ import pytest
 from heron.server.analyze import fingerprint
 from heron.server.app import create_app
 from heron.server.config import ConfigError, load_config
+from heron.server.model import ErrorEvent
+from heron.server.store import events
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.memory import duckdb_config, release_free_memory
 
@@ -90,3 +92,37 @@ def test_the_sql_cache_is_bounded_across_database_systems() -> None:
 def test_releasing_free_memory_is_safe_to_call_anywhere() -> None:
     release_free_memory()
     release_free_memory()
+
+
+def test_the_writers_set_of_known_releases_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "KNOWN_RELEASES_MAX", 100)  # 10,000: same rule, slower
+
+    def event(release: str) -> ErrorEvent:
+        return ErrorEvent(
+            event_id=os.urandom(16).hex(),
+            time_ns=1_800_000_000 * 10**9,
+            received_ns=1_800_000_000 * 10**9,
+            service="svc",
+            environment="prod",
+            release=release,
+            level="error",
+            platform="python",
+            source="sentry",
+            exc_type="ValueError",
+            message="boom",
+            culprit="app in handler",
+        )
+
+    known: set[tuple[int, str]] = set()
+    store = DuckDBStore(tmp_path / "h.duckdb").start()
+    try:
+        for batch in range(3):  # 180 releases, all new
+            releases = [(1, event(f"{batch}-{i}")) for i in range(60)]
+            store.write(lambda con, r=releases: events._record_releases(con, r, known))
+        (stored,) = store.read("SELECT count(*) FROM releases")[0]
+    finally:
+        store.close()
+    assert stored == 180  # every release recorded, whatever the writer remembers
+    assert 0 < len(known) <= 100
