@@ -2,11 +2,12 @@
 memory back to the operating system after the background jobs' peaks.
 
 Left alone, DuckDB may use 80% of the machine's RAM and one thread per core, each with
-its own hash tables; and glibc's malloc keeps the pages a finished query freed, so the
-process's RSS stays at its highest peak long after the analysis job that caused it.
-Both are bounded here: DuckDB by ``memory_limit`` (beyond it, its operators spill to
-``temp_directory``) and fewer threads on a small budget, the allocator by
-``malloc_trim`` after each background job.
+its own hash tables, and the analysis job's queries grow with the spans of its window.
+glibc's malloc (Python's objects, Arrow buffers, decoded requests) also keeps the pages
+a finished job freed, so the process's RSS stays at its highest peak. Both are bounded
+here: DuckDB by ``memory_limit`` (beyond it, its operators spill to ``temp_directory``)
+and fewer threads on a small budget, malloc by ``malloc_trim`` after each background
+job. DuckDB's own allocator keeps some freed memory too, within its limit.
 """
 
 from __future__ import annotations
