@@ -15,11 +15,16 @@ from typing import Any
 
 import duckdb
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from heron.agent.exporter import CountingSpanExporter
-from heron.agent.processor import FULL_QUEUE_WARNING_INTERVAL_S, CountingBatchSpanProcessor
+from heron.agent.processor import (
+    FULL_QUEUE_WARNING_INTERVAL_S,
+    CountingBatchSpanProcessor,
+    slim,
+)
 from tests.agent.helpers import agent_env, closed_port, python
 
 pytestmark = pytest.mark.e2e
@@ -131,3 +136,27 @@ def test_the_full_queue_warning_repeats_at_most_once_a_minute(
     processor.shutdown()
     # 300 spans ended: 10 still queued, at most 10 in the stuck export, the rest dropped.
     assert processor.queue_dropped(exporter.stats.received) >= 280
+
+
+def test_a_slimmed_span_exports_the_same_and_keeps_real_events() -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    ended: list[ReadableSpan] = []
+
+    class Keep(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            ended.append(span)
+
+    provider.add_span_processor(Keep())
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("plain"):
+        pass
+    with tracer.start_as_current_span("with-event") as span:
+        span.add_event("cache miss", {"key": "k"})
+    plain, eventful = (slim(s) for s in ended)
+    assert plain._events == () and plain._links == ()
+    assert (plain.events, plain.links, plain.dropped_events, plain.dropped_links) == ((), (), 0, 0)
+    assert [e.name for e in eventful.events] == ["cache miss"]
+    assert eventful._events != ()  # a list with content is kept as the SDK made it
+    # The OTLP encoding reads both the same way.
+    encoded = encode_spans([plain, eventful]).resource_spans[0].scope_spans[0].spans
+    assert [len(s.events) for s in encoded] == [0, 1]

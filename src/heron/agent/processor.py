@@ -32,7 +32,10 @@ def slim(span: ReadableSpan) -> ReadableSpan:
     for name in ("_events", "_links"):
         items = getattr(span, name, ())
         if not items and not getattr(items, "dropped", 0):
-            setattr(span, name, ())
+            try:
+                setattr(span, name, ())
+            except AttributeError:  # a span type without these fields: left as it is
+                break
     return span
 
 
