@@ -109,12 +109,27 @@ def test_batching_comes_from_the_otel_bsp_variables() -> None:
     )
 
 
+def test_burst_sized_batching_defaults_and_a_small_queue_alone() -> None:
+    config = resolve_config(environ={})
+    assert (config.max_queue_size, config.max_export_batch_size, config.schedule_delay_ms) == (
+        100_000,
+        4096,
+        1000,
+    )
+    # Only the queue is set, below the default batch: batches shrink to it, no complaint.
+    small = resolve_config(environ={"OTEL_BSP_MAX_QUEUE_SIZE": "100"})
+    assert (small.max_queue_size, small.max_export_batch_size, small.problems) == (100, 100, ())
+
+
 @pytest.mark.parametrize(
     ("environ", "complaint"),
     [
         ({"OTEL_BSP_MAX_QUEUE_SIZE": "0"}, "OTEL_BSP_MAX_QUEUE_SIZE='0' must be a number >= 1"),
         ({"OTEL_BSP_SCHEDULE_DELAY": "nan"}, "OTEL_BSP_SCHEDULE_DELAY='nan'"),
-        ({"OTEL_BSP_MAX_QUEUE_SIZE": "10"}, "export batch size 512 exceeds the queue size 10"),
+        (
+            {"OTEL_BSP_MAX_QUEUE_SIZE": "10", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512"},
+            "export batch size 512 exceeds the queue size 10",
+        ),
         ({"HERON_SHUTDOWN_TIMEOUT": "-1"}, "HERON_SHUTDOWN_TIMEOUT='-1'"),
         ({"HERON_ENABLED": "perhaps"}, "HERON_ENABLED='perhaps' is not a boolean"),
         ({"HERON_ENDPOINT": "heron.internal:4318"}, "has no scheme; assuming http://"),

@@ -25,6 +25,7 @@ from heron.server.projects import Bootstrap, Projects
 from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
+from heron.server.store.memory import duckdb_config
 
 log = logging.getLogger("heron.server")
 
@@ -56,6 +57,7 @@ def create_app(
         query_timeout_s=config.query_timeout_s,
         checkpoint_threshold_mb=config.checkpoint_threshold_mb,
         span_scrubber=SpanScrubber(config.scrub_key_list),
+        duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(

@@ -82,6 +82,12 @@ class Config:
     """Addresses or networks (comma-separated, e.g. ``127.0.0.1,10.0.0.0/8``) of reverse
     proxies whose ``X-Forwarded-For``/``X-Forwarded-Proto`` are believed; empty means
     none, so the client is always the connecting address. (HERON_TRUSTED_PROXIES)"""
+    # Memory (see docs/configuration.md, "Memory").
+    memory_limit_mb: int = 1024
+    """The server's memory budget in MiB: DuckDB gets half (its memory_limit, spilling to
+    a temp directory beyond it; one thread per 128 MiB of it, at most one per core), the
+    rest is for the Python side (code, requests, the write queue, bounded caches).
+    (HERON_MEMORY_LIMIT_MB)"""
 
     @property
     def db_path(self) -> Path:
@@ -109,6 +115,7 @@ class Config:
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
+            ("memory_limit_mb", self.memory_limit_mb >= 512, "must be at least 512"),
             (
                 "log_level",
                 self.log_level in ("debug", "info", "warning", "error"),

@@ -360,6 +360,9 @@ class SqlInfo:
 
 
 _CACHE: dict[str | None, dict[str, SqlInfo]] = {}  # per db.system.name, by statement
+# Bounds of the whole cache, not of each system's (db.system.name is client input):
+# at most 16,384 statements of at most 4,096 characters, kept with their obfuscated
+# text, so about 128 MiB at the very worst and a few MiB for a typical fleet.
 _CACHE_MAX_ENTRIES = 16_384
 _CACHE_MAX_SYSTEMS = 32
 _CACHE_MAX_CHARS = 4_096  # long statements are rarely repeated verbatim
@@ -369,7 +372,7 @@ def sql_info(statement: str, db_system: str | None = None) -> SqlInfo:
     """Fingerprint and obfuscated text, cached by statement text (apps repeat statements)."""
     cache = _CACHE.get(db_system)
     if cache is None:
-        if len(_CACHE) >= _CACHE_MAX_SYSTEMS:  # db.system.name is client input
+        if len(_CACHE) >= _CACHE_MAX_SYSTEMS:
             _CACHE.clear()
         cache = _CACHE.setdefault(db_system, {})
     hit = cache.get(statement)
@@ -380,8 +383,9 @@ def sql_info(statement: str, db_system: str | None = None) -> SqlInfo:
         obfuscated = statement  # callers test "is" to skip rewriting unchanged rows
     info = SqlInfo(_hash64(fingerprint_text(obfuscated, db_system)), obfuscated)
     if len(statement) <= _CACHE_MAX_CHARS:
-        if len(cache) >= _CACHE_MAX_ENTRIES:
-            cache.clear()
+        if sum(map(len, _CACHE.values())) >= _CACHE_MAX_ENTRIES:  # only on a miss
+            for system_cache in _CACHE.values():
+                system_cache.clear()
         cache[statement] = info
     return info
 

@@ -82,15 +82,28 @@ _SCHEMA = pa.schema(_COLUMNS)
 MAX_TOTAL_NS = 2**63 - 1
 
 # Grouped by the trace id's 64-bit hash (with the parent's id): cheaper than the BLOB.
+# Two passes: the groups of min_count or more are found from four integers per span;
+# only their spans are then read in full. One pass carrying every span's strings held
+# about 500 bytes per database span of the window (240 MiB for 460k spans), 6x more.
 _DB_GROUPS_SQL = f"""
-SELECT project_id, min(start_ns) AS start_ns, any_value(trace_id), parent_id,
-       any_value(service), any_value(environment), db_fingerprint,
-       any_value(db_system), any_value(db_statement), count(*)::BIGINT,
-       least(sum(duration_ns), {MAX_TOTAL_NS})::BIGINT, max(duration_ns), arg_min(span_id, start_ns)
-FROM spans
-WHERE start_ns >= ? AND db_fingerprint IS NOT NULL AND parent_id <> 0
-GROUP BY project_id, {TRACE_KEY_SQL}, parent_id, db_fingerprint
-HAVING count(*) >= ? AND min(start_ns) >= ?
+WITH big AS (
+    SELECT project_id, {TRACE_KEY_SQL} AS trace_key, parent_id, db_fingerprint
+    FROM spans
+    WHERE start_ns >= ? AND db_fingerprint IS NOT NULL AND parent_id <> 0
+    GROUP BY ALL
+    HAVING count(*) >= ?
+)
+SELECT s.project_id, min(s.start_ns) AS start_ns, any_value(s.trace_id), s.parent_id,
+       any_value(s.service), any_value(s.environment), s.db_fingerprint,
+       any_value(s.db_system), any_value(s.db_statement), count(*)::BIGINT,
+       least(sum(s.duration_ns), {MAX_TOTAL_NS})::BIGINT, max(s.duration_ns),
+       arg_min(s.span_id, s.start_ns)
+FROM (SELECT *, {TRACE_KEY_SQL} AS trace_key FROM spans WHERE start_ns >= ?) s
+SEMI JOIN big b
+  ON s.project_id = b.project_id AND s.trace_key = b.trace_key
+ AND s.parent_id = b.parent_id AND s.db_fingerprint = b.db_fingerprint
+GROUP BY s.project_id, s.trace_key, s.parent_id, s.db_fingerprint
+HAVING min(s.start_ns) >= ?
 """  # noqa: S608 - constants only
 
 # Outgoing HTTP calls: client spans with a method and no statement, under parents that
@@ -148,7 +161,7 @@ def _db_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> list[
         total,
         mx,
         example,
-    ) in store.read(_DB_GROUPS_SQL, [since_ns, min_count, lo_ns]):
+    ) in store.read(_DB_GROUPS_SQL, [since_ns, min_count, since_ns, lo_ns]):
         if fp not in displays:
             displays[fp] = display_sql(statement or "", system)
         out.append(

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -60,9 +61,15 @@ class HealingConnection:
     thread only; ``cursor`` and ``failure`` for any thread.
     """
 
-    def __init__(self, path: Path, setup: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        setup: Callable[[duckdb.DuckDBPyConnection], None],
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.path = path
         self._setup = setup
+        self._config = dict(config or {})  # connect-time settings (memory_limit, threads...)
         self._lock = threading.Lock()  # guards _con against readers taking cursors
         self._con: duckdb.DuckDBPyConnection | None = None
         self._readers: set[duckdb.DuckDBPyConnection] = set()
@@ -72,7 +79,7 @@ class HealingConnection:
         """Why writes fail; None while they succeed."""
 
     def open(self) -> None:
-        con = duckdb.connect(str(self.path))
+        con = duckdb.connect(str(self.path), config=self._config)
         try:
             self._setup(con)
         except BaseException:

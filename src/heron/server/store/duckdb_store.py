@@ -306,9 +306,11 @@ class DuckDBStore:
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
         span_scrubber: SpanScrubber | None = None,
+        duckdb_config: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.span_scrubber = span_scrubber or SpanScrubber()
+        self.duckdb_config: dict[str, Any] = dict(duckdb_config or {})  # see store.memory
         self.queue_max_spans = queue_max_spans
         self.commit_interval_s = commit_interval_ms / 1000.0
         self.query_timeout_s = query_timeout_s
@@ -320,7 +322,7 @@ class DuckDBStore:
         self._queued_events = 0
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
-        self._db = HealingConnection(self.path, self._setup)
+        self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
         self._thread: threading.Thread | None = None
         self.stats = {
             "committed_spans": 0,

@@ -331,6 +331,9 @@ def _apply(issue: _Issue, ev: ErrorEvent, releases: _Releases) -> None:
     ev.issue_id = issue.id
 
 
+KNOWN_RELEASES_MAX = 10_000
+
+
 def _record_releases(
     con: Any, events: list[tuple[int, ErrorEvent]], known: set[tuple[int, str]]
 ) -> None:
@@ -346,6 +349,8 @@ def _record_releases(
             "INSERT INTO releases VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [[pid, rel, t] for (pid, rel), t in first.items()],
         )
+        if len(known) + len(first) > KNOWN_RELEASES_MAX:  # release names are client input
+            known.clear()
         known.update(first)
 
 

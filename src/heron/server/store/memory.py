@@ -1,0 +1,52 @@
+"""The server's memory budget: DuckDB's settings from ``memory_limit_mb``, and handing
+memory back to the operating system after the background jobs' peaks.
+
+Left alone, DuckDB may use 80% of the machine's RAM and one thread per core, each with
+its own hash tables, and the analysis job's queries grow with the spans of its window.
+glibc's malloc (Python's objects, Arrow buffers, decoded requests) also keeps the pages
+a finished job freed, so the process's RSS stays at its highest peak. Both are bounded
+here: DuckDB by ``memory_limit`` (beyond it, its operators spill to ``temp_directory``)
+and fewer threads on a small budget, malloc by ``malloc_trim`` after each background
+job. DuckDB's own allocator keeps some freed memory too, within its limit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+DUCKDB_SHARE = 0.5  # the rest is the Python side's: code, requests, write queue, caches
+MIB_PER_THREAD = 128
+
+
+def duckdb_config(memory_limit_mb: int, db_path: Path) -> dict[str, str]:
+    """DuckDB's settings for a server whose budget is ``memory_limit_mb``; it spills to
+    ``<db_path>.tmp`` (DuckDB's own default place, made explicit)."""
+    duckdb_mb = int(memory_limit_mb * DUCKDB_SHARE)
+    threads = max(1, min(os.cpu_count() or 1, duckdb_mb // MIB_PER_THREAD))
+    return {
+        "memory_limit": f"{duckdb_mb}MiB",
+        "threads": str(threads),
+        "temp_directory": f"{db_path}.tmp",
+    }
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, say): nothing to do
+        return None
+
+
+def release_free_memory() -> None:
+    """Return the pages malloc holds free to the OS (glibc only; elsewhere a no-op)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
