@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+import pytest
+
 from heron.server.model import Span
+from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import NS_PER_DAY, Maintenance
 
@@ -75,3 +79,22 @@ def test_store_reopens_and_keeps_schema_version(tmp_path: Path) -> None:
         assert store.read("SELECT count(*) FROM spans") == [(1,)]
     finally:
         store.close()
+
+
+def test_a_job_during_a_storage_failure_logs_one_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unavailable() -> None:
+        raise StorageUnavailable("No space left on device")
+
+    def broken() -> None:
+        raise ValueError("a bug")
+
+    with caplog.at_level(logging.WARNING, logger="heron.maintenance"):
+        Maintenance._guarded(unavailable, "analysis")
+        Maintenance._guarded(broken, "maintenance")
+    skipped, failed = caplog.records
+    assert skipped.levelno == logging.WARNING and skipped.exc_info is None
+    assert "analysis skipped while storage is unavailable" in skipped.getMessage()
+    assert "No space left on device" in skipped.getMessage()
+    assert failed.levelno == logging.ERROR and failed.exc_info is not None

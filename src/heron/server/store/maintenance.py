@@ -25,6 +25,7 @@ from heron.server.analyze.query_stats import (
     new_fingerprints,
     replace_db_rollup,
 )
+from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.memory import release_free_memory
 
@@ -168,6 +169,8 @@ class Maintenance:
     def _guarded(job: Callable[[], object], what: str) -> None:
         try:
             job()
+        except StorageUnavailable as e:  # the writer already logged the failure itself
+            log.warning("%s skipped while storage is unavailable: %s", what, e)
         except Exception:
             log.exception("%s failed; will retry", what)
         finally:
