@@ -19,7 +19,7 @@ from heron.server.api._schemas import ErrorBody, _Ranged
 from heron.server.errors import NotFound
 
 if TYPE_CHECKING:
-    from heron.server.app import AppContext
+    from heron.server.context import AppContext
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No issue with this id."}

@@ -28,7 +28,7 @@ from heron.server.api._schemas import (
 from heron.server.errors import NotFound
 
 if TYPE_CHECKING:
-    from heron.server.app import AppContext
+    from heron.server.context import AppContext
 
 DEFAULT_PROJECT_ID = 1
 

@@ -61,7 +61,7 @@ from heron.server.auth._web import Auth, CSRFRejected, LoginRequired
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from heron.server.app import AppContext
+    from heron.server.context import AppContext
     from heron.server.projects import Bootstrap
 
 __all__ = [

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse
 
+from heron.server.auth import require_user, verify_csrf
 from heron.server.ui import _db_pages, _error_pages, _map_page, _pages, _trace_pages
 from heron.server.ui._kit import Kit, ui_route_class
 from heron.server.ui._render import STATIC_DIR, Renderer
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from heron.server.app import AppContext
+    from heron.server.context import AppContext
 
 __all__ = ["add_security_headers", "build_ui_router"]
 
@@ -58,6 +59,4 @@ def build_ui_router(ctx: AppContext, dependencies: Sequence[Any] | None = None) 
 
 
 def _default_guards() -> list[Any]:
-    from heron.server.auth import require_user, verify_csrf
-
     return [Depends(require_user), Depends(verify_csrf)]

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from heron.server import query
+from heron.server.auth import LoginRequired, csrf_token, require_user
 from heron.server.errors import BadRequest, NotFound
 from heron.server.query import InvalidQuery
 from heron.server.store.base import StorageUnavailable
@@ -26,7 +27,7 @@ from heron.server.ui._render import Renderer
 from heron.server.ui._state import RANGES, REFRESH, UiState, read_state
 
 if TYPE_CHECKING:
-    from heron.server.app import AppContext
+    from heron.server.context import AppContext
 
 log = logging.getLogger("heron.ui")
 DEFAULT_PROJECT_ID = 1
@@ -95,8 +96,6 @@ class Kit:
 
 def _session(request: Request) -> dict[str, Any]:
     """The signed-in user and the CSRF token for the sign-out form, when signed in."""
-    from heron.server.auth import LoginRequired, csrf_token, require_user
-
     try:
         return {"user": require_user(request), "csrf_token": csrf_token(request)}
     except (LoginRequired, StorageUnavailable):
