@@ -7,18 +7,18 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
 from heron.server.analyze.span_scrub import SpanScrubber
-from heron.server.api.routes import build_router
+from heron.server.api.routes import router as api_router
 from heron.server.api_docs import add_api_docs
 from heron.server.auth import install_auth
 from heron.server.config import Config
 from heron.server.context import AppContext
-from heron.server.errors import HeronHTTPError
+from heron.server.errors import install_error_handlers
 from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
@@ -86,15 +86,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.maintenance = maintenance
 
-    @app.exception_handler(HeronHTTPError)
-    async def _heron_error(request: Request, exc: HeronHTTPError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
-
-    @app.exception_handler(StorageUnavailable)
-    async def _storage_unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
-        retry = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse({"error": f"storage unavailable: {exc}"}, 503, headers=retry)
-
+    install_error_handlers(app)
     _add_ingest_routes(app, ctx)
 
     @app.get("/healthz", include_in_schema=False)
@@ -115,7 +107,7 @@ def create_app(
 
     add_api_docs(app)
     install_auth(app, ctx)
-    app.include_router(build_router(ctx))
+    app.include_router(api_router)
     app.include_router(build_ui_router(ctx))
     add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)

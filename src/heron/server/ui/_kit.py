@@ -1,8 +1,9 @@
 """What every page handler needs: the app context, the renderer and the shared state.
 
 Handlers are plain ``def`` so Starlette runs the blocking DuckDB reads in its thread pool.
-Bad parameters raise InvalidQuery; :class:`UiRoute` turns it (and 404s, query timeouts)
-into an HTML error page that says what to do.
+Bad parameters raise InvalidQuery; :class:`UiRoute` turns it (and 404s) into an HTML
+error page that says what to do; storage failures and query timeouts become pages in the
+app's one handler (:mod:`heron.server.errors`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -20,9 +20,9 @@ from starlette.responses import Response
 
 from heron.server import query
 from heron.server.auth import LoginRequired, csrf_token, require_user
-from heron.server.errors import BadRequest, NotFound
+from heron.server.errors import BadRequest, HtmlRoute, NotFound
 from heron.server.query import InvalidQuery
-from heron.server.store.base import StorageUnavailable
+from heron.server.store.base import QueryTimeout, StorageUnavailable
 from heron.server.ui._render import Renderer
 from heron.server.ui._state import RANGES, REFRESH, UiState, read_state
 
@@ -98,7 +98,7 @@ def _session(request: Request) -> dict[str, Any]:
     """The signed-in user and the CSRF token for the sign-out form, when signed in."""
     try:
         return {"user": require_user(request), "csrf_token": csrf_token(request)}
-    except (LoginRequired, StorageUnavailable):
+    except (LoginRequired, StorageUnavailable, QueryTimeout):
         return {"user": None, "csrf_token": ""}
 
 
@@ -116,9 +116,13 @@ def sort_param(request: Request, allowed: tuple[str, ...], default: str) -> tupl
 
 
 def ui_route_class(kit_of: Callable[[], Kit]) -> type[APIRoute]:
-    """A route class rendering the UI's errors as HTML pages."""
+    """A route class rendering the UI's errors as HTML pages (storage failures and query
+    timeouts too: the app's handler in :mod:`heron.server.errors` calls ``error_page``)."""
 
-    class UiRoute(APIRoute):
+    class UiRoute(HtmlRoute):
+        def error_page(self, request: Request, status: int, message: str, hint: str) -> Response:
+            return kit_of().error_page(request, status, message, hint)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
@@ -133,16 +137,6 @@ def ui_route_class(kit_of: Callable[[], Kit]) -> type[APIRoute]:
                     return kit_of().error_page(request, 400, msg, "Start again from a link.")
                 except NotFound as e:
                     return kit_of().error_page(request, 404, e.message, _not_found_hint(kit_of()))
-                except duckdb.InterruptException:
-                    msg = "The query took too long and was stopped."
-                    hint = "Choose a shorter time range or add filters, then try again."
-                    return kit_of().error_page(request, 503, msg, hint)
-                except StorageUnavailable as e:
-                    msg = f"Storage is unavailable: {e}"
-                    hint = "Heron recovers on its own once the disk has room; see /healthz."
-                    page = kit_of().error_page(request, 503, msg, hint)
-                    page.headers["Retry-After"] = str(e.retry_after_s)
-                    return page
 
             return handle
 
