@@ -28,7 +28,8 @@ from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
 from heron.server.store.memory import duckdb_config
-from heron.server.ui import add_security_headers, build_ui_router
+from heron.server.ui import add_security_headers
+from heron.server.ui import router as ui_router
 
 log = logging.getLogger("heron.server")
 
@@ -108,7 +109,7 @@ def create_app(
     add_api_docs(app)
     install_auth(app, ctx)
     app.include_router(api_router)
-    app.include_router(build_ui_router(ctx))
+    app.include_router(ui_router)
     add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)
     trust_proxies(app, config.trusted_proxy_list)
