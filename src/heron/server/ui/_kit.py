@@ -29,8 +29,6 @@ from heron.server.ui._render import Renderer
 from heron.server.ui._state import RANGES, REFRESH, UiState, read_state
 
 log = logging.getLogger("heron.ui")
-DEFAULT_PROJECT_ID = 1
-
 SORT_ORDERS = ("asc", "desc")
 
 
@@ -41,8 +39,7 @@ class Kit:
 
     @property
     def project(self) -> int:
-        boot = self.ctx.bootstrap
-        return boot.project_id if boot else DEFAULT_PROJECT_ID
+        return self.ctx.project_id
 
     def state(self, request: Request) -> UiState:
         return read_state(request, self.ctx.clock())
