@@ -6,40 +6,32 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from heron._version import __version__
 from heron.server.analyze.event_scrub import EventScrubber
 from heron.server.analyze.span_scrub import SpanScrubber
+from heron.server.api.routes import router as api_router
 from heron.server.api_docs import add_api_docs
+from heron.server.auth import install_auth
 from heron.server.config import Config
-from heron.server.errors import HeronHTTPError
+from heron.server.context import AppContext
+from heron.server.errors import install_error_handlers
 from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.sentry import SentryIngest
-from heron.server.projects import Bootstrap, Projects
+from heron.server.projects import Projects
 from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.maintenance import Maintenance
 from heron.server.store.memory import duckdb_config
+from heron.server.ui import add_security_headers
+from heron.server.ui import router as ui_router
 
 log = logging.getLogger("heron.server")
-
-
-@dataclass
-class AppContext:
-    """Everything a route needs; tests build one with their own store and clock."""
-
-    config: Config
-    store: DuckDBStore
-    projects: Projects
-    clock: Callable[[], int] = time.time_ns
-    bootstrap: Bootstrap | None = None
-    on_bootstrap: list[Callable[[Bootstrap], None]] = field(default_factory=list)
 
 
 def create_app(
@@ -95,15 +87,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.maintenance = maintenance
 
-    @app.exception_handler(HeronHTTPError)
-    async def _heron_error(request: Request, exc: HeronHTTPError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
-
-    @app.exception_handler(StorageUnavailable)
-    async def _storage_unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
-        retry = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse({"error": f"storage unavailable: {exc}"}, 503, headers=retry)
-
+    install_error_handlers(app)
     _add_ingest_routes(app, ctx)
 
     @app.get("/healthz", include_in_schema=False)
@@ -122,14 +106,10 @@ def create_app(
         retry = {"Retry-After": str(StorageUnavailable.retry_after_s)}
         return JSONResponse(body, 503, headers=retry)
 
-    from heron.server.api.routes import build_router
-    from heron.server.auth import install_auth
-    from heron.server.ui import add_security_headers, build_ui_router
-
     add_api_docs(app)
     install_auth(app, ctx)
-    app.include_router(build_router(ctx))
-    app.include_router(build_ui_router(ctx))
+    app.include_router(api_router)
+    app.include_router(ui_router)
     add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)
     trust_proxies(app, config.trusted_proxy_list)

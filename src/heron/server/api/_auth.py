@@ -8,16 +8,13 @@ need no CSRF check here: every read-API route is a GET without side effects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from heron.server.context import Ctx
 from heron.server.errors import Unauthorized
-
-if TYPE_CHECKING:
-    from heron.server.projects import Projects
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _SCHEME = HTTPBearer(
@@ -33,28 +30,25 @@ _SESSION = APIKeyCookie(
 )
 
 
-def require_api_token(projects: Projects) -> Callable[..., None]:
+def require_api_token(
+    request: Request,
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_SCHEME)],
+    session: Annotated[str | None, Depends(_SESSION)],
+) -> None:
     """A dependency that raises 401 unless the request has a valid API token or session.
 
     A plain ``def``: FastAPI runs it in its thread pool, so the session lookup never
     blocks the event loop.
     """
-
-    def check(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_SCHEME)],
-        session: Annotated[str | None, Depends(_SESSION)],
-    ) -> None:
-        if credentials is not None and credentials.credentials:
-            if projects.token_valid(credentials.credentials):
-                return
-            raise Unauthorized("invalid API token", _CHALLENGE)
-        auth = getattr(request.app.state, "auth", None)
-        if session and auth is not None and auth.user_for(request) is not None:
+    if credentials is not None and credentials.credentials:
+        if ctx.projects.token_valid(credentials.credentials):
             return
-        raise Unauthorized(
-            "missing API token: send 'Authorization: Bearer <api token>' or sign in",
-            _CHALLENGE,
-        )
-
-    return check
+        raise Unauthorized("invalid API token", _CHALLENGE)
+    auth = getattr(request.app.state, "auth", None)
+    if session and auth is not None and auth.user_for(request) is not None:
+        return
+    raise Unauthorized(
+        "missing API token: send 'Authorization: Bearer <api token>' or sign in",
+        _CHALLENGE,
+    )

@@ -1,17 +1,18 @@
-"""Parsing of the read API's shared query parameters: time range, environment, Apdex T."""
+"""The read API's shared query parameters (time range, environment, Apdex T) and the
+dependencies every route takes: ``WindowDep`` (those parameters, parsed) and ``Project``."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query
 
+from heron.server.context import Ctx
 from heron.server.query import InvalidQuery, TimeRange
 
 DEFAULT_RANGE_NS = 3600 * 10**9
@@ -90,49 +91,55 @@ class Window:
         }
 
 
-def window_params(clock: Callable[[], int], default_apdex_t_ms: float) -> Callable[..., Window]:
+def window(
+    ctx: Ctx,
+    from_: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description=(
+                f"Start of the range (inclusive). {TIME_HELP} Default: one hour before 'to'."
+            ),
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(description=(f"End of the range (exclusive). {TIME_HELP} Default: now.")),
+    ] = None,
+    environment: Annotated[
+        str | None,
+        Query(
+            description=(
+                "Only this deployment environment (deployment.environment.name); "
+                "empty or absent means all."
+            )
+        ),
+    ] = None,
+    apdex_t_ms: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            allow_inf_nan=False,
+            description=(
+                "Apdex threshold T in ms (satisfied ≤ T < tolerating ≤ 4T). Default: server config."
+            ),
+        ),
+    ] = None,
+) -> Window:
     """A dependency reading ``from``, ``to``, ``environment`` and ``apdex_t_ms``."""
+    now = ctx.clock()
+    end = parse_time("to", to, now) if to else now
+    start = parse_time("from", from_, now) if from_ else end - DEFAULT_RANGE_NS
+    t = apdex_t_ms if apdex_t_ms is not None else ctx.config.apdex_t_ms
+    if not math.isfinite(t) or t <= 0:
+        raise InvalidQuery("apdex_t_ms must be a positive number")
+    return Window(TimeRange(start, end), environment or None, t, now)
 
-    def window(
-        from_: Annotated[
-            str | None,
-            Query(
-                alias="from",
-                description=(
-                    f"Start of the range (inclusive). {TIME_HELP} Default: one hour before 'to'."
-                ),
-            ),
-        ] = None,
-        to: Annotated[
-            str | None,
-            Query(description=(f"End of the range (exclusive). {TIME_HELP} Default: now.")),
-        ] = None,
-        environment: Annotated[
-            str | None,
-            Query(
-                description=(
-                    "Only this deployment environment (deployment.environment.name); "
-                    "empty or absent means all."
-                )
-            ),
-        ] = None,
-        apdex_t_ms: Annotated[
-            float | None,
-            Query(
-                gt=0,
-                allow_inf_nan=False,
-                description=(
-                    "Apdex threshold T in ms (satisfied ≤ T < tolerating ≤ 4T). Default: server config."
-                ),
-            ),
-        ] = None,
-    ) -> Window:
-        now = clock()
-        end = parse_time("to", to, now) if to else now
-        start = parse_time("from", from_, now) if from_ else end - DEFAULT_RANGE_NS
-        t = apdex_t_ms if apdex_t_ms is not None else default_apdex_t_ms
-        if not math.isfinite(t) or t <= 0:
-            raise InvalidQuery("apdex_t_ms must be a positive number")
-        return Window(TimeRange(start, end), environment or None, t, now)
 
-    return window
+def project_id(ctx: Ctx) -> int:
+    """The project the read API answers for."""
+    return ctx.project_id
+
+
+WindowDep = Annotated[Window, Depends(window)]
+Project = Annotated[int, Depends(project_id)]

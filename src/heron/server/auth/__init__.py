@@ -56,12 +56,13 @@ from typing import TYPE_CHECKING
 from heron.server.auth._accounts import User
 from heron.server.auth._deps import csrf_token, require_user, verify_csrf
 from heron.server.auth._offline import DatabaseInUse, prepare_one_time_sign_in
+from heron.server.auth._routes import on_csrf_rejected, on_login_required, router
 from heron.server.auth._web import Auth, CSRFRejected, LoginRequired
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from heron.server.app import AppContext
+    from heron.server.context import AppContext
     from heron.server.projects import Bootstrap
 
 __all__ = [
@@ -80,8 +81,6 @@ __all__ = [
 
 def install_auth(app: FastAPI, ctx: AppContext) -> None:
     """Add sign-in routes and error handlers; create the first admin on first start."""
-    from heron.server.auth._routes import build_auth_router, on_csrf_rejected, on_login_required
-
     auth = Auth(ctx.config, ctx.store, clock=ctx.clock)
     app.state.auth = auth
 
@@ -91,4 +90,4 @@ def install_auth(app: FastAPI, ctx: AppContext) -> None:
     ctx.on_bootstrap.append(create_first_admin)
     app.add_exception_handler(LoginRequired, on_login_required)
     app.add_exception_handler(CSRFRejected, on_csrf_rejected)
-    app.include_router(build_auth_router())
+    app.include_router(router)

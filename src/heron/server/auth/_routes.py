@@ -117,97 +117,97 @@ def login_page(
     return response
 
 
-def build_auth_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/login")
-    def login_form(
-        request: Request, next_path: Annotated[str, Query(alias="next")] = "/"
-    ) -> Response:
-        if auth_of(request).user_for(request) is not None:
-            return _redirect(safe_next(next_path))
-        return login_page(request, next_path=next_path)
 
-    @router.post("/login")
-    async def login(request: Request) -> Response:
-        auth = auth_of(request)
-        form = await _read_small_form(request)
-        if form is None:
-            return login_page(request, 400, error=BAD_FORM)
-        username, password = form.get("username", ""), form.get("password", "")
-        page: dict[str, Any] = {"username": username, "next_path": form.get("next", "/")}
-        if cross_site(request) or not token_matches(
-            form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE), LOGIN_PURPOSE
-        ):
-            return login_page(request, 403, error=FORM_EXPIRED, **page)
-        client = request.client.host if request.client else "unknown"
-        name = username.strip().lower()[:128]
-        wait = auth.limiter.retry_after(client, name)
-        if wait > 0:
-            minutes = math.ceil(wait / 60)
-            error = f"Too many failed sign-ins. Try again in {minutes} minute(s)."
-            retry = {"Retry-After": str(math.ceil(wait))}
-            return login_page(request, 429, error=error, headers=retry, **page)
-        # Waiting sign-ins queue here as coroutines, not as threads of the shared pool:
-        # a burst of them cannot starve the pages and the API of threads.
-        user_id = await anyio.to_thread.run_sync(
-            auth.check_password, username, password, limiter=auth.sign_in_slots()
+@router.get("/login")
+def login_form(request: Request, next_path: Annotated[str, Query(alias="next")] = "/") -> Response:
+    if auth_of(request).user_for(request) is not None:
+        return _redirect(safe_next(next_path))
+    return login_page(request, next_path=next_path)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    auth = auth_of(request)
+    form = await _read_small_form(request)
+    if form is None:
+        return login_page(request, 400, error=BAD_FORM)
+    username, password = form.get("username", ""), form.get("password", "")
+    page: dict[str, Any] = {"username": username, "next_path": form.get("next", "/")}
+    if cross_site(request) or not token_matches(
+        form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE), LOGIN_PURPOSE
+    ):
+        return login_page(request, 403, error=FORM_EXPIRED, **page)
+    client = request.client.host if request.client else "unknown"
+    name = username.strip().lower()[:128]
+    wait = auth.limiter.retry_after(client, name)
+    if wait > 0:
+        minutes = math.ceil(wait / 60)
+        error = f"Too many failed sign-ins. Try again in {minutes} minute(s)."
+        retry = {"Retry-After": str(math.ceil(wait))}
+        return login_page(request, 429, error=error, headers=retry, **page)
+    # Waiting sign-ins queue here as coroutines, not as threads of the shared pool:
+    # a burst of them cannot starve the pages and the API of threads.
+    user_id = await anyio.to_thread.run_sync(
+        auth.check_password, username, password, limiter=auth.sign_in_slots()
+    )
+    if user_id is None:
+        auth.limiter.failed(client, name)
+        return login_page(request, 401, error=WRONG, **page)
+    auth.limiter.succeeded(client, name)
+    # A new session id on every sign-in: a session id planted before sign-in (session
+    # fixation) is never promoted, and the browser's previous session ends.
+    sid = await run_in_threadpool(
+        auth.accounts.start_session,
+        user_id,
+        auth.session_ttl_s,
+        request.cookies.get(SESSION_COOKIE),
+    )
+    response = _redirect(safe_next(page["next_path"]))
+    auth.set_session_cookie(response, request, sid)
+    auth.clear_login_csrf_cookie(response, request)
+    return response
+
+
+@router.get("/login/once")
+def login_once(
+    request: Request,
+    token: str = "",
+    next_path: Annotated[str, Query(alias="next")] = "/",
+) -> Response:
+    auth = auth_of(request)
+    redeemed = auth.accounts.redeem_login_token(
+        token, auth.session_ttl_s, replaces=request.cookies.get(SESSION_COOKIE)
+    )
+    if redeemed is None:
+        return login_page(
+            request, 400, error=LINK_INVALID, headers={"Referrer-Policy": "no-referrer"}
         )
-        if user_id is None:
-            auth.limiter.failed(client, name)
-            return login_page(request, 401, error=WRONG, **page)
-        auth.limiter.succeeded(client, name)
-        # A new session id on every sign-in: a session id planted before sign-in (session
-        # fixation) is never promoted, and the browser's previous session ends.
-        sid = await run_in_threadpool(
-            auth.accounts.start_session,
-            user_id,
-            auth.session_ttl_s,
-            request.cookies.get(SESSION_COOKIE),
-        )
-        response = _redirect(safe_next(page["next_path"]))
-        auth.set_session_cookie(response, request, sid)
-        auth.clear_login_csrf_cookie(response, request)
-        return response
+    # The token is spent, but keep it out of Referer headers all the same.
+    response = _redirect(safe_next(next_path), **{"Referrer-Policy": "no-referrer"})
+    auth.set_session_cookie(response, request, redeemed[1])
+    return response
 
-    @router.get("/login/once")
-    def login_once(
-        request: Request,
-        token: str = "",
-        next_path: Annotated[str, Query(alias="next")] = "/",
-    ) -> Response:
-        auth = auth_of(request)
-        redeemed = auth.accounts.redeem_login_token(
-            token, auth.session_ttl_s, replaces=request.cookies.get(SESSION_COOKIE)
-        )
-        if redeemed is None:
-            return login_page(
-                request, 400, error=LINK_INVALID, headers={"Referrer-Policy": "no-referrer"}
-            )
-        # The token is spent, but keep it out of Referer headers all the same.
-        response = _redirect(safe_next(next_path), **{"Referrer-Policy": "no-referrer"})
-        auth.set_session_cookie(response, request, redeemed[1])
-        return response
 
-    @router.post("/logout")
-    async def logout(request: Request) -> Response:
-        auth = auth_of(request)
-        if await run_in_threadpool(auth.user_for, request) is not None:
-            await verify_csrf(request)
-            await run_in_threadpool(auth.accounts.end_session, request.cookies.get(SESSION_COOKIE))
-        response = _redirect("/login")
-        auth.clear_session_cookie(response, request)
-        return response
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    auth = auth_of(request)
+    if await run_in_threadpool(auth.user_for, request) is not None:
+        await verify_csrf(request)
+        await run_in_threadpool(auth.accounts.end_session, request.cookies.get(SESSION_COOKIE))
+    response = _redirect("/login")
+    auth.clear_session_cookie(response, request)
+    return response
 
-    @router.get("/login/style.css")
-    def style() -> Response:
-        return Response(
-            _STYLE,
-            media_type="text/css",
-            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
-        )
 
-    return router
+@router.get("/login/style.css")
+def style() -> Response:
+    return Response(
+        _STYLE,
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def on_login_required(request: Request, exc: Exception) -> Response:

@@ -22,6 +22,13 @@ class StorageUnavailable(Exception):
     retry_after_s = 5
 
 
+class QueryTimeout(Exception):
+    """A read ran past the store's time limit and was stopped; the caller should answer
+    503 with Retry-After (a shorter time range or more filters may succeed)."""
+
+    retry_after_s = 1
+
+
 class Store(Protocol):
     def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
         """Queue spans for the writer; the future resolves after they are committed.

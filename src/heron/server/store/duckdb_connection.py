@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from heron.server.store.base import StorageUnavailable
+from heron.server.store.base import QueryTimeout, StorageUnavailable
 
 log = logging.getLogger("heron.store")
 
@@ -196,6 +196,8 @@ class HealingConnection:
         except duckdb.Error as e:
             if self._invalid or isinstance(e, (duckdb.FatalException, duckdb.ConnectionException)):
                 raise StorageUnavailable(self.failure or _reason(e)) from None
+            if isinstance(e, duckdb.InterruptException):
+                raise QueryTimeout(f"the query was stopped after {timeout_s:g} s") from None
             raise
         finally:
             timer.cancel()

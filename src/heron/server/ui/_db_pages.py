@@ -20,7 +20,7 @@ from starlette.responses import Response
 from heron.server import query
 from heron.server.errors import NotFound
 from heron.server.query import InvalidQuery
-from heron.server.ui._kit import Kit, sort_param
+from heron.server.ui._kit import RENDERER, Kit, KitDep, UiRoute, sort_param
 from heron.server.ui._state import UiState
 
 CHART_POINTS = 120
@@ -171,195 +171,199 @@ def _has_db_data(kit: Kit) -> bool:
 # ------------------------------------------------------------------------ routes
 
 
-def register(router: APIRouter, kit: Kit) -> None:
-    kit.renderer.env.filters["plan_view"] = plan_view
-    kit.renderer.env.globals["traced_db_clients"] = TRACED_CLIENTS
+router = APIRouter(route_class=UiRoute)
+RENDERER.env.filters["plan_view"] = plan_view
+RENDERER.env.globals["traced_db_clients"] = TRACED_CLIENTS
 
-    @router.get("/db")
-    def db_queries(request: Request) -> Response:
-        state = kit.state(request)
-        service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
-        system = _opt(request, "db_system")
-        sort, order = sort_param(request, query.DB_QUERY_SORTS, "total_time_ms")
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        rows = query.top_queries(
-            store,
-            project,
-            tr,
-            service=service,
-            endpoint=endpoint,
-            db_system=system,
-            environment=state.environment,
-            sort=sort,
-            descending=order == "desc",
-            limit=TOP_LIMIT,
-        )
-        filtered = bool(service or endpoint or system)
-        every = (
-            query.top_queries(
-                store, project, tr, environment=state.environment, limit=query.MAX_DB_LIMIT
-            )
-            if filtered
-            else rows
-        )
-        return kit.render(
-            request,
-            "db.html",
-            state,
-            nav="db",
-            page_params={
-                "service": service,
-                "endpoint": endpoint,
-                "db_system": system,
-                "sort": sort if sort != "total_time_ms" else None,
-                "order": request.query_params.get("order") or None,
-            },
-            tab="queries",
-            rows=rows,
-            service=service,
-            endpoint=endpoint,
-            db_system=system,
-            services=sorted({r.service for r in every} | ({service} if service else set())),
-            systems=sorted({r.db_system for r in every} | ({system} if system else set())),
-            filtered=filtered,
-            has_data=bool(rows) or _has_db_data(kit),
-            sort=sort,
-            order=order,
-        )
 
-    @router.get("/db/query")
-    def db_query(request: Request) -> Response:
-        state = kit.state(request)
-        raw = _opt(request, "fp")
-        if raw is None:
-            raise InvalidQuery("the 'fp' parameter (a query's fingerprint) is required")
-        fp = query.parse_fingerprint(raw)
-        service = _opt(request, "service")
-        step = query.chart_step_s(state.time_range, CHART_POINTS)
-        detail = query.query_detail(
-            kit.ctx.store,
-            kit.project,
-            state.time_range,
-            fp,
-            service=service,
-            environment=state.environment,
-            step_s=step,
-            samples=SAMPLES,
-            now_ns=state.now_ns,
+@router.get("/db")
+def db_queries(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
+    system = _opt(request, "db_system")
+    sort, order = sort_param(request, query.DB_QUERY_SORTS, "total_time_ms")
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    rows = query.top_queries(
+        store,
+        project,
+        tr,
+        service=service,
+        endpoint=endpoint,
+        db_system=system,
+        environment=state.environment,
+        sort=sort,
+        descending=order == "desc",
+        limit=TOP_LIMIT,
+    )
+    filtered = bool(service or endpoint or system)
+    every = (
+        query.top_queries(
+            store, project, tr, environment=state.environment, limit=query.MAX_DB_LIMIT
         )
-        if detail is None:
-            raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")
-        planned = next((s for s in detail.slowest if s.plan), None)
-        return kit.render(
-            request,
-            "db_query.html",
-            state,
-            nav="db",
-            page_params={"fp": detail.fingerprint, "service": service},
-            detail=detail,
-            service=service,
-            totals=detail.overall,
-            series=_series(detail.timeseries, detail.step_s, state),
-            planned=planned,
-        )
-
-    @router.get("/db/slow")
-    def db_slow(request: Request) -> Response:
-        state = kit.state(request)
-        threshold = _threshold(request)
-        service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
-        system, raw_fp = _opt(request, "db_system"), _opt(request, "fp")
-        view = "calls" if raw_fp or _opt(request, "view") == "calls" else "groups"
-        sort = _opt(request, "sort") or "total_time_ms"
-        if sort not in query.SLOW_GROUP_SORTS:
-            raise InvalidQuery(
-                f"cannot sort by {sort[:32]!r}: use one of {', '.join(query.SLOW_GROUP_SORTS)}"
-            )
-        filters: dict[str, Any] = {
-            "threshold_ms": threshold,
+        if filtered
+        else rows
+    )
+    return kit.render(
+        request,
+        "db.html",
+        state,
+        nav="db",
+        page_params={
             "service": service,
             "endpoint": endpoint,
             "db_system": system,
-            "environment": state.environment,
-            "limit": SLOW_LIMIT,
-        }
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        if view == "calls":
-            fp = query.parse_fingerprint(raw_fp) if raw_fp else None
-            rows: list[Any] = query.slow_queries(store, project, tr, fingerprint=fp, **filters)
-        else:
-            rows = query.slow_query_groups(store, project, tr, sort=sort, **filters)
-        params = {
-            "threshold": _opt(request, "threshold"),
+            "sort": sort if sort != "total_time_ms" else None,
+            "order": request.query_params.get("order") or None,
+        },
+        tab="queries",
+        rows=rows,
+        service=service,
+        endpoint=endpoint,
+        db_system=system,
+        services=sorted({r.service for r in every} | ({service} if service else set())),
+        systems=sorted({r.db_system for r in every} | ({system} if system else set())),
+        filtered=filtered,
+        has_data=bool(rows) or _has_db_data(kit),
+        sort=sort,
+        order=order,
+    )
+
+
+@router.get("/db/query")
+def db_query(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    raw = _opt(request, "fp")
+    if raw is None:
+        raise InvalidQuery("the 'fp' parameter (a query's fingerprint) is required")
+    fp = query.parse_fingerprint(raw)
+    service = _opt(request, "service")
+    step = query.chart_step_s(state.time_range, CHART_POINTS)
+    detail = query.query_detail(
+        kit.ctx.store,
+        kit.project,
+        state.time_range,
+        fp,
+        service=service,
+        environment=state.environment,
+        step_s=step,
+        samples=SAMPLES,
+        now_ns=state.now_ns,
+    )
+    if detail is None:
+        raise NotFound(f"no query with fingerprint {query.format_fingerprint(fp)}")
+    planned = next((s for s in detail.slowest if s.plan), None)
+    return kit.render(
+        request,
+        "db_query.html",
+        state,
+        nav="db",
+        page_params={"fp": detail.fingerprint, "service": service},
+        detail=detail,
+        service=service,
+        totals=detail.overall,
+        series=_series(detail.timeseries, detail.step_s, state),
+        planned=planned,
+    )
+
+
+@router.get("/db/slow")
+def db_slow(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    threshold = _threshold(request)
+    service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
+    system, raw_fp = _opt(request, "db_system"), _opt(request, "fp")
+    view = "calls" if raw_fp or _opt(request, "view") == "calls" else "groups"
+    sort = _opt(request, "sort") or "total_time_ms"
+    if sort not in query.SLOW_GROUP_SORTS:
+        raise InvalidQuery(
+            f"cannot sort by {sort[:32]!r}: use one of {', '.join(query.SLOW_GROUP_SORTS)}"
+        )
+    filters: dict[str, Any] = {
+        "threshold_ms": threshold,
+        "service": service,
+        "endpoint": endpoint,
+        "db_system": system,
+        "environment": state.environment,
+        "limit": SLOW_LIMIT,
+    }
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    if view == "calls":
+        fp = query.parse_fingerprint(raw_fp) if raw_fp else None
+        rows: list[Any] = query.slow_queries(store, project, tr, fingerprint=fp, **filters)
+    else:
+        rows = query.slow_query_groups(store, project, tr, sort=sort, **filters)
+    params = {
+        "threshold": _opt(request, "threshold"),
+        "service": service,
+        "endpoint": endpoint,
+        "db_system": system,
+    }
+    return kit.render(
+        request,
+        "db_slow.html",
+        state,
+        nav="db",
+        page_params={
+            **params,
+            "fp": raw_fp,
+            "view": "calls" if view == "calls" and not raw_fp else None,
+            "sort": sort if view == "groups" and sort != "total_time_ms" else None,
+        },
+        filter_params=params,
+        tab="slow",
+        view=view,
+        fp=raw_fp,
+        rows=rows,
+        sort=sort,
+        sorts=query.SLOW_GROUP_SORTS,
+        threshold=threshold,
+        service=service,
+        endpoint=endpoint,
+        db_system=system,
+        limit=SLOW_LIMIT,
+        has_data=bool(rows) or _has_db_data(kit),
+    )
+
+
+@router.get("/n-plus-one")
+def n_plus_one(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
+    kind = _opt(request, "kind") or "any"
+    if kind not in KINDS:
+        raise InvalidQuery(f"kind must be any, db or http (got {kind[:32]!r})")
+    sort = _opt(request, "sort") or "wasted_time_ms"
+    if sort not in query.N_PLUS_ONE_SORTS:
+        raise InvalidQuery(
+            f"cannot sort by {sort[:32]!r}: use one of {', '.join(query.N_PLUS_ONE_SORTS)}"
+        )
+    rows = query.n_plus_one_findings(
+        kit.ctx.store,
+        kit.project,
+        state.time_range,
+        service=service,
+        endpoint=endpoint,
+        kind=kind,  # type: ignore[arg-type]  # checked above
+        environment=state.environment,
+        sort=sort,
+    )
+    return kit.render(
+        request,
+        "n_plus_one.html",
+        state,
+        nav="db",
+        page_params={
             "service": service,
             "endpoint": endpoint,
-            "db_system": system,
-        }
-        return kit.render(
-            request,
-            "db_slow.html",
-            state,
-            nav="db",
-            page_params={
-                **params,
-                "fp": raw_fp,
-                "view": "calls" if view == "calls" and not raw_fp else None,
-                "sort": sort if view == "groups" and sort != "total_time_ms" else None,
-            },
-            filter_params=params,
-            tab="slow",
-            view=view,
-            fp=raw_fp,
-            rows=rows,
-            sort=sort,
-            sorts=query.SLOW_GROUP_SORTS,
-            threshold=threshold,
-            service=service,
-            endpoint=endpoint,
-            db_system=system,
-            limit=SLOW_LIMIT,
-            has_data=bool(rows) or _has_db_data(kit),
-        )
-
-    @router.get("/n-plus-one")
-    def n_plus_one(request: Request) -> Response:
-        state = kit.state(request)
-        service, endpoint = _opt(request, "service"), _opt(request, "endpoint")
-        kind = _opt(request, "kind") or "any"
-        if kind not in KINDS:
-            raise InvalidQuery(f"kind must be any, db or http (got {kind[:32]!r})")
-        sort = _opt(request, "sort") or "wasted_time_ms"
-        if sort not in query.N_PLUS_ONE_SORTS:
-            raise InvalidQuery(
-                f"cannot sort by {sort[:32]!r}: use one of {', '.join(query.N_PLUS_ONE_SORTS)}"
-            )
-        rows = query.n_plus_one_findings(
-            kit.ctx.store,
-            kit.project,
-            state.time_range,
-            service=service,
-            endpoint=endpoint,
-            kind=kind,  # type: ignore[arg-type]  # checked above
-            environment=state.environment,
-            sort=sort,
-        )
-        return kit.render(
-            request,
-            "n_plus_one.html",
-            state,
-            nav="db",
-            page_params={
-                "service": service,
-                "endpoint": endpoint,
-                "kind": kind if kind != "any" else None,
-                "sort": sort if sort != "wasted_time_ms" else None,
-            },
-            tab="n_plus_one",
-            rows=rows,
-            service=service,
-            endpoint=endpoint,
-            kind=kind,
-            kinds=KINDS,
-            sort=sort,
-            sorts=query.N_PLUS_ONE_SORTS,
-        )
+            "kind": kind if kind != "any" else None,
+            "sort": sort if sort != "wasted_time_ms" else None,
+        },
+        tab="n_plus_one",
+        rows=rows,
+        service=service,
+        endpoint=endpoint,
+        kind=kind,
+        kinds=KINDS,
+        sort=sort,
+        sorts=query.N_PLUS_ONE_SORTS,
+    )

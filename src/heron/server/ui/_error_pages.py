@@ -22,7 +22,7 @@ from heron.server import query
 from heron.server.errors import NotFound
 from heron.server.model import ISSUE_STATUSES
 from heron.server.query import InvalidQuery
-from heron.server.ui._kit import Kit
+from heron.server.ui._kit import RENDERER, Kit, KitDep, UiRoute
 from heron.server.ui._pages import sparkline_points
 from heron.server.ui._state import UiState
 
@@ -128,145 +128,149 @@ def _issue_event(
     return found
 
 
-def register(router: APIRouter, kit: Kit) -> None:
-    kit.renderer.env.filters.update(source_lines=source_lines, pretty=pretty, crumb_ns=crumb_ns)
+router = APIRouter(route_class=UiRoute)
+RENDERER.env.filters.update(source_lines=source_lines, pretty=pretty, crumb_ns=crumb_ns)
 
-    @router.get("/issues")
-    def issues_page(request: Request) -> Response:
-        state = kit.state(request)
-        status = _opt(request, "status") or "open"
-        if status not in STATUS_CHOICES:
-            raise InvalidQuery(f"status must be one of {', '.join(STATUS_CHOICES)}")
-        sort = _opt(request, "sort") or "last_seen"
-        service, release = _opt(request, "service"), _opt(request, "release")
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        rows = query.list_issues(
-            store,
-            project,
-            tr,
-            status=None if status == "all" else status,
-            service=service,
-            release=release,
-            environment=state.environment,
-            sort=sort,
-            limit=ISSUE_LIMIT,
-        )
-        step = query.chart_step_s(tr, TREND_POINTS)
-        trends = query.issue_trends(store, project, tr, [i.id for i in rows], step)
-        return kit.render(
-            request,
-            "issues.html",
-            state,
-            nav="issues",
-            page_params={
-                "status": status if status != "open" else None,
-                "sort": sort if sort != "last_seen" else None,
-                "service": service,
-                "release": release,
-            },
-            rows=rows,
-            trends={iid: sparkline_points([float(v) for v in vs]) for iid, vs in trends.items()},
-            status_filter=status,
-            statuses=STATUS_CHOICES,
-            sort=sort,
-            sorts=SORT_LABELS,
-            service=service,
-            release=release,
-            services=query.error_services(store, project, tr),
-            releases=query.error_releases(store, project, tr),
-            filtered=bool(service or release or status != "open"),
-            has_errors=bool(rows) or query.has_errors(store, project),
-            setup=dsn(kit, request),
-        )
 
-    @router.get("/issues/{issue_id}")
-    def issue_page(request: Request, issue_id: int) -> Response:
-        state = kit.state(request)
-        step = query.chart_step_s(state.time_range, CHART_POINTS)
-        store, project = kit.ctx.store, kit.project
-        detail = query.issue_detail(
-            store, project, issue_id, state.time_range, environment=state.environment, step_s=step
-        )
-        if detail is None:
-            raise NotFound(f"Issue {issue_id} was not found.")
-        event = _issue_event(kit, request, issue_id, detail.latest)
-        recent = query.issue_events(
-            store, project, issue_id, environment=state.environment, limit=EVENTS_SHOWN
-        )
-        return kit.render(
-            request,
-            "issue.html",
-            state,
-            nav="issues",
-            detail=detail,
-            issue=detail.issue,
-            event=event,
-            recent=recent.events,
-            more_events=recent.next_cursor is not None,
-            series=_series(detail, state),
-            trace_logs=query.trace_logs(store, project, bytes.fromhex(event.trace_id), 200)
-            if event and event.trace_id
-            else [],
-        )
+@router.get("/issues")
+def issues_page(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    status = _opt(request, "status") or "open"
+    if status not in STATUS_CHOICES:
+        raise InvalidQuery(f"status must be one of {', '.join(STATUS_CHOICES)}")
+    sort = _opt(request, "sort") or "last_seen"
+    service, release = _opt(request, "service"), _opt(request, "release")
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    rows = query.list_issues(
+        store,
+        project,
+        tr,
+        status=None if status == "all" else status,
+        service=service,
+        release=release,
+        environment=state.environment,
+        sort=sort,
+        limit=ISSUE_LIMIT,
+    )
+    step = query.chart_step_s(tr, TREND_POINTS)
+    trends = query.issue_trends(store, project, tr, [i.id for i in rows], step)
+    return kit.render(
+        request,
+        "issues.html",
+        state,
+        nav="issues",
+        page_params={
+            "status": status if status != "open" else None,
+            "sort": sort if sort != "last_seen" else None,
+            "service": service,
+            "release": release,
+        },
+        rows=rows,
+        trends={iid: sparkline_points([float(v) for v in vs]) for iid, vs in trends.items()},
+        status_filter=status,
+        statuses=STATUS_CHOICES,
+        sort=sort,
+        sorts=SORT_LABELS,
+        service=service,
+        release=release,
+        services=query.error_services(store, project, tr),
+        releases=query.error_releases(store, project, tr),
+        filtered=bool(service or release or status != "open"),
+        has_errors=bool(rows) or query.has_errors(store, project),
+        setup=dsn(kit, request),
+    )
 
-    @router.post("/issues/{issue_id}/status")
-    async def issue_status(request: Request, issue_id: int) -> Response:
-        form = await request.form()
-        status = form.get("status")
-        if not isinstance(status, str) or status not in ISSUE_STATUSES:
-            raise InvalidQuery(f"status must be one of {', '.join(ISSUE_STATUSES)}")
-        release = form.get("release")
-        release = release.strip()[:200] if isinstance(release, str) else ""
-        state = kit.state(request)  # the page's range and filters ride on the action URL
-        changed = await run_in_threadpool(
-            query.set_issue_status,
-            kit.ctx.store,
-            kit.project,
-            issue_id,
-            status,
-            release or None,
-            now_ns=kit.ctx.clock(),
-        )
-        if not changed:
-            raise NotFound(f"Issue {issue_id} was not found.")
-        return RedirectResponse(state.url(f"/issues/{issue_id}"), status_code=303)
 
-    @router.get("/logs")
-    def logs_page(request: Request) -> Response:
-        state = kit.state(request)
-        service, text = _opt(request, "service"), _opt(request, "text")
-        severity = _opt(request, "severity") or ""
-        trace = _opt(request, "trace_id")
-        cursor = _opt(request, "cursor")
-        q = query.LogQuery(
-            service=service,
-            min_severity=query.parse_severity(severity) if severity else None,
-            text=text,
-            trace_id=query.parse_trace_id(trace) if trace else None,
-            environment=state.environment,
-            limit=LOG_LIMIT,
-            cursor=cursor,
-        )
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        page = query.search_logs(store, project, tr, q)
-        params = {"service": service, "severity": severity or None, "text": text, "trace_id": trace}
-        return kit.render(
-            request,
-            "logs.html",
-            state,
-            nav="logs",
-            page_params=params,
-            logs=page.logs,
-            next_url=state.url("/logs", **params, cursor=page.next_cursor)
-            if page.next_cursor
-            else None,
-            paged=cursor is not None,
-            service=service,
-            services=query.log_services(store, project, tr),
-            severity=severity,
-            severities=SEVERITY_CHOICES,
-            text=text,
-            trace_id=trace,
-            filtered=any(params.values()),
-            setup=dsn(kit, request),
-        )
+@router.get("/issues/{issue_id}")
+def issue_page(kit: KitDep, request: Request, issue_id: int) -> Response:
+    state = kit.state(request)
+    step = query.chart_step_s(state.time_range, CHART_POINTS)
+    store, project = kit.ctx.store, kit.project
+    detail = query.issue_detail(
+        store, project, issue_id, state.time_range, environment=state.environment, step_s=step
+    )
+    if detail is None:
+        raise NotFound(f"Issue {issue_id} was not found.")
+    event = _issue_event(kit, request, issue_id, detail.latest)
+    recent = query.issue_events(
+        store, project, issue_id, environment=state.environment, limit=EVENTS_SHOWN
+    )
+    return kit.render(
+        request,
+        "issue.html",
+        state,
+        nav="issues",
+        detail=detail,
+        issue=detail.issue,
+        event=event,
+        recent=recent.events,
+        more_events=recent.next_cursor is not None,
+        series=_series(detail, state),
+        trace_logs=query.trace_logs(store, project, bytes.fromhex(event.trace_id), 200)
+        if event and event.trace_id
+        else [],
+    )
+
+
+@router.post("/issues/{issue_id}/status")
+async def issue_status(kit: KitDep, request: Request, issue_id: int) -> Response:
+    form = await request.form()
+    status = form.get("status")
+    if not isinstance(status, str) or status not in ISSUE_STATUSES:
+        raise InvalidQuery(f"status must be one of {', '.join(ISSUE_STATUSES)}")
+    release = form.get("release")
+    release = release.strip()[:200] if isinstance(release, str) else ""
+    state = kit.state(request)  # the page's range and filters ride on the action URL
+    changed = await run_in_threadpool(
+        query.set_issue_status,
+        kit.ctx.store,
+        kit.project,
+        issue_id,
+        status,
+        release or None,
+        now_ns=kit.ctx.clock(),
+    )
+    if not changed:
+        raise NotFound(f"Issue {issue_id} was not found.")
+    return RedirectResponse(state.url(f"/issues/{issue_id}"), status_code=303)
+
+
+@router.get("/logs")
+def logs_page(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    service, text = _opt(request, "service"), _opt(request, "text")
+    severity = _opt(request, "severity") or ""
+    trace = _opt(request, "trace_id")
+    cursor = _opt(request, "cursor")
+    q = query.LogQuery(
+        service=service,
+        min_severity=query.parse_severity(severity) if severity else None,
+        text=text,
+        trace_id=query.parse_trace_id(trace) if trace else None,
+        environment=state.environment,
+        limit=LOG_LIMIT,
+        cursor=cursor,
+    )
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    page = query.search_logs(store, project, tr, q)
+    params = {"service": service, "severity": severity or None, "text": text, "trace_id": trace}
+    return kit.render(
+        request,
+        "logs.html",
+        state,
+        nav="logs",
+        page_params=params,
+        logs=page.logs,
+        next_url=state.url("/logs", **params, cursor=page.next_cursor)
+        if page.next_cursor
+        else None,
+        paged=cursor is not None,
+        service=service,
+        services=query.log_services(store, project, tr),
+        severity=severity,
+        severities=SEVERITY_CHOICES,
+        text=text,
+        trace_id=trace,
+        filtered=any(params.values()),
+        setup=dsn(kit, request),
+    )

@@ -1,8 +1,10 @@
 """What every page handler needs: the app context, the renderer and the shared state.
 
 Handlers are plain ``def`` so Starlette runs the blocking DuckDB reads in its thread pool.
-Bad parameters raise InvalidQuery; :class:`UiRoute` turns it (and 404s, query timeouts)
-into an HTML error page that says what to do.
+Page routers are module level (``route_class=UiRoute``); handlers take ``kit: KitDep``.
+Bad parameters raise InvalidQuery; :class:`UiRoute` turns it (and 404s) into an HTML
+error page that says what to do; storage failures and query timeouts become pages in the
+app's one handler (:mod:`heron.server.errors`).
 """
 
 from __future__ import annotations
@@ -10,27 +12,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 
-import duckdb
+from fastapi import Depends
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
 from heron.server import query
-from heron.server.errors import BadRequest, NotFound
+from heron.server.auth import LoginRequired, csrf_token, require_user
+from heron.server.context import AppContext, Ctx, get_ctx
+from heron.server.errors import BadRequest, HtmlRoute, NotFound
 from heron.server.query import InvalidQuery
-from heron.server.store.base import StorageUnavailable
+from heron.server.store.base import QueryTimeout, StorageUnavailable
 from heron.server.ui._render import Renderer
 from heron.server.ui._state import RANGES, REFRESH, UiState, read_state
 
-if TYPE_CHECKING:
-    from heron.server.app import AppContext
-
 log = logging.getLogger("heron.ui")
-DEFAULT_PROJECT_ID = 1
-
 SORT_ORDERS = ("asc", "desc")
 
 
@@ -41,8 +39,7 @@ class Kit:
 
     @property
     def project(self) -> int:
-        boot = self.ctx.bootstrap
-        return boot.project_id if boot else DEFAULT_PROJECT_ID
+        return self.ctx.project_id
 
     def state(self, request: Request) -> UiState:
         return read_state(request, self.ctx.clock())
@@ -93,13 +90,23 @@ class Kit:
         )
 
 
+RENDERER = Renderer()
+"""The pages' templates; page modules add their own filters and globals on import."""
+
+
+def get_kit(ctx: Ctx) -> Kit:
+    """The page kit for this app, as a FastAPI dependency."""
+    return Kit(ctx, RENDERER)
+
+
+KitDep = Annotated[Kit, Depends(get_kit)]
+
+
 def _session(request: Request) -> dict[str, Any]:
     """The signed-in user and the CSRF token for the sign-out form, when signed in."""
-    from heron.server.auth import LoginRequired, csrf_token, require_user
-
     try:
         return {"user": require_user(request), "csrf_token": csrf_token(request)}
-    except (LoginRequired, StorageUnavailable):
+    except (LoginRequired, StorageUnavailable, QueryTimeout):
         return {"user": None, "csrf_token": ""}
 
 
@@ -116,42 +123,33 @@ def sort_param(request: Request, allowed: tuple[str, ...], default: str) -> tupl
     return sort, order
 
 
-def ui_route_class(kit_of: Callable[[], Kit]) -> type[APIRoute]:
-    """A route class rendering the UI's errors as HTML pages."""
+class UiRoute(HtmlRoute):
+    """A page route: its errors are HTML pages (storage failures and query timeouts too:
+    the app's handler in :mod:`heron.server.errors` calls ``error_page``)."""
 
-    class UiRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
+    def error_page(self, request: Request, status: int, message: str, hint: str) -> Response:
+        return get_kit(get_ctx(request)).error_page(request, status, message, hint)
 
-            async def handle(request: Request) -> Response:
-                try:
-                    return await handler(request)
-                except (InvalidQuery, BadRequest) as e:
-                    hint = "Check the address, or start again from the services page."
-                    return kit_of().error_page(request, 400, str(e), hint)
-                except RequestValidationError:
-                    msg = "A parameter in the address is malformed."
-                    return kit_of().error_page(request, 400, msg, "Start again from a link.")
-                except NotFound as e:
-                    return kit_of().error_page(request, 404, e.message, _not_found_hint(kit_of()))
-                except duckdb.InterruptException:
-                    msg = "The query took too long and was stopped."
-                    hint = "Choose a shorter time range or add filters, then try again."
-                    return kit_of().error_page(request, 503, msg, hint)
-                except StorageUnavailable as e:
-                    msg = f"Storage is unavailable: {e}"
-                    hint = "Heron recovers on its own once the disk has room; see /healthz."
-                    page = kit_of().error_page(request, 503, msg, hint)
-                    page.headers["Retry-After"] = str(e.retry_after_s)
-                    return page
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
 
-            return handle
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (InvalidQuery, BadRequest) as e:
+                hint = "Check the address, or start again from the services page."
+                return self.error_page(request, 400, str(e), hint)
+            except RequestValidationError:
+                msg = "A parameter in the address is malformed."
+                return self.error_page(request, 400, msg, "Start again from a link.")
+            except NotFound as e:
+                hint = _not_found_hint(get_ctx(request).config.retention_days)
+                return self.error_page(request, 404, e.message, hint)
 
-    return UiRoute
+        return handle
 
 
-def _not_found_hint(kit: Kit) -> str:
-    days = kit.ctx.config.retention_days
+def _not_found_hint(days: int) -> str:
     return (
         f"Raw spans are kept for {days} day{'s' if days != 1 else ''} "
         "(retention_days); spans sent in the last seconds may still be on their way."

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from heron.server import query
 from heron.server.query import MapEdge, ServiceMap, ServiceStats
-from heron.server.ui._kit import Kit
+from heron.server.ui._kit import KitDep, UiRoute
 from heron.server.ui._render import color_index, fmt_ms, fmt_num, fmt_pct
 
 NODE_W, NODE_H = 168, 46
@@ -147,24 +147,26 @@ def edge_label(e: MapEdge) -> str:
     return f"{fmt_num(e.rpm)}/min · {fmt_pct(e.error_rate)} · p95 {fmt_ms(e.p95_ms)}"
 
 
-def register(router: APIRouter, kit: Kit) -> None:
-    @router.get("/map")
-    def service_map_page(request: Request) -> Response:
-        state = kit.state(request)
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        smap = query.service_map(store, project, tr, environment=state.environment)
-        stats = query.service_table(
-            store, project, tr, environment=state.environment, apdex_t_ms=kit.ctx.config.apdex_t_ms
-        )
-        drawing = layout(smap, {s.service: s for s in stats})
-        return kit.render(
-            request,
-            "map.html",
-            state,
-            nav="map",
-            smap=smap,
-            drawing=drawing,
-            node_w=NODE_W,
-            node_h=NODE_H,
-            edge_label=edge_label,
-        )
+router = APIRouter(route_class=UiRoute)
+
+
+@router.get("/map")
+def service_map_page(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    smap = query.service_map(store, project, tr, environment=state.environment)
+    stats = query.service_table(
+        store, project, tr, environment=state.environment, apdex_t_ms=kit.ctx.config.apdex_t_ms
+    )
+    drawing = layout(smap, {s.service: s for s in stats})
+    return kit.render(
+        request,
+        "map.html",
+        state,
+        nav="map",
+        smap=smap,
+        drawing=drawing,
+        node_w=NODE_W,
+        node_h=NODE_H,
+        edge_label=edge_label,
+    )

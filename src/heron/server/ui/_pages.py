@@ -16,7 +16,7 @@ from heron._version import __version__
 from heron.server import query
 from heron.server.errors import NotFound
 from heron.server.query import TimeRange
-from heron.server.ui._kit import Kit, sort_param
+from heron.server.ui._kit import RENDERER, Kit, KitDep, UiRoute, sort_param
 from heron.server.ui._state import UiState
 
 CHART_POINTS = 120
@@ -92,136 +92,139 @@ def _required(request: Request, name: str) -> str:
     return value
 
 
-def register(router: APIRouter, kit: Kit) -> None:
-    kit.renderer.env.globals["rpm_title"] = RPM_TITLE
+router = APIRouter(route_class=UiRoute)
+RENDERER.env.globals["rpm_title"] = RPM_TITLE
 
-    @router.get("/")
-    def overview(request: Request) -> Response:
-        state = kit.state(request)
-        sort, order = sort_param(request, query.SERVICE_SORTS, "requests")
-        store, project = kit.ctx.store, kit.project
-        rows = query.service_table(
-            store,
-            project,
-            state.time_range,
-            environment=state.environment,
-            apdex_t_ms=kit.ctx.config.apdex_t_ms,
-            sort=sort,
-            descending=order == "desc",
-        )
-        lines = query.service_sparklines(
-            store, project, state.time_range, environment=state.environment, now_ns=state.now_ns
-        )
-        sparks = {
-            name: {
-                "rpm": sparkline_points(list(line.rpm)),
-                "p95": sparkline_points(line.p95_ms),
-                "errors": sparkline_points(line.error_rate),
-            }
-            for name, line in lines.items()
+
+@router.get("/")
+def overview(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    sort, order = sort_param(request, query.SERVICE_SORTS, "requests")
+    store, project = kit.ctx.store, kit.project
+    rows = query.service_table(
+        store,
+        project,
+        state.time_range,
+        environment=state.environment,
+        apdex_t_ms=kit.ctx.config.apdex_t_ms,
+        sort=sort,
+        descending=order == "desc",
+    )
+    lines = query.service_sparklines(
+        store, project, state.time_range, environment=state.environment, now_ns=state.now_ns
+    )
+    sparks = {
+        name: {
+            "rpm": sparkline_points(list(line.rpm)),
+            "p95": sparkline_points(line.p95_ms),
+            "errors": sparkline_points(line.error_rate),
         }
-        return kit.render(
-            request,
-            "overview.html",
-            state,
-            nav="services",
-            page_params={"sort": sort if sort != "requests" else None, "order": _order(request)},
-            rows=rows,
-            sparks=sparks,
-            sort=sort,
-            order=order,
-            has_data=bool(rows) or query.has_data(store, project),
-            setup=_setup(kit, request),
-        )
+        for name, line in lines.items()
+    }
+    return kit.render(
+        request,
+        "overview.html",
+        state,
+        nav="services",
+        page_params={"sort": sort if sort != "requests" else None, "order": _order(request)},
+        rows=rows,
+        sparks=sparks,
+        sort=sort,
+        order=order,
+        has_data=bool(rows) or query.has_data(store, project),
+        setup=_setup(kit, request),
+    )
 
-    @router.get("/service")
-    def service_page(request: Request) -> Response:
-        state = kit.state(request)
-        service = _required(request, "service")
-        _known(kit, service)
-        release = request.query_params.get("release") or None
-        needle = (request.query_params.get("q") or "").strip()
-        sort, order = sort_param(request, query.ENDPOINT_SORTS, "requests")
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        env = state.environment
-        rows = query.endpoint_table(
-            store,
-            project,
-            tr,
-            service,
-            environment=env,
-            release=release,
-            apdex_t_ms=kit.ctx.config.apdex_t_ms,
-            sort=sort,
-            descending=order == "desc",
-        )
-        shown = [r for r in rows if needle.casefold() in r.endpoint.casefold()] if needle else rows
-        return kit.render(
-            request,
-            "service.html",
-            state,
-            nav="services",
-            page_params={
-                "service": service,
-                "release": release,
-                "q": needle or None,
-                "sort": sort if sort != "requests" else None,
-                "order": _order(request),
-            },
-            service=service,
-            release=release,
-            releases=query.list_releases(store, project, tr, service, environment=env),
-            summary=_summary(kit, tr, state, service, release),
-            series=_series(kit, state, service, release=release),
-            rows=shown,
-            total_rows=len(rows),
-            needle=needle,
-            sort=sort,
-            order=order,
-        )
 
-    @router.get("/endpoint")
-    def endpoint_page(request: Request) -> Response:
-        state = kit.state(request)
-        service = _required(request, "service")
-        endpoint = _required(request, "endpoint")
-        _known(kit, service, endpoint)
-        release = request.query_params.get("release") or None
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        env = state.environment
-        stats = query.endpoint_table(
-            store,
-            project,
-            tr,
-            service,
-            environment=env,
-            release=release,
-            apdex_t_ms=kit.ctx.config.apdex_t_ms,
-        )
-        histogram = query.latency_histogram(
-            store, project, tr, service, endpoint, environment=env, release=release
-        )
-        examples = query.endpoint_traces(
-            store, project, tr, service, endpoint, environment=env, release=release
-        )
-        return kit.render(
-            request,
-            "endpoint.html",
-            state,
-            nav="services",
-            page_params={"service": service, "endpoint": endpoint, "release": release},
-            service=service,
-            endpoint=endpoint,
-            release=release,
-            releases=query.list_releases(store, project, tr, service, environment=env),
-            summary=_one(stats, "endpoint", endpoint),
-            series=_series(kit, state, service, endpoint=endpoint, release=release),
-            histogram=histogram,
-            examples=examples,
-            n_plus_one=query.n_plus_one_findings(
-                store, project, tr, service=service, endpoint=endpoint, environment=env, limit=20
-            ),
-        )
+@router.get("/service")
+def service_page(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    service = _required(request, "service")
+    _known(kit, service)
+    release = request.query_params.get("release") or None
+    needle = (request.query_params.get("q") or "").strip()
+    sort, order = sort_param(request, query.ENDPOINT_SORTS, "requests")
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    env = state.environment
+    rows = query.endpoint_table(
+        store,
+        project,
+        tr,
+        service,
+        environment=env,
+        release=release,
+        apdex_t_ms=kit.ctx.config.apdex_t_ms,
+        sort=sort,
+        descending=order == "desc",
+    )
+    shown = [r for r in rows if needle.casefold() in r.endpoint.casefold()] if needle else rows
+    return kit.render(
+        request,
+        "service.html",
+        state,
+        nav="services",
+        page_params={
+            "service": service,
+            "release": release,
+            "q": needle or None,
+            "sort": sort if sort != "requests" else None,
+            "order": _order(request),
+        },
+        service=service,
+        release=release,
+        releases=query.list_releases(store, project, tr, service, environment=env),
+        summary=_summary(kit, tr, state, service, release),
+        series=_series(kit, state, service, release=release),
+        rows=shown,
+        total_rows=len(rows),
+        needle=needle,
+        sort=sort,
+        order=order,
+    )
+
+
+@router.get("/endpoint")
+def endpoint_page(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    service = _required(request, "service")
+    endpoint = _required(request, "endpoint")
+    _known(kit, service, endpoint)
+    release = request.query_params.get("release") or None
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    env = state.environment
+    stats = query.endpoint_table(
+        store,
+        project,
+        tr,
+        service,
+        environment=env,
+        release=release,
+        apdex_t_ms=kit.ctx.config.apdex_t_ms,
+    )
+    histogram = query.latency_histogram(
+        store, project, tr, service, endpoint, environment=env, release=release
+    )
+    examples = query.endpoint_traces(
+        store, project, tr, service, endpoint, environment=env, release=release
+    )
+    return kit.render(
+        request,
+        "endpoint.html",
+        state,
+        nav="services",
+        page_params={"service": service, "endpoint": endpoint, "release": release},
+        service=service,
+        endpoint=endpoint,
+        release=release,
+        releases=query.list_releases(store, project, tr, service, environment=env),
+        summary=_one(stats, "endpoint", endpoint),
+        series=_series(kit, state, service, endpoint=endpoint, release=release),
+        histogram=histogram,
+        examples=examples,
+        n_plus_one=query.n_plus_one_findings(
+            store, project, tr, service=service, endpoint=endpoint, environment=env, limit=20
+        ),
+    )
 
 
 def _order(request: Request) -> str | None:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from heron.server import query
 from heron.server.errors import NotFound
 from heron.server.query import InvalidQuery, TraceDetail
-from heron.server.ui._kit import Kit
+from heron.server.ui._kit import KitDep, UiRoute
 from heron.server.ui._render import color_index
 
 STATUSES = ("any", "ok", "error")
@@ -147,64 +147,67 @@ def _subtree_ends(rows: list[list[Any]]) -> None:
         row.append(end)
 
 
-def register(router: APIRouter, kit: Kit) -> None:
-    @router.get("/traces")
-    def explorer(request: Request) -> Response:
-        state = kit.state(request)
-        form = _search_form(request)
-        tq = query.TraceQuery(
-            service=form["service"],
-            endpoint=form["endpoint"],
-            min_duration_ms=form["min_ms"],
-            max_duration_ms=form["max_ms"],
-            status=form["status"],
-            attributes=[query.AttrFilter.parse(a) for a in form["attrs"]],
-            environment=state.environment,
-            limit=form["limit"],
-        )
-        found = query.search_traces(kit.ctx.store, kit.project, state.time_range, tq)
-        store, project, tr = kit.ctx.store, kit.project, state.time_range
-        services = query.list_services(store, project, tr, environment=state.environment)
-        endpoints = (
-            query.list_endpoints(store, project, tr, form["service"], environment=state.environment)
-            if form["service"]
-            else []
-        )
-        return kit.render(
-            request,
-            "traces.html",
-            state,
-            nav="traces",
-            page_params={k: form[k] for k in ("service", "endpoint", "status")}
-            | {"attr": form["attrs"], "min_ms": request.query_params.get("min_ms")}
-            | {"max_ms": request.query_params.get("max_ms")},
-            form=form,
-            traces=found,
-            longest=max((t.duration_ms for t in found), default=0.0),
-            services=services,
-            endpoints=endpoints,
-            statuses=STATUSES,
-            limits=LIMITS,
-        )
+router = APIRouter(route_class=UiRoute)
 
-    @router.get("/traces/{trace_id}")
-    def trace_view(request: Request, trace_id: str) -> Response:
-        state = kit.state(request)
-        trace = query.get_trace(kit.ctx.store, kit.project, query.parse_trace_id(trace_id))
-        if trace is None:
-            raise NotFound(f"Trace {trace_id.lower()} was not found.")
-        doc = waterfall_doc(trace)
-        logs = query.trace_logs(kit.ctx.store, kit.project, bytes.fromhex(trace.trace_id))
-        root = doc["spans"][0] if doc["spans"] else None
-        return kit.render(
-            request,
-            "trace.html",
-            state,
-            nav="traces",
-            trace=trace,
-            root_name=root[3] if root else "",
-            root_service=trace.services[root[2]] if root else "",
-            errors=sum(1 for s in trace.spans if s.status == "error"),
-            doc=doc,
-            logs=logs,
-        )
+
+@router.get("/traces")
+def explorer(kit: KitDep, request: Request) -> Response:
+    state = kit.state(request)
+    form = _search_form(request)
+    tq = query.TraceQuery(
+        service=form["service"],
+        endpoint=form["endpoint"],
+        min_duration_ms=form["min_ms"],
+        max_duration_ms=form["max_ms"],
+        status=form["status"],
+        attributes=[query.AttrFilter.parse(a) for a in form["attrs"]],
+        environment=state.environment,
+        limit=form["limit"],
+    )
+    found = query.search_traces(kit.ctx.store, kit.project, state.time_range, tq)
+    store, project, tr = kit.ctx.store, kit.project, state.time_range
+    services = query.list_services(store, project, tr, environment=state.environment)
+    endpoints = (
+        query.list_endpoints(store, project, tr, form["service"], environment=state.environment)
+        if form["service"]
+        else []
+    )
+    return kit.render(
+        request,
+        "traces.html",
+        state,
+        nav="traces",
+        page_params={k: form[k] for k in ("service", "endpoint", "status")}
+        | {"attr": form["attrs"], "min_ms": request.query_params.get("min_ms")}
+        | {"max_ms": request.query_params.get("max_ms")},
+        form=form,
+        traces=found,
+        longest=max((t.duration_ms for t in found), default=0.0),
+        services=services,
+        endpoints=endpoints,
+        statuses=STATUSES,
+        limits=LIMITS,
+    )
+
+
+@router.get("/traces/{trace_id}")
+def trace_view(kit: KitDep, request: Request, trace_id: str) -> Response:
+    state = kit.state(request)
+    trace = query.get_trace(kit.ctx.store, kit.project, query.parse_trace_id(trace_id))
+    if trace is None:
+        raise NotFound(f"Trace {trace_id.lower()} was not found.")
+    doc = waterfall_doc(trace)
+    logs = query.trace_logs(kit.ctx.store, kit.project, bytes.fromhex(trace.trace_id))
+    root = doc["spans"][0] if doc["spans"] else None
+    return kit.render(
+        request,
+        "trace.html",
+        state,
+        nav="traces",
+        trace=trace,
+        root_name=root[3] if root else "",
+        root_service=trace.services[root[2]] if root else "",
+        errors=sum(1 for s in trace.spans if s.status == "error"),
+        doc=doc,
+        logs=logs,
+    )
