@@ -1,4 +1,5 @@
-"""HTTP hygiene around every route: body deadlines, quiet disconnects, no caching, proxies.
+"""HTTP hygiene around every route: body deadlines, quiet disconnects, proxies (``Cache-Control:
+no-store`` comes with the security headers, ``ui/security.py``).
 
 Pure ASGI middleware, so none of it buffers a body or a response. None of it may answer
 a request that a route has started answering: a late failure only closes the connection.
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("heron.server.http")
-
-_NO_STORE = (b"cache-control", b"no-store")
 
 
 class BodyTimeout(Exception):
@@ -132,32 +131,9 @@ def _client(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-class NoStore:
-    """``Cache-Control: no-store`` on every response that sets no caching of its own (the
-    API, errors, redirects); static files and pages set theirs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if all(name.lower() != b"cache-control" for name, _ in headers):
-                    message = {**message, "headers": [*headers, _NO_STORE]}
-            await send(message)
-
-        await self.app(scope, receive, send_no_store)
-
-
 def add_http_guards(app: Starlette, *, body_timeout_s: float) -> None:
     """Inner guards: installed before the security headers, so a 408 carries them too."""
     app.add_middleware(RequestBodyGuard, timeout_s=body_timeout_s)
-    app.add_middleware(NoStore)
 
 
 def trust_proxies(app: Starlette, proxies: tuple[str, ...]) -> None:

@@ -38,11 +38,15 @@ PAGE_HEADERS: dict[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
+# Every answer but a static file (which sets its own caching) is not to be stored: API
+# JSON, pages, errors and redirects can carry telemetry or a signed-in user's data.
 _RAW = [(k.lower().encode(), v.encode()) for k, v in PAGE_HEADERS.items()]
+_RAW.append((b"cache-control", b"no-store"))
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware adding PAGE_HEADERS to responses that lack them."""
+    """Pure ASGI middleware adding PAGE_HEADERS and ``Cache-Control: no-store`` to
+    responses that lack them."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
