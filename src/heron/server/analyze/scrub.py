@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from heron.server.analyze.fingerprint import obfuscate_sql, scrub_plan, sql_info
-from heron.server.ingest.otlp import SPAN_COLUMNS, SpanBatch
 from heron.server.model import Span
+from heron.server.model.span import SPAN_COLUMNS, SpanBatch
 
 __all__ = ["PLAN_ATTR", "PLAN_FORMAT_ATTR", "db_fingerprints", "scrub_db_spans"]
 

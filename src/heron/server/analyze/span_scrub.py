@@ -38,8 +38,8 @@ from typing import Any
 import orjson
 
 from heron._scrub import FILTERED, MAX_DEPTH, Scrubber
-from heron.server.ingest.otlp import SPAN_COLUMNS, SpanBatch
 from heron.server.model import Span
+from heron.server.model.span import SPAN_COLUMNS, SpanBatch
 
 __all__ = ["QUERY_KEYS", "URL_KEYS", "SpanScrubber", "strip_query"]
 

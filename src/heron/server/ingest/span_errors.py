@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from heron.server.ingest.otlp import SpanBatch
 from heron.server.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, ErrorEvent, Span
+from heron.server.model.span import SpanBatch
 
 MAX_MESSAGE_CHARS = 8_192
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?$')

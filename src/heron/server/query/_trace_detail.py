@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from heron.server.ingest.otlp import CANONICAL
 from heron.server.model import KIND_NAMES, STATUS_NAMES
 from heron.server.query._common import InvalidQuery, ms
+from heron.server.semconv import CANONICAL
 from heron.server.store.base import Store
 
 _HEX = frozenset(string.hexdigits)

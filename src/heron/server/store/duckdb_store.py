@@ -24,7 +24,6 @@ import pyarrow as pa
 from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
 from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.histogram import bucket_of
-from heron.server.ingest.otlp import SpanBatch
 from heron.server.model import (
     SPAN_KIND_CONSUMER,
     SPAN_KIND_SERVER,
@@ -33,6 +32,7 @@ from heron.server.model import (
     LogRecord,
     Span,
 )
+from heron.server.model.span import SpanBatch
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb_connection import (
     RECOVERY_INTERVAL_S,
