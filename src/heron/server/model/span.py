@@ -61,7 +61,8 @@ def is_error(status: int, http_status: int | None) -> bool:
 
 # The same rules as SQL expressions over the span columns (for readers that filter or
 # group in the database). tests/server/test_span_model.py checks both forms agree.
-ENTRY_SQL = f"(kind IN ({', '.join(map(str, ENTRY_KINDS))}) OR parent_id = 0)"
+ENTRY_KIND_SQL = f"kind IN ({', '.join(map(str, ENTRY_KINDS))})"
+ENTRY_SQL = f"({ENTRY_KIND_SQL} OR parent_id = 0)"
 ENDPOINT_SQL = (
     "CASE WHEN coalesce(http_route, '') = '' THEN name "
     "WHEN coalesce(http_method, '') = '' THEN http_route "
@@ -258,7 +259,7 @@ class SpanBatch(Sequence[Span]):
     def entries(self) -> Iterator[EntryRow]:
         """The entry spans of the batch (:func:`is_entry`), with endpoint and error."""
         for row in self.rows:
-            if row[_KIND] in ENTRY_KINDS or row[_PARENT] == 0:  # is_entry, inlined
+            if is_entry(row[_KIND], row[_PARENT]):
                 r = SpanRow._make(row)
                 yield EntryRow(
                     r,

@@ -12,34 +12,13 @@ from typing import Any
 
 import orjson
 
-from heron.server.model import KIND_NAMES, STATUS_NAMES
+from heron.server.model.span import KIND_NAMES, SPAN_COLUMNS, STATUS_NAMES, SpanRow
 from heron.server.query._common import InvalidQuery, ms
 from heron.server.semconv import CANONICAL
 from heron.server.store.base import Store
 
 _HEX = frozenset(string.hexdigits)
-# _span unpacks the lifted columns in CANONICAL's order.
-_COLUMNS = ", ".join(
-    (
-        "span_id",
-        "parent_id",
-        "service",
-        "environment",
-        "release",
-        "name",
-        "kind",
-        "start_ns",
-        "duration_ns",
-        "status",
-        "status_message",
-        *CANONICAL,
-        "attributes",
-        "resource",
-        "events",
-        "links",
-        "scope",
-    )
-)
+_COLUMNS = ", ".join(SPAN_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -98,47 +77,30 @@ def _json(text: str | None, empty: Any) -> Any:
 
 
 def _span(row: tuple[Any, ...]) -> SpanDetail:
-    (
-        span_id,
-        parent_id,
-        service,
-        environment,
-        release,
-        name,
-        kind,
-        start_ns,
-        duration_ns,
-        status,
-        status_message,
-        *lifted,
-        attributes,
-        resource,
-        events,
-        links,
-        scope,
-    ) = row
-    attrs: dict[str, Any] = _json(attributes, {})
-    for column, value in zip(CANONICAL, lifted, strict=True):
+    r = SpanRow._make(row)
+    attrs: dict[str, Any] = _json(r.attributes, {})
+    for column, key in CANONICAL.items():
+        value = getattr(r, column)
         if value is not None:
-            attrs[CANONICAL[column]] = value
+            attrs[key] = value
     return SpanDetail(
-        span_id=f"{span_id:016x}",
-        parent_id=f"{parent_id:016x}" if parent_id else None,
-        service=service,
-        name=name,
-        kind=KIND_NAMES.get(kind, "unspecified"),
-        start_ns=start_ns,
-        duration_ns=duration_ns,
-        duration_ms=ms(duration_ns) or 0.0,
-        status=STATUS_NAMES.get(status, "unset"),
-        status_message=status_message,
+        span_id=f"{r.span_id:016x}",
+        parent_id=f"{r.parent_id:016x}" if r.parent_id else None,
+        service=r.service,
+        name=r.name,
+        kind=KIND_NAMES.get(r.kind, "unspecified"),
+        start_ns=r.start_ns,
+        duration_ns=r.duration_ns,
+        duration_ms=ms(r.duration_ns) or 0.0,
+        status=STATUS_NAMES.get(r.status, "unset"),
+        status_message=r.status_message,
         attributes=attrs,
-        resource=_json(resource, {}),
-        events=_json(events, []),
-        links=_json(links, []),
-        environment=environment,
-        release=release,
-        scope=scope,
+        resource=_json(r.resource, {}),
+        events=_json(r.events, []),
+        links=_json(r.links, []),
+        environment=r.environment,
+        release=r.release,
+        scope=r.scope,
     )
 
 

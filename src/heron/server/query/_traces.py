@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from heron.server.query._common import ERROR_SQL, NS_PER_MS, InvalidQuery, TimeRange, ms
+from heron.server.model.span import ERROR_SQL
+from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, ms
 from heron.server.semconv import (
     DB_STATEMENT_KEYS,
     DB_SYSTEM_KEYS,
