@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from heron.server.model.span import KIND_NAMES, SPAN_COLUMNS, STATUS_NAMES, SpanRow
+from heron.server.model.span import KIND_NAMES, SPAN_COLUMNS, STATUS_NAMES, SpanRow, is_error
 from heron.server.query._common import InvalidQuery, ms
 from heron.server.semconv import CANONICAL
 from heron.server.store.base import Store
@@ -76,8 +76,7 @@ def _json(text: str | None, empty: Any) -> Any:
     return orjson.loads(text) if text else empty
 
 
-def _span(row: tuple[Any, ...]) -> SpanDetail:
-    r = SpanRow._make(row)
+def _span(r: SpanRow) -> SpanDetail:
     attrs: dict[str, Any] = _json(r.attributes, {})
     for column, key in CANONICAL.items():
         value = getattr(r, column)
@@ -133,7 +132,7 @@ def _link_tree(spans: list[SpanDetail]) -> list[str]:
 
 def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | None:
     """All spans of a trace, or None when no span of it is stored."""
-    rows = store.read(TRACE_SQL, [trace_id, project_id])
+    rows = [SpanRow._make(row) for row in store.read(TRACE_SQL, [trace_id, project_id])]
     if not rows:
         return None
     spans: list[SpanDetail] = []
@@ -151,13 +150,8 @@ def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | N
         start_ns=start,
         duration_ms=ms(end - start) or 0.0,
         span_count=len(spans),
-        error=any(s.status == "error" or _http_error(s) for s in spans),
+        error=any(is_error(r.status, r.http_status) for r in rows),
         services=sorted({s.service for s in spans}),
         spans=spans,
         roots=roots,
     )
-
-
-def _http_error(span: SpanDetail) -> bool:
-    status = span.attributes.get(CANONICAL["http_status"])
-    return isinstance(status, int) and status >= 500
