@@ -73,6 +73,7 @@ from heron.server.ingest.span_errors import (
 )
 from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
+from heron.server.semconv import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb_store import DuckDBStore
 
@@ -233,8 +234,8 @@ def _level(severity: int) -> str:
 
 
 def _sdk(resource: dict[str, Any]) -> str:
-    name = resource.get("telemetry.sdk.name") or "opentelemetry"
-    version = resource.get("telemetry.sdk.version")
+    name = resource.get(TELEMETRY_SDK_NAME) or "opentelemetry"
+    version = resource.get(TELEMETRY_SDK_VERSION)
     return f"{name}/{version}" if version else str(name)
 
 
@@ -271,7 +272,7 @@ def event_from_attributes(rec: LogRecord, received_ns: int) -> ErrorEvent:
         environment=rec.environment,
         release=rec.release,
         level=_level(rec.severity_number),
-        platform=str(rec.resource.get("telemetry.sdk.language") or "other"),
+        platform=str(rec.resource.get(TELEMETRY_SDK_LANGUAGE) or "other"),
         source="otlp.log",
         exc_type=str(raised["type"]) if raised else None,
         message=message[:MAX_MESSAGE_CHARS],

@@ -20,6 +20,16 @@ from typing import Any
 
 from heron.server.model import ErrorEvent, Span
 from heron.server.model.span import COL, SpanBatch
+from heron.server.semconv import (
+    EXCEPTION_ESCAPED,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    TELEMETRY_DISTRO_NAME,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+)
 
 MAX_MESSAGE_CHARS = 8_192
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?$')
@@ -100,20 +110,20 @@ def _frame(path: str, lineno: int, function: str) -> dict[str, Any]:
 
 
 def has_exception_attrs(attrs: dict[str, Any]) -> bool:
-    return bool(attrs.get("exception.type") or attrs.get("exception.message"))
+    return bool(attrs.get(EXCEPTION_TYPE) or attrs.get(EXCEPTION_MESSAGE))
 
 
 def exceptions_from_attrs(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(exception chain, extra) from ``exception.*`` attributes."""
-    exc_type = str(attrs.get("exception.type") or "")
-    message = str(attrs.get("exception.message") or "")
-    stack = attrs.get("exception.stacktrace")
+    exc_type = str(attrs.get(EXCEPTION_TYPE) or "")
+    message = str(attrs.get(EXCEPTION_MESSAGE) or "")
+    stack = attrs.get(EXCEPTION_STACKTRACE)
     extra: dict[str, Any] = {}
     chain = parse_python_traceback(stack) if isinstance(stack, str) and stack else None
     if chain is None:
         chain = [{"type": exc_type or "Error", "value": message, "frames": []}]
         if isinstance(stack, str) and stack:
-            extra["exception.stacktrace"] = stack[:MAX_MESSAGE_CHARS]
+            extra[EXCEPTION_STACKTRACE] = stack[:MAX_MESSAGE_CHARS]
     else:
         # The attributes name the raised exception exactly (full message); the
         # traceback's last line may be abbreviated. But the SDK's logging handler gives
@@ -169,7 +179,7 @@ def events_from_spans(spans: Sequence[Span], received_ns: int) -> list[ErrorEven
     entries = _entry_endpoints(spans)
     out: list[ErrorEvent] = []
     for span in candidates:
-        if span.resource.get("telemetry.distro.name") == HERON_DISTRO:
+        if span.resource.get(TELEMETRY_DISTRO_NAME) == HERON_DISTRO:
             continue  # Heron's agent sends its errors itself (richer, as OTLP log events)
         endpoint = span.endpoint if span.is_entry else entries.get((span.trace_id, span.service))
         for e in span.events:
@@ -192,11 +202,11 @@ def _span_event(
 ) -> ErrorEvent:
     attrs = event.get("attributes") or {}
     chain, extra = exceptions_from_attrs(attrs)
-    escaped = attrs.get("exception.escaped")
+    escaped = attrs.get(EXCEPTION_ESCAPED)
     raised = chain[-1]
-    sdk = span.resource.get("telemetry.sdk.name") or "opentelemetry"
-    version = span.resource.get("telemetry.sdk.version")
-    language = span.resource.get("telemetry.sdk.language")
+    sdk = span.resource.get(TELEMETRY_SDK_NAME) or "opentelemetry"
+    version = span.resource.get(TELEMETRY_SDK_VERSION)
+    language = span.resource.get(TELEMETRY_SDK_LANGUAGE)
     return ErrorEvent(
         event_id=exception_event_id(span.trace_id, str(raised["type"]), str(raised["value"])),
         time_ns=int(event.get("time_ns") or span.start_ns + span.duration_ns),
