@@ -148,7 +148,7 @@ def _mutate(rng: random.Random, body: bytes) -> bytes:
 
 
 def _split_fields(raw: bytes) -> list[bytes]:
-    from heron.server.ingest.otlp import _skip, _varint
+    from heron.server.ingest.otlp.wire import _skip, _varint
 
     out, i = [], 0
     while i < len(raw):

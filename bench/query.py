@@ -127,7 +127,7 @@ def fill(path: Path, n_spans: int, pool_size: int) -> dict[str, Any]:
 
 def _partial(spans: Any, k: int) -> tuple[Any, Any]:
     """Rollups recomputed from the rows of a partial copy."""
-    from heron.server.ingest.otlp import SPAN_COLUMNS, SpanBatch
+    from heron.server.model.span import SPAN_COLUMNS, SpanBatch
     from heron.server.store.duckdb_store import rollup_rows, rollups_to_arrow
 
     cols = [spans.column(n).to_pylist() for n in SPAN_COLUMNS]

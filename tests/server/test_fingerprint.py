@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heron.server.analyze._entry import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL
 from heron.server.analyze.fingerprint import (
     display_sql,
     fingerprint_sql,
@@ -191,18 +190,6 @@ def test_plans_lose_their_literals() -> None:
 )
 def test_url_templates(url: str, template: str) -> None:
     assert url_template(url) == template
-
-
-def test_analysis_sql_matches_the_query_package() -> None:
-    from heron.server.query._common import ERROR_SQL as QUERY_ERROR_SQL
-    from heron.server.query._ui_endpoint import ENDPOINT_SQL as QUERY_ENDPOINT_SQL
-    from heron.server.query._ui_endpoint import ENTRY_SQL as QUERY_ENTRY_SQL
-
-    assert (ENTRY_SQL, ENDPOINT_SQL, ERROR_SQL) == (
-        QUERY_ENTRY_SQL,
-        QUERY_ENDPOINT_SQL,
-        QUERY_ERROR_SQL,
-    )
 
 
 # ---------------------------------------------------------------------------- properties

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from heron._scrub import FILTERED
 from heron.server.analyze.span_scrub import SpanScrubber, strip_query
-from heron.server.ingest.otlp import SpanBatch
 from heron.server.model import Span
+from heron.server.model.span import SpanBatch
 from heron.server.store.duckdb_store import DuckDBStore
 
 SECRET = "s3cr3t-CANARY-span"

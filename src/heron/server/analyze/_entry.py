@@ -14,29 +14,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL
 from heron.server.store.base import Store
-
-# The rules of ``model.Span`` (is_entry, endpoint, is_error) in SQL, as the query package
-# writes them; analysis must not import the query package, which imports analysis. A
-# test pins these to the query package's own constants.
-ENTRY_SQL = "(kind IN (2, 5) OR parent_id = 0)"
-ENDPOINT_SQL = (
-    "CASE WHEN coalesce(http_route, '') = '' THEN name "
-    "WHEN coalesce(http_method, '') = '' THEN http_route "
-    "ELSE http_method || ' ' || http_route END"
-)
-ERROR_SQL = "(status = 2 OR coalesce(http_status, 0) >= 500)"
-
-__all__ = [
-    "ENDPOINT_SQL",
-    "ENTRIES_SQL",
-    "ENTRY_SQL",
-    "ERROR_SQL",
-    "TRACE_KEY_SQL",
-    "asof_endpoint_sql",
-    "entry_endpoints",
-]
-
 
 # The trace id hashed to 64 bits for joins: an ASOF join on it is several times faster
 # than on the 16-byte BLOB, and a collision needs the same service too.

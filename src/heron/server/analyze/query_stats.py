@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from heron.server.analyze._entry import ENTRIES_SQL, ERROR_SQL, TRACE_KEY_SQL, asof_endpoint_sql
+from heron.server.analyze._entry import ENTRIES_SQL, TRACE_KEY_SQL, asof_endpoint_sql
 from heron.server.analyze.fingerprint import display_sql
+from heron.server.model.span import ERROR_SQL
 from heron.server.store.base import Store
 
 __all__ = ["add_fingerprints", "db_rollup", "new_fingerprints", "replace_db_rollup"]

@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from heron.server.analyze.fingerprint import obfuscate_sql, scrub_plan, sql_info
-from heron.server.ingest.otlp import SPAN_COLUMNS, SpanBatch
 from heron.server.model import Span
+from heron.server.model.span import COL, SpanBatch
 
 __all__ = ["PLAN_ATTR", "PLAN_FORMAT_ATTR", "db_fingerprints", "scrub_db_spans"]
 
@@ -32,10 +32,10 @@ PARAMETER_PREFIX = "db.query.parameter."
 _PLAN_HINT = f'"{PLAN_ATTR}"'
 _PARAMETER_HINT = f'"{PARAMETER_PREFIX}'
 
-_NAME = SPAN_COLUMNS.index("name")
-_SYSTEM = SPAN_COLUMNS.index("db_system")
-_STATEMENT = SPAN_COLUMNS.index("db_statement")
-_ATTRIBUTES = SPAN_COLUMNS.index("attributes")
+_NAME = COL["name"]
+_SYSTEM = COL["db_system"]
+_STATEMENT = COL["db_statement"]
+_ATTRIBUTES = COL["attributes"]
 
 
 def _scrub_name(name: str, raw: str, statement: str, system: str | None) -> str:

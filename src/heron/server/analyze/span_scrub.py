@@ -38,8 +38,8 @@ from typing import Any
 import orjson
 
 from heron._scrub import FILTERED, MAX_DEPTH, Scrubber
-from heron.server.ingest.otlp import SPAN_COLUMNS, SpanBatch
 from heron.server.model import Span
+from heron.server.model.span import COL, SpanBatch
 
 __all__ = ["QUERY_KEYS", "URL_KEYS", "SpanScrubber", "strip_query"]
 
@@ -55,14 +55,14 @@ _USERINFO = re.compile(r"^([a-z][a-z0-9+.\-]*://)[^/?#@\s]*@", re.I)
 _ONE_URL = re.compile(r"[a-z][a-z0-9+.\-]*://\S*\Z", re.I)
 _MAX_NOT_CARD = 10**12 - 1  # card numbers have 13 to 19 digits
 
-_NAME = SPAN_COLUMNS.index("name")
-_STATUS_MESSAGE = SPAN_COLUMNS.index("status_message")
-_ROUTE = SPAN_COLUMNS.index("http_route")
-_STATEMENT = SPAN_COLUMNS.index("db_statement")
-_ATTRIBUTES = SPAN_COLUMNS.index("attributes")
-_RESOURCE = SPAN_COLUMNS.index("resource")
-_EVENTS = SPAN_COLUMNS.index("events")
-_LINKS = SPAN_COLUMNS.index("links")
+_NAME = COL["name"]
+_STATUS_MESSAGE = COL["status_message"]
+_ROUTE = COL["http_route"]
+_STATEMENT = COL["db_statement"]
+_ATTRIBUTES = COL["attributes"]
+_RESOURCE = COL["resource"]
+_EVENTS = COL["events"]
+_LINKS = COL["links"]
 _COLUMNS = (_NAME, _ROUTE, _STATUS_MESSAGE, _ATTRIBUTES, _RESOURCE, _EVENTS, _LINKS)
 # Events and links are rare and each one's JSON is unique (times, ids): never remembered.
 _REPEATING = frozenset((_NAME, _ROUTE, _STATUS_MESSAGE, _ATTRIBUTES, _RESOURCE))

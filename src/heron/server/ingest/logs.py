@@ -48,20 +48,20 @@ from heron.server.ingest.http import (
     status_response,
 )
 from heron.server.ingest.limits import parse_json, time_in_range, trimmed
-from heron.server.ingest.otlp import (
+from heron.server.ingest.otlp.common import (
     DecodeError,
-    _hex_id,
-    _json_attrs,
-    _json_int,
-    _json_list,
-    _json_str,
-    _json_value,
-    _pb_attrs,
-    _pb_value,
-    _ResourceInfo,
+    ResourceInfo,
+    hex_id,
+    json_attrs,
     json_body,
+    json_int,
+    json_list,
     json_resource,
     json_scope_name,
+    json_str,
+    json_value,
+    pb_attrs,
+    pb_value,
 )
 from heron.server.ingest.sentry import event_from_sentry, event_id_of
 from heron.server.ingest.span_errors import (
@@ -73,6 +73,7 @@ from heron.server.ingest.span_errors import (
 )
 from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
+from heron.server.semconv import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb_store import DuckDBStore
 
@@ -107,7 +108,7 @@ def _body_text(value: Any) -> str:
 
 
 def _record(
-    res: _ResourceInfo,
+    res: ResourceInfo,
     scope: str,
     time_ns: int,
     observed_ns: int,
@@ -159,7 +160,7 @@ def decode_logs_protobuf(body: bytes, received_ns: int) -> LogsDecodeResult:
         ) from None
     out = LogsDecodeResult()
     for rl in req.resource_logs:
-        res = _ResourceInfo(_pb_attrs(rl.resource.attributes))
+        res = ResourceInfo(pb_attrs(rl.resource.attributes))
         for sl in rl.scope_logs:
             for r in sl.log_records:
                 try:
@@ -172,8 +173,8 @@ def decode_logs_protobuf(body: bytes, received_ns: int) -> LogsDecodeResult:
                         r.span_id,
                         r.severity_number,
                         r.severity_text,
-                        _pb_value(r.body) if r.HasField("body") else None,
-                        _pb_attrs(r.attributes),
+                        pb_value(r.body) if r.HasField("body") else None,
+                        pb_attrs(r.attributes),
                         received_ns,
                     )
                 except ValueError as e:
@@ -187,13 +188,13 @@ def decode_logs_json(body: bytes, received_ns: int) -> LogsDecodeResult:
     """Decode an ``ExportLogsServiceRequest`` in OTLP-JSON form (hex ids, int64 strings)."""
     doc = json_body(body, "ExportLogsServiceRequest")
     out = LogsDecodeResult()
-    for rl in _json_list(doc, "resourceLogs"):
+    for rl in json_list(doc, "resourceLogs"):
         if not isinstance(rl, dict):
             raise DecodeError("resourceLogs entries must be objects")
         res = json_resource(rl)
-        for sl in _json_list(rl, "scopeLogs"):
+        for sl in json_list(rl, "scopeLogs"):
             scope_name = json_scope_name(sl)
-            for r in _json_list(sl, "logRecords"):
+            for r in json_list(sl, "logRecords"):
                 try:
                     out.records.append(_json_record(res, scope_name, r, received_ns))
                 except ValueError as e:
@@ -201,20 +202,20 @@ def decode_logs_json(body: bytes, received_ns: int) -> LogsDecodeResult:
     return out
 
 
-def _json_record(res: _ResourceInfo, scope: str, r: Any, received_ns: int) -> LogRecord:
+def _json_record(res: ResourceInfo, scope: str, r: Any, received_ns: int) -> LogRecord:
     if not isinstance(r, dict):
         raise ValueError("logRecord must be an object")
     return _record(
         res,
         scope,
-        _json_int(r.get("timeUnixNano"), "timeUnixNano"),
-        _json_int(r.get("observedTimeUnixNano"), "observedTimeUnixNano"),
-        _hex_id(r.get("traceId"), "traceId", 16),
-        _hex_id(r.get("spanId"), "spanId", 8),
-        _json_int(r.get("severityNumber"), "severityNumber"),
-        _json_str(r.get("severityText"), "severityText"),
-        _json_value(r.get("body")),
-        _json_attrs(r.get("attributes")),
+        json_int(r.get("timeUnixNano"), "timeUnixNano"),
+        json_int(r.get("observedTimeUnixNano"), "observedTimeUnixNano"),
+        hex_id(r.get("traceId"), "traceId", 16),
+        hex_id(r.get("spanId"), "spanId", 8),
+        json_int(r.get("severityNumber"), "severityNumber"),
+        json_str(r.get("severityText"), "severityText"),
+        json_value(r.get("body")),
+        json_attrs(r.get("attributes")),
         received_ns,
     )
 
@@ -233,8 +234,8 @@ def _level(severity: int) -> str:
 
 
 def _sdk(resource: dict[str, Any]) -> str:
-    name = resource.get("telemetry.sdk.name") or "opentelemetry"
-    version = resource.get("telemetry.sdk.version")
+    name = resource.get(TELEMETRY_SDK_NAME) or "opentelemetry"
+    version = resource.get(TELEMETRY_SDK_VERSION)
     return f"{name}/{version}" if version else str(name)
 
 
@@ -271,7 +272,7 @@ def event_from_attributes(rec: LogRecord, received_ns: int) -> ErrorEvent:
         environment=rec.environment,
         release=rec.release,
         level=_level(rec.severity_number),
-        platform=str(rec.resource.get("telemetry.sdk.language") or "other"),
+        platform=str(rec.resource.get(TELEMETRY_SDK_LANGUAGE) or "other"),
         source="otlp.log",
         exc_type=str(raised["type"]) if raised else None,
         message=message[:MAX_MESSAGE_CHARS],

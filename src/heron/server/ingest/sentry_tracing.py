@@ -33,7 +33,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from heron._scrub import FILTERED, Scrubber
-from heron.server.ingest.otlp import _build_span, _ResourceInfo
+from heron.server.ingest.otlp.common import ResourceInfo
+from heron.server.ingest.otlp.traces import build_span
 from heron.server.model import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_CONSUMER,
@@ -112,7 +113,7 @@ class SentrySpans:
         self.spans: list[Span] = []
         self.rejected = 0
         self.errors: list[str] = []
-        self._resources: dict[tuple[str, ...], _ResourceInfo] = {}
+        self._resources: dict[tuple[str, ...], ResourceInfo] = {}
 
     # ------------------------------------------------------------------ 2.x
 
@@ -220,7 +221,7 @@ class SentrySpans:
         sdk: Mapping[str, Any],
         platform: str,
         host: str,
-    ) -> _ResourceInfo:
+    ) -> ResourceInfo:
         sdk_name, sdk_version = _text(sdk.get("name")), _text(sdk.get("version"))
         key = (service, release, environment, sdk_name, sdk_version, platform, host)
         res = self._resources.get(key)
@@ -234,13 +235,13 @@ class SentrySpans:
                 "telemetry.sdk.language": platform,
                 "host.name": host,
             }
-            res = _ResourceInfo({k: v for k, v in attrs.items() if v})
+            res = ResourceInfo({k: v for k, v in attrs.items() if v})
             self._resources[key] = res
         return res
 
     def _add(
         self,
-        res: _ResourceInfo,
+        res: ResourceInfo,
         raw: Mapping[str, Any],
         start: Any,
         end: Any,
@@ -256,7 +257,7 @@ class SentrySpans:
 
     def _span(
         self,
-        res: _ResourceInfo,
+        res: ResourceInfo,
         raw: Mapping[str, Any],
         start: Any,
         end: Any,
@@ -274,7 +275,7 @@ class SentrySpans:
         name = span_name(op, kind, _text(raw.get("description")), attrs, segment)
         self._scrub(attrs)
         status, message = status_of(_text(raw.get("status")), kind, attrs)
-        return _build_span(
+        return build_span(
             res,
             _text(raw.get("origin")) or _text(attrs.get("sentry.origin")),
             trace_id,

@@ -18,8 +18,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from heron.server.ingest.otlp import SpanBatch
-from heron.server.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, ErrorEvent, Span
+from heron.server.model import ErrorEvent, Span
+from heron.server.model.span import COL, SpanBatch
+from heron.server.semconv import (
+    EXCEPTION_ESCAPED,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    TELEMETRY_DISTRO_NAME,
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+)
 
 MAX_MESSAGE_CHARS = 8_192
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+)(?:, in (?P<func>.*))?$')
@@ -100,20 +110,20 @@ def _frame(path: str, lineno: int, function: str) -> dict[str, Any]:
 
 
 def has_exception_attrs(attrs: dict[str, Any]) -> bool:
-    return bool(attrs.get("exception.type") or attrs.get("exception.message"))
+    return bool(attrs.get(EXCEPTION_TYPE) or attrs.get(EXCEPTION_MESSAGE))
 
 
 def exceptions_from_attrs(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(exception chain, extra) from ``exception.*`` attributes."""
-    exc_type = str(attrs.get("exception.type") or "")
-    message = str(attrs.get("exception.message") or "")
-    stack = attrs.get("exception.stacktrace")
+    exc_type = str(attrs.get(EXCEPTION_TYPE) or "")
+    message = str(attrs.get(EXCEPTION_MESSAGE) or "")
+    stack = attrs.get(EXCEPTION_STACKTRACE)
     extra: dict[str, Any] = {}
     chain = parse_python_traceback(stack) if isinstance(stack, str) and stack else None
     if chain is None:
         chain = [{"type": exc_type or "Error", "value": message, "frames": []}]
         if isinstance(stack, str) and stack:
-            extra["exception.stacktrace"] = stack[:MAX_MESSAGE_CHARS]
+            extra[EXCEPTION_STACKTRACE] = stack[:MAX_MESSAGE_CHARS]
     else:
         # The attributes name the raised exception exactly (full message); the
         # traceback's last line may be abbreviated. But the SDK's logging handler gives
@@ -149,13 +159,16 @@ def exception_event_id(trace_id: bytes | None, exc_type: str, message: str) -> s
 # Spans from Heron's agent carry this resource attribute; their exceptions arrive twice
 # otherwise: as the agent's own event and as the span's exception event.
 HERON_DISTRO = "heron"
+_EVENTS = COL["events"]  # a hot loop: tuple indexing, by name
 
 
 def events_from_spans(spans: Sequence[Span], received_ns: int) -> list[ErrorEvent]:
     """An :class:`ErrorEvent` per ``exception`` span event in a decoded batch, except from
     Heron's agent (``telemetry.distro.name=heron``), which reports its errors itself."""
     if isinstance(spans, SpanBatch):
-        idx = [i for i, row in enumerate(spans.rows) if row[19] and '"exception' in row[19]]
+        idx = [
+            i for i, row in enumerate(spans.rows) if row[_EVENTS] and '"exception' in row[_EVENTS]
+        ]
         if not idx:
             return []
         candidates = [spans[i] for i in idx]
@@ -166,35 +179,21 @@ def events_from_spans(spans: Sequence[Span], received_ns: int) -> list[ErrorEven
     entries = _entry_endpoints(spans)
     out: list[ErrorEvent] = []
     for span in candidates:
-        if span.resource.get("telemetry.distro.name") == HERON_DISTRO:
+        if span.resource.get(TELEMETRY_DISTRO_NAME) == HERON_DISTRO:
             continue  # Heron's agent sends its errors itself (richer, as OTLP log events)
-        endpoint = (
-            span.endpoint if _is_service_entry(span) else entries.get((span.trace_id, span.service))
-        )
+        endpoint = span.endpoint if span.is_entry else entries.get((span.trace_id, span.service))
         for e in span.events:
             if e.get("name") == "exception" and has_exception_attrs(e.get("attributes") or {}):
                 out.append(_span_event(span, e, endpoint, received_ns))
     return out
 
 
-def _is_service_entry(span: Span) -> bool:
-    return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER) or span.parent_id == 0
-
-
 def _entry_endpoints(spans: Sequence[Span]) -> dict[tuple[bytes, str], str]:
     """Endpoint of each (trace, service)'s entry span present in the batch."""
+    batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
     out: dict[tuple[bytes, str], str] = {}
-    if isinstance(spans, SpanBatch):
-        for row in spans.rows:
-            _, trace_id, _, parent, service, _, _, name, kind, *_ = row
-            method, route = row[12], row[13]
-            if kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER) or parent == 0:
-                endpoint = (f"{method} {route}" if method else route) if route else name
-                out.setdefault((trace_id, service), endpoint)
-    else:
-        for s in spans:
-            if _is_service_entry(s):
-                out.setdefault((s.trace_id, s.service), s.endpoint)
+    for span, endpoint, _ in batch.entries():
+        out.setdefault((span.trace_id, span.service), endpoint)
     return out
 
 
@@ -203,11 +202,11 @@ def _span_event(
 ) -> ErrorEvent:
     attrs = event.get("attributes") or {}
     chain, extra = exceptions_from_attrs(attrs)
-    escaped = attrs.get("exception.escaped")
+    escaped = attrs.get(EXCEPTION_ESCAPED)
     raised = chain[-1]
-    sdk = span.resource.get("telemetry.sdk.name") or "opentelemetry"
-    version = span.resource.get("telemetry.sdk.version")
-    language = span.resource.get("telemetry.sdk.language")
+    sdk = span.resource.get(TELEMETRY_SDK_NAME) or "opentelemetry"
+    version = span.resource.get(TELEMETRY_SDK_VERSION)
+    language = span.resource.get(TELEMETRY_SDK_LANGUAGE)
     return ErrorEvent(
         event_id=exception_event_id(span.trace_id, str(raised["type"]), str(raised["value"])),
         time_ns=int(event.get("time_ns") or span.start_ns + span.duration_ns),

@@ -1,4 +1,4 @@
-"""Shared pieces of the read side: time ranges, errors, the error predicate.
+"""Shared pieces of the read side: time ranges and errors.
 
 Nothing here formats SQL from caller input: values are always bound parameters and the
 few identifiers that vary come from constant tables in this package.
@@ -11,10 +11,6 @@ from dataclasses import dataclass
 NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
 NS_PER_MS = 1_000_000
-
-# A span counts as an error for RED metrics exactly as Span.is_error says (and as the
-# rollup writer counted it): ERROR status, or an HTTP status of 500 or more.
-ERROR_SQL = "(status = 2 OR coalesce(http_status, 0) >= 500)"
 
 
 class InvalidQuery(ValueError):

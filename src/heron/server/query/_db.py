@@ -18,8 +18,8 @@ from heron.server.analyze._entry import ENTRIES_SQL, TRACE_KEY_SQL, asof_endpoin
 from heron.server.analyze.query_stats import ROWS_SQL
 from heron.server.analyze.scrub import PLAN_ATTR, PLAN_FORMAT_ATTR
 from heron.server.histogram import quantile_from_buckets
+from heron.server.model.span import ERROR_SQL
 from heron.server.query._common import (
-    ERROR_SQL,
     NS_PER_MS,
     NS_PER_S,
     InvalidQuery,

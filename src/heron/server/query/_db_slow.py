@@ -14,7 +14,8 @@ from typing import Any
 
 from heron.server.analyze._entry import ENTRIES_SQL, TRACE_KEY_SQL, asof_endpoint_sql
 from heron.server.analyze.scrub import PLAN_ATTR
-from heron.server.query._common import ERROR_SQL, NS_PER_MS, InvalidQuery, TimeRange, ms
+from heron.server.model.span import ERROR_SQL
+from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, ms
 from heron.server.query._db import (
     _ENTRY_LOOKBACK_NS,
     _PLAN_FORMAT_PATH,

@@ -12,34 +12,13 @@ from typing import Any
 
 import orjson
 
-from heron.server.ingest.otlp import CANONICAL
-from heron.server.model import KIND_NAMES, STATUS_NAMES
+from heron.server.model.span import KIND_NAMES, SPAN_COLUMNS, STATUS_NAMES, SpanRow, is_error
 from heron.server.query._common import InvalidQuery, ms
+from heron.server.semconv import CANONICAL
 from heron.server.store.base import Store
 
 _HEX = frozenset(string.hexdigits)
-# _span unpacks the lifted columns in CANONICAL's order.
-_COLUMNS = ", ".join(
-    (
-        "span_id",
-        "parent_id",
-        "service",
-        "environment",
-        "release",
-        "name",
-        "kind",
-        "start_ns",
-        "duration_ns",
-        "status",
-        "status_message",
-        *CANONICAL,
-        "attributes",
-        "resource",
-        "events",
-        "links",
-        "scope",
-    )
-)
+_COLUMNS = ", ".join(SPAN_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -97,48 +76,30 @@ def _json(text: str | None, empty: Any) -> Any:
     return orjson.loads(text) if text else empty
 
 
-def _span(row: tuple[Any, ...]) -> SpanDetail:
-    (
-        span_id,
-        parent_id,
-        service,
-        environment,
-        release,
-        name,
-        kind,
-        start_ns,
-        duration_ns,
-        status,
-        status_message,
-        *lifted,
-        attributes,
-        resource,
-        events,
-        links,
-        scope,
-    ) = row
-    attrs: dict[str, Any] = _json(attributes, {})
-    for column, value in zip(CANONICAL, lifted, strict=True):
+def _span(r: SpanRow) -> SpanDetail:
+    attrs: dict[str, Any] = _json(r.attributes, {})
+    for column, key in CANONICAL.items():
+        value = getattr(r, column)
         if value is not None:
-            attrs[CANONICAL[column]] = value
+            attrs[key] = value
     return SpanDetail(
-        span_id=f"{span_id:016x}",
-        parent_id=f"{parent_id:016x}" if parent_id else None,
-        service=service,
-        name=name,
-        kind=KIND_NAMES.get(kind, "unspecified"),
-        start_ns=start_ns,
-        duration_ns=duration_ns,
-        duration_ms=ms(duration_ns) or 0.0,
-        status=STATUS_NAMES.get(status, "unset"),
-        status_message=status_message,
+        span_id=f"{r.span_id:016x}",
+        parent_id=f"{r.parent_id:016x}" if r.parent_id else None,
+        service=r.service,
+        name=r.name,
+        kind=KIND_NAMES.get(r.kind, "unspecified"),
+        start_ns=r.start_ns,
+        duration_ns=r.duration_ns,
+        duration_ms=ms(r.duration_ns) or 0.0,
+        status=STATUS_NAMES.get(r.status, "unset"),
+        status_message=r.status_message,
         attributes=attrs,
-        resource=_json(resource, {}),
-        events=_json(events, []),
-        links=_json(links, []),
-        environment=environment,
-        release=release,
-        scope=scope,
+        resource=_json(r.resource, {}),
+        events=_json(r.events, []),
+        links=_json(r.links, []),
+        environment=r.environment,
+        release=r.release,
+        scope=r.scope,
     )
 
 
@@ -171,7 +132,7 @@ def _link_tree(spans: list[SpanDetail]) -> list[str]:
 
 def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | None:
     """All spans of a trace, or None when no span of it is stored."""
-    rows = store.read(TRACE_SQL, [trace_id, project_id])
+    rows = [SpanRow._make(row) for row in store.read(TRACE_SQL, [trace_id, project_id])]
     if not rows:
         return None
     spans: list[SpanDetail] = []
@@ -189,13 +150,8 @@ def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | N
         start_ns=start,
         duration_ms=ms(end - start) or 0.0,
         span_count=len(spans),
-        error=any(s.status == "error" or _http_error(s) for s in spans),
+        error=any(is_error(r.status, r.http_status) for r in rows),
         services=sorted({s.service for s in spans}),
         spans=spans,
         roots=roots,
     )
-
-
-def _http_error(span: SpanDetail) -> bool:
-    status = span.attributes.get(CANONICAL["http_status"])
-    return isinstance(status, int) and status >= 500

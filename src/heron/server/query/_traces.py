@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from heron.server.ingest.otlp import (
+from heron.server.model.span import ERROR_SQL
+from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, ms
+from heron.server.semconv import (
     DB_STATEMENT_KEYS,
     DB_SYSTEM_KEYS,
     ENVIRONMENT_KEYS,
@@ -20,7 +22,6 @@ from heron.server.ingest.otlp import (
     HTTP_ROUTE_KEYS,
     HTTP_STATUS_KEYS,
 )
-from heron.server.query._common import ERROR_SQL, NS_PER_MS, InvalidQuery, TimeRange, ms
 from heron.server.store.base import Store
 
 MAX_TRACE_LIMIT = 1000

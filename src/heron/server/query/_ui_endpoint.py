@@ -16,21 +16,13 @@ from heron.server.histogram import (
     bucket_upper_ns,
     quantile_from_buckets,
 )
-from heron.server.query._common import ERROR_SQL, NS_PER_S, InvalidQuery, TimeRange, ms
+from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL
+from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, ms
 from heron.server.store.base import Store
 
 # Display bins: merge rollup buckets (8 per doubling) into 4 per doubling, ~19% wide.
 _MERGE = BUCKETS_PER_DOUBLING // 4
 MAX_EXAMPLES = 100
-
-# The endpoint name exactly as the rollup writer derives it (``model.Span.endpoint``).
-ENDPOINT_SQL = (
-    "CASE WHEN coalesce(http_route, '') = '' THEN name "
-    "WHEN coalesce(http_method, '') = '' THEN http_route "
-    "ELSE http_method || ' ' || http_route END"
-)
-# An entry span starts work in a service (``model.Span.is_entry``).
-ENTRY_SQL = "(kind IN (2, 5) OR parent_id = 0)"
 
 
 @dataclass(frozen=True, slots=True)

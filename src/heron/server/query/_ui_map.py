@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heron.server.query._common import ERROR_SQL, NS_PER_MIN, TimeRange, ms
+from heron.server.model.span import ENTRY_KIND_SQL, ERROR_SQL
+from heron.server.query._common import NS_PER_MIN, TimeRange, ms
 from heron.server.store.base import Store
 
 # A parent may start this long before its child and still be found.
@@ -54,7 +55,7 @@ _CHILD = (
     "SELECT trace_id, parent_id, service, duration_ns, "  # noqa: S608 - constants only
     f"{ERROR_SQL} AS error FROM spans "
     "WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND parent_id <> 0 "
-    "AND kind IN (2, 5) {env}"
+    f"AND {ENTRY_KIND_SQL} {{env}}"
 )
 _PARENT = "SELECT trace_id, span_id, service FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ?"
 _EDGES = (

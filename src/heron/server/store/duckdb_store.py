@@ -18,21 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
 from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.histogram import bucket_of
-from heron.server.ingest.otlp import SpanBatch
-from heron.server.model import (
-    SPAN_KIND_CONSUMER,
-    SPAN_KIND_SERVER,
-    STATUS_ERROR,
-    ErrorEvent,
-    LogRecord,
-    Span,
-)
+from heron.server.model import ErrorEvent, LogRecord, Span
+from heron.server.model.span import SPAN_COLUMN_TYPES, SpanBatch
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb_connection import (
     RECOVERY_INTERVAL_S,
@@ -44,31 +36,21 @@ from heron.server.store.schema import MIGRATIONS
 
 log = logging.getLogger("heron.store")
 
+# Arrow type of each value type of ``model.span.SPAN_COLUMN_TYPES``.
+_ARROW_TYPES = {
+    "int64": pa.int64(),
+    "uint64": pa.uint64(),
+    "uint16": pa.uint16(),
+    "uint8": pa.uint8(),
+    "bytes": pa.binary(),
+    "str": pa.string(),
+}
+# The spans table: the project, the span columns, and the SQL fingerprint (see
+# ``analyze.scrub``), which the store computes.
 _SPAN_SCHEMA = pa.schema(
     [
         ("project_id", pa.int32()),
-        ("start_ns", pa.int64()),
-        ("trace_id", pa.binary()),
-        ("span_id", pa.uint64()),
-        ("parent_id", pa.uint64()),
-        ("service", pa.string()),
-        ("environment", pa.string()),
-        ("release", pa.string()),
-        ("name", pa.string()),
-        ("kind", pa.uint8()),
-        ("duration_ns", pa.int64()),
-        ("status", pa.uint8()),
-        ("status_message", pa.string()),
-        ("http_method", pa.string()),
-        ("http_route", pa.string()),
-        ("http_status", pa.uint16()),
-        ("db_system", pa.string()),
-        ("db_statement", pa.string()),
-        ("attributes", pa.string()),
-        ("resource", pa.string()),
-        ("events", pa.string()),
-        ("links", pa.string()),
-        ("scope", pa.string()),
+        *((name, _ARROW_TYPES[t]) for name, t in SPAN_COLUMN_TYPES.items()),
         ("db_fingerprint", pa.uint64()),
     ]
 )
@@ -88,59 +70,16 @@ _ROLLUP_SCHEMA = pa.schema(
 )
 
 
-def _json_or_none(v: Any) -> str | None:
-    return orjson.dumps(v).decode() if v else None
-
-
 def spans_to_arrow(
     project_id: int, spans: Sequence[Span], fingerprints: Sequence[int | None] | None = None
 ) -> pa.Table:
     """Columnar form of spans for one bulk INSERT.
 
     ``fingerprints`` are the spans' SQL fingerprints (see ``analyze.scrub``); when not
-    given they are computed from the statements.
+    given they are computed from the statements. A :class:`SpanBatch`'s rows are already
+    in stored form: only a transpose is left.
     """
-    if isinstance(spans, SpanBatch):
-        return _batch_to_arrow(project_id, spans, fingerprints)
-    cols: dict[str, list[Any]] = {f.name: [] for f in _SPAN_SCHEMA}
-    resource_cache: dict[int, str | None] = {}
-    for s in spans:
-        rid = id(s.resource)
-        if rid not in resource_cache:
-            resource_cache[rid] = _json_or_none(s.resource)
-        cols["project_id"].append(project_id)
-        cols["start_ns"].append(s.start_ns)
-        cols["trace_id"].append(s.trace_id)
-        cols["span_id"].append(s.span_id)
-        cols["parent_id"].append(s.parent_id)
-        cols["service"].append(s.service)
-        cols["environment"].append(s.environment)
-        cols["release"].append(s.release)
-        cols["name"].append(s.name)
-        cols["kind"].append(s.kind)
-        cols["duration_ns"].append(s.duration_ns)
-        cols["status"].append(s.status)
-        cols["status_message"].append(s.status_message or None)
-        cols["http_method"].append(s.http_method)
-        cols["http_route"].append(s.http_route)
-        cols["http_status"].append(s.http_status)
-        cols["db_system"].append(s.db_system)
-        cols["db_statement"].append(s.db_statement)
-        cols["attributes"].append(_json_or_none(s.attributes))
-        cols["resource"].append(resource_cache[rid])
-        cols["events"].append(_json_or_none(s.events))
-        cols["links"].append(_json_or_none(s.links))
-        cols["scope"].append(s.scope or None)
-    if fingerprints is None:
-        fingerprints = db_fingerprints(cols["db_system"], cols["db_statement"])
-    cols["db_fingerprint"] = list(fingerprints)
-    return pa.table(cols, schema=_SPAN_SCHEMA)
-
-
-def _batch_to_arrow(
-    project_id: int, batch: SpanBatch, fingerprints: Sequence[int | None] | None
-) -> pa.Table:
-    """A decoder's rows are already in stored form: only a transpose is left."""
+    batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
     cols = batch.columns()
     if fingerprints is None:
         fingerprints = db_fingerprints(cols["db_system"], cols["db_statement"])
@@ -150,38 +89,19 @@ def _batch_to_arrow(
     return pa.Table.from_arrays(arrays, schema=_SPAN_SCHEMA)
 
 
-def _batch_rollup_rows(
-    project_id: int, batch: SpanBatch, acc: dict[tuple[Any, ...], list[int]]
+def rollup_rows(
+    project_id: int, spans: Sequence[Span], acc: dict[tuple[Any, ...], list[int]]
 ) -> None:
-    """rollup_rows over a SpanBatch; entry/error/endpoint rules as in ``model.Span``."""
-    for (
-        start,
-        _,
-        _,
-        parent,
-        service,
-        env,
-        release,
-        name,
-        kind,
-        dur,
-        status,
-        _,
-        method,
-        route,
-        hs,
-        *_,
-    ) in batch.rows:
-        if not (kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER) or parent == 0):
-            continue
-        endpoint = (f"{method} {route}" if method else route) if route else name
-        is_error = status == STATUS_ERROR or (hs is not None and hs >= 500)
+    """Add entry spans of a batch to per-minute, per-bucket counters in ``acc``."""
+    batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
+    for span, endpoint, is_error in batch.entries():
+        dur = span.duration_ns
         key = (
             project_id,
-            start // 60_000_000_000 * 60,
-            service,
-            env,
-            release,
+            span.start_ns // 60_000_000_000 * 60,
+            span.service,
+            span.environment,
+            span.release,
             endpoint,
             bucket_of(dur),
         )
@@ -192,34 +112,6 @@ def _batch_rollup_rows(
             row[0] += 1
             row[1] += is_error
             row[2] += dur
-
-
-def rollup_rows(
-    project_id: int, spans: Sequence[Span], acc: dict[tuple[Any, ...], list[int]]
-) -> None:
-    """Add entry spans of a batch to per-minute, per-bucket counters in ``acc``."""
-    if isinstance(spans, SpanBatch):
-        _batch_rollup_rows(project_id, spans, acc)
-        return
-    for s in spans:
-        if not s.is_entry:
-            continue
-        key = (
-            project_id,
-            s.start_ns // 60_000_000_000 * 60,
-            s.service,
-            s.environment,
-            s.release,
-            s.endpoint,
-            bucket_of(s.duration_ns),
-        )
-        row = acc.get(key)
-        if row is None:
-            acc[key] = [1, int(s.is_error), s.duration_ns]
-        else:
-            row[0] += 1
-            row[1] += s.is_error
-            row[2] += s.duration_ns
 
 
 def rollups_to_arrow(acc: dict[tuple[Any, ...], list[int]]) -> pa.Table:
