@@ -7,6 +7,12 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from heron.server.model import ErrorEvent, LogRecord, Span
+from heron.server.store.db import DbReader
+from heron.server.store.issues import IssueReader
+from heron.server.store.logs import LogReader
+from heron.server.store.red import RedReader
+from heron.server.store.state import StateStore
+from heron.server.store.traces import TraceReader
 
 
 class QueueFull(Exception):
@@ -30,6 +36,20 @@ class QueryTimeout(Exception):
 
 
 class Store(Protocol):
+    # Reads by subject: the query layer asks these, never SQL (see store/<subject>.py).
+    @property
+    def traces(self) -> TraceReader: ...
+    @property
+    def red(self) -> RedReader: ...
+    @property
+    def db(self) -> DbReader: ...
+    @property
+    def issues(self) -> IssueReader: ...
+    @property
+    def logs(self) -> LogReader: ...
+    @property
+    def state(self) -> StateStore: ...
+
     def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
         """Queue spans for the writer; the future resolves after they are committed.
 

@@ -26,6 +26,12 @@ from heron.server.histogram import bucket_of
 from heron.server.model import ErrorEvent, LogRecord, Span
 from heron.server.model.span import SPAN_COLUMN_TYPES, SpanBatch
 from heron.server.store.base import QueueFull
+from heron.server.store.duckdb.db import DuckDBDb
+from heron.server.store.duckdb.issues import DuckDBIssues
+from heron.server.store.duckdb.logs import DuckDBLogs
+from heron.server.store.duckdb.red import DuckDBRed
+from heron.server.store.duckdb.state import DuckDBState
+from heron.server.store.duckdb.traces import DuckDBTraces
 from heron.server.store.duckdb_connection import (
     RECOVERY_INTERVAL_S,
     HealingConnection,
@@ -215,6 +221,13 @@ class DuckDBStore:
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
         self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
+        # Reads by subject (store/duckdb/<subject>.py): the query layer's only way in.
+        self.traces = DuckDBTraces(self)
+        self.red = DuckDBRed(self)
+        self.db = DuckDBDb(self)
+        self.issues = DuckDBIssues(self)
+        self.logs = DuckDBLogs(self)
+        self.state = DuckDBState(self)
         self._thread: threading.Thread | None = None
         self.stats = {
             "committed_spans": 0,

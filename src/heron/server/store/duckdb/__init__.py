@@ -1,0 +1,2 @@
+"""Every DuckDB statement of the read side lives here, one module per subject; each class
+implements its subject's protocol (``store/<subject>.py``) over a :class:`SqlReads`."""
