@@ -19,10 +19,10 @@ import pytest
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, STATUS_ERROR, Span
 from heron.server.query import TimeRange, query_detail
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.maintenance import analyze_recent
 
 from .test_api import AUTH, MINUTE_S, MS, NOW_NS, NS, TOKEN, Api, span
 

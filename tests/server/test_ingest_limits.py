@@ -17,8 +17,8 @@ from heron.server.ingest.limits import MAX_TIME_NS, TRIMMED, parse_json, trimmed
 from heron.server.ingest.logs import decode_logs_protobuf
 from heron.server.ingest.otlp import decode_protobuf, decode_protobuf_batch
 from heron.server.ingest.sentry import timestamp_ns
+from heron.server.jobs import analyze_recent
 from heron.server.model.span import SpanBatch
-from heron.server.store.maintenance import analyze_recent
 from tests.server.ingest_client import KEY, NOW_NS, TOKEN, running_heron
 from tests.server.test_otlp_decode import kv, pb_request, pb_span
 

@@ -13,8 +13,8 @@ import pytest
 from heron.server.analyze.grouping import assign
 from heron.server.model import ErrorEvent, LogRecord
 from heron.server.store.base import QueueFull
+from heron.server.store.duckdb.upkeep import enforce_retention
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.maintenance import enforce_retention
 
 S = 10**9
 

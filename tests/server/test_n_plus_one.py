@@ -25,10 +25,10 @@ from opentelemetry.trace import SpanKind
 
 from heron.server import query
 from heron.server.ingest.otlp import decode_protobuf_batch
+from heron.server.jobs import Maintenance
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, Span
 from heron.server.query import TimeRange
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.maintenance import Maintenance
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -18,9 +18,9 @@ from bs4 import BeautifulSoup, Tag
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_INTERNAL, Span
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.maintenance import analyze_recent
 from heron.server.ui._db_pages import plan_view
 from tests.server.test_api import MS, NOW_NS, NS, span
 from tests.server.test_db_api import T0, db, request

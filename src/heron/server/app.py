@@ -23,10 +23,10 @@ from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.sentry import SentryIngest
+from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
 from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.maintenance import Maintenance
 from heron.server.store.memory import duckdb_config
 from heron.server.ui import add_security_headers
 from heron.server.ui import router as ui_router

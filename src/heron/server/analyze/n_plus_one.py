@@ -20,19 +20,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
-from heron.server.analyze._entry import TRACE_KEY_SQL, entry_endpoints
+from heron.server.analyze._entry import entry_endpoints
 from heron.server.analyze.fingerprint import display_sql, http_fingerprint, url_template
-from heron.server.store.base import Store
 
 __all__ = [
     "DEFAULT_MIN_COUNT",
     "DEFAULT_MIN_TOTAL_MS",
+    "MAX_TOTAL_NS",
     "RepeatGroup",
-    "detect_repeats",
+    "db_groups",
+    "entry_keys",
+    "http_groups",
     "http_target",
-    "replace_repeats",
+    "with_endpoints",
 ]
 
 DEFAULT_MIN_COUNT = 5
@@ -60,69 +60,8 @@ class RepeatGroup:
     example_span_id: int
 
 
-_COLUMNS = [
-    ("project_id", pa.int32()),
-    ("start_ns", pa.int64()),
-    ("trace_id", pa.binary()),
-    ("parent_id", pa.uint64()),
-    ("service", pa.string()),
-    ("environment", pa.string()),
-    ("endpoint", pa.string()),
-    ("kind", pa.string()),
-    ("fingerprint", pa.uint64()),
-    ("db_system", pa.string()),
-    ("display", pa.string()),
-    ("count", pa.uint32()),
-    ("total_ns", pa.int64()),
-    ("max_ns", pa.int64()),
-    ("example_span_id", pa.uint64()),
-]
-_SCHEMA = pa.schema(_COLUMNS)
 # total_ns saturates: a few (valid) spans lasting centuries must not fail the analysis.
 MAX_TOTAL_NS = 2**63 - 1
-
-# Grouped by the trace id's 64-bit hash (with the parent's id): cheaper than the BLOB.
-# Two passes: the groups of min_count or more are found from four integers per span;
-# only their spans are then read in full. One pass carrying every span's strings held
-# about 500 bytes per database span of the window (240 MiB for 460k spans), 6x more.
-_DB_GROUPS_SQL = f"""
-WITH big AS (
-    SELECT project_id, {TRACE_KEY_SQL} AS trace_key, parent_id, db_fingerprint
-    FROM spans
-    WHERE start_ns >= ? AND db_fingerprint IS NOT NULL AND parent_id <> 0
-    GROUP BY ALL
-    HAVING count(*) >= ?
-)
-SELECT s.project_id, min(s.start_ns) AS start_ns, any_value(s.trace_id), s.parent_id,
-       any_value(s.service), any_value(s.environment), s.db_fingerprint,
-       any_value(s.db_system), any_value(s.db_statement), count(*)::BIGINT,
-       least(sum(s.duration_ns), {MAX_TOTAL_NS})::BIGINT, max(s.duration_ns),
-       arg_min(s.span_id, s.start_ns)
-FROM (SELECT *, {TRACE_KEY_SQL} AS trace_key FROM spans WHERE start_ns >= ?) s
-SEMI JOIN big b
-  ON s.project_id = b.project_id AND s.trace_key = b.trace_key
- AND s.parent_id = b.parent_id AND s.db_fingerprint = b.db_fingerprint
-GROUP BY s.project_id, s.trace_key, s.parent_id, s.db_fingerprint
-HAVING min(s.start_ns) >= ?
-"""  # noqa: S608 - constants only
-
-# Outgoing HTTP calls: client spans with a method and no statement, under parents that
-# have at least min_count of them; their URLs are templated in Python.
-_HTTP_ATTRS = ("url.full", "http.url", "server.address", "server.port", "url.path", "http.target")
-_HTTP_SPANS_SQL = (
-    "SELECT project_id, trace_id, parent_id, span_id, start_ns, duration_ns, service, "  # noqa: S608 - constants only
-    "environment, http_method, name, "
-    + ", ".join(f"json_extract_string(attributes, '$.\"{k}\"')" for k in _HTTP_ATTRS)
-    + """
-FROM (
-    SELECT *, count(*) OVER (PARTITION BY project_id, hash(trace_id), parent_id) AS siblings
-    FROM spans
-    WHERE start_ns >= ? AND kind = 3 AND http_method IS NOT NULL
-      AND db_statement IS NULL AND parent_id <> 0
-)
-WHERE siblings >= ?
-"""
-)
 
 
 def http_target(
@@ -144,7 +83,10 @@ def http_target(
     return url_template(path or target or name)
 
 
-def _db_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> list[dict[str, Any]]:
+def db_groups(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Repeat groups of database queries from the store's grouped rows (``project_id,
+    start_ns, trace_id, parent_id, service, environment, fingerprint, db_system,
+    statement, count, total_ns, max_ns, example_span_id``), each with a readable form."""
     displays: dict[int, str] = {}
     out = []
     for (
@@ -161,7 +103,7 @@ def _db_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> list[
         total,
         mx,
         example,
-    ) in store.read(_DB_GROUPS_SQL, [since_ns, min_count, since_ns, lo_ns]):
+    ) in rows:
         if fp not in displays:
             displays[fp] = display_sql(statement or "", system)
         out.append(
@@ -185,9 +127,13 @@ def _db_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> list[
     return out
 
 
-def _http_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> list[dict[str, Any]]:
+def http_groups(rows: Iterable[Sequence[Any]], lo_ns: int, min_count: int) -> list[dict[str, Any]]:
+    """Repeat groups of outgoing calls (same ``METHOD url-template`` under one parent) of
+    at least ``min_count`` spans starting at or after ``lo_ns``, from client spans
+    (``project_id, trace_id, parent_id, span_id, start_ns, duration_ns, service,
+    environment, method, name`` and the URL attributes :func:`http_target` reads)."""
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in store.read(_HTTP_SPANS_SQL, [since_ns, min_count]):
+    for row in rows:
         project_id, trace_id, parent, span_id, start, dur, service, env, method, name = row[:10]
         display = f"{method} {http_target(name, *row[10:])}"
         key = (project_id, trace_id, parent, display)
@@ -218,32 +164,15 @@ def _http_groups(store: Store, since_ns: int, lo_ns: int, min_count: int) -> lis
     return [g for g in groups.values() if g["count"] >= min_count and g["start_ns"] >= lo_ns]
 
 
-def detect_repeats(
-    store: Store, lo_ns: int, *, margin_ns: int, min_count: int = DEFAULT_MIN_COUNT
+def entry_keys(found: Sequence[dict[str, Any]]) -> list[tuple[int, bytes, str, int]]:
+    """``(project_id, trace_id, service, start_ns)`` of each group, to find its endpoint."""
+    return [(g["project_id"], g["trace_id"], g["service"], g["start_ns"]) for g in found]
+
+
+def with_endpoints(
+    found: Sequence[dict[str, Any]], entries: Iterable[tuple[int, bytes, str, int, str]]
 ) -> list[RepeatGroup]:
-    """Every repeat group starting at or after ``lo_ns`` (reads only; no writes)."""
-    since = lo_ns - margin_ns
-    found = _db_groups(store, since, lo_ns, min_count) + _http_groups(
-        store, since, lo_ns, min_count
-    )
-    keys = [(g["project_id"], g["trace_id"], g["service"], g["start_ns"]) for g in found]
-    endpoints = entry_endpoints(store, since - margin_ns, keys)
+    """The groups, each with the endpoint it ran under (from its trace's entry spans:
+    ``(project_id, trace_id, service, start_ns, endpoint)``)."""
+    endpoints = entry_endpoints(entries, entry_keys(found))
     return [RepeatGroup(endpoint=e, **g) for g, e in zip(found, endpoints, strict=True)]
-
-
-def replace_repeats(con: Any, lo_ns: int, groups: Sequence[RepeatGroup]) -> None:
-    """On the writer: the groups starting at or after ``lo_ns`` become exactly ``groups``."""
-    con.execute("DELETE FROM n_plus_one WHERE start_ns >= ?", [lo_ns])
-    if groups:
-        con.register("n_plus_one_new", _to_arrow(groups))
-        try:
-            con.execute("INSERT INTO n_plus_one SELECT * FROM n_plus_one_new")
-        finally:
-            con.unregister("n_plus_one_new")
-
-
-def _to_arrow(groups: Iterable[RepeatGroup]) -> pa.Table:
-    rows = list(groups)
-    return pa.table(
-        {name: [getattr(g, name) for g in rows] for name, _ in _COLUMNS}, schema=_SCHEMA
-    )

@@ -14,11 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from heron.server.analyze._entry import ENTRIES_SQL, TRACE_KEY_SQL, asof_endpoint_sql
-from heron.server.analyze.query_stats import ROWS_SQL
-from heron.server.analyze.scrub import PLAN_ATTR, PLAN_FORMAT_ATTR
 from heron.server.histogram import quantile_from_buckets
-from heron.server.model.span import ERROR_SQL
 from heron.server.query._common import (
     NS_PER_MS,
     NS_PER_S,
@@ -47,8 +43,6 @@ MAX_SAMPLES = 100
 # An entry span starts before the database spans under it: how far back to look for it.
 _ENTRY_LOOKBACK_NS = 3600 * NS_PER_S
 _HEX = frozenset(string.hexdigits)
-_PLAN_PATH = f'$."{PLAN_ATTR}"'
-_PLAN_FORMAT_PATH = f'$."{PLAN_FORMAT_ATTR}"'
 # The agent explains a slow query after it finished, off the request path.
 _PLAN_LAG_NS = 600 * NS_PER_S
 
@@ -155,18 +149,6 @@ class QueryDetail:
 # ----------------------------------------------------------------------------- rollups
 
 
-def _where(project_id: int, lo_s: int, hi_s: int, filters: dict[str, Any]) -> tuple[str, list[Any]]:
-    """WHERE over a rollup table; filter columns come from the fixed set below."""
-    clauses = ["project_id = ?", "minute_s >= ?", "minute_s < ?"]
-    params: list[Any] = [project_id, lo_s, hi_s]
-    for col in ("service", "environment", "endpoint", "db_system", "fingerprint"):
-        value = filters.get(col)
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    return " AND ".join(clauses), params
-
-
 class _Agg:
     """Totals and latency buckets of one group of ``db_rollup_1m`` rows."""
 
@@ -208,66 +190,12 @@ class _Agg:
         return ms(quantile_from_buckets(self.counts, 0.95))
 
 
-_AGG_SQL = (
-    "sum(c)::BIGINT, sum(e)::BIGINT, sum(s)::DOUBLE, max(mx), sum(rs)::DOUBLE, sum(rn)::BIGINT, "
-    "list(bucket ORDER BY bucket), list(c ORDER BY bucket)"
-)
-_QUERY_KEYS = ("service", "fingerprint", "db_system")
-_INNER_AGG_SQL = (
-    "bucket, sum(count)::BIGINT AS c, sum(errors) AS e, sum(sum_ns) AS s, max(max_ns) AS mx, "
-    "sum(rows_sum) AS rs, sum(rows_count) AS rn"
-)
-
-
 def _grouped(
-    store: Store, keys: Sequence[str], where: str, params: Sequence[Any]
+    store: Store, project_id: int, lo_s: int, hi_s: int, filters: dict[str, Any], by: str
 ) -> list[tuple[tuple[Any, ...], _Agg]]:
-    """Rows of ``db_rollup_1m`` summed per ``keys`` (constant expressions of its columns;
-    ``params`` bind their placeholders first, then the WHERE clause's)."""
-    inner = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys))
-    outer = ", ".join(f"k{i}" for i in range(len(keys)))
-    rows = store.read(
-        f"SELECT {outer}, {_AGG_SQL} FROM (SELECT {inner}, {_INNER_AGG_SQL} "  # noqa: S608 - constants only
-        f"FROM db_rollup_1m WHERE {where} GROUP BY ALL) GROUP BY {outer}",
-        params,
-    )
-    return [(tuple(r[: len(keys)]), _Agg(r[len(keys) :])) for r in rows]
-
-
-def _displays(store: Store, fingerprints: Sequence[int]) -> dict[int, tuple[str, str]]:
-    if not fingerprints:
-        return {}
-    marks = ", ".join("?" * len(fingerprints))
-    rows = store.read(
-        f"SELECT fingerprint, db_system, display FROM sql_fingerprints WHERE fingerprint IN ({marks})",  # noqa: S608 - placeholders only
-        list(fingerprints),
-    )
-    return {fp: (system, display) for fp, system, display in rows}
-
-
-def _endpoint_time(
-    store: Store,
-    project_id: int,
-    lo_s: int,
-    hi_s: int,
-    *,
-    service: str | None,
-    endpoint: str | None,
-    environment: str | None,
-) -> dict[tuple[str, str], tuple[int, float]]:
-    """(requests, total ns) per (service, endpoint) from the request rollups."""
-    clauses = ["project_id = ?", "minute_s >= ?", "minute_s < ?"]
-    params: list[Any] = [project_id, lo_s, hi_s]
-    for col, value in (("service", service), ("endpoint", endpoint), ("environment", environment)):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    rows = store.read(
-        "SELECT service, endpoint, sum(count)::BIGINT, sum(sum_ns)::DOUBLE FROM rollup_1m "  # noqa: S608 - constants only
-        f"WHERE {' AND '.join(clauses)} GROUP BY service, endpoint",
-        params,
-    )
-    return {(s, e): (int(n), float(t)) for s, e, n, t in rows}
+    """Query statistics matching ``filters`` summed per ``by`` (see ``DbReader``)."""
+    rows = store.db.query_stat_groups(project_id, lo_s, hi_s, filters, by)
+    return [(key, _Agg(agg)) for key, agg in rows]
 
 
 def top_queries(
@@ -299,16 +227,15 @@ def top_queries(
         "db_system": db_system,
         "environment": environment,
     }
-    where, params = _where(project_id, lo, hi, filters)
-    groups = _grouped(store, _QUERY_KEYS, where, params)
+    groups = _grouped(store, project_id, lo, hi, filters, "query")
     total_db_ns = sum(a.sum_ns for _, a in groups)
     endpoint_ns: dict[str, float] = {}
     if endpoint is not None:
-        for (svc, _), (_, t) in _endpoint_time(
-            store, project_id, lo, hi, service=service, endpoint=endpoint, environment=environment
+        for (svc, _), (_, t) in store.db.request_time(
+            project_id, lo, hi, service=service, endpoint=endpoint, environment=environment
         ).items():
             endpoint_ns[svc] = endpoint_ns.get(svc, 0.0) + t
-    names = _displays(store, [fp for (_, fp, _), _ in groups])
+    names = store.db.fingerprint_names([fp for (_, fp, _), _ in groups])
     rows = [
         _stats(svc, fp, system, a, names, total_db_ns, endpoint_ns if endpoint else None)
         for (svc, fp, system), a in groups
@@ -369,13 +296,12 @@ def query_detail(
         raise InvalidQuery(f"step_s must be a positive multiple of 60 (got {step_s})")
     if not 1 <= samples <= MAX_SAMPLES:
         raise InvalidQuery(f"samples must be between 1 and {MAX_SAMPLES} (got {samples})")
-    name = _displays(store, [fingerprint]).get(fingerprint)
+    name = store.db.fingerprint_names([fingerprint]).get(fingerprint)
     if name is None:
         return None
     filters = {"service": service, "environment": environment, "fingerprint": fingerprint}
     lo, hi = time_range.minute_bounds()
-    where, params = _where(project_id, lo, hi, filters)
-    per_service = _grouped(store, _QUERY_KEYS, where, params)
+    per_service = _grouped(store, project_id, lo, hi, filters, "query")
     total_db_ns = sum(a.sum_ns for _, a in per_service)
     names = {fingerprint: name}
     return QueryDetail(
@@ -392,7 +318,7 @@ def query_detail(
         )
         if per_service
         else None,
-        endpoints=_query_endpoints(store, project_id, lo, hi, where, params, environment),
+        endpoints=_query_endpoints(store, project_id, lo, hi, filters, environment),
         timeseries=_timeseries(store, project_id, time_range, step_s, filters, now_ns),
         slowest=query_samples(
             store,
@@ -412,13 +338,12 @@ def _query_endpoints(
     project_id: int,
     lo: int,
     hi: int,
-    where: str,
-    params: list[Any],
+    filters: dict[str, Any],
     environment: str | None,
 ) -> list[QueryEndpoint]:
-    groups = _grouped(store, ("service", "endpoint"), where, params)
-    requests = _endpoint_time(
-        store, project_id, lo, hi, service=None, endpoint=None, environment=environment
+    groups = _grouped(store, project_id, lo, hi, filters, "endpoint")
+    requests = store.db.request_time(
+        project_id, lo, hi, service=None, endpoint=None, environment=environment
     )
     out = []
     for (svc, ep), a in groups:
@@ -452,10 +377,9 @@ def _timeseries(
         raise InvalidQuery(
             f"too many points ({(hi - lo) // step_s}); use a larger step_s or a shorter range"
         )
-    where, params = _where(project_id, lo, hi, filters)
     by_t = {
-        key[0]: a
-        for key, a in _grouped(store, ("minute_s // ? * ?",), where, [step_s, step_s, *params])
+        key[0]: _Agg(a)
+        for key, a in store.db.query_stat_series(project_id, lo, hi, filters, step_s)
     }
     return [_point(t, by_t.get(t), step_s, now_ns) for t in range(lo, hi, step_s)]
 
@@ -498,49 +422,21 @@ def query_samples(
     """Database spans in the range matching every filter, slowest or newest first."""
     if order not in ("slowest", "newest"):
         raise InvalidQuery(f"order must be slowest or newest (got {order!r})")
-    clauses = ["project_id = ?", "start_ns >= ?", "start_ns < ?", "db_statement IS NOT NULL"]
-    params: list[Any] = [project_id, time_range.start_ns, time_range.end_ns]
-    for col, value in (
-        ("db_fingerprint", fingerprint),
-        ("service", service),
-        ("db_system", db_system),
-        ("environment", environment),
-    ):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    if min_duration_ms is not None:
-        clauses.append("duration_ns >= ?")
-        params.append(round(min_duration_ms * NS_PER_MS))
-    by = "duration_ns DESC, start_ns DESC" if order == "slowest" else "start_ns DESC"
-    # Without an endpoint filter the limit applies before endpoints are looked up.
-    inner_limit = "" if endpoint is not None else f"ORDER BY {by} LIMIT ?"
-    if endpoint is None:
-        params.append(limit)
-    outer = "WHERE coalesce(e.endpoint, '') = ?" if endpoint is not None else ""
-    sql = f"""
-        WITH s AS (
-            SELECT project_id, {TRACE_KEY_SQL} AS trace_key, trace_id, span_id, start_ns,
-                   duration_ns, service, db_system, db_statement, db_fingerprint,
-                   {ERROR_SQL} AS error, attributes
-            FROM spans WHERE {" AND ".join(clauses)} {inner_limit}
-        ), e AS ({ENTRIES_SQL} AND project_id = ? AND trace_id IN (SELECT trace_id FROM s))
-        SELECT c.trace_id, c.span_id, c.start_ns, c.duration_ns, c.service,
-               coalesce(e.endpoint, '') AS endpoint, c.db_system,
-               c.db_fingerprint, f.display, c.db_statement, {ROWS_SQL.replace("attributes", "c.attributes")},
-               c.error, json_extract_string(c.attributes, ?), json_extract_string(c.attributes, ?)
-        FROM {asof_endpoint_sql("s", "e")}
-        LEFT JOIN sql_fingerprints f ON f.fingerprint = c.db_fingerprint
-        {outer}
-        ORDER BY {by.replace("duration_ns", "c.duration_ns").replace("start_ns", "c.start_ns")}
-        LIMIT ?
-    """  # noqa: S608 - constants only
-    params += [time_range.start_ns - _ENTRY_LOOKBACK_NS, project_id]
-    params += [_PLAN_PATH, _PLAN_FORMAT_PATH]
-    if endpoint is not None:
-        params.append(endpoint)
-    params.append(limit)
-    found = [_sample(r) for r in store.read(sql, params)]
+    rows = store.db.query_samples(
+        project_id,
+        time_range.start_ns,
+        time_range.end_ns,
+        entries_since_ns=time_range.start_ns - _ENTRY_LOOKBACK_NS,
+        fingerprint=fingerprint,
+        min_duration_ns=None if min_duration_ms is None else round(min_duration_ms * NS_PER_MS),
+        service=service,
+        endpoint=endpoint,
+        db_system=db_system,
+        environment=environment,
+        newest_first=order == "newest",
+        limit=limit,
+    )
+    found = [_sample(r) for r in rows]
     return _with_plans(store, project_id, time_range, found)
 
 
@@ -552,21 +448,8 @@ def _with_plans(
     if not wanted:
         return samples
     traces = sorted({bytes.fromhex(s.trace_id) for s in wanted})
-    marks = ", ".join("?" * len(traces))
-    rows = store.read(
-        "SELECT trace_id, parent_id, json_extract_string(attributes, ?), "  # noqa: S608 - placeholders only
-        "json_extract_string(attributes, ?) FROM spans WHERE project_id = ? "
-        "AND start_ns >= ? AND start_ns < ? AND contains(attributes, ?) "
-        f"AND trace_id IN ({marks})",
-        [
-            _PLAN_PATH,
-            _PLAN_FORMAT_PATH,
-            project_id,
-            min(s.start_ns for s in wanted),
-            time_range.end_ns + _PLAN_LAG_NS,
-            f'"{PLAN_ATTR}"',
-            *traces,
-        ],
+    rows = store.db.child_plans(
+        project_id, min(s.start_ns for s in wanted), time_range.end_ns + _PLAN_LAG_NS, traces
     )
     plans = {(t.hex(), f"{p:016x}"): (plan, fmt) for t, p, plan, fmt in rows if plan}
     out = []

@@ -12,17 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from heron.server.analyze._entry import ENTRIES_SQL, TRACE_KEY_SQL, asof_endpoint_sql
-from heron.server.analyze.scrub import PLAN_ATTR
-from heron.server.model.span import ERROR_SQL
 from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, ms
 from heron.server.query._db import (
     _ENTRY_LOOKBACK_NS,
-    _PLAN_FORMAT_PATH,
     _PLAN_LAG_NS,
-    _PLAN_PATH,
     MAX_DB_LIMIT,
-    _displays,
     format_fingerprint,
 )
 from heron.server.store.base import Store
@@ -57,15 +51,6 @@ class SlowQueryGroup:
     plan_format: str | None = None
 
 
-_ORDER = {
-    "total_time_ms": "total_ns DESC",
-    "count": "n DESC",
-    "max_ms": "max_ns DESC",
-    "p95_ms": "p95_ns DESC",
-    "last_seen": "last_ns DESC",
-}
-
-
 def slow_query_groups(
     store: Store,
     project_id: int,
@@ -84,81 +69,24 @@ def slow_query_groups(
         raise InvalidQuery("threshold_ms must not be negative")
     if not 1 <= limit <= MAX_DB_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_DB_LIMIT} (got {limit})")
-    if sort not in _ORDER:
+    if sort not in SLOW_GROUP_SORTS:
         raise InvalidQuery(f"cannot sort by {sort!r}: use one of {', '.join(SLOW_GROUP_SORTS)}")
-    clauses = [
-        "project_id = ?",
-        "start_ns >= ?",
-        "start_ns < ?",
-        "db_statement IS NOT NULL",
-        "duration_ns >= ?",
-    ]
-    params: list[Any] = [
-        _PLAN_PATH,
-        _PLAN_FORMAT_PATH,
+    rows = store.db.slow_query_groups(
         project_id,
         time_range.start_ns,
         time_range.end_ns,
-        round(threshold_ms * NS_PER_MS),
-    ]
-    for col, value in (
-        ("service", service),
-        ("db_system", db_system),
-        ("environment", environment),
-    ):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    params += [time_range.start_ns - _ENTRY_LOOKBACK_NS, project_id]
-    params += [_PLAN_PATH, _PLAN_FORMAT_PATH, project_id, time_range.start_ns]
-    params += [time_range.end_ns + _PLAN_LAG_NS, f'"{PLAN_ATTR}"']
-    having = ""
-    if endpoint is not None:
-        having = "WHERE endpoint = ?"
-        params.append(endpoint)
-    params.append(limit)
-    rows = store.read(_sql(" AND ".join(clauses), having, _ORDER[sort]), params)
-    names = _displays(store, [r[0] for r in rows if r[0] is not None])
+        min_duration_ns=round(threshold_ms * NS_PER_MS),
+        entries_since_ns=time_range.start_ns - _ENTRY_LOOKBACK_NS,
+        plans_until_ns=time_range.end_ns + _PLAN_LAG_NS,
+        service=service,
+        endpoint=endpoint,
+        db_system=db_system,
+        environment=environment,
+        sort=sort,
+        limit=limit,
+    )
+    names = store.db.fingerprint_names([r[0] for r in rows if r[0] is not None])
     return [_group(r, names) for r in rows]
-
-
-def _sql(where: str, endpoint_filter: str, order: str) -> str:
-    """Slow calls (``s``) with their endpoints and their EXPLAIN children's plans, grouped.
-
-    Every part is a constant of this module; values are bound parameters."""
-    return f"""
-        WITH s AS MATERIALIZED (
-            SELECT project_id, {TRACE_KEY_SQL} AS trace_key, trace_id, span_id, start_ns,
-                   duration_ns, service, db_system, db_statement, db_fingerprint,
-                   {ERROR_SQL} AS error, json_extract_string(attributes, ?) AS plan,
-                   json_extract_string(attributes, ?) AS plan_format
-            FROM spans WHERE {where}
-        ), e AS ({ENTRIES_SQL} AND project_id = ? AND trace_id IN (SELECT trace_id FROM s)),
-        x AS (
-            SELECT trace_id, parent_id, json_extract_string(attributes, ?) AS plan,
-                   json_extract_string(attributes, ?) AS plan_format
-            FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ?
-              AND contains(attributes, ?) AND trace_id IN (SELECT trace_id FROM s)
-        ), j AS (
-            SELECT c.*, coalesce(e.endpoint, '') AS endpoint FROM {asof_endpoint_sql("s", "e")}
-        ), p AS (
-            SELECT j.*, coalesce(j.plan, x.plan) AS any_plan,
-                   CASE WHEN j.plan IS NULL THEN x.plan_format ELSE j.plan_format END AS any_format
-            FROM j LEFT JOIN x ON x.trace_id = j.trace_id AND x.parent_id = j.span_id
-            {endpoint_filter}
-        )
-        SELECT db_fingerprint, any_value(db_system), count(*) AS n, count(*) FILTER (error),
-               sum(duration_ns)::DOUBLE AS total_ns, max(duration_ns) AS max_ns,
-               quantile_disc(duration_ns, 0.95) AS p95_ns, min(start_ns),
-               max(start_ns) AS last_ns, list(DISTINCT service ORDER BY service),
-               list(DISTINCT endpoint ORDER BY endpoint),
-               arg_max(trace_id, duration_ns), arg_max(span_id, duration_ns),
-               arg_max(db_statement, duration_ns),
-               arg_max(any_plan, start_ns) FILTER (any_plan IS NOT NULL),
-               arg_max(any_format, start_ns) FILTER (any_plan IS NOT NULL)
-        FROM p GROUP BY db_fingerprint
-        ORDER BY {order}, db_fingerprint LIMIT ?
-    """  # noqa: S608 - constants only
 
 
 def _group(r: Sequence[Any], names: dict[int, tuple[str, str]]) -> SlowQueryGroup:

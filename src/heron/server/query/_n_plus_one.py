@@ -70,31 +70,16 @@ def n_plus_one_findings(
         raise InvalidQuery(f"limit must be between 1 and {MAX_FINDINGS} (got {limit})")
     if min_count < 2 or min_total_ms < 0:
         raise InvalidQuery("min_count must be at least 2 and min_total_ms not negative")
-    clauses = ["project_id = ?", "start_ns >= ?", "start_ns < ?", "count >= ?", "total_ns >= ?"]
-    params: list[Any] = [
+    rows = store.db.repeat_findings(
         project_id,
         time_range.start_ns,
         time_range.end_ns,
-        min_count,
-        round(min_total_ms * NS_PER_MS),
-    ]
-    for col, value in (
-        ("service", service),
-        ("endpoint", endpoint),
-        ("environment", environment),
-        ("kind", None if kind == "any" else kind),
-    ):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    rows = store.read(
-        "SELECT service, endpoint, kind, fingerprint, any_value(db_system), any_value(display), "  # noqa: S608 - constants only
-        "count(*)::BIGINT, sum(count)::BIGINT, max(count), sum(total_ns)::DOUBLE, "
-        "sum(total_ns::DOUBLE * (count - 1) / count), arg_max(trace_id, total_ns), "
-        "arg_max(example_span_id, total_ns), max(start_ns) "
-        f"FROM n_plus_one WHERE {' AND '.join(clauses)} "
-        "GROUP BY service, endpoint, kind, fingerprint",
-        params,
+        min_count=min_count,
+        min_total_ns=round(min_total_ms * NS_PER_MS),
+        service=service,
+        endpoint=endpoint,
+        environment=environment,
+        kind=None if kind == "any" else kind,
     )
     requests = _requests(store, project_id, time_range, environment)
     found = [_finding(r, requests) for r in rows]
@@ -107,13 +92,7 @@ def _requests(
     store: Store, project_id: int, time_range: TimeRange, environment: str | None
 ) -> dict[tuple[str, str], int]:
     lo, hi = time_range.minute_bounds()
-    env = " AND environment = ?" if environment is not None else ""
-    rows = store.read(
-        "SELECT service, endpoint, sum(count)::BIGINT FROM rollup_1m "  # noqa: S608 - constants only
-        f"WHERE project_id = ? AND minute_s >= ? AND minute_s < ?{env} GROUP BY ALL",
-        [project_id, lo, hi, *([environment] if environment is not None else [])],
-    )
-    return {(s, e): int(n) for s, e, n in rows}
+    return store.db.request_counts(project_id, lo, hi, environment)
 
 
 def _finding(r: tuple[Any, ...], requests: dict[tuple[str, str], int]) -> NPlusOneFinding:

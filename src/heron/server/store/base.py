@@ -75,6 +75,19 @@ class Store(Protocol):
     def read_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Like read(), rows as dicts keyed by column name."""
 
+    def upkeep(
+        self,
+        now_ns: int,
+        *,
+        retention_days: int,
+        rollup_retention_days: int,
+        compact_from_s: int,
+        compact_to_s: int,
+    ) -> int:
+        """On the writer, in one transaction: delete what is older than its retention and
+        merge the partial request-rollup rows of minutes [compact_from_s, compact_to_s);
+        return the spans deleted."""
+
     def health(self) -> str | None:
         """None while writes succeed; otherwise why they fail (cleared on recovery)."""
 

@@ -32,6 +32,7 @@ from heron.server.store.duckdb.logs import DuckDBLogs
 from heron.server.store.duckdb.red import DuckDBRed
 from heron.server.store.duckdb.state import DuckDBState
 from heron.server.store.duckdb.traces import DuckDBTraces
+from heron.server.store.duckdb.upkeep import compact_rollups, enforce_retention
 from heron.server.store.duckdb_connection import (
     RECOVERY_INTERVAL_S,
     HealingConnection,
@@ -325,6 +326,23 @@ class DuckDBStore:
         task = _Task(fn)
         self._queue.put(task)
         return task.future
+
+    def upkeep(
+        self,
+        now_ns: int,
+        *,
+        retention_days: int,
+        rollup_retention_days: int,
+        compact_from_s: int,
+        compact_to_s: int,
+    ) -> int:
+        def job(con: Any) -> int:
+            deleted = enforce_retention(con, now_ns, retention_days, rollup_retention_days)
+            compact_rollups(con, compact_from_s, compact_to_s)
+            return deleted
+
+        deleted: int = self.write(job, timeout=600)
+        return deleted
 
     def write(self, fn: Callable[[Any], Any], timeout: float | None = 30.0) -> Any:
         """Run ``fn`` on the writer and wait for its result."""

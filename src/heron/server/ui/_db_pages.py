@@ -161,11 +161,7 @@ def _series(points: list[query.QueryPoint], step_s: int, state: UiState) -> dict
 
 
 def _has_db_data(kit: Kit) -> bool:
-    rows = kit.ctx.store.read(
-        "SELECT 1 FROM sql_fingerprints LIMIT 1",
-        [],
-    )
-    return bool(rows)
+    return kit.ctx.store.db.has_query_stats()
 
 
 # ------------------------------------------------------------------------ routes

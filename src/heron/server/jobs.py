@@ -1,4 +1,4 @@
-"""Background upkeep run on the writer thread: retention, rollup compaction, analysis.
+"""Background jobs: retention, rollup compaction (on the store's writer) and analysis.
 
 Analysis (database query statistics and N+1 detection, see ``heron.server.analyze``)
 runs more often than upkeep, so findings appear within seconds. Its reads run on
@@ -16,62 +16,41 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from heron.server.analyze.n_plus_one import DEFAULT_MIN_COUNT, detect_repeats, replace_repeats
-from heron.server.analyze.query_stats import (
-    add_fingerprints,
-    db_rollup,
-    new_fingerprints,
-    replace_db_rollup,
+from heron.server.analyze.n_plus_one import (
+    DEFAULT_MIN_COUNT,
+    RepeatGroup,
+    db_groups,
+    http_groups,
+    with_endpoints,
 )
-from heron.server.store.base import StorageUnavailable
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.analyze.query_stats import name_fingerprints
+from heron.server.store.base import StorageUnavailable, Store
 from heron.server.store.memory import release_free_memory
 
 log = logging.getLogger("heron.maintenance")
 
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_MIN = 60 * 10**9
+# Compaction merges the partial rollup rows of the last hour but its latest minute.
+_COMPACT_FROM_S = 3600
+_COMPACT_TO_S = 60
 
 
-def enforce_retention(
-    con: Any, now_ns: int, retention_days: int, rollup_retention_days: int
-) -> int:
-    """Delete spans, logs, error events and rollups older than their retention; return
-    spans deleted. Issues stay (their counters and status outlive their events)."""
-    cutoff = now_ns - retention_days * NS_PER_DAY
-    deleted = con.execute("DELETE FROM spans WHERE start_ns < ?", [cutoff]).fetchone()[0]
-    con.execute("DELETE FROM logs WHERE time_ns < ?", [cutoff])
-    con.execute("DELETE FROM error_events WHERE time_ns < ?", [cutoff])
-    rollup_cutoff_s = (now_ns - rollup_retention_days * NS_PER_DAY) // 10**9
-    con.execute("DELETE FROM rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
-    con.execute("DELETE FROM n_plus_one WHERE start_ns < ?", [cutoff])
-    con.execute("DELETE FROM db_rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
-    con.execute(
-        "DELETE FROM sql_fingerprints WHERE fingerprint NOT IN "
-        "(SELECT DISTINCT fingerprint FROM db_rollup_1m) AND first_seen_ns < ?",
-        [cutoff],
+def detect_repeats(
+    store: Store, lo_ns: int, *, margin_ns: int, min_count: int = DEFAULT_MIN_COUNT
+) -> list[RepeatGroup]:
+    """Every repeat group starting at or after ``lo_ns`` (reads only; no writes)."""
+    since = lo_ns - margin_ns
+    found = db_groups(store.db.repeated_queries(since, lo_ns, min_count)) + http_groups(
+        store.db.repeated_calls(since, min_count), lo_ns, min_count
     )
-    return int(deleted)
-
-
-def compact_rollups(con: Any, start_s: int, end_s: int) -> None:
-    """Merge the partial rollup rows of minutes in [start_s, end_s) into one row per key."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE rollup_merge AS "
-        "SELECT project_id, minute_s, service, environment, release, endpoint, bucket, "
-        "sum(count)::UBIGINT AS count, sum(errors)::UBIGINT AS errors, sum(sum_ns) AS sum_ns "
-        "FROM rollup_1m WHERE minute_s >= ? AND minute_s < ? GROUP BY ALL",
-        [start_s, end_s],
-    )
-    con.execute("DELETE FROM rollup_1m WHERE minute_s >= ? AND minute_s < ?", [start_s, end_s])
-    con.execute("INSERT INTO rollup_1m SELECT * FROM rollup_merge")
-    con.execute("DROP TABLE rollup_merge")
+    traces = [g["trace_id"] for g in found]
+    return with_endpoints(found, store.db.entry_spans(since - margin_ns, traces))
 
 
 def analyze_recent(
-    store: DuckDBStore,
+    store: Store,
     now_ns: int,
     *,
     window_s: int = 180,
@@ -86,16 +65,10 @@ def analyze_recent(
     lo_s = (now_ns - window_s * 10**9) // NS_PER_MIN * 60
     lo_ns = lo_s * 10**9
     margin_ns = window_s * 10**9  # a request longer than this may be counted short
-    rollup = db_rollup(store, lo_s, lo_ns - margin_ns)
-    names = new_fingerprints(store, lo_ns)
+    rollup = store.db.query_stat_rollup(lo_s, lo_ns - margin_ns)
+    names = name_fingerprints(store.db.unnamed_fingerprints(lo_ns))
     groups = detect_repeats(store, lo_ns, margin_ns=margin_ns, min_count=min_count)
-
-    def write(con: Any) -> None:
-        replace_db_rollup(con, lo_s, rollup)
-        add_fingerprints(con, names)
-        replace_repeats(con, lo_ns, groups)
-
-    store.write(write, timeout=600)
+    store.db.replace_analysis(lo_s, rollup, names, lo_ns, groups)
     return len(groups)
 
 
@@ -105,7 +78,7 @@ class Maintenance:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         *,
         retention_days: int,
         rollup_retention_days: int,
@@ -128,12 +101,13 @@ class Maintenance:
         now = self.clock()
         now_min = now // 60_000_000_000 * 60
 
-        def job(con: Any) -> int:
-            deleted = enforce_retention(con, now, self.retention_days, self.rollup_retention_days)
-            compact_rollups(con, now_min - 3600, now_min - 60)
-            return deleted
-
-        deleted: int = self.store.write(job, timeout=600)
+        deleted = self.store.upkeep(
+            now,
+            retention_days=self.retention_days,
+            rollup_retention_days=self.rollup_retention_days,
+            compact_from_s=now_min - _COMPACT_FROM_S,
+            compact_to_s=now_min - _COMPACT_TO_S,
+        )
         if deleted:
             log.info("retention: deleted %d spans older than %d days", deleted, self.retention_days)
         return deleted
