@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from heron.server.jobs import NS_PER_DAY, Maintenance
+from heron.server.jobs import Maintenance
 from heron.server.model import Span
 from heron.server.store.base import StorageUnavailable
+from heron.server.store.duckdb.upkeep import NS_PER_DAY
 from heron.server.store.duckdb_store import DuckDBStore
 
 NOW = 1_800_000_000 * 10**9

@@ -30,7 +30,6 @@ from heron.server.store.memory import release_free_memory
 
 log = logging.getLogger("heron.maintenance")
 
-NS_PER_DAY = 86_400 * 10**9
 NS_PER_MIN = 60 * 10**9
 # Compaction merges the partial rollup rows of the last hour but its latest minute.
 _COMPACT_FROM_S = 3600
