@@ -13,9 +13,6 @@ from typing import Literal, Protocol
 ChoiceColumn = Literal["service", "environment", "release", "endpoint"]
 # (group, requests, errors, sum of durations ns, buckets, counts per bucket, first minute s)
 GroupRow = tuple[object, int, int, float, list[int], list[int], int]
-# (minute s or None, bucket or None, requests, errors, slowest bucket): per-minute rows
-# have bucket None, per-bucket rows have minute None.
-GuideRow = tuple[int | None, int | None, int, int, int]
 # (caller, callee, calls, errors, p95 duration ns)
 EdgeRow = tuple[str, str, int, int, float | None]
 
@@ -33,8 +30,20 @@ class RollupFilter:
     endpoint: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointGuide:
+    """Where an endpoint's requests are: per minute and per latency bucket."""
+
+    minutes: list[tuple[int, int, int, int]]
+    """(minute s, requests, errors, the minute's slowest bucket)"""
+    buckets: list[tuple[int, int]]
+    """(bucket, requests)"""
+
+
 class RedReader(Protocol):
-    def group_totals(self, where: RollupFilter, by: Literal["service", "endpoint"]) -> list[GroupRow]:
+    def group_totals(
+        self, where: RollupFilter, by: Literal["service", "endpoint"]
+    ) -> list[GroupRow]:
         """Totals and latency buckets per service or per endpoint."""
 
     def step_totals(self, where: RollupFilter, step_s: int) -> list[GroupRow]:
@@ -57,7 +66,7 @@ class RedReader(Protocol):
     def latency_buckets(self, where: RollupFilter) -> list[tuple[int, int]]:
         """(bucket, requests) rows of the filtered rollups."""
 
-    def endpoint_guide(self, where: RollupFilter) -> list[GuideRow]:
+    def endpoint_guide(self, where: RollupFilter) -> EndpointGuide:
         """Requests and errors per minute (with its slowest bucket) and per bucket."""
 
     def call_edges(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from heron.server.model.span import ENTRY_KIND_SQL, ERROR_SQL
 from heron.server.store.duckdb._sql import SqlReads
-from heron.server.store.red import ChoiceColumn, EdgeRow, GroupRow, GuideRow, RollupFilter
+from heron.server.store.red import ChoiceColumn, EdgeRow, EndpointGuide, GroupRow, RollupFilter
 
 _CHILD = (
     "SELECT trace_id, parent_id, service, duration_ns, "  # noqa: S608 - constants only
@@ -67,7 +67,7 @@ class DuckDBRed:
             f"sum(sum_ns) AS s, min(minute_s) AS f FROM rollup_1m WHERE {clause} GROUP BY g, bucket"
             ") GROUP BY g"
         )
-        return self.sql.read(sql, [*params, *where_params])  # type: ignore[return-value]
+        return self.sql.read(sql, [*params, *where_params])
 
     def group_totals(
         self, where: RollupFilter, by: Literal["service", "endpoint"]
@@ -83,7 +83,7 @@ class DuckDBRed:
         self, where: RollupFilter, step_s: int
     ) -> list[tuple[str, int, int, int, int]]:
         clause, params = _where(where)
-        return self.sql.read(  # type: ignore[return-value]
+        return self.sql.read(
             "SELECT service, minute_s // ? * ? AS t, bucket, sum(count)::BIGINT, "  # noqa: S608 - constants only
             f"sum(errors)::BIGINT FROM rollup_1m WHERE {clause} GROUP BY ALL",
             [step_s, step_s, *params],
@@ -93,7 +93,7 @@ class DuckDBRed:
         if column not in _CHOICE_COLUMNS:
             raise ValueError(f"no choices for column {column!r}")
         clause, params = _where(where)
-        return self.sql.read(  # type: ignore[return-value]
+        return self.sql.read(
             f"SELECT {column}, sum(count)::BIGINT AS n FROM rollup_1m WHERE {clause} "  # noqa: S608 - constants only
             f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT 200",
             params,
@@ -115,19 +115,24 @@ class DuckDBRed:
 
     def latency_buckets(self, where: RollupFilter) -> list[tuple[int, int]]:
         clause, params = _where(where)
-        return self.sql.read(  # type: ignore[return-value]
+        return self.sql.read(
             "SELECT bucket, sum(count)::BIGINT FROM rollup_1m "  # noqa: S608 - constants only
             f"WHERE {clause} GROUP BY bucket",
             params,
         )
 
-    def endpoint_guide(self, where: RollupFilter) -> list[GuideRow]:
+    def endpoint_guide(self, where: RollupFilter) -> EndpointGuide:
         clause, params = _where(where)
-        return self.sql.read(  # type: ignore[return-value]
+        rows = self.sql.read(
             "SELECT minute_s, bucket, sum(count)::BIGINT, sum(errors)::BIGINT, max(bucket) "  # noqa: S608 - constants only
             f"FROM rollup_1m WHERE {clause} "
             "GROUP BY GROUPING SETS ((minute_s), (bucket))",
             params,
+        )
+        # Per-minute rows have no bucket, per-bucket rows no minute.
+        return EndpointGuide(
+            minutes=[(m, n, e, top) for m, b, n, e, top in rows if b is None],
+            buckets=[(b, n) for m, b, n, e, top in rows if b is not None],
         )
 
     def call_edges(
@@ -146,4 +151,4 @@ class DuckDBRed:
             params += [project_id, lo, hi, *env_params]
         for lo, hi in slices:
             params += [project_id, lo - parent_slack_ns, hi]
-        return self.sql.read(sql, params)  # type: ignore[return-value]
+        return self.sql.read(sql, params)

@@ -44,7 +44,7 @@ TRACE_SQL = (
     "ORDER BY start_ns, span_id"
 )
 _MATCH_SQL = (
-    "SELECT trace_id, span_id, service, name, start_ns, duration_ns FROM spans "  # noqa: S608 - constants only
+    "SELECT trace_id, span_id, service, name, start_ns, duration_ns FROM spans "
     "WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND {where} "
     "ORDER BY start_ns DESC LIMIT ?"
 )
@@ -142,7 +142,7 @@ class DuckDBTraces:
         self, project_id: int, lo_ns: int, hi_ns: int, span_filter: SpanFilter, limit: int
     ) -> list[MatchRow]:
         where, params = _span_filter(span_filter)
-        return self.sql.read(  # type: ignore[return-value]
+        return self.sql.read(
             _MATCH_SQL.replace("{where}", where), [project_id, lo_ns, hi_ns, *params, limit]
         )
 
@@ -182,7 +182,7 @@ class DuckDBTraces:
         clause = f"project_id = ? AND ({spans}) AND duration_ns >= ? AND {entry}"
         if errors_only:
             clause += f" AND {ERROR_SQL}"
-        return self.sql.read(  # type: ignore[return-value]
+        return self.sql.read(
             f"SELECT {_EXAMPLE_COLUMNS} FROM spans WHERE {clause} "  # noqa: S608 - constants only
             f"ORDER BY {_EXAMPLE_ORDER[order]} LIMIT ?",
             [project_id, *(t for run in runs for t in run), min_duration_ns, *params, limit],
