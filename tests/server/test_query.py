@@ -625,7 +625,7 @@ def test_trace_detail_orphans_and_duplicates(tmp_path: Path) -> None:
 
 
 def test_trace_lookup_uses_the_trace_id_index(store: DuckDBStore) -> None:
-    from heron.server.query._trace_detail import TRACE_SQL
+    from heron.server.store.duckdb.traces import TRACE_SQL
 
     plan = store.read("EXPLAIN ANALYZE " + TRACE_SQL, [ORDER_TRACE.to_bytes(16, "big"), PROJECT])
     text = "\n".join(str(row[-1]) for row in plan)

@@ -1,4 +1,4 @@
-"""The UI's query functions (query/_ui_*.py) against a real DuckDB store with known spans."""
+"""The UI's query functions (services, endpoints, map, critical path) on a real store."""
 
 from __future__ import annotations
 

@@ -53,8 +53,9 @@ __all__ = [
     "service_timeseries",
 ]
 
-# The web UI's questions (used by heron.server.ui).
-from heron.server.query._ui_endpoint import (
+# Services, endpoints, the service map and the critical path (the web UI asks these).
+from heron.server.query._critical_path import critical_path
+from heron.server.query._endpoints import (
     EndpointTraces,
     ExampleTrace,
     HistogramBin,
@@ -62,8 +63,8 @@ from heron.server.query._ui_endpoint import (
     endpoint_traces,
     latency_histogram,
 )
-from heron.server.query._ui_map import MapEdge, ServiceMap, service_map
-from heron.server.query._ui_overview import (
+from heron.server.query._service_map import MapEdge, ServiceMap, service_map
+from heron.server.query._services import (
     Choice,
     Sparkline,
     chart_step_s,
@@ -76,7 +77,6 @@ from heron.server.query._ui_overview import (
     service_known,
     service_sparklines,
 )
-from heron.server.query._ui_trace import critical_path
 
 __all__ += [
     "Choice",

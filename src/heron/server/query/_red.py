@@ -1,7 +1,7 @@
 """RED metrics (rate, errors, duration) and Apdex per service, endpoint and minute.
 
-Everything here reads ``rollup_1m`` only, never raw spans, so a 30-day table costs the
-same as a one-hour one. Rollup rows are partial until compaction merges them: always SUM.
+Everything here reads the per-minute rollups only (``RedReader``), never raw spans, so a
+30-day table costs the same as a one-hour one.
 Percentiles and Apdex come from the latency buckets (see ``heron.server.histogram``).
 """
 
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from heron.server.histogram import NUM_BUCKETS, count_at_most, quantile_from_buckets
 from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, filling_share, ms
 from heron.server.store.base import Store
+from heron.server.store.red import GroupRow, RollupFilter
 
 MAX_POINTS = 20_000
 
@@ -152,34 +153,10 @@ def _apdex(counts: dict[int, int], total: int, t_ms: float) -> float | None:
     return sum(c * weights[b] for b, c in counts.items()) / total
 
 
-def _where(
-    project_id: int, lo_s: int, hi_s: int, filters: dict[str, str | None]
-) -> tuple[str, list[Any]]:
-    """WHERE clause over rollup_1m; filter columns come from the fixed set below."""
-    clauses = ["project_id = ?", "minute_s >= ?", "minute_s < ?"]
-    params: list[Any] = [project_id, lo_s, hi_s]
-    for col in ("service", "environment", "release", "endpoint"):
-        value = filters.get(col)
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    return " AND ".join(clauses), params
-
-
-def _group_rows(
-    store: Store, group_sql: str, where: str, params: Sequence[Any]
-) -> dict[Any, _Dist]:
-    """Totals and latency buckets per group; ``group_sql`` is a constant of this module."""
-    sql = (
-        "SELECT g, sum(c)::BIGINT, sum(e)::BIGINT, sum(s)::DOUBLE, "  # noqa: S608 - constants only
-        "list(bucket ORDER BY bucket), list(c ORDER BY bucket), min(f) FROM ("
-        f"SELECT {group_sql} AS g, bucket, sum(count)::BIGINT AS c, sum(errors) AS e, "
-        f"sum(sum_ns) AS s, min(minute_s) AS f FROM rollup_1m WHERE {where} GROUP BY g, bucket"
-        ") GROUP BY g"
-    )
+def _dists(rows: Iterable[GroupRow]) -> dict[Any, _Dist]:
     return {
         g: _Dist(int(n), int(e), float(sum_ns), dict(zip(buckets, counts, strict=True)), first)
-        for g, n, e, sum_ns, buckets, counts, first in store.read(sql, params)
+        for g, n, e, sum_ns, buckets, counts, first in rows
     }
 
 
@@ -213,8 +190,8 @@ def service_table(
 ) -> list[ServiceStats]:
     """Every service with entry spans in the range, with its RED figures and Apdex."""
     lo, hi = time_range.minute_bounds()
-    where, params = _where(project_id, lo, hi, {"environment": environment, "release": release})
-    dists = _group_rows(store, "service", where, params)
+    where = RollupFilter(project_id, lo, hi, environment=environment, release=release)
+    dists = _dists(store.red.group_totals(where, "service"))
     rows = [
         ServiceStats(service=name, **d.figures(time_range.covered_minutes(d.first_s), apdex_t_ms))
         for name, d in dists.items()
@@ -236,9 +213,10 @@ def endpoint_table(
 ) -> list[EndpointStats]:
     """The endpoints of one service with RED figures, Apdex and share of total time."""
     lo, hi = time_range.minute_bounds()
-    filters = {"service": service, "environment": environment, "release": release}
-    where, params = _where(project_id, lo, hi, filters)
-    dists = _group_rows(store, "endpoint", where, params)
+    where = RollupFilter(
+        project_id, lo, hi, service=service, environment=environment, release=release
+    )
+    dists = _dists(store.red.group_totals(where, "endpoint"))
     total_ns = sum(d.sum_ns for d in dists.values())
     rows = [
         EndpointStats(
@@ -279,14 +257,16 @@ def service_timeseries(
             f"too many points ({(hi - lo) // step_s}); use a larger step_s or a shorter range "
             f"(at most {MAX_POINTS} points)"
         )
-    filters = {
-        "service": service,
-        "endpoint": endpoint,
-        "environment": environment,
-        "release": release,
-    }
-    where, params = _where(project_id, lo, hi, filters)
-    dists = _group_rows(store, "minute_s // ? * ?", where, [step_s, step_s, *params])
+    where = RollupFilter(
+        project_id,
+        lo,
+        hi,
+        service=service,
+        environment=environment,
+        release=release,
+        endpoint=endpoint,
+    )
+    dists = _dists(store.red.step_totals(where, step_s))
     points = [
         _point(t, dists.get(t, _Dist()), step_s, now_ns, apdex_t_ms) for t in range(lo, hi, step_s)
     ]

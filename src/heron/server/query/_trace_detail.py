@@ -1,7 +1,7 @@
 """One trace by id: every span, with lifted attributes merged back and tree structure.
 
-The lookup is ``WHERE trace_id = ?`` with the 16 raw id bytes bound, so DuckDB answers
-it from the ART index on ``spans.trace_id`` instead of scanning the table.
+The store answers the lookup by id (``TraceReader.trace_spans``; on DuckDB from the ART
+index on ``spans.trace_id``).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Any
 
 import orjson
 
-from heron.server.model.span import KIND_NAMES, SPAN_COLUMNS, STATUS_NAMES, SpanRow, is_error
+from heron.server.model.span import KIND_NAMES, STATUS_NAMES, SpanRow, is_error
 from heron.server.query._common import InvalidQuery, ms
 from heron.server.semconv import CANONICAL
 from heron.server.store.base import Store
 
 _HEX = frozenset(string.hexdigits)
-_COLUMNS = ", ".join(SPAN_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -56,13 +55,6 @@ class TraceDetail:
     """Ordered by start time."""
     roots: list[str]
     """Spans without a parent in this trace (the root, or orphans of a partial trace)."""
-
-
-# Parameters: trace id (16 bytes), project id.
-TRACE_SQL = (
-    f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? AND project_id = ? "  # noqa: S608 - constants only
-    "ORDER BY start_ns, span_id"
-)
 
 
 def parse_trace_id(text: str) -> bytes:
@@ -132,7 +124,7 @@ def _link_tree(spans: list[SpanDetail]) -> list[str]:
 
 def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | None:
     """All spans of a trace, or None when no span of it is stored."""
-    rows = [SpanRow._make(row) for row in store.read(TRACE_SQL, [trace_id, project_id])]
+    rows = store.traces.trace_spans(project_id, trace_id)
     if not rows:
         return None
     spans: list[SpanDetail] = []

@@ -1,28 +1,18 @@
 """Trace search: find traces having one span that matches every filter.
 
-The time range bounds ``start_ns`` so DuckDB's zone maps skip row groups outside it.
-Attribute filters use a lifted column when the key is one of its semantic-convention
-names (old or current), else ``json_extract_string`` with the key as a bound JSON
-pointer, which quotes any key (dots, quotes, slashes) correctly.
+The store answers "the newest matching spans in a time slice" (``TraceReader``); this
+module decides which slices to ask for and how many spans to read per trace.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from heron.server.model.span import ERROR_SQL
 from heron.server.query._common import NS_PER_MS, InvalidQuery, TimeRange, ms
-from heron.server.semconv import (
-    DB_STATEMENT_KEYS,
-    DB_SYSTEM_KEYS,
-    ENVIRONMENT_KEYS,
-    HTTP_METHOD_KEYS,
-    HTTP_ROUTE_KEYS,
-    HTTP_STATUS_KEYS,
-)
 from heron.server.store.base import Store
+from heron.server.store.traces import MatchRow, SpanFilter
 
 MAX_TRACE_LIMIT = 1000
 # How many matching spans the first, cheap pass reads per wanted trace; it grows
@@ -30,18 +20,6 @@ MAX_TRACE_LIMIT = 1000
 _SPANS_PER_TRACE_GUESS = 16
 _MAX_WINDOW = 200_000
 _MIN_SLICE_NS = 60 * 10**9
-
-# Attribute names stored in a column rather than in the attributes JSON.
-_COLUMN_OF_KEY: dict[str, str] = {
-    **dict.fromkeys(HTTP_METHOD_KEYS, "http_method"),
-    **dict.fromkeys(HTTP_ROUTE_KEYS, "http_route"),
-    **dict.fromkeys(HTTP_STATUS_KEYS, "http_status"),
-    **dict.fromkeys(DB_SYSTEM_KEYS, "db_system"),
-    **dict.fromkeys(DB_STATEMENT_KEYS, "db_statement"),
-    **dict.fromkeys(ENVIRONMENT_KEYS, "environment"),
-    "service.name": "service",
-    "service.version": "release",
-}
 
 Status = Literal["any", "ok", "error"]
 
@@ -111,72 +89,18 @@ class TraceSummary:
     match: SpanMatch | None = None
 
 
-def _verbatim_in_json(text: str) -> bool:
-    """Whether ``text`` appears unescaped in the stored JSON (orjson escapes only these)."""
-    return not any(ch in ('"', "\\") or ch < " " for ch in text)
-
-
-def _json_attr_clause(column: str, key: str, value: str) -> tuple[str, list[Any]]:
-    # RFC 6901 pointer: only '~' and '/' need escaping, so any key is addressable.
-    pointer = "/" + key.replace("~", "~0").replace("/", "~1")
-    clause, params = f"json_extract_string({column}, ?) = ?", [pointer, value]
-    if _verbatim_in_json(key) and _verbatim_in_json(value):
-        # A cheap substring test first: the JSON text must contain both verbatim.
-        clause = f"contains({column}, ?) AND contains({column}, ?) AND {clause}"
-        params = [key, value, *params]
-    return f"({clause})", params
-
-
-def _attr_clause(f: AttrFilter) -> tuple[str, list[Any]]:
-    column = _COLUMN_OF_KEY.get(f.key)
-    if column == "http_status":
-        return "http_status = TRY_CAST(? AS INTEGER)", [f.value]
-    if column is not None:
-        return f"{column} = ?", [f.value]
-    span_clause, span_params = _json_attr_clause("attributes", f.key, f.value)
-    res_clause, res_params = _json_attr_clause("resource", f.key, f.value)
-    return f"({span_clause} OR {res_clause})", [*span_params, *res_params]
-
-
-def _endpoint_clause(endpoint: str) -> tuple[str, list[Any]]:
-    """Endpoint as the rollups name it (``METHOD route``), a bare route, or a span name."""
-    clause, params = "(http_route = ? OR name = ?", [endpoint, endpoint]
-    method, sep, route = endpoint.partition(" ")
-    if sep and route:
-        clause += " OR (http_method = ? AND http_route = ?)"
-        params += [method, route]
-    return clause + ")", params
-
-
-def _span_filter(q: TraceQuery) -> tuple[str, list[Any]]:
-    """Conditions on one span besides project and time; constant SQL, values bound."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if q.service is not None:
-        clauses.append("service = ?")
-        params.append(q.service)
-    if q.environment is not None:
-        clauses.append("environment = ?")
-        params.append(q.environment)
-    if q.endpoint is not None:
-        clause, p = _endpoint_clause(q.endpoint)
-        clauses.append(clause)
-        params += p
-    if q.min_duration_ms is not None:
-        clauses.append("duration_ns >= ?")
-        params.append(round(q.min_duration_ms * NS_PER_MS))
-    if q.max_duration_ms is not None:
-        clauses.append("duration_ns <= ?")
-        params.append(round(q.max_duration_ms * NS_PER_MS))
-    if q.status == "error":
-        clauses.append(ERROR_SQL)
-    elif q.status == "ok":
-        clauses.append(f"NOT {ERROR_SQL}")
-    for f in q.attributes:
-        clause, p = _attr_clause(f)
-        clauses.append(clause)
-        params += p
-    return " AND ".join(clauses) or "true", params
+def _span_filter(q: TraceQuery) -> SpanFilter:
+    """The storage filter for one span of a matching trace."""
+    lo, hi = q.min_duration_ms, q.max_duration_ms
+    return SpanFilter(
+        service=q.service,
+        environment=q.environment,
+        endpoint=q.endpoint,
+        min_duration_ns=None if lo is None else round(lo * NS_PER_MS),
+        max_duration_ns=None if hi is None else round(hi * NS_PER_MS),
+        status=q.status,
+        attributes=tuple((f.key, f.value) for f in q.attributes),
+    )
 
 
 class _Matcher:
@@ -188,17 +112,10 @@ class _Matcher:
     holds enough distinct traces.
     """
 
-    def __init__(
-        self, store: Store, project_id: int, where: str, params: list[Any], limit: int
-    ) -> None:
-        self.store = store
-        self.sql = (
-            "SELECT trace_id, span_id, service, name, start_ns, duration_ns FROM spans "  # noqa: S608 - constants only
-            f"WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND {where} "
-            "ORDER BY start_ns DESC LIMIT ?"
-        )
+    def __init__(self, store: Store, project_id: int, span_filter: SpanFilter, limit: int) -> None:
+        self.traces = store.traces
         self.project_id = project_id
-        self.params = params
+        self.filter = span_filter
         self.limit = limit
         self.found: dict[bytes, SpanMatch] = {}
 
@@ -215,14 +132,14 @@ class _Matcher:
         before = dict(self.found)
         window = (self.limit - len(before)) * _SPANS_PER_TRACE_GUESS
         while True:
-            rows = self.store.read(self.sql, [self.project_id, lo, hi, *self.params, window])
+            rows = self.traces.matching_spans(self.project_id, lo, hi, self.filter, window)
             self.found = dict(before)
             self._add(rows)
             if len(self.found) >= self.limit or len(rows) < window or window >= _MAX_WINDOW:
                 return
             window = min(window * 8, _MAX_WINDOW)
 
-    def _add(self, rows: list[tuple[Any, ...]]) -> None:
+    def _add(self, rows: list[MatchRow]) -> None:
         found, limit = self.found, self.limit
         for trace_id, span_id, service, name, start_ns, duration_ns in rows:
             if trace_id not in found and len(found) >= limit:
@@ -233,26 +150,11 @@ class _Matcher:
             )
 
 
-def _summaries(store: Store, project_id: int, trace_ids: list[bytes]) -> list[dict[str, Any]]:
-    marks = ", ".join("?" * len(trace_ids))
-    # The root is the span without a parent, else the earliest span (partial traces).
-    return store.read_dicts(
-        "SELECT trace_id, min(start_ns) AS start_ns, "  # noqa: S608 - constants only
-        "max(start_ns + duration_ns) AS end_ns, count(*) AS span_count, "
-        f"bool_or({ERROR_SQL}) AS error, list(DISTINCT service ORDER BY service) AS services, "
-        "arg_min(service, {'r': parent_id <> 0, 's': start_ns}) AS root_service, "
-        "arg_min(name, {'r': parent_id <> 0, 's': start_ns}) AS root_name "
-        f"FROM spans WHERE trace_id IN ({marks}) AND project_id = ? GROUP BY trace_id",
-        [*trace_ids, project_id],
-    )
-
-
 def search_traces(
     store: Store, project_id: int, time_range: TimeRange, query: TraceQuery
 ) -> list[TraceSummary]:
     """Traces, newest first, having a span in the range that matches every filter."""
-    where, params = _span_filter(query)
-    matches = _Matcher(store, project_id, where, params, query.limit).run(time_range)
+    matches = _Matcher(store, project_id, _span_filter(query), query.limit).run(time_range)
     if not matches:
         return []
     out = [
@@ -267,7 +169,7 @@ def search_traces(
             services=list(r["services"]),
             match=matches[r["trace_id"]],
         )
-        for r in _summaries(store, project_id, list(matches))
+        for r in store.traces.trace_summaries(project_id, list(matches))
     ]
     out.sort(key=lambda t: (t.start_ns, t.trace_id), reverse=True)
     return out

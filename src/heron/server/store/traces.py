@@ -5,8 +5,72 @@ The protocol the query layer (and jobs) call; each backend implements it
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from heron.server.model.span import SpanRow
+
+# (trace id bytes, span id, service, name, start ns, duration ns)
+MatchRow = tuple[bytes, int, str, str, int, int]
+# (trace id bytes, span id, start ns, duration ns, http status, release, error)
+ExampleRow = tuple[bytes, int, int, int, int | None, str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFilter:
+    """Conditions one span must all match (besides project and time); None = any.
+
+    ``endpoint`` matches a rollup endpoint name (``METHOD route``), a bare route or a span
+    name; ``attributes`` are ``(key, value)`` pairs compared as text on a span or resource
+    attribute."""
+
+    service: str | None = None
+    environment: str | None = None
+    endpoint: str | None = None
+    min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    status: Literal["any", "ok", "error"] = "any"
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """The entry spans of one endpoint of a service (rollup naming), optionally narrowed."""
+
+    service: str
+    endpoint: str
+    environment: str | None = None
+    release: str | None = None
 
 
 class TraceReader(Protocol):
-    """Filled in by issue 10's storage seam, one method per question."""
+    def matching_spans(
+        self, project_id: int, lo_ns: int, hi_ns: int, span_filter: SpanFilter, limit: int
+    ) -> list[MatchRow]:
+        """The newest ``limit`` spans starting in ``[lo_ns, hi_ns)`` that match the filter,
+        newest first."""
+
+    def trace_summaries(self, project_id: int, trace_ids: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Per trace: trace_id, start_ns, end_ns, span_count, error, services (sorted),
+        root_service and root_name (the span without a parent, else the earliest)."""
+
+    def trace_spans(self, project_id: int, trace_id: bytes) -> list[SpanRow]:
+        """Every stored span of a trace, by start time then span id."""
+
+    def has_spans(self, project_id: int) -> bool:
+        """Whether the project has any span still retained."""
+
+    def endpoint_examples(
+        self,
+        project_id: int,
+        where: EntryFilter,
+        runs: Sequence[tuple[int, int]],
+        *,
+        min_duration_ns: int,
+        errors_only: bool,
+        order: Literal["slowest", "recent"],
+        limit: int,
+    ) -> list[ExampleRow]:
+        """Top ``limit`` entry spans of an endpoint starting in any of the ``[lo, hi)``
+        runs (ns), slowest first (then newest) or newest first."""

@@ -1,14 +1,15 @@
 """One endpoint in depth: its latency distribution and example traces.
 
-The histogram reads ``rollup_1m`` buckets, so it costs the same for any number of spans.
+The histogram reads rollup buckets, so it costs the same for any number of spans.
 Example traces read raw entry spans of the endpoint, but only in the minutes the rollups
-point at, so DuckDB's zone maps on ``start_ns`` skip nearly every row group.
+point at, so the store skips nearly all other spans (on DuckDB, by zone maps on
+``start_ns``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 from heron.server.histogram import (
     BUCKETS_PER_DOUBLING,
@@ -16,13 +17,15 @@ from heron.server.histogram import (
     bucket_upper_ns,
     quantile_from_buckets,
 )
-from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL
 from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, ms
 from heron.server.store.base import Store
+from heron.server.store.red import EndpointGuide, RollupFilter
+from heron.server.store.traces import EntryFilter
 
 # Display bins: merge rollup buckets (8 per doubling) into 4 per doubling, ~19% wide.
 _MERGE = BUCKETS_PER_DOUBLING // 4
 MAX_EXAMPLES = 100
+Order = Literal["slowest", "recent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +66,17 @@ class EndpointTraces:
     errors: list[ExampleTrace] = field(default_factory=list)
 
 
-def _filters(
-    service: str, endpoint: str, environment: str | None, release: str | None
-) -> tuple[list[str], list[Any]]:
-    clauses, params = ["service = ?"], [service]
-    for column, value in (("environment", environment), ("release", release)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    return clauses, [*params, endpoint]
+def _rollups(project_id: int, time_range: TimeRange, where: EntryFilter) -> RollupFilter:
+    lo, hi = time_range.minute_bounds()
+    return RollupFilter(
+        project_id,
+        lo,
+        hi,
+        service=where.service,
+        environment=where.environment,
+        release=where.release,
+        endpoint=where.endpoint,
+    )
 
 
 def latency_histogram(
@@ -85,14 +90,8 @@ def latency_histogram(
     release: str | None = None,
 ) -> LatencyHistogram:
     """The endpoint's latency distribution in the range, empty bins between included."""
-    lo, hi = time_range.minute_bounds()
-    clauses, params = _filters(service, endpoint, environment, release)
-    where = " AND ".join(["project_id = ?", "minute_s >= ?", "minute_s < ?", *clauses])
-    rows = store.read(
-        "SELECT bucket, sum(count)::BIGINT FROM rollup_1m "  # noqa: S608 - constants only
-        f"WHERE {where} AND endpoint = ? GROUP BY bucket",
-        [project_id, lo, hi, *params],
-    )
+    where = EntryFilter(service, endpoint, environment, release)
+    rows = store.red.latency_buckets(_rollups(project_id, time_range, where))
     counts = {int(b): int(n) for b, n in rows if n}
     if not counts:
         return LatencyHistogram(total=0)
@@ -137,20 +136,19 @@ def endpoint_traces(
     """
     if not 1 <= limit <= MAX_EXAMPLES:
         raise InvalidQuery(f"limit must be between 1 and {MAX_EXAMPLES} (got {limit})")
-    clauses, params = _filters(service, endpoint, environment, release)
-    guide = _Guide.read(store, project_id, time_range, clauses, params)
+    where = EntryFilter(service, endpoint, environment, release)
+    guide = _Guide(store.red.endpoint_guide(_rollups(project_id, time_range, where)))
     if not guide.total:
         return EndpointTraces()
-    where = " AND ".join([*clauses, ENTRY_SQL, f"{ENDPOINT_SQL} = ?"])
-    finder = _Finder(store, project_id, time_range, where, params, limit)
+    finder = _Finder(store, project_id, time_range, where, limit)
     minutes, floor_ns = guide.slowest(limit)
     expected = min(limit, guide.total)
     return EndpointTraces(
-        slowest=finder.find(minutes, "duration_ns DESC, start_ns DESC", expected, floor_ns),
-        recent=finder.find(guide.recent(limit), "start_ns DESC", expected),
+        slowest=finder.find(minutes, "slowest", expected, floor_ns),
+        recent=finder.find(guide.recent(limit), "recent", expected),
         errors=finder.find(
             guide.errors(limit),
-            "start_ns DESC",
+            "recent",
             min(limit, guide.errors_total),
             errors_only=True,
         )
@@ -162,40 +160,18 @@ def endpoint_traces(
 class _Guide:
     """An endpoint's requests and errors per minute and per latency bucket, from rollups."""
 
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+    def __init__(self, guide: EndpointGuide) -> None:
         self.per_minute: dict[int, int] = {}
         self.errors_by_minute: dict[int, int] = {}
         self.top_bucket: dict[int, int] = {}  # minute → its slowest bucket
-        self.per_bucket: dict[int, int] = {}
-        for minute, bucket, count, errors, top in rows:
-            if bucket is None:
-                self.per_minute[minute] = count
-                self.top_bucket[minute] = top
-                if errors:
-                    self.errors_by_minute[minute] = errors
-            else:
-                self.per_bucket[bucket] = count
+        for minute, count, errors, top in guide.minutes:
+            self.per_minute[minute] = count
+            self.top_bucket[minute] = top
+            if errors:
+                self.errors_by_minute[minute] = errors
+        self.per_bucket: dict[int, int] = dict(guide.buckets)
         self.total = sum(self.per_minute.values())
         self.errors_total = sum(self.errors_by_minute.values())
-
-    @classmethod
-    def read(
-        cls,
-        store: Store,
-        project_id: int,
-        time_range: TimeRange,
-        clauses: list[str],
-        params: list[Any],
-    ) -> _Guide:
-        lo, hi = time_range.minute_bounds()
-        where = " AND ".join(["project_id = ?", "minute_s >= ?", "minute_s < ?", *clauses])
-        rows = store.read(
-            "SELECT minute_s, bucket, sum(count)::BIGINT, sum(errors)::BIGINT, max(bucket) "  # noqa: S608 - constants only
-            f"FROM rollup_1m WHERE {where} AND endpoint = ? "
-            "GROUP BY GROUPING SETS ((minute_s), (bucket))",
-            [project_id, lo, hi, *params],
-        )
-        return cls(rows)
 
     def _newest(self, per_minute: dict[int, int], limit: int) -> list[int]:
         picked, seen = [], 0
@@ -228,7 +204,6 @@ class _Guide:
 class _Finder:
     """Top-N over the endpoint's spans in some minutes, with a whole-range fallback."""
 
-    _COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
     _MAX_RUNS = 64
 
     def __init__(
@@ -236,12 +211,11 @@ class _Finder:
         store: Store,
         project_id: int,
         time_range: TimeRange,
-        where: str,
-        params: list[Any],
+        where: EntryFilter,
         limit: int,
     ) -> None:
-        self.store, self.project_id, self.range = store, project_id, time_range
-        self.where, self.params, self.limit = where, params, limit
+        self.traces, self.project_id, self.range = store.traces, project_id, time_range
+        self.where, self.limit = where, limit
 
     def _runs(self, minutes: list[int]) -> list[tuple[int, int]]:
         runs: list[list[int]] = []
@@ -256,21 +230,16 @@ class _Finder:
         return [(max(a * NS_PER_S, lo), min(b * NS_PER_S, hi)) for a, b in runs]
 
     def _read(
-        self, runs: list[tuple[int, int]], order: str, floor_ns: int, errors_only: bool
+        self, runs: list[tuple[int, int]], order: Order, floor_ns: int, errors_only: bool
     ) -> list[ExampleTrace]:
-        spans = " OR ".join(["(start_ns >= ? AND start_ns < ?)"] * len(runs))
-        where = f"project_id = ? AND ({spans}) AND duration_ns >= ? AND {self.where}"
-        if errors_only:
-            where += f" AND {ERROR_SQL}"
-        rows = self.store.read(
-            f"SELECT {self._COLUMNS} FROM spans WHERE {where} ORDER BY {order} LIMIT ?",  # noqa: S608 - constants only
-            [
-                self.project_id,
-                *(t for run in runs for t in run),
-                floor_ns,
-                *self.params,
-                self.limit,
-            ],
+        rows = self.traces.endpoint_examples(
+            self.project_id,
+            self.where,
+            runs,
+            min_duration_ns=floor_ns,
+            errors_only=errors_only,
+            order=order,
+            limit=self.limit,
         )
         return [
             ExampleTrace(
@@ -288,7 +257,7 @@ class _Finder:
     def find(
         self,
         minutes: list[int],
-        order: str,
+        order: Order,
         expected: int,
         floor_ns: int = 0,
         *,

@@ -5,8 +5,8 @@ shape: A's client span, B's server span). Its figures describe B's spans of thos
 rate, error share and p95 duration.
 
 Cost control: children are entry spans (server/consumer) with a parent; both sides are
-bounded by ``start_ns`` (the parent's with some slack, since a parent starts before its
-children), so zone maps skip row groups outside the range. The join on (trace id, span
+bounded by start time (the parent's with some slack, since a parent starts before its
+children), so the store skips spans outside the range. The join on (trace id, span
 id) still costs about 40 ms per hour of spans at 10M spans a day, so ranges over an hour
 are sampled rather than read whole. Parents that started more than ``PARENT_SLACK_NS``
 before their child are not found.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heron.server.model.span import ENTRY_KIND_SQL, ERROR_SQL
 from heron.server.query._common import NS_PER_MIN, TimeRange, ms
 from heron.server.store.base import Store
 
@@ -51,23 +50,6 @@ class ServiceMap:
     """Minutes of the range actually read when the map is sampled; None when exact."""
 
 
-_CHILD = (
-    "SELECT trace_id, parent_id, service, duration_ns, "  # noqa: S608 - constants only
-    f"{ERROR_SQL} AS error FROM spans "
-    "WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND parent_id <> 0 "
-    f"AND {ENTRY_KIND_SQL} {{env}}"
-)
-_PARENT = "SELECT trace_id, span_id, service FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ?"
-_EDGES = (
-    "WITH c AS ({children}), p AS ({parents}) "
-    "SELECT p.service AS caller, c.service AS callee, count(*)::BIGINT AS calls, "
-    "count(*) FILTER (WHERE c.error)::BIGINT AS errors, "
-    "quantile_cont(c.duration_ns, 0.95) AS p95_ns "
-    "FROM c JOIN p ON p.trace_id = c.trace_id AND p.span_id = c.parent_id "
-    "WHERE p.service <> c.service GROUP BY ALL ORDER BY calls DESC, caller, callee"
-)
-
-
 def _slices(time_range: TimeRange) -> list[tuple[int, int]]:
     start, end = time_range.start_ns, time_range.end_ns
     if end - start <= EXACT_UP_TO_NS:
@@ -90,16 +72,7 @@ def service_map(
     ``SAMPLES``), with counts scaled to the range and rates, error shares and p95 taken
     from the samples.
     """
-    env_clause, env_params = ("AND environment = ?", [environment]) if environment else ("", [])
     slices = _slices(time_range)
-    child = _CHILD.replace("{env}", env_clause)
-    sql = _EDGES.replace("{children}", " UNION ALL ".join([child] * len(slices)))
-    sql = sql.replace("{parents}", " UNION ALL ".join([_PARENT] * len(slices)))
-    params: list[object] = []
-    for lo, hi in slices:
-        params += [project_id, lo, hi, *env_params]
-    for lo, hi in slices:
-        params += [project_id, lo - PARENT_SLACK_NS, hi]
     read_minutes = sum(hi - lo for lo, hi in slices) / NS_PER_MIN
     scale = time_range.minutes / read_minutes
     edges = [
@@ -112,7 +85,9 @@ def service_map(
             error_rate=errors / calls if calls else 0.0,
             p95_ms=ms(p95_ns),
         )
-        for caller, callee, calls, errors, p95_ns in store.read(sql, params)
+        for caller, callee, calls, errors, p95_ns in store.red.call_edges(
+            project_id, slices, PARENT_SLACK_NS, environment
+        )
     ]
     services = sorted({e.caller for e in edges} | {e.callee for e in edges})
     return ServiceMap(services, edges, None if len(slices) == 1 else read_minutes)

@@ -1,7 +1,7 @@
-"""Small questions the web UI asks besides the RED tables: sparklines and filter choices.
+"""Services at a glance besides the RED tables: sparklines, filter choices, known names.
 
-Everything here reads ``rollup_1m`` only (never raw spans), so the cost does not grow with
-the number of stored spans. Rollup rows are partial until compaction merges them: SUM.
+Everything here reads the per-minute rollups only (``RedReader``; ``has_data`` aside),
+so the cost does not grow with the number of stored spans.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from heron.server.histogram import quantile_from_buckets
 from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, filling_share, ms
 from heron.server.store.base import Store
+from heron.server.store.red import ChoiceColumn, RollupFilter
 
 # Steps (seconds) a chart may use; the smallest giving at most the wanted points wins.
 NICE_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -48,18 +49,16 @@ class Choice:
     requests: int
 
 
-def _rollup_where(
-    project_id: int, time_range: TimeRange, step_s: int, filters: dict[str, str | None]
-) -> tuple[str, list[Any]]:
+def _rollup_filter(
+    project_id: int,
+    time_range: TimeRange,
+    step_s: int = 60,
+    *,
+    service: str | None = None,
+    environment: str | None = None,
+) -> RollupFilter:
     lo, hi = time_range.minute_bounds(step_s)
-    clauses = ["project_id = ?", "minute_s >= ?", "minute_s < ?"]
-    params: list[Any] = [project_id, lo, hi]
-    for column in ("service", "environment", "release"):  # the only filterable columns
-        value = filters.get(column)
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    return " AND ".join(clauses), params
+    return RollupFilter(project_id, lo, hi, service=service, environment=environment)
 
 
 def service_sparklines(
@@ -76,12 +75,8 @@ def service_sparklines(
     Given ``now_ns``, the step still filling then is left out: its few requests so far
     would read as a sudden drop."""
     step = chart_step_s(time_range, max_points)
-    where, params = _rollup_where(project_id, time_range, step, {"environment": environment})
-    rows = store.read(
-        "SELECT service, minute_s // ? * ? AS t, bucket, sum(count)::BIGINT, "  # noqa: S608 - constants only
-        f"sum(errors)::BIGINT FROM rollup_1m WHERE {where} GROUP BY ALL",
-        [step, step, *params],
-    )
+    where = _rollup_filter(project_id, time_range, step, environment=environment)
+    rows = store.red.service_step_buckets(where, step)
     steps: dict[str, dict[int, list[Any]]] = {}
     for service, t, bucket, count, errors in rows:
         acc = steps.setdefault(service, {}).setdefault(t, [0, 0, {}])
@@ -105,19 +100,13 @@ def _sparkline(name: str, by_t: dict[int, list[Any]], lo: int, hi: int, step: in
     return line
 
 
-def _choices(store: Store, column: str, where: str, params: list[Any]) -> list[Choice]:
-    rows = store.read(
-        f"SELECT {column}, sum(count)::BIGINT AS n FROM rollup_1m WHERE {where} "  # noqa: S608 - constants only
-        f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT 200",
-        params,
-    )
-    return [Choice(value, n) for value, n in rows]
+def _choices(store: Store, where: RollupFilter, column: ChoiceColumn) -> list[Choice]:
+    return [Choice(value, n) for value, n in store.red.top_values(where, column)]
 
 
 def list_environments(store: Store, project_id: int, time_range: TimeRange) -> list[Choice]:
     """Environments that reported entry spans in the range, busiest first."""
-    where, params = _rollup_where(project_id, time_range, 60, {})
-    return _choices(store, "environment", where, params)
+    return _choices(store, _rollup_filter(project_id, time_range), "environment")
 
 
 def list_releases(
@@ -129,10 +118,8 @@ def list_releases(
     environment: str | None = None,
 ) -> list[Choice]:
     """Releases of a service in the range, busiest first ('' when none was reported)."""
-    where, params = _rollup_where(
-        project_id, time_range, 60, {"service": service, "environment": environment}
-    )
-    return _choices(store, "release", where, params)
+    where = _rollup_filter(project_id, time_range, service=service, environment=environment)
+    return _choices(store, where, "release")
 
 
 def list_endpoints(
@@ -144,39 +131,28 @@ def list_endpoints(
     environment: str | None = None,
 ) -> list[Choice]:
     """Endpoint names of a service in the range, busiest first (at most 200)."""
-    where, params = _rollup_where(
-        project_id, time_range, 60, {"service": service, "environment": environment}
-    )
-    return _choices(store, "endpoint", where, params)
+    where = _rollup_filter(project_id, time_range, service=service, environment=environment)
+    return _choices(store, where, "endpoint")
 
 
 def list_services(
     store: Store, project_id: int, time_range: TimeRange, *, environment: str | None = None
 ) -> list[Choice]:
     """Services with entry spans in the range, busiest first (at most 200)."""
-    where, params = _rollup_where(project_id, time_range, 60, {"environment": environment})
-    return _choices(store, "service", where, params)
+    where = _rollup_filter(project_id, time_range, environment=environment)
+    return _choices(store, where, "service")
 
 
 def has_data(store: Store, project_id: int) -> bool:
     """Whether the project has ever stored a span that is still retained."""
-    rows = store.read("SELECT 1 FROM spans WHERE project_id = ? LIMIT 1", [project_id])
-    return bool(rows)
+    return store.traces.has_spans(project_id)
 
 
 def service_known(store: Store, project_id: int, service: str) -> bool:
     """Whether the service ever reported a request that is still retained."""
-    rows = store.read(
-        "SELECT 1 FROM rollup_1m WHERE project_id = ? AND service = ? LIMIT 1",
-        [project_id, service],
-    )
-    return bool(rows)
+    return store.red.service_known(project_id, service)
 
 
 def endpoint_known(store: Store, project_id: int, service: str, endpoint: str) -> bool:
     """Whether the service ever reported a request to the endpoint that is still retained."""
-    rows = store.read(
-        "SELECT 1 FROM rollup_1m WHERE project_id = ? AND service = ? AND endpoint = ? LIMIT 1",
-        [project_id, service, endpoint],
-    )
-    return bool(rows)
+    return store.red.endpoint_known(project_id, service, endpoint)
