@@ -27,7 +27,6 @@ MAX_ISSUE_LIMIT = 500
 MAX_EVENT_LIMIT = 200
 TAG_SAMPLE = 100
 MAX_TAG_VALUES = 10
-WRITE_TIMEOUT_S = 30.0
 _HEX = frozenset(string.hexdigits)
 # Sort keys -> ORDER BY expressions over the issues list query's columns (constants).
 _ORDER_BY = {
@@ -610,27 +609,4 @@ def set_issue_status(
     by hand clears the regression mark, which only the writer sets.
     """
     _check_status(status)
-    if status == "resolved":
-        sql = (
-            "UPDATE issues SET status = 'resolved', resolved_release = coalesce(?, last_release, ''), "
-            "status_changed_ns = ? WHERE project_id = ? AND id = ? RETURNING id"
-        )
-        params: list[Any] = [release or None, now_ns, project_id, issue_id]
-    elif status == "ignored":
-        sql = (
-            "UPDATE issues SET status = 'ignored', status_changed_ns = ? "
-            "WHERE project_id = ? AND id = ? RETURNING id"
-        )
-        params = [now_ns, project_id, issue_id]
-    else:
-        sql = (
-            "UPDATE issues SET status = 'open', resolved_release = NULL, regressed_ns = NULL, "
-            "status_changed_ns = ? WHERE project_id = ? AND id = ? RETURNING id"
-        )
-        params = [now_ns, project_id, issue_id]
-
-    def run(con: Any) -> bool:
-        return con.execute(sql, params).fetchone() is not None
-
-    updated: bool = store.submit_write(run).result(WRITE_TIMEOUT_S)
-    return updated
+    return store.state.set_issue_status(project_id, issue_id, status, release, now_ns)
