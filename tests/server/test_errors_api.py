@@ -15,7 +15,7 @@ import pytest
 
 from heron.server.app import create_app
 from heron.server.config import Config
-from heron.server.query._logs import like_contains
+from heron.server.store.duckdb.logs import like_contains
 from heron.server.store.duckdb_store import DuckDBStore
 
 from . import errors_seed

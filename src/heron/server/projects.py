@@ -12,9 +12,8 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import Store
 
 DEFAULT_PROJECT = "default"
 
@@ -44,7 +43,7 @@ class Bootstrap:
 class Projects:
     """Key lookups are served from memory; changes go through the store's writer."""
 
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._keys: dict[str, int] = {}
@@ -52,48 +51,25 @@ class Projects:
 
     def bootstrap(self, ingest_key: str = "", api_token: str = "") -> Bootstrap:
         """Create the default project, its key and an API token if none exist."""
-
-        def run(con: Any) -> Bootstrap:
-            row = con.execute(
-                "SELECT id FROM projects WHERE name = ?", [DEFAULT_PROJECT]
-            ).fetchone()
-            now = time.time_ns()
-            created = row is None
-            if created:
-                con.execute("INSERT INTO projects VALUES (1, ?, ?)", [DEFAULT_PROJECT, now])
-                key = ingest_key or new_ingest_key()
-                con.execute("INSERT INTO ingest_keys VALUES (?, 1, ?, false)", [key, now])
-            else:
-                key = con.execute(
-                    "SELECT key FROM ingest_keys WHERE project_id = 1 AND NOT revoked "
-                    "ORDER BY created_ns LIMIT 1"
-                ).fetchone()[0]
-            token = None
-            if (
-                api_token
-                and not con.execute(
-                    "SELECT 1 FROM api_tokens WHERE token_sha256 = ?", [_digest(api_token)]
-                ).fetchone()
-            ):
-                token = api_token
-            elif not con.execute("SELECT 1 FROM api_tokens LIMIT 1").fetchone():
-                token = new_api_token()
-            if token:
-                con.execute(
-                    "INSERT INTO api_tokens VALUES (?, 'initial', ?)", [_digest(token), now]
-                )
-            return Bootstrap(1, key, token, created)
-
-        result: Bootstrap = self.store.write(run)
+        state = self.store.state
+        now = time.time_ns()
+        project_id, key, created = state.ensure_project(
+            DEFAULT_PROJECT, ingest_key or new_ingest_key(), now
+        )
+        if api_token:  # the given token is stored (once); no other token is made up
+            token = api_token if state.add_api_token(_digest(api_token), "initial", now) else None
+        else:
+            fresh = new_api_token()
+            token = fresh if state.add_first_api_token(_digest(fresh), "initial", now) else None
         self.reload()
-        return result
+        return Bootstrap(project_id, key, token, created)
 
     def reload(self) -> None:
-        keys = self.store.read("SELECT key, project_id FROM ingest_keys WHERE NOT revoked")
-        tokens = self.store.read("SELECT token_sha256 FROM api_tokens")
+        keys = self.store.state.ingest_keys()
+        tokens = self.store.state.api_token_digests()
         with self._lock:
-            self._keys = {k: p for k, p in keys}
-            self._tokens = {t for (t,) in tokens}
+            self._keys = dict(keys)
+            self._tokens = set(tokens)
 
     def project_for_key(self, key: str) -> int | None:
         return self._keys.get(key)

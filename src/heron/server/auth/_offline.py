@@ -1,7 +1,7 @@
 """Users and sign-in links on a data dir the server is not running on (CLI, demo).
 
-DuckDB lets one process open a database file; :func:`open_accounts` turns the lock error
-into :class:`DatabaseInUse` with a message that says what to do.
+One process may open a data dir's database: :func:`open_accounts` raises
+:class:`DatabaseInUse` (from the store) with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -10,29 +10,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
 from heron.server.auth._accounts import Accounts
 from heron.server.auth._passwords import Passwords, UserError, normalize_username
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import DatabaseInUse
+from heron.server.store.duckdb_store import open_exclusive
 
-
-class DatabaseInUse(RuntimeError):
-    """Another process (a running ``heron serve``) holds the database file."""
+__all__ = ["DatabaseInUse", "open_accounts", "prepare_one_time_sign_in"]
 
 
 @contextmanager
 def open_accounts(db_path: Path) -> Iterator[Accounts]:
     """The accounts of the database at ``db_path`` (created if missing)."""
-    try:
-        store = DuckDBStore(db_path).start()
-    except duckdb.IOException as e:
-        if "lock" not in str(e).lower():
-            raise
-        raise DatabaseInUse(
-            f"{db_path} is in use by another process (a running `heron serve`?). DuckDB "
-            "lets one process open it: stop the server first."
-        ) from None
+    store = open_exclusive(db_path)
     try:
         yield Accounts(store)
     finally:

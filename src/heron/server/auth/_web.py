@@ -33,7 +33,7 @@ from heron.server.auth._passwords import Passwords, generate_password
 
 if TYPE_CHECKING:
     from heron.server.config import Config
-    from heron.server.store.duckdb_store import DuckDBStore
+    from heron.server.store.base import Store
 
 log = logging.getLogger("heron.auth")
 
@@ -74,7 +74,7 @@ class Auth:
     def __init__(
         self,
         config: Config,
-        store: DuckDBStore,
+        store: Store,
         *,
         clock: Callable[[], int] = time.time_ns,
         passwords: Passwords | None = None,

@@ -2,7 +2,7 @@
 
 Every error answers with a google.rpc.Status in the request's content type, as the
 OTLP spec requires; the request is acknowledged (200) only after its spans committed
-(and the error events made from its spans' exception events, see ``span_errors``).
+(and the error events its spans' exception events became, see ``span_errors``).
 Helpers here (keys, bodies, event submission) serve the other ingest routes too.
 """
 
@@ -239,5 +239,5 @@ class TraceIngest:
         try:
             return queue_events(self.store, self.scrubber, project, events, [])
         except QueueFull:
-            log.warning("write queue full: dropped %d error events from spans", len(events))
+            log.warning("write queue full: dropped %d error events of span exceptions", len(events))
             return None

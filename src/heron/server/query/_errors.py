@@ -4,7 +4,7 @@ Issues hold the writer's counters (first/last seen, total events); everything th
 depends on the time range or on a filter (events and users in the range, releases,
 environments) is counted from ``error_events``. An issue is listed when it has an event
 in the range matching the filters. JSON columns are decoded here, so callers get dicts
-and lists, never JSON text.
+and lists, never JSON text. The rows come from ``store.issues`` (no SQL here).
 """
 
 from __future__ import annotations
@@ -27,17 +27,7 @@ MAX_ISSUE_LIMIT = 500
 MAX_EVENT_LIMIT = 200
 TAG_SAMPLE = 100
 MAX_TAG_VALUES = 10
-WRITE_TIMEOUT_S = 30.0
 _HEX = frozenset(string.hexdigits)
-# Sort keys -> ORDER BY expressions over the issues list query's columns (constants).
-_ORDER_BY = {
-    "last_seen": "i.last_seen_ns",
-    "first_seen": "i.first_seen_ns",
-    "events": "ev.events",
-    "users": "ev.users",
-}
-# Event columns filterable by equality (the only identifiers a caller's choice reaches).
-_EVENT_FILTERS = ("service", "environment", "release")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,22 +184,6 @@ def parse_event_id(text: str) -> str:
     return clean
 
 
-def _event_where(
-    project_id: int, time_range: TimeRange | None, filters: dict[str, str | None]
-) -> tuple[list[str], list[Any]]:
-    clauses = ["project_id = ?"]
-    params: list[Any] = [project_id]
-    if time_range is not None:
-        clauses += ["time_ns >= ?", "time_ns < ?"]
-        params += [time_range.start_ns, time_range.end_ns]
-    for col in _EVENT_FILTERS:
-        value = filters.get(col)
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    return clauses, params
-
-
 def _check_status(status: str | None) -> None:
     if status is not None and status not in ISSUE_STATUSES:
         raise InvalidQuery(
@@ -218,19 +192,6 @@ def _check_status(status: str | None) -> None:
 
 
 # ------------------------------------------------------------------------- issues
-
-_ISSUE_COLUMNS = (
-    "i.id, i.title, i.culprit, i.exc_type, i.level, i.status, i.first_seen_ns, "
-    "i.last_seen_ns, i.event_count::BIGINT, i.first_release, i.last_release, "
-    "i.resolved_release, i.status_changed_ns, i.regressed_ns, ev.events, ev.users, "
-    "ev.releases, ev.environments, ev.services"
-)
-_EVENT_AGG = (
-    "issue_id, count(*)::BIGINT AS events, count(DISTINCT user_key)::BIGINT AS users, "
-    "list(DISTINCT release ORDER BY release) AS releases, "
-    "list(DISTINCT environment ORDER BY environment) AS environments, "
-    "list(DISTINCT service ORDER BY service) AS services"
-)
 
 
 def _issue(row: Sequence[Any]) -> IssueSummary:
@@ -282,18 +243,14 @@ def list_issues(
         raise InvalidQuery(f"limit must be between 1 and {MAX_ISSUE_LIMIT} (got {limit})")
     _check_status(status)
     filters = {"service": service, "release": release, "environment": environment}
-    clauses, params = _event_where(project_id, time_range, filters)
-    outer = ["i.project_id = ?"]
-    params.append(project_id)
-    if status is not None:
-        outer.append("i.status = ?")
-        params.append(status)
-    params.append(limit)
-    rows = store.read(
-        f"WITH ev AS (SELECT {_EVENT_AGG} FROM error_events WHERE {' AND '.join(clauses)} "  # noqa: S608 - constants only
-        f"GROUP BY issue_id) SELECT {_ISSUE_COLUMNS} FROM issues i JOIN ev ON ev.issue_id = i.id "
-        f"WHERE {' AND '.join(outer)} ORDER BY {_ORDER_BY[sort]} DESC, i.id DESC LIMIT ?",
-        params,
+    rows = store.issues.list_issues(
+        project_id,
+        time_range.start_ns,
+        time_range.end_ns,
+        filters,
+        status=status,
+        sort=sort,
+        limit=limit,
     )
     return [_issue(r) for r in rows]
 
@@ -307,16 +264,12 @@ def issue_trends(
     step_ns = step_s * NS_PER_S
     lo = time_range.start_ns // step_ns
     n = -(-time_range.end_ns // step_ns) - lo
-    marks = ", ".join("?" * len(issue_ids))
-    rows = store.read(
-        "SELECT issue_id, time_ns // ? - ? AS k, count(*)::BIGINT FROM error_events "  # noqa: S608 - placeholders only
-        f"WHERE project_id = ? AND time_ns >= ? AND time_ns < ? AND issue_id IN ({marks}) "
-        "GROUP BY ALL",
-        [step_ns, lo, project_id, time_range.start_ns, time_range.end_ns, *issue_ids],
+    rows = store.issues.issue_trends(
+        project_id, time_range.start_ns, time_range.end_ns, issue_ids, step_ns
     )
     out = {i: [0] * n for i in issue_ids}
     for iid, k, count in rows:
-        out[iid][k] = count
+        out[iid][k - lo] = count
     return out
 
 
@@ -324,14 +277,8 @@ def _issue_in_range(
     store: Store, project_id: int, issue_id: int, time_range: TimeRange, filters: dict[str, Any]
 ) -> IssueSummary | None:
     """The issue with range figures; zero figures (not None) when it has no event there."""
-    clauses, params = _event_where(project_id, time_range, filters)
-    rows = store.read(
-        f"WITH ev AS (SELECT {_EVENT_AGG} FROM error_events WHERE {' AND '.join(clauses)} "  # noqa: S608 - constants only
-        f"AND issue_id = ? GROUP BY issue_id) SELECT {_ISSUE_COLUMNS} FROM issues i "
-        "LEFT JOIN ev ON ev.issue_id = i.id WHERE i.project_id = ? AND i.id = ?",
-        [*params, issue_id, project_id, issue_id],
-    )
-    return _issue(rows[0]) if rows else None
+    row = store.issues.issue(project_id, issue_id, time_range.start_ns, time_range.end_ns, filters)
+    return _issue(row) if row else None
 
 
 def get_issue(
@@ -389,13 +336,9 @@ def _series(
 ) -> list[IssuePoint]:
     step_ns = step_s * NS_PER_S
     lo, hi = time_range.start_ns // step_ns, -(-time_range.end_ns // step_ns)
-    clauses, params = _event_where(project_id, time_range, filters)
-    rows = store.read(
-        "SELECT time_ns // ? AS k, count(*)::BIGINT FROM error_events "  # noqa: S608 - constants only
-        f"WHERE {' AND '.join(clauses)} AND issue_id = ? GROUP BY k",
-        [step_ns, *params, issue_id],
+    by_k = store.issues.issue_series(
+        project_id, issue_id, time_range.start_ns, time_range.end_ns, filters, step_ns
     )
-    by_k = dict(rows)
     return [IssuePoint(k * step_s, by_k.get(k, 0)) for k in range(lo, hi)]
 
 
@@ -407,12 +350,8 @@ def _counts(
     filters: dict[str, Any],
     column: str,
 ) -> list[Count]:
-    assert column in _EVENT_FILTERS  # an identifier: from the allow-list only
-    clauses, params = _event_where(project_id, time_range, filters)
-    rows = store.read(
-        f"SELECT {column}, count(*)::BIGINT AS n FROM error_events "  # noqa: S608 - allow-listed
-        f"WHERE {' AND '.join(clauses)} AND issue_id = ? GROUP BY 1 ORDER BY n DESC, 1",
-        [*params, issue_id],
+    rows = store.issues.issue_counts(
+        project_id, issue_id, time_range.start_ns, time_range.end_ns, filters, column
     )
     return [Count(v, n) for v, n in rows]
 
@@ -420,14 +359,9 @@ def _counts(
 def _tag_breakdown(
     store: Store, project_id: int, issue_id: int, environment: str | None
 ) -> list[TagBreakdown]:
-    clauses, params = _event_where(project_id, None, {"environment": environment})
-    rows = store.read(
-        f"SELECT tags FROM error_events WHERE {' AND '.join(clauses)} AND issue_id = ? "  # noqa: S608 - constants only
-        "ORDER BY time_ns DESC LIMIT ?",
-        [*params, issue_id, TAG_SAMPLE],
-    )
+    texts = store.issues.issue_tags(project_id, issue_id, environment, TAG_SAMPLE)
     counts: dict[str, Counter[str]] = {}
-    for (text,) in rows:
+    for text in texts:
         for key, value in _json(text, {}).items():
             counts.setdefault(str(key), Counter())[str(value)] += 1
     return [
@@ -437,17 +371,6 @@ def _tag_breakdown(
 
 
 # ------------------------------------------------------------------------- events
-
-_DETAIL_COLUMNS = (
-    "event_id, issue_id, time_ns, received_ns, service, environment, release, level, "
-    "platform, source, exc_type, message, culprit, transaction, trace_id, span_id, "
-    "user_key, handled, logger, sdk, exceptions, breadcrumbs, request, user_data, tags, "
-    "contexts, extra"
-)
-_SUMMARY_COLUMNS = (
-    "event_id, issue_id, time_ns, service, environment, release, level, exc_type, "
-    "message, transaction, trace_id, user_key"
-)
 
 
 def _detail(r: Sequence[Any]) -> EventDetail:
@@ -500,26 +423,16 @@ def _latest_event(
     environment: str | None,
 ) -> EventDetail | None:
     """The newest event in the range, else the newest ever (an issue page always shows one)."""
-    for tr in (time_range, None):
-        clauses, params = _event_where(project_id, tr, {"environment": environment})
-        rows = store.read(
-            f"SELECT {_DETAIL_COLUMNS} FROM error_events WHERE {' AND '.join(clauses)} "  # noqa: S608 - constants only
-            "AND issue_id = ? ORDER BY time_ns DESC, event_id DESC LIMIT 1",
-            [*params, issue_id],
-        )
-        if rows:
-            return _detail(rows[0])
-    return None
+    row = store.issues.latest_event(
+        project_id, issue_id, environment, time_range.start_ns, time_range.end_ns
+    ) or store.issues.latest_event(project_id, issue_id, environment)
+    return _detail(row) if row else None
 
 
 def get_event(store: Store, project_id: int, event_id: str) -> EventDetail | None:
     """One event by id (32 hex digits), or None."""
-    rows = store.read(
-        f"SELECT {_DETAIL_COLUMNS} FROM error_events WHERE project_id = ? AND event_id = ? "  # noqa: S608 - constants only
-        "ORDER BY time_ns DESC LIMIT 1",
-        [project_id, parse_event_id(event_id)],
-    )
-    return _detail(rows[0]) if rows else None
+    row = store.issues.event(project_id, parse_event_id(event_id))
+    return _detail(row) if row else None
 
 
 def _parse_cursor(cursor: str) -> tuple[int, str]:
@@ -543,17 +456,14 @@ def issue_events(
     """Events of an issue, newest first, a page at a time (keyset on time and id)."""
     if not 1 <= limit <= MAX_EVENT_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_EVENT_LIMIT} (got {limit})")
-    clauses, params = _event_where(project_id, time_range, {"environment": environment})
-    clauses.append("issue_id = ?")
-    params.append(issue_id)
-    if cursor:
-        t, eid = _parse_cursor(cursor)
-        clauses.append("(time_ns < ? OR (time_ns = ? AND event_id < ?))")
-        params += [t, t, eid]
-    rows = store.read(
-        f"SELECT {_SUMMARY_COLUMNS} FROM error_events WHERE {' AND '.join(clauses)} "  # noqa: S608 - constants only
-        "ORDER BY time_ns DESC, event_id DESC LIMIT ?",
-        [*params, limit + 1],
+    rows = store.issues.issue_events(
+        project_id,
+        issue_id,
+        start_ns=time_range.start_ns if time_range else None,
+        end_ns=time_range.end_ns if time_range else None,
+        environment=environment,
+        before=_parse_cursor(cursor) if cursor else None,
+        limit=limit + 1,
     )
     events = [_summary(r) for r in rows[:limit]]
     more = len(rows) > limit
@@ -562,10 +472,7 @@ def issue_events(
 
 
 def issue_exists(store: Store, project_id: int, issue_id: int) -> bool:
-    rows = store.read(
-        "SELECT 1 FROM issues WHERE project_id = ? AND id = ?", [project_id, issue_id]
-    )
-    return bool(rows)
+    return store.issues.issue_exists(project_id, issue_id)
 
 
 def error_services(store: Store, project_id: int, time_range: TimeRange) -> list[str]:
@@ -578,17 +485,11 @@ def error_releases(store: Store, project_id: int, time_range: TimeRange) -> list
 
 
 def _distinct(store: Store, project_id: int, time_range: TimeRange, column: str) -> list[str]:
-    assert column in _EVENT_FILTERS
-    rows = store.read(
-        f"SELECT DISTINCT {column} FROM error_events WHERE project_id = ? AND time_ns >= ? "  # noqa: S608 - allow-listed
-        "AND time_ns < ? ORDER BY 1",
-        [project_id, time_range.start_ns, time_range.end_ns],
-    )
-    return [r[0] for r in rows]
+    return store.issues.event_values(project_id, time_range.start_ns, time_range.end_ns, column)
 
 
 def has_errors(store: Store, project_id: int) -> bool:
-    return bool(store.read("SELECT 1 FROM error_events WHERE project_id = ? LIMIT 1", [project_id]))
+    return store.issues.has_events(project_id)
 
 
 # ------------------------------------------------------------------------- status
@@ -610,27 +511,4 @@ def set_issue_status(
     by hand clears the regression mark, which only the writer sets.
     """
     _check_status(status)
-    if status == "resolved":
-        sql = (
-            "UPDATE issues SET status = 'resolved', resolved_release = coalesce(?, last_release, ''), "
-            "status_changed_ns = ? WHERE project_id = ? AND id = ? RETURNING id"
-        )
-        params: list[Any] = [release or None, now_ns, project_id, issue_id]
-    elif status == "ignored":
-        sql = (
-            "UPDATE issues SET status = 'ignored', status_changed_ns = ? "
-            "WHERE project_id = ? AND id = ? RETURNING id"
-        )
-        params = [now_ns, project_id, issue_id]
-    else:
-        sql = (
-            "UPDATE issues SET status = 'open', resolved_release = NULL, regressed_ns = NULL, "
-            "status_changed_ns = ? WHERE project_id = ? AND id = ? RETURNING id"
-        )
-        params = [now_ns, project_id, issue_id]
-
-    def run(con: Any) -> bool:
-        return con.execute(sql, params).fetchone() is not None
-
-    updated: bool = store.submit_write(run).result(WRITE_TIMEOUT_S)
-    return updated
+    return store.state.set_issue_status(project_id, issue_id, status, release, now_ns)

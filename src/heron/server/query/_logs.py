@@ -1,9 +1,9 @@
 """Logs' read side: search (newest first, a page at a time) and one trace's records.
 
-Text search is ``body ILIKE ?`` with the caller's text bound as a parameter and its
-``%``, ``_`` and ``\\`` escaped, so the text matches literally. A record that became an
-error event carries its event id; the issue it was grouped into is looked up for the
-page's records, so a log line can link to its issue.
+Rows come from ``store.logs`` (text search matches literally, see its protocol). A
+record that became an error event carries its event id; the issue it was grouped into
+is looked up for the page's records (``store.issues``), so a log line can link to its
+issue.
 """
 
 from __future__ import annotations
@@ -94,30 +94,10 @@ def severity_name(number: int) -> str:
     return found
 
 
-def like_contains(text: str) -> str:
-    """An ILIKE pattern (ESCAPE '\\') matching ``text`` anywhere, literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-_COLUMNS = (
-    "l.rowid, l.time_ns, l.observed_ns, l.trace_id, l.span_id, l.service, l.environment, "
-    "l.release, l.severity_number, l.severity_text, l.logger, l.body, l.attributes, "
-    "l.event_id"
-)
-
-
 def _issues_of(store: Store, project_id: int, rows: Sequence[Sequence[Any]]) -> dict[str, int]:
     """The issue of each event id among ``rows`` (a page: a few ids, looked up by index)."""
     ids = sorted({r[-1] for r in rows if r[-1]})
-    if not ids:
-        return {}
-    marks = ", ".join("?" * len(ids))
-    found = store.read(
-        f"SELECT event_id, issue_id FROM error_events WHERE project_id = ? AND event_id IN ({marks})",  # noqa: S608 - placeholders only
-        [project_id, *ids],
-    )
-    return dict(found)
+    return store.issues.issues_of_events(project_id, ids) if ids else {}
 
 
 def _line(r: Sequence[Any], issues: dict[str, int]) -> LogLine:
@@ -156,30 +136,17 @@ def _cursor(text: str) -> tuple[int, int]:
 
 def search_logs(store: Store, project_id: int, time_range: TimeRange, q: LogQuery) -> LogPage:
     """Log records in the range matching every filter, newest first (keyset pages)."""
-    clauses = ["l.project_id = ?", "l.time_ns >= ?", "l.time_ns < ?"]
-    params: list[Any] = [project_id, time_range.start_ns, time_range.end_ns]
-    for col, value in (
-        ("l.service", q.service),
-        ("l.environment", q.environment),
-        ("l.trace_id", q.trace_id),
-    ):
-        if value is not None:
-            clauses.append(f"{col} = ?")
-            params.append(value)
-    if q.min_severity:
-        clauses.append("l.severity_number >= ?")
-        params.append(q.min_severity)
-    if q.text:
-        clauses.append("l.body ILIKE ? ESCAPE '\\'")
-        params.append(like_contains(q.text))
-    if q.cursor:
-        t, row = _cursor(q.cursor)
-        clauses.append("(l.time_ns < ? OR (l.time_ns = ? AND l.rowid < ?))")
-        params += [t, t, row]
-    rows = store.read(
-        f"SELECT {_COLUMNS} FROM logs l WHERE {' AND '.join(clauses)} "  # noqa: S608 - constants only
-        "ORDER BY l.time_ns DESC, l.rowid DESC LIMIT ?",
-        [*params, q.limit + 1],
+    rows = store.logs.search(
+        project_id,
+        time_range.start_ns,
+        time_range.end_ns,
+        service=q.service,
+        environment=q.environment,
+        trace_id=q.trace_id,
+        min_severity=q.min_severity,
+        text=q.text,
+        before=_cursor(q.cursor) if q.cursor else None,
+        limit=q.limit + 1,
     )
     more = len(rows) > q.limit
     rows = rows[: q.limit]
@@ -192,20 +159,11 @@ def trace_logs(
     store: Store, project_id: int, trace_id: bytes, limit: int = MAX_TRACE_LOGS
 ) -> list[LogLine]:
     """Every log record of a trace, oldest first (served by the index on ``trace_id``)."""
-    rows = store.read(
-        f"SELECT {_COLUMNS} FROM logs l "  # noqa: S608 - constants only
-        "WHERE l.project_id = ? AND l.trace_id = ? ORDER BY l.time_ns, l.rowid LIMIT ?",
-        [project_id, trace_id, limit],
-    )
+    rows = store.logs.trace_logs(project_id, trace_id, limit)
     issues = _issues_of(store, project_id, rows)
     return [_line(r, issues) for r in rows]
 
 
 def log_services(store: Store, project_id: int, time_range: TimeRange) -> list[str]:
     """Services with log records in the range (the logs explorer's choices)."""
-    rows = store.read(
-        "SELECT DISTINCT service FROM logs WHERE project_id = ? AND time_ns >= ? "
-        "AND time_ns < ? ORDER BY 1",
-        [project_id, time_range.start_ns, time_range.end_ns],
-    )
-    return [r[0] for r in rows]
+    return store.logs.services(project_id, time_range.start_ns, time_range.end_ns)

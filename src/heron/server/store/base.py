@@ -35,6 +35,10 @@ class QueryTimeout(Exception):
     retry_after_s = 1
 
 
+class DatabaseInUse(RuntimeError):
+    """Another process (a running ``heron serve``) holds the store's database."""
+
+
 class Store(Protocol):
     # Reads by subject: the query layer asks these, never SQL (see store/<subject>.py).
     @property

@@ -25,7 +25,7 @@ from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.histogram import bucket_of
 from heron.server.model import ErrorEvent, LogRecord, Span
 from heron.server.model.span import SPAN_COLUMN_TYPES, SpanBatch
-from heron.server.store.base import QueueFull
+from heron.server.store.base import DatabaseInUse, QueueFull
 from heron.server.store.duckdb.db import DuckDBDb
 from heron.server.store.duckdb.issues import DuckDBIssues
 from heron.server.store.duckdb.logs import DuckDBLogs
@@ -534,3 +534,18 @@ class DuckDBStore:
             res = cur.execute(sql, list(params))
             names = [d[0] for d in res.description or []]
             return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+
+
+def open_exclusive(db_path: Path) -> DuckDBStore:
+    """A started store on ``db_path`` for a process other than the server (CLI, demo).
+    DuckDB lets one process open a database file: its lock error becomes
+    :class:`DatabaseInUse` with a message that says what to do."""
+    try:
+        return DuckDBStore(db_path).start()
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        raise DatabaseInUse(
+            f"{db_path} is in use by another process (a running `heron serve`?). DuckDB "
+            "lets one process open it: stop the server first."
+        ) from None

@@ -1,15 +1,9 @@
-"""Writing error events and logs: issue upserts with the regression rules, row inserts.
+"""Writing error events and logs: issue upserts, row inserts.
 
 Runs on the store's single writer thread inside one transaction per group of batches,
-so counters never race. Issue status semantics (shared with the read side):
+so counters never race. The issue rules (new issue, regression, counters) are pure
+functions in ``analyze/issues.py``; this module loads and persists what they decide:
 
-- an event for an ``ignored`` issue keeps it ignored;
-- an event for a ``resolved`` issue is a **regression** (status back to ``open``,
-  ``regressed_ns`` = the event's time) when the issue was resolved without a release
-  (``resolved_release`` '' or NULL) and the event is newer than the resolution, or when
-  it was resolved in release R and the event's release was first seen after R was. When
-  R was never seen in an event, the time rule applies;
-- counters (``event_count``, ``first/last_seen_ns``, ``last_release``) move on every event;
 - an event whose id is already stored (or repeated in the same commit) is skipped: it was
   reported twice (an OpenTelemetry error as span event and log record, see
   ``span_errors.exception_event_id``, or a client's retry after a lost answer). Log
@@ -23,13 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from heron.server.analyze.grouping import title
+from heron.server.analyze.issues import IssueState, apply_event, new_issue
 from heron.server.model import ErrorEvent, LogRecord
 
 _EVENT_SCHEMA = pa.schema(
@@ -235,50 +228,8 @@ class EventBatch:
         self.future: Future[int] = Future()
 
 
-@dataclass(slots=True)
-class _Issue:
-    """An issue's mutable state while a group of events is applied to it."""
-
-    id: int
-    project_id: int
-    fingerprint: int
-    title: str
-    exc_type: str | None
-    culprit: str
-    level: str
-    status: str
-    first_seen_ns: int
-    last_seen_ns: int
-    event_count: int
-    first_release: str
-    last_release: str
-    resolved_release: str | None
-    status_changed_ns: int | None
-    regressed_ns: int | None
-
-    def row(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, c) for c in _ISSUE_COLUMNS)
-
-
-def _new_issue(issue_id: int, project_id: int, ev: ErrorEvent) -> _Issue:
-    return _Issue(
-        issue_id,
-        project_id,
-        ev.issue_fingerprint,
-        title(ev),
-        ev.exc_type,
-        ev.culprit,
-        ev.level,
-        "open",
-        ev.time_ns,
-        ev.time_ns,
-        0,
-        ev.release,
-        ev.release,
-        None,
-        None,
-        None,
-    )
+def _issue_row(issue: IssueState) -> tuple[Any, ...]:
+    return tuple(getattr(issue, c) for c in _ISSUE_COLUMNS)
 
 
 class _Releases:
@@ -297,38 +248,6 @@ class _Releases:
             ).fetchone()
             self.cache[key] = row[0] if row else None
         return self.cache[key]
-
-
-def is_regression(issue: _Issue, ev: ErrorEvent, releases: _Releases) -> bool:
-    """Contract §4: does this event reopen a resolved issue?"""
-    if issue.status != "resolved":
-        return False
-    changed = issue.status_changed_ns or 0
-    if issue.resolved_release:
-        resolved_at = releases.first_seen(issue.project_id, issue.resolved_release)
-        if resolved_at is not None:
-            if not ev.release:
-                return False
-            seen = releases.first_seen(issue.project_id, ev.release)
-            return seen is not None and seen > resolved_at
-    return ev.time_ns > changed
-
-
-def _apply(issue: _Issue, ev: ErrorEvent, releases: _Releases) -> None:
-    if is_regression(issue, ev, releases):
-        issue.status = "open"
-        issue.regressed_ns = ev.time_ns
-        issue.resolved_release = None
-        issue.status_changed_ns = ev.time_ns
-    issue.event_count += 1
-    issue.first_seen_ns = min(issue.first_seen_ns, ev.time_ns)
-    if ev.time_ns >= issue.last_seen_ns:
-        issue.last_seen_ns = ev.time_ns
-        issue.level = ev.level
-        issue.last_release = ev.release or issue.last_release
-    if not issue.first_release:
-        issue.first_release = ev.release
-    ev.issue_id = issue.id
 
 
 KNOWN_RELEASES_MAX = 10_000
@@ -354,14 +273,14 @@ def _record_releases(
         known.update(first)
 
 
-def _load_issues(con: Any, keys: set[tuple[int, int]]) -> dict[tuple[int, int], _Issue]:
+def _load_issues(con: Any, keys: set[tuple[int, int]]) -> dict[tuple[int, int], IssueState]:
     by_project: dict[int, list[int]] = {}
     for pid, fp in keys:
         by_project.setdefault(pid, []).append(fp)
-    out: dict[tuple[int, int], _Issue] = {}
+    out: dict[tuple[int, int], IssueState] = {}
     for pid, fps in by_project.items():
         for row in con.execute(_SELECT_ISSUES, [pid, fps]).fetchall():
-            out[(row[1], row[2])] = _Issue(*row)
+            out[(row[1], row[2])] = IssueState(*row)
     return out
 
 
@@ -417,21 +336,21 @@ def _write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
         ids = con.execute("SELECT nextval('issue_ids') FROM range(?)", [len(new_keys)]).fetchall()
         for (issue_id,), key in zip(ids, new_keys, strict=True):
             first = min(groups[key], key=lambda e: e.time_ns)
-            issues[key] = _new_issue(issue_id, key[0], first)
+            issues[key] = new_issue(issue_id, key[0], first)
     releases = _Releases(con)
     for key, evs in groups.items():
         issue = issues[key]
         for ev in sorted(evs, key=lambda e: e.time_ns):
-            _apply(issue, ev, releases)
+            apply_event(issue, ev, releases.first_seen)
     created = set(new_keys)
     if new_keys:
-        _insert(con, "issues", _table(_ISSUE_SCHEMA, [issues[k].row() for k in new_keys]))
+        _insert(con, "issues", _table(_ISSUE_SCHEMA, [_issue_row(issues[k]) for k in new_keys]))
     updated = [issues[k] for k in groups if k not in created]
     if len(updated) <= _ROW_UPDATES_MAX:
         for issue in updated:
             con.execute(_UPDATE_ISSUE, [*(getattr(issue, c) for c in _UPDATED_COLUMNS), issue.id])
     else:
-        con.register("heron_issue_updates", _table(_ISSUE_SCHEMA, [i.row() for i in updated]))
+        con.register("heron_issue_updates", _table(_ISSUE_SCHEMA, [_issue_row(i) for i in updated]))
         try:
             con.execute(_UPDATE_ISSUES)
         finally:

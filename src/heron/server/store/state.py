@@ -1,12 +1,123 @@
-"""Transactional state: projects, ingest keys, API tokens, users, sessions.
+"""Transactional state: projects, ingest keys, API tokens, users, sessions, sign-in
+tokens and issue status changes.
 
-The protocol the query layer (and jobs) call; each backend implements it
-(DuckDB: ``store/duckdb/state.py``). No SQL above ``store/``."""
+The protocol auth, projects and the query layer call; each backend implements it
+(DuckDB: ``store/duckdb/state.py``). No SQL above ``store/``. Secrets arrive here as
+SHA-256 digests only; every change is one transaction, so a one-time token is consumed
+exactly once even when two requests race for it.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+# (id, username, is_admin)
+UserRow = tuple[int, str, bool]
+
+
+class UnknownUser(LookupError):
+    """No user has the given name."""
+
+
+class LastAdmin(Exception):
+    """The change would leave no admin."""
+
 
 class StateStore(Protocol):
-    """Filled in by issue 10's storage seam, one method per question."""
+    # ---------------------------------------------------------------- projects
+    def ensure_project(self, name: str, ingest_key: str, now_ns: int) -> tuple[int, str, bool]:
+        """The project named ``name`` (created with ``ingest_key`` if missing): its id,
+        its oldest live ingest key, and whether it was created now."""
+        ...
+
+    def add_api_token(self, token_sha256: str, name: str, now_ns: int) -> bool:
+        """Store a token digest unless it is stored already; True if stored now."""
+        ...
+
+    def add_first_api_token(self, token_sha256: str, name: str, now_ns: int) -> bool:
+        """Store a token digest only when no token exists; True if stored now."""
+        ...
+
+    def ingest_keys(self) -> list[tuple[str, int]]:
+        """(key, project id) of every key not revoked."""
+        ...
+
+    def api_token_digests(self) -> list[str]: ...
+
+    # ------------------------------------------------------------------- users
+    def count_users(self) -> int: ...
+
+    def user_password_hash(self, username: str) -> tuple[UserRow, str] | None: ...
+
+    def add_user(
+        self, username: str, password_hash: str, is_admin: bool, now_ns: int
+    ) -> int | None:
+        """The new user's id, or None when the name is taken."""
+        ...
+
+    def add_first_user(
+        self, username: str, password_hash: str, is_admin: bool, now_ns: int
+    ) -> int | None:
+        """The new user's id, or None when any user exists already."""
+        ...
+
+    def set_password(self, username: str, password_hash: str) -> int:
+        """Replace the hash and end the user's sessions and sign-in tokens; returns how
+        many sessions ended. Raises UnknownUser."""
+        ...
+
+    def rehash(self, user_id: int, old_hash: str, new_hash: str) -> None:
+        """Replace the hash only if it is still ``old_hash``."""
+        ...
+
+    def delete_user(self, username: str) -> int:
+        """Delete the user with its sessions; returns how many ended. Raises UnknownUser,
+        LastAdmin."""
+        ...
+
+    def list_users(self, now_ns: int) -> list[tuple[str, bool, int, int]]:
+        """(username, is_admin, created_ns, live sessions) by username."""
+        ...
+
+    # ---------------------------------------------------------------- sessions
+    def add_session(
+        self,
+        id_sha256: str,
+        user_id: int,
+        now_ns: int,
+        expires_ns: int,
+        replaces_sha256: str | None,
+    ) -> None:
+        """Store a session (dropping expired ones and the one it replaces, if any)."""
+        ...
+
+    def session_user(self, id_sha256: str, now_ns: int) -> UserRow | None: ...
+
+    def end_session(self, id_sha256: str) -> None: ...
+
+    def add_login_token(
+        self, username: str, token_sha256: str, now_ns: int, expires_ns: int
+    ) -> None:
+        """Store a one-time sign-in token (dropping expired ones). Raises UnknownUser."""
+        ...
+
+    def redeem_login_token(
+        self,
+        token_sha256: str,
+        now_ns: int,
+        session_sha256: str,
+        session_expires_ns: int,
+        replaces_sha256: str | None,
+    ) -> UserRow | None:
+        """Consume the token (even when expired) and, if it was valid, start the session
+        in the same transaction; the token's user, or None."""
+        ...
+
+    # ------------------------------------------------------------ issue status
+    def set_issue_status(
+        self, project_id: int, issue_id: int, status: str, release: str | None, now_ns: int
+    ) -> bool:
+        """Resolve (in ``release``, else the issue's last release, '' when none), ignore
+        or reopen (clearing the regression mark) an issue; False if there is no such
+        issue."""
+        ...

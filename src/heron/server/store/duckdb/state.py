@@ -1,8 +1,26 @@
-"""DuckDB statements for: Transactional state: projects, ingest keys, API tokens, users, sessions."""
+"""DuckDB statements for: Transactional state: projects, ingest keys, API tokens, users,
+sessions, sign-in tokens and issue status changes. Every change runs on the writer
+thread, one transaction each."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from heron.server.store.duckdb._sql import SqlReads
+from heron.server.store.state import LastAdmin, UnknownUser, UserRow
+
+_RESOLVE = (
+    "UPDATE issues SET status = 'resolved', resolved_release = coalesce(?, last_release, ''), "
+    "status_changed_ns = ? WHERE project_id = ? AND id = ? RETURNING id"
+)
+_IGNORE = (
+    "UPDATE issues SET status = 'ignored', status_changed_ns = ? "
+    "WHERE project_id = ? AND id = ? RETURNING id"
+)
+_REOPEN = (
+    "UPDATE issues SET status = 'open', resolved_release = NULL, regressed_ns = NULL, "
+    "status_changed_ns = ? WHERE project_id = ? AND id = ? RETURNING id"
+)
 
 
 class DuckDBState:
@@ -10,3 +28,251 @@ class DuckDBState:
 
     def __init__(self, sql: SqlReads) -> None:
         self.sql = sql
+
+    # ---------------------------------------------------------------- projects
+
+    def ensure_project(self, name: str, ingest_key: str, now_ns: int) -> tuple[int, str, bool]:
+        def run(con: Any) -> tuple[int, str, bool]:
+            row = con.execute("SELECT id FROM projects WHERE name = ?", [name]).fetchone()
+            if row is None:
+                con.execute("INSERT INTO projects VALUES (1, ?, ?)", [name, now_ns])
+                con.execute("INSERT INTO ingest_keys VALUES (?, 1, ?, false)", [ingest_key, now_ns])
+                return 1, ingest_key, True
+            key = con.execute(
+                "SELECT key FROM ingest_keys WHERE project_id = ? AND NOT revoked "
+                "ORDER BY created_ns LIMIT 1",
+                [row[0]],
+            ).fetchone()[0]
+            return int(row[0]), key, False
+
+        result: tuple[int, str, bool] = self.sql.write(run)
+        return result
+
+    def add_api_token(self, token_sha256: str, name: str, now_ns: int) -> bool:
+        def run(con: Any) -> bool:
+            if con.execute(
+                "SELECT 1 FROM api_tokens WHERE token_sha256 = ?", [token_sha256]
+            ).fetchone():
+                return False
+            con.execute("INSERT INTO api_tokens VALUES (?, ?, ?)", [token_sha256, name, now_ns])
+            return True
+
+        result: bool = self.sql.write(run)
+        return result
+
+    def add_first_api_token(self, token_sha256: str, name: str, now_ns: int) -> bool:
+        def run(con: Any) -> bool:
+            if con.execute("SELECT 1 FROM api_tokens LIMIT 1").fetchone():
+                return False
+            con.execute("INSERT INTO api_tokens VALUES (?, ?, ?)", [token_sha256, name, now_ns])
+            return True
+
+        result: bool = self.sql.write(run)
+        return result
+
+    def ingest_keys(self) -> list[tuple[str, int]]:
+        rows = self.sql.read("SELECT key, project_id FROM ingest_keys WHERE NOT revoked")
+        return [(k, p) for k, p in rows]
+
+    def api_token_digests(self) -> list[str]:
+        return [t for (t,) in self.sql.read("SELECT token_sha256 FROM api_tokens")]
+
+    # ------------------------------------------------------------------- users
+
+    def count_users(self) -> int:
+        return int(self.sql.read("SELECT count(*) FROM users")[0][0])
+
+    def user_password_hash(self, username: str) -> tuple[UserRow, str] | None:
+        rows = self.sql.read(
+            "SELECT id, username, is_admin, password_hash FROM users WHERE username = ?",
+            [username],
+        )
+        if not rows:
+            return None
+        uid, uname, admin, stored = rows[0]
+        return (uid, uname, admin), stored
+
+    def add_user(
+        self, username: str, password_hash: str, is_admin: bool, now_ns: int
+    ) -> int | None:
+        def run(con: Any) -> int | None:
+            if con.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+                return None
+            return _insert_user(con, username, password_hash, is_admin, now_ns)
+
+        result: int | None = self.sql.write(run)
+        return result
+
+    def add_first_user(
+        self, username: str, password_hash: str, is_admin: bool, now_ns: int
+    ) -> int | None:
+        def run(con: Any) -> int | None:
+            if con.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+                return None
+            return _insert_user(con, username, password_hash, is_admin, now_ns)
+
+        result: int | None = self.sql.write(run)
+        return result
+
+    def set_password(self, username: str, password_hash: str) -> int:
+        def run(con: Any) -> int:
+            uid = _user_id(con, username)
+            con.execute("UPDATE users SET password_hash = ? WHERE id = ?", [password_hash, uid])
+            return _end_sessions_of(con, uid)
+
+        result: int = self.sql.write(run)
+        return result
+
+    def rehash(self, user_id: int, old_hash: str, new_hash: str) -> None:
+        self.sql.write(
+            lambda con: con.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                [new_hash, user_id, old_hash],
+            )
+        )
+
+    def delete_user(self, username: str) -> int:
+        def run(con: Any) -> int:
+            uid = _user_id(con, username)
+            admins = con.execute("SELECT id FROM users WHERE is_admin").fetchall()
+            if admins == [(uid,)]:
+                raise LastAdmin(username)
+            ended = _end_sessions_of(con, uid)
+            con.execute("DELETE FROM users WHERE id = ?", [uid])
+            return ended
+
+        result: int = self.sql.write(run)
+        return result
+
+    def list_users(self, now_ns: int) -> list[tuple[str, bool, int, int]]:
+        rows = self.sql.read(
+            "SELECT u.username, u.is_admin, u.created_ns, "
+            "  (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_ns > ?) "
+            "FROM users u ORDER BY u.username",
+            [now_ns],
+        )
+        return [(n, a, c, int(s)) for n, a, c, s in rows]
+
+    # ---------------------------------------------------------------- sessions
+
+    def add_session(
+        self,
+        id_sha256: str,
+        user_id: int,
+        now_ns: int,
+        expires_ns: int,
+        replaces_sha256: str | None,
+    ) -> None:
+        self.sql.write(
+            lambda con: _insert_session(
+                con, id_sha256, user_id, now_ns, expires_ns, replaces_sha256
+            )
+        )
+
+    def session_user(self, id_sha256: str, now_ns: int) -> UserRow | None:
+        rows = self.sql.read(
+            "SELECT u.id, u.username, u.is_admin FROM sessions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.id_sha256 = ? AND s.expires_ns > ?",
+            [id_sha256, now_ns],
+        )
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def end_session(self, id_sha256: str) -> None:
+        self.sql.write(
+            lambda con: con.execute("DELETE FROM sessions WHERE id_sha256 = ?", [id_sha256])
+        )
+
+    def add_login_token(
+        self, username: str, token_sha256: str, now_ns: int, expires_ns: int
+    ) -> None:
+        def run(con: Any) -> None:
+            uid = _user_id(con, username)
+            con.execute("DELETE FROM login_tokens WHERE expires_ns <= ?", [now_ns])
+            con.execute(
+                "INSERT INTO login_tokens VALUES (?, ?, ?, ?)",
+                [token_sha256, uid, now_ns, expires_ns],
+            )
+
+        self.sql.write(run)
+
+    def redeem_login_token(
+        self,
+        token_sha256: str,
+        now_ns: int,
+        session_sha256: str,
+        session_expires_ns: int,
+        replaces_sha256: str | None,
+    ) -> UserRow | None:
+        def run(con: Any) -> UserRow | None:
+            row = con.execute(
+                "SELECT u.id, u.username, u.is_admin, t.expires_ns FROM login_tokens t "
+                "JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = ?",
+                [token_sha256],
+            ).fetchone()
+            con.execute("DELETE FROM login_tokens WHERE token_sha256 = ?", [token_sha256])
+            if row is None or row[3] <= now_ns:
+                return None
+            _insert_session(
+                con, session_sha256, row[0], now_ns, session_expires_ns, replaces_sha256
+            )
+            return row[0], row[1], row[2]
+
+        result: UserRow | None = self.sql.write(run)
+        return result
+
+    # ------------------------------------------------------------ issue status
+
+    def set_issue_status(
+        self, project_id: int, issue_id: int, status: str, release: str | None, now_ns: int
+    ) -> bool:
+        if status == "resolved":
+            sql = _RESOLVE
+            params: list[Any] = [release or None, now_ns, project_id, issue_id]
+        else:
+            sql = _IGNORE if status == "ignored" else _REOPEN
+            params = [now_ns, project_id, issue_id]
+
+        def run(con: Any) -> bool:
+            return con.execute(sql, params).fetchone() is not None
+
+        updated: bool = self.sql.write(run)
+        return updated
+
+
+def _insert_user(con: Any, name: str, password_hash: str, is_admin: bool, now_ns: int) -> int:
+    row = con.execute(
+        "INSERT INTO users (username, password_hash, is_admin, created_ns) "
+        "VALUES (?, ?, ?, ?) RETURNING id",
+        [name, password_hash, is_admin, now_ns],
+    ).fetchone()
+    return int(row[0])
+
+
+def _user_id(con: Any, name: str) -> int:
+    row = con.execute("SELECT id FROM users WHERE username = ?", [name]).fetchone()
+    if row is None:
+        raise UnknownUser(name)
+    return int(row[0])
+
+
+def _end_sessions_of(con: Any, uid: int) -> int:
+    ended = con.execute("SELECT count(*) FROM sessions WHERE user_id = ?", [uid]).fetchone()
+    con.execute("DELETE FROM sessions WHERE user_id = ?", [uid])
+    con.execute("DELETE FROM login_tokens WHERE user_id = ?", [uid])
+    return int(ended[0])
+
+
+def _insert_session(
+    con: Any,
+    id_sha256: str,
+    user_id: int,
+    now_ns: int,
+    expires_ns: int,
+    replaces_sha256: str | None,
+) -> None:
+    con.execute("DELETE FROM sessions WHERE expires_ns <= ?", [now_ns])
+    if replaces_sha256:
+        con.execute("DELETE FROM sessions WHERE id_sha256 = ?", [replaces_sha256])
+    con.execute(
+        "INSERT INTO sessions VALUES (?, ?, ?, ?)", [id_sha256, user_id, now_ns, expires_ns]
+    )
