@@ -6,7 +6,9 @@ their ``ignore_imports`` lists name the known violations still to move (issue 10
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +72,55 @@ def test_no_import_cycles_in_heron() -> None:
     built = grimp.build_graph("heron", cache_dir=None)
     graph = {m: built.find_modules_directly_imported_by(m) for m in built.modules}
     assert strongly_connected(graph) == []
+
+
+# A statement naming a table: what only store/ may write (docs/architecture.md, "Storage seam").
+_SQL = re.compile(
+    r"\b(SELECT\s[^;]*?\sFROM\s+\w+|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM"
+    r"|CREATE\s+(OR\s+REPLACE\s+)?TABLE|ON\s+CONFLICT|RETURNING\s+\w+)\b",
+    re.IGNORECASE,
+)
+
+
+def _code_strings(source: str) -> list[str]:
+    """The string literals of a module, docstrings left out (they may say "returning")."""
+    tree = ast.parse(source)
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+    ]
+
+
+def sql_outside_store(server_dir: Path) -> list[str]:
+    """SQL statements in string literals of modules outside ``store/``. (The SQL
+    fingerprinter in ``analyze/`` parses statements but holds none.)"""
+    store = server_dir / "store"
+    return [
+        f"{path.relative_to(server_dir)}: {m.group(0)[:60]!r}"
+        for path in sorted(server_dir.rglob("*.py"))
+        if store not in path.parents
+        for text in _code_strings(path.read_text())
+        for m in _SQL.finditer(text)
+    ]
+
+
+def test_no_sql_outside_the_store() -> None:
+    assert sql_outside_store(SRC / "heron" / "server") == []
+
+
+def test_sql_outside_the_store_is_found(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "ok.py").write_text('Q = "SELECT count(*) FROM spans"\n')
+    (tmp_path / "query.py").write_text(
+        '"""Rows returning plain tuples."""\n# select a from t\nQ = """SELECT name\n  FROM spans"""\n'
+    )
+    assert sql_outside_store(tmp_path) == ["query.py: 'SELECT name\\n  FROM spans'"]

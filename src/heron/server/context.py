@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from heron.server.config import Config
 from heron.server.projects import Bootstrap, Projects
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import Store
 
 DEFAULT_PROJECT_ID = 1
 
@@ -27,7 +27,7 @@ class AppContext:
     """Everything a route needs; tests build one with their own store and clock."""
 
     config: Config
-    store: DuckDBStore
+    store: Store
     projects: Projects
     clock: Callable[[], int] = time.time_ns
     bootstrap: Bootstrap | None = None

@@ -37,8 +37,7 @@ from heron.server.ingest.otlp import DecodeError, decode_json, decode_protobuf_b
 from heron.server.ingest.span_errors import events_from_spans
 from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
-from heron.server.store.base import QueueFull
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import QueueFull, Store
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -162,7 +161,7 @@ def success_response(rejected: int, errors: list[str], as_json: bool) -> Respons
 
 
 def queue_events(
-    store: DuckDBStore,
+    store: Store,
     scrubber: EventScrubber,
     project: int,
     events: list[ErrorEvent],
@@ -192,7 +191,7 @@ class TraceIngest:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         projects: Projects,
         max_body_bytes: int,
         scrubber: EventScrubber | None = None,

@@ -74,8 +74,7 @@ from heron.server.ingest.span_errors import (
 from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
 from heron.server.semconv import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION
-from heron.server.store.base import QueueFull
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import QueueFull, Store
 
 EVENT_ATTR = "heron.event"
 EVENT_REF_ATTR = "heron.event_ref"
@@ -354,7 +353,7 @@ class LogIngest:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         projects: Projects,
         scrubber: EventScrubber,
         max_body_bytes: int,

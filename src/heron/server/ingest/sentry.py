@@ -42,8 +42,7 @@ from heron.server.ingest.sentry_tracing import SentrySpans
 from heron.server.ingest.span_errors import MAX_MESSAGE_CHARS, new_event_id
 from heron.server.model import LEVELS, ErrorEvent, LogRecord
 from heron.server.projects import Projects
-from heron.server.store.base import QueueFull
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import QueueFull, Store
 
 MAX_EVENT_BYTES = 1024 * 1024  # per event item, as Relay
 MAX_FRAMES = 50
@@ -409,7 +408,7 @@ class SentryIngest:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         projects: Projects,
         scrubber: EventScrubber,
         max_body_bytes: int,
