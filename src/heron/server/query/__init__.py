@@ -18,6 +18,7 @@ from heron.server.query._red import (
     service_table,
     service_timeseries,
 )
+from heron.server.query._timerange import TIME_HELP, iso, parse_time
 from heron.server.query._trace_detail import SpanDetail, TraceDetail, get_trace, parse_trace_id
 from heron.server.query._traces import (
     MAX_TRACE_LIMIT,
@@ -32,6 +33,7 @@ __all__ = [
     "ENDPOINT_SORTS",
     "MAX_TRACE_LIMIT",
     "SERVICE_SORTS",
+    "TIME_HELP",
     "AttrFilter",
     "EndpointStats",
     "InvalidQuery",
@@ -47,6 +49,8 @@ __all__ = [
     "endpoint_table",
     "filling_share",
     "get_trace",
+    "iso",
+    "parse_time",
     "parse_trace_id",
     "search_traces",
     "service_table",

@@ -13,8 +13,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from heron.server.api._params import iso, parse_time
-from heron.server.query import InvalidQuery, TimeRange
+from heron.server.query import InvalidQuery, TimeRange, iso, parse_time
 
 RANGES: dict[str, int] = {
     "15m": 15 * 60,
