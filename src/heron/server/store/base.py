@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Protocol
 
 from heron.server.model import ErrorEvent, LogRecord, Span
 from heron.server.store.db import DbReader
@@ -69,15 +69,6 @@ class Store(Protocol):
 
         Raises QueueFull at once when the queue cannot take them.
         """
-
-    def submit_write(self, fn: Callable[[Any], Any]) -> Future[Any]:
-        """Run ``fn(connection)`` on the writer thread inside a transaction."""
-
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a parameter-bound read query with the store's time limit."""
-
-    def read_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Like read(), rows as dicts keyed by column name."""
 
     def upkeep(
         self,
