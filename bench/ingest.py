@@ -430,11 +430,14 @@ def scrub_rates(bodies: list[bytes], spans: int, seconds: float) -> dict[str, fl
 
 
 class _Unscrubbed:
-    """A span scrubber that leaves spans as they are (the bench's "no scrub" case)."""
+    """A span scrubber that leaves spans as they are (the bench's "no scrub" case); like
+    the real one, it answers a ``SpanBatch``."""
 
     @staticmethod
     def spans(spans: Any) -> Any:
-        return spans
+        from heron.server.model.span import SpanBatch
+
+        return spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
 
 
 UNSCRUBBED = _Unscrubbed()

@@ -2,10 +2,10 @@
 
 Filling: a pool of realistic spans (≤ ``--pool`` spans, times over the last 24 h) is made
 the way ingest makes them: OTLP protobuf → ``decode_protobuf_batch`` → the ingest
-pipeline (``prepare_spans``) → ``spans_to_arrow``. The store is filled with copies of the pool: copy k
-gets trace ids with k in their first two bytes and start times moved by k minutes, and
-its rollup rows are the pool's moved by the same k minutes, so spans and ``rollup_1m``
-stay consistent. Everything goes through ``DuckDBStore.write`` (the writer, in
+pipeline (``prepare_spans``) → ``spans_to_arrow``. The store is filled with copies of the
+pool: copy k gets trace ids with k in their first two bytes and start times moved by k
+minutes, and its rollup rows are the pool's moved by the same k minutes, so spans and
+``rollup_1m`` stay consistent. Everything goes through ``DuckDBStore.write`` (the writer, in
 transactions), then the store is closed (CHECKPOINT).
 
 Timing: the store is reopened; the first call of each query is "cold" (DuckDB's buffer
