@@ -1,11 +1,11 @@
 """Query benchmark: service table, endpoint table and trace-by-id over 1M and 10M spans.
 
 Filling: a pool of realistic spans (≤ ``--pool`` spans, times over the last 24 h) is made
-the way ingest makes them: OTLP protobuf → ``decode_protobuf_batch`` →
-``spans_to_arrow``/``rollup_rows``. The store is filled with copies of the pool: copy k
-gets trace ids with k in their first two bytes and start times moved by k minutes, and
-its rollup rows are the pool's moved by the same k minutes, so spans and ``rollup_1m``
-stay consistent. Everything goes through ``DuckDBStore.write`` (the writer, in
+the way ingest makes them: OTLP protobuf → ``decode_protobuf_batch`` → the ingest
+pipeline (``prepare_spans``) → ``spans_to_arrow``. The store is filled with copies of the
+pool: copy k gets trace ids with k in their first two bytes and start times moved by k
+minutes, and its rollup rows are the pool's moved by the same k minutes, so spans and
+``rollup_1m`` stay consistent. Everything goes through ``DuckDBStore.write`` (the writer, in
 transactions), then the store is closed (CHECKPOINT).
 
 Timing: the store is reopened; the first call of each query is "cold" (DuckDB's buffer
@@ -46,20 +46,24 @@ def make_pool(
     """(arrow table of spans, rollup accumulator, some trace ids) for ~n_spans spans."""
     import pyarrow as pa
 
+    from heron.server.analyze.span_scrub import SpanScrubber
     from heron.server.ingest.otlp import decode_protobuf_batch
-    from heron.server.store.duckdb_store import rollup_rows, spans_to_arrow
+    from heron.server.ingest.pipeline import prepare_spans
+    from heron.server.model.rollup import rollup_rows
+    from heron.server.store.duckdb_store import spans_to_arrow
 
     gen = c.TraceGenerator(seed=42)
     now = c.now_ns()
     hi = now - (copies_minutes + 1) * 60 * c.NS
     lo = hi - 86_400 * c.NS + (copies_minutes + 1) * 60 * c.NS
-    tables, acc, sample = [], {}, []
+    tables, acc, sample, scrubber = [], {}, [], SpanScrubber()
     made = 0
     while made < n_spans:
         body = c.build_request(gen, min(512, n_spans - made), lo, hi).SerializeToString()
         batch = decode_protobuf_batch(body).spans
-        tables.append(spans_to_arrow(1, batch))
-        rollup_rows(1, batch, acc)
+        write = prepare_spans(1, batch, scrubber)
+        tables.append(spans_to_arrow(write))
+        rollup_rows(1, write.spans, acc)
         if len(sample) < 200:
             sample.append(batch.rows[0][1])
         made += len(batch)
@@ -127,8 +131,9 @@ def fill(path: Path, n_spans: int, pool_size: int) -> dict[str, Any]:
 
 def _partial(spans: Any, k: int) -> tuple[Any, Any]:
     """Rollups recomputed from the rows of a partial copy."""
+    from heron.server.model.rollup import rollup_rows
     from heron.server.model.span import SPAN_COLUMNS, SpanBatch
-    from heron.server.store.duckdb_store import rollup_rows, rollups_to_arrow
+    from heron.server.store.duckdb_store import rollups_to_arrow
 
     cols = [spans.column(n).to_pylist() for n in SPAN_COLUMNS]
     batch = SpanBatch(list(zip(*cols, strict=True)))

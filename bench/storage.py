@@ -44,16 +44,18 @@ def make_bodies(n_spans: int, seed: int = 1) -> list[bytes]:
 
 def fill_store(path: Path, bodies: list[bytes], checkpoint_mb: int) -> dict[str, Any]:
     from heron.server.ingest.otlp import decode_protobuf_batch
+    from heron.server.ingest.pipeline import Pipeline
     from heron.server.store.duckdb_store import DuckDBStore
 
     store = DuckDBStore(path, checkpoint_threshold_mb=checkpoint_mb).start()
+    pipeline = Pipeline(store)
     t0 = time.perf_counter()
     futures = []
     n = 0
     for body in bodies:
         spans = decode_protobuf_batch(body).spans
         n += len(spans)
-        futures.append(store.submit_spans(1, spans))
+        futures.append(pipeline.submit_spans(1, spans))
         if len(futures) >= 16:
             for f in futures:
                 f.result()

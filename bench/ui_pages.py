@@ -158,6 +158,7 @@ def _minute_bodies(job: tuple[int, int, int, int]) -> list[bytes]:
 
 def fill(path: Path, n_spans: int, hours: float, end_ns: int, seed: int = 1) -> dict[str, Any]:
     from heron.server.ingest.otlp import decode_protobuf_batch
+    from heron.server.ingest.pipeline import Pipeline
     from heron.server.store.duckdb_store import DuckDBStore
 
     minutes = int(hours * 60)
@@ -165,6 +166,7 @@ def fill(path: Path, n_spans: int, hours: float, end_ns: int, seed: int = 1) -> 
     start = (end_ns - minutes * 60 * c.NS) // (60 * c.NS) * 60 * c.NS
     jobs = [(m, start + m * 60 * c.NS, per_minute, seed) for m in range(minutes)]
     store = DuckDBStore(path, queue_max_spans=2_000_000).start()
+    pipeline = Pipeline(store)
     t0 = time.perf_counter()
     n, futures = 0, []
     with mp.Pool(max(1, (mp.cpu_count() or 2) - 1)) as pool:
@@ -172,7 +174,7 @@ def fill(path: Path, n_spans: int, hours: float, end_ns: int, seed: int = 1) -> 
             for body in bodies:
                 spans = decode_protobuf_batch(body).spans
                 n += len(spans)
-                futures.append(store.submit_spans(1, spans))
+                futures.append(pipeline.submit_spans(1, spans))
             if len(futures) > 64:
                 for f in futures:
                     f.result()

@@ -25,6 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import Span as ModelSpan
 from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
@@ -264,23 +265,23 @@ def test_commit_is_acknowledged_when_only_the_checkpoint_after_it_fails(small_fs
     checkpoint: that write is durable and must be acknowledged, not answered 503."""
     store = DuckDBStore(small_fs / "heron.duckdb", checkpoint_threshold_mb=0).start()
     try:
-        store.submit_spans(1, [_span() for _ in range(2000)]).result(30)
+        Pipeline(store).submit_spans(1, [_span() for _ in range(2000)]).result(30)
         # Room for a small write-ahead log entry, not for a checkpoint's new blocks.
         filler = _fill(small_fs, leave_bytes=64 << 10)
         one = _span()
-        assert store.submit_spans(1, [one]).result(30) == 1
+        assert Pipeline(store).submit_spans(1, [one]).result(30) == 1
         assert "autocheckpoint failed" in (store.health() or ""), store.health()
         with pytest.raises(StorageUnavailable):  # DuckDB refuses reads until reopened
             store.read("SELECT count(*) FROM spans")
         acked = 0
         with pytest.raises(StorageUnavailable):  # until a write fails: 503 for it
             for _ in range(20):
-                acked += store.submit_spans(1, [_span() for _ in range(500)]).result(30)
+                acked += Pipeline(store).submit_spans(1, [_span() for _ in range(500)]).result(30)
 
         filler.unlink()
         _wait("the store to heal", lambda: store.health() is None, timeout=10)
         later = _span()
-        assert store.submit_spans(1, [later]).result(30) == 1
+        assert Pipeline(store).submit_spans(1, [later]).result(30) == 1
         ids = [one.span_id, later.span_id]
         rows = store.read("SELECT count(*) FROM spans WHERE span_id IN (?, ?)", ids)
         assert rows == [(2,)]

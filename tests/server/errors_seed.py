@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heron.server.analyze.grouping import assign
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import SPAN_KIND_SERVER, ErrorEvent, LogRecord, Span
+from heron.server.model.write import EventWrite
 from heron.server.query import set_issue_status
 from heron.server.store.duckdb_store import DuckDBStore
 
@@ -348,16 +350,18 @@ def insert(store: DuckDBStore, seed: Seed) -> dict[str, int]:
     slow-payment message ignored.
     """
     if seed.spans:
-        store.submit_spans(PROJECT, seed.spans).result(30)
+        Pipeline(store).submit_spans(PROJECT, seed.spans).result(30)
     events = [assign(e) for e in seed.events]
     late = max(
         (e for e in events if e.explicit_fingerprint == ["timeout"]), key=lambda e: e.time_ns
     )
-    store.submit_events(PROJECT, [e for e in events if e is not late], seed.logs).result(30)
+    store.submit_events(
+        EventWrite(PROJECT, [e for e in events if e is not late], seed.logs)
+    ).result(30)
     ids = _issue_ids(store, seed)
     now = time.time_ns()
     assert set_issue_status(store, PROJECT, ids["timeout"], "resolved", "1.0", now_ns=now)
-    store.submit_events(PROJECT, [late], []).result(30)
+    store.submit_events(EventWrite(PROJECT, [late], [])).result(30)
     assert set_issue_status(store, PROJECT, ids["value"], "resolved", "1.0", now_ns=now)
     assert set_issue_status(store, PROJECT, ids["slow"], "ignored", now_ns=now)
     return ids

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_SERVER,
@@ -167,7 +168,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(app.router.lifespan_context(app)),
     ):
-        store.submit_spans(1, seed()).result(30)
+        Pipeline(store).submit_spans(1, seed()).result(30)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://heron")
         try:
             yield Api(portal, client, app)

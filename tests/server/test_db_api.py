@@ -19,6 +19,7 @@ import pytest
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, STATUS_ERROR, Span
 from heron.server.query import TimeRange, query_detail
@@ -165,7 +166,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(app.router.lifespan_context(app)),
     ):
-        store.submit_spans(1, seed()).result(30)
+        Pipeline(store).submit_spans(1, seed()).result(30)
         analyze_recent(store, NOW_NS, window_s=600)  # the seed spans five minutes
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://heron")
         try:
@@ -447,7 +448,7 @@ def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path)
                 start = T0 + i * 100 * MS
                 spans += [request(trace, "GET /report", start, dur_ms + 5, service=service)]
                 spans += [db(trace, 2, start + MS, dur_ms, ITEMS, service=service)]
-        store.submit_spans(1, spans).result(30)
+        Pipeline(store).submit_spans(1, spans).result(30)
         analyze_recent(store, NOW_NS, window_s=600)
         fp = next(r[0] for r in store.read("SELECT DISTINCT fingerprint FROM db_rollup_1m", []))
         detail = query_detail(store, 1, TimeRange(T0 - 60 * NS, NOW_NS), fp)

@@ -12,6 +12,7 @@ import pytest
 
 from heron.server.analyze.grouping import assign
 from heron.server.model import ErrorEvent, LogRecord
+from heron.server.model.write import EventWrite
 from heron.server.store.base import QueueFull
 from heron.server.store.duckdb.upkeep import enforce_retention
 from heron.server.store.duckdb_store import DuckDBStore
@@ -51,7 +52,7 @@ def ev(t: int, release: str = "1.0", message: str = "boom", **kw: Any) -> ErrorE
 
 
 def send(store: DuckDBStore, *events: ErrorEvent, logs: list[LogRecord] | None = None) -> None:
-    store.submit_events(1, list(events), logs or []).result(30)
+    store.submit_events(EventWrite(1, list(events), logs or [])).result(30)
 
 
 def issue(store: DuckDBStore, issue_id: int | None = None) -> dict[str, Any]:
@@ -221,12 +222,12 @@ def test_queue_full_is_refused_at_once(tmp_path: Path) -> None:
     try:
         release = threading.Event()
         s.submit_write(lambda con: release.wait(30))  # the writer is busy
-        first = s.submit_events(1, [ev(1), ev(2)], [])
+        first = s.submit_events(EventWrite(1, [ev(1), ev(2)], []))
         with pytest.raises(QueueFull):
-            s.submit_events(1, [ev(3)], [])
+            s.submit_events(EventWrite(1, [ev(3)], []))
         release.set()
         assert first.result(30) == 2
-        assert s.submit_events(1, [ev(4)], []).result(30) == 1
+        assert s.submit_events(EventWrite(1, [ev(4)], [])).result(30) == 1
         assert s.read("SELECT count(*) FROM error_events") == [(3,)]
     finally:
         s.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
 from heron.server.model import Span
 from heron.server.store.base import StorageUnavailable
@@ -42,7 +43,7 @@ def test_retention_deletes_old_spans_and_rollups(tmp_path: Path) -> None:
     try:
         old = [span(NOW - 10 * NS_PER_DAY) for _ in range(5)]
         recent = [span(NOW - 3600 * 10**9) for _ in range(7)]
-        store.submit_spans(1, old + recent).result(10)
+        Pipeline(store).submit_spans(1, old + recent).result(10)
         m = Maintenance(store, retention_days=7, rollup_retention_days=8, clock=lambda: NOW)
         assert m.run_once() == 5
         assert store.read("SELECT count(*) FROM spans") == [(7,)]
@@ -56,7 +57,9 @@ def test_compaction_merges_rows_without_changing_sums(tmp_path: Path) -> None:
     try:
         minute = NOW - 600 * 10**9
         for i in range(6):  # six separate commits → six partial rollup rows per key
-            store.submit_spans(1, [span(minute, 10, status=2 if i == 0 else 0)]).result(10)
+            Pipeline(store).submit_spans(1, [span(minute, 10, status=2 if i == 0 else 0)]).result(
+                10
+            )
         before = store.read("SELECT count(*), sum(count), sum(errors), sum(sum_ns) FROM rollup_1m")
         assert before[0][0] == 6
         Maintenance(store, retention_days=7, rollup_retention_days=30, clock=lambda: NOW).run_once()
@@ -70,7 +73,7 @@ def test_compaction_merges_rows_without_changing_sums(tmp_path: Path) -> None:
 def test_store_reopens_and_keeps_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "h.duckdb"
     store = DuckDBStore(path).start()
-    store.submit_spans(1, [span(NOW)]).result(10)
+    Pipeline(store).submit_spans(1, [span(NOW)]).result(10)
     store.close()
     store = DuckDBStore(path).start()
     try:

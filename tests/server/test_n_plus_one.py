@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 
 from heron.server import query
 from heron.server.ingest.otlp import decode_protobuf_batch
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, Span
 from heron.server.query import TimeRange
@@ -107,7 +108,7 @@ class Shop:
         body = encode_spans(self.exporter.get_finished_spans()).SerializeToString()
         result = decode_protobuf_batch(body)
         assert result.rejected == 0
-        store.submit_spans(1, result.spans).result(10)
+        Pipeline(store).submit_spans(1, result.spans).result(10)
 
 
 def test_a_loop_over_children_is_found_and_a_join_is_not(store: DuckDBStore) -> None:
@@ -201,7 +202,7 @@ def test_repeats_and_time_thresholds(store: DuckDBStore) -> None:
     spans = [request(1, "/a"), *queries(1, 1, 5, 12)]  # 5 × 12 ms = 60 ms: a finding
     spans += [request(2, "/b"), *queries(2, 1, 5, 9)]  # 45 ms: repeated, but quick
     spans += [request(3, "/c"), *queries(3, 1, 4, 30)]  # 4 repeats: not recorded
-    store.submit_spans(1, spans).result(10)
+    Pipeline(store).submit_spans(1, spans).result(10)
     assert analyze(store) == 2
     assert [f.endpoint for f in findings(store)] == ["GET /a"]
     assert {f.endpoint for f in findings(store, min_total_ms=40)} == {"GET /a", "GET /b"}
@@ -217,7 +218,7 @@ def test_the_same_query_under_different_parents_is_no_repeat(store: DuckDBStore)
     spans += [span(1, 2, 1, 0, 100, "load", kind=SPAN_KIND_INTERNAL)]
     spans += [span(1, 3, 1, 100, 100, "load", kind=SPAN_KIND_INTERNAL)]
     spans += queries(1, 2, 3, 20) + queries(1, 3, 3, 20)
-    store.submit_spans(1, spans).result(10)
+    Pipeline(store).submit_spans(1, spans).result(10)
     assert analyze(store) == 0
 
 
@@ -254,7 +255,7 @@ def test_endpoint_is_the_request_the_repeats_ran_under(store: DuckDBStore) -> No
         )
         for i in range(6)
     ]
-    store.submit_spans(1, spans).result(10)
+    Pipeline(store).submit_spans(1, spans).result(10)
     assert analyze(store) == 2
     got = {(f.service, f.endpoint, f.display) for f in findings(store)}
     assert got == {
@@ -279,7 +280,7 @@ def test_repeated_http_calls_are_grouped_by_url_template(store: DuckDBStore) -> 
     spans = [request(1, "/product")]
     spans += [call(i, f"http://inventory:8001/stock/{i}?fresh=1") for i in range(6)]
     spans += [call(10 + i, f"http://inventory:8001/{name}/1") for i, name in enumerate("abcde")]
-    store.submit_spans(1, spans).result(10)
+    Pipeline(store).submit_spans(1, spans).result(10)
     analyze(store)
     (f,) = findings(store, kind="http")
     assert f.display == "GET http://inventory:8001/stock/{id}"
@@ -292,7 +293,7 @@ def test_findings_group_per_endpoint_and_fingerprint(store: DuckDBStore) -> None
     spans += [request(2, "/orders"), *queries(2, 1, 20, 10)]
     spans += [request(3, "/orders"), *queries(3, 1, 2, 10)]
     spans += [request(4, "/other"), *queries(4, 1, 8, 10)]
-    store.submit_spans(1, spans).result(10)
+    Pipeline(store).submit_spans(1, spans).result(10)
     analyze(store)
     orders, other = findings(store)
     assert (orders.endpoint, orders.occurrences, orders.requests) == ("GET /orders", 2, 3)
@@ -308,7 +309,7 @@ def test_findings_group_per_endpoint_and_fingerprint(store: DuckDBStore) -> None
 
 def test_re_runs_and_late_spans_never_duplicate(store: DuckDBStore) -> None:
     first = [request(1, "/a"), *queries(1, 1, 6, 10)]
-    store.submit_spans(1, first).result(10)
+    Pipeline(store).submit_spans(1, first).result(10)
     assert analyze(store) == analyze(store) == 1
     late = [
         span(
@@ -323,7 +324,7 @@ def test_re_runs_and_late_spans_never_duplicate(store: DuckDBStore) -> None:
         )
         for i in range(3)
     ]
-    store.submit_spans(1, late).result(10)
+    Pipeline(store).submit_spans(1, late).result(10)
     assert analyze(store, NOW + 30 * S) == 1
     (f,) = findings(store)
     assert (f.occurrences, f.calls) == (1, 9)
@@ -334,7 +335,7 @@ def test_re_runs_and_late_spans_never_duplicate(store: DuckDBStore) -> None:
 
 
 def test_retention_deletes_old_findings(store: DuckDBStore) -> None:
-    store.submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
+    Pipeline(store).submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
     analyze(store)
     m = Maintenance(
         store, retention_days=1, rollup_retention_days=1, clock=lambda: NOW + 3 * 86_400 * S
@@ -345,7 +346,7 @@ def test_retention_deletes_old_findings(store: DuckDBStore) -> None:
 
 
 def test_the_maintenance_thread_runs_analysis_on_its_own(store: DuckDBStore) -> None:
-    store.submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
+    Pipeline(store).submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
     m = Maintenance(
         store,
         retention_days=7,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from heron.server import query
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_CONSUMER,
@@ -219,8 +220,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     s = DuckDBStore(path, commit_interval_ms=0).start()
     spans = all_spans()
     # Two batches, so rollup_1m holds several partial rows per key, as in production.
-    s.submit_spans(PROJECT, spans[::2]).result(30)
-    s.submit_spans(PROJECT, spans[1::2]).result(30)
+    Pipeline(s).submit_spans(PROJECT, spans[::2]).result(30)
+    Pipeline(s).submit_spans(PROJECT, spans[1::2]).result(30)
     yield s
     s.close()
 
@@ -603,8 +604,8 @@ def test_trace_detail_orphans_and_duplicates(tmp_path: Path) -> None:
         t0 = NOW_NS - 60 * NS
         orphan = make_span(77, 5, 4, start_ns=t0 + MS, dur_ms=1, name="orphan")
         child = make_span(77, 6, 5, start_ns=t0 + 2 * MS, dur_ms=1, name="child")
-        s.submit_spans(PROJECT, [orphan, child]).result(30)
-        s.submit_spans(PROJECT, [child]).result(30)  # a retried export
+        Pipeline(s).submit_spans(PROJECT, [orphan, child]).result(30)
+        Pipeline(s).submit_spans(PROJECT, [child]).result(30)  # a retried export
         detail = query.get_trace(s, PROJECT, (77).to_bytes(16, "big"))
         assert detail is not None
         assert detail.span_count == 2 and detail.roots == [f"{5:016x}"]
@@ -615,7 +616,7 @@ def test_trace_detail_orphans_and_duplicates(tmp_path: Path) -> None:
             make_span(78, 2, 3, start_ns=t0 + MS, dur_ms=1, name="a"),
             make_span(78, 3, 2, start_ns=t0 + 2 * MS, dur_ms=1, name="b"),
         ]
-        s.submit_spans(PROJECT, cycle).result(30)
+        Pipeline(s).submit_spans(PROJECT, cycle).result(30)
         detail = query.get_trace(s, PROJECT, (78).to_bytes(16, "big"))
         assert detail is not None
         assert detail.roots == [f"{1:016x}", f"{2:016x}"]

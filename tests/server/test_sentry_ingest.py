@@ -15,6 +15,7 @@ import pytest
 
 from heron.server.errors import BadRequest
 from heron.server.ingest.sentry import event_from_sentry, parse_envelope, timestamp_ns
+from heron.server.model.write import EventWrite
 
 from .ingest_client import KEY, NOW_NS, Heron, running_heron
 
@@ -273,7 +274,7 @@ def test_queue_full_answers_429_with_rate_limit_headers(tmp_path: Path) -> None:
         release = threading.Event()
         busy = h.store.submit_write(lambda con: release.wait(30))
         try:
-            h.store.submit_events(1, [event_from_sentry({}, received_ns=NOW_NS)], [])
+            h.store.submit_events(EventWrite(1, [event_from_sentry({}, received_ns=NOW_NS)], []))
             r = h.post(
                 "/api/1/envelope/", envelope(event_item(sentry_event("c" * 32))), headers=AUTH
             )

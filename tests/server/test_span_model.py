@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model.span import (
     ENDPOINT_SQL,
     ENTRY_SQL,
@@ -67,7 +68,7 @@ def test_sql_rules_agree_with_the_python_rules(tmp_path: Path) -> None:
     spans = grid()
     store = DuckDBStore(tmp_path / "h.duckdb", commit_interval_ms=0).start()
     try:
-        store.submit_spans(1, spans).result(10)
+        Pipeline(store).submit_spans(1, spans).result(10)
         rows = store.read(
             f"SELECT span_id, {ENTRY_SQL}, {ENDPOINT_SQL}, {ERROR_SQL} FROM spans "  # noqa: S608 - constants only
             "ORDER BY span_id"

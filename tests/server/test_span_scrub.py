@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from heron._scrub import FILTERED
 from heron.server.analyze.span_scrub import SpanScrubber, strip_query
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import Span
 from heron.server.model.span import SpanBatch
 from heron.server.store.duckdb_store import DuckDBStore
@@ -196,7 +197,7 @@ def test_the_store_scrubs_before_rows_and_rollups(tmp_path: Path) -> None:
             f"GET /cb?token={SECRET}",
             attributes={"url.full": f"https://shop.test/cb?token={SECRET}"},
         )
-        assert store.submit_spans(1, [s]).result(10) == 1
+        assert Pipeline(store).submit_spans(1, [s]).result(10) == 1
         (name, attrs) = store.read("SELECT name, attributes FROM spans")[0]
         assert name == "GET /cb" and SECRET not in attrs
         assert orjson.loads(attrs)["url.full"] == f"https://shop.test/cb?token={FILTERED}"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from heron.server.histogram import bucket_of
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
 from heron.server.model.span import SpanRow
 from heron.server.store.duckdb_store import DuckDBStore
@@ -47,7 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     path: Path = tmp_path_factory.mktemp("readers") / "heron.duckdb"
     s = DuckDBStore(path, commit_interval_ms=0).start()
     spans = [request(1, 0, 10), request(2, 0, 300, error=True), request(3, 2, 10)]
-    s.submit_spans(P, spans).result(30)
+    Pipeline(s).submit_spans(P, spans).result(30)
     yield s
     s.close()
 

@@ -18,6 +18,7 @@ from bs4 import BeautifulSoup, Tag
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_INTERNAL, Span
 from heron.server.store.duckdb_store import DuckDBStore
@@ -85,7 +86,7 @@ def _start(tmp: Path, spans: list[Span]) -> Iterator[Ui]:
         portal.wrap_async_context_manager(app.router.lifespan_context(app)),
     ):
         if spans:
-            store.submit_spans(1, spans).result(30)
+            Pipeline(store).submit_spans(1, spans).result(30)
             analyze_recent(store, NOW_NS, window_s=600)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://heron.test"

@@ -11,6 +11,7 @@ import pytest
 
 from heron.server import query
 from heron.server.histogram import bucket_of
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_INTERNAL,
@@ -120,7 +121,7 @@ def seed() -> list[Span]:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     path: Path = tmp_path_factory.mktemp("uiq") / "heron.duckdb"
     s = DuckDBStore(path, commit_interval_ms=0).start()
-    s.submit_spans(P, seed()).result(30)
+    Pipeline(s).submit_spans(P, seed()).result(30)
     yield s
     s.close()
 

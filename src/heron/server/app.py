@@ -11,8 +11,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from heron._version import __version__
-from heron.server.analyze.event_scrub import EventScrubber
-from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.api.routes import router as api_router
 from heron.server.api_docs import add_api_docs
 from heron.server.auth import install_auth
@@ -22,6 +20,7 @@ from heron.server.errors import install_error_handlers
 from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
@@ -48,7 +47,6 @@ def create_app(
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
         checkpoint_threshold_mb=config.checkpoint_threshold_mb,
-        span_scrubber=SpanScrubber(config.scrub_key_list),
         duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
     )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
@@ -119,10 +117,10 @@ def create_app(
 def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> None:
     """Ingest routes: ingest keys only (no session, no API token), outside the schema."""
     config, store = ctx.config, ctx.store
-    scrubber = EventScrubber(config.scrub_key_list)
-    traces = TraceIngest(store, ctx.projects, config.max_body_bytes, scrubber, ctx.clock)
-    logs = LogIngest(store, ctx.projects, scrubber, config.max_body_bytes, ctx.clock)
-    sentry = SentryIngest(store, ctx.projects, scrubber, config.max_body_bytes, ctx.clock)
+    pipeline = Pipeline(store, config.scrub_key_list)
+    traces = TraceIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
+    logs = LogIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
+    sentry = SentryIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
     app.add_api_route("/v1/traces", traces, methods=["POST"], include_in_schema=False)
     app.add_api_route("/v1/logs", logs, methods=["POST"], include_in_schema=False)
     # Sentry SDKs post to ".../envelope/"; accept the path without the slash too.

@@ -1,9 +1,10 @@
-"""The OTLP/HTTP trace endpoint: auth, size limits, decompression, decode, enqueue.
+"""The OTLP/HTTP trace endpoint: auth, size limits, decompression, decode, then the
+ingest pipeline (``pipeline.py``) to the writer.
 
 Every error answers with a google.rpc.Status in the request's content type, as the
 OTLP spec requires; the request is acknowledged (200) only after its spans committed
 (and the error events its spans' exception events became, see ``span_errors``).
-Helpers here (keys, bodies, event submission) serve the other ingest routes too.
+Helpers here (keys, bodies, commit waits) serve the other ingest routes too.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.requests import Request
 from starlette.responses import Response
 
-from heron.server.analyze.event_scrub import EventScrubber
-from heron.server.analyze.grouping import assign
 from heron.server.errors import (
     BadRequest,
     HeronHTTPError,
@@ -34,10 +33,10 @@ from heron.server.errors import (
     UnsupportedMediaType,
 )
 from heron.server.ingest.otlp import DecodeError, decode_json, decode_protobuf_batch
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.span_errors import events_from_spans
-from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
-from heron.server.store.base import QueueFull, Store
+from heron.server.store.base import QueueFull
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -160,22 +159,6 @@ def success_response(rejected: int, errors: list[str], as_json: bool) -> Respons
     return Response(resp.SerializeToString(), 200, media_type=PROTOBUF)
 
 
-def queue_events(
-    store: Store,
-    scrubber: EventScrubber,
-    project: int,
-    events: list[ErrorEvent],
-    logs: list[LogRecord],
-) -> Future[int]:
-    """Scrub, group and queue events and logs for the writer (nothing unscrubbed is ever
-    queued). Raises QueueFull at once when the writer is overloaded."""
-    for ev in events:
-        assign(scrubber.event(ev))
-    for rec in logs:
-        scrubber.log(rec)
-    return store.submit_events(project, events, logs)
-
-
 async def committed(fut: Future[Any], what: str) -> None:
     """Wait for a writer future; a failed commit is a 503 the client may retry."""
     try:
@@ -191,16 +174,14 @@ class TraceIngest:
 
     def __init__(
         self,
-        store: Store,
+        pipeline: Pipeline,
         projects: Projects,
         max_body_bytes: int,
-        scrubber: EventScrubber | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.store = store
+        self.pipeline = pipeline
         self.projects = projects
         self.max_body_bytes = max_body_bytes
-        self.scrubber = scrubber or EventScrubber()
         self.clock = clock
 
     async def __call__(self, request: Request) -> Response:
@@ -219,7 +200,7 @@ class TraceIngest:
             raise BadRequest(str(e)) from None
         if result.spans:
             try:
-                fut = self.store.submit_spans(project, result.spans)
+                fut = self.pipeline.submit_spans(project, result.spans)
             except QueueFull as e:
                 raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
             events_fut = self._span_errors(project, result.spans)
@@ -236,7 +217,7 @@ class TraceIngest:
         if not events:
             return None
         try:
-            return queue_events(self.store, self.scrubber, project, events, [])
+            return self.pipeline.submit_events(project, events, [])
         except QueueFull:
             log.warning("write queue full: dropped %d error events of span exceptions", len(events))
             return None

@@ -32,7 +32,6 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from heron.server.analyze.event_scrub import EventScrubber
 from heron.server.errors import (
     BadRequest,
     HeronHTTPError,
@@ -44,7 +43,6 @@ from heron.server.ingest.http import (
     committed,
     media_type,
     otlp_body,
-    queue_events,
     status_response,
 )
 from heron.server.ingest.limits import parse_json, time_in_range, trimmed
@@ -63,6 +61,7 @@ from heron.server.ingest.otlp.common import (
     pb_attrs,
     pb_value,
 )
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.sentry import event_from_sentry, event_id_of
 from heron.server.ingest.span_errors import (
     MAX_MESSAGE_CHARS,
@@ -74,7 +73,7 @@ from heron.server.ingest.span_errors import (
 from heron.server.model import ErrorEvent, LogRecord
 from heron.server.projects import Projects
 from heron.server.semconv import TELEMETRY_SDK_LANGUAGE, TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION
-from heron.server.store.base import QueueFull, Store
+from heron.server.store.base import QueueFull
 
 EVENT_ATTR = "heron.event"
 EVENT_REF_ATTR = "heron.event_ref"
@@ -353,15 +352,13 @@ class LogIngest:
 
     def __init__(
         self,
-        store: Store,
+        pipeline: Pipeline,
         projects: Projects,
-        scrubber: EventScrubber,
         max_body_bytes: int,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.store = store
+        self.pipeline = pipeline
         self.projects = projects
-        self.scrubber = scrubber
         self.max_body_bytes = max_body_bytes
         self.clock = clock
 
@@ -384,7 +381,7 @@ class LogIngest:
         if result.records:
             events = link_events(result.records, now)
             try:
-                fut = queue_events(self.store, self.scrubber, project, events, result.records)
+                fut = self.pipeline.submit_events(project, events, result.records)
             except QueueFull as e:
                 raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
             await committed(fut, "log records")

@@ -29,20 +29,20 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from heron.server.analyze.event_scrub import EventScrubber
 from heron.server.errors import (
     BadRequest,
     HeronHTTPError,
     PayloadTooLarge,
     Unauthorized,
 )
-from heron.server.ingest.http import committed, queue_events, read_body
+from heron.server.ingest.http import committed, read_body
 from heron.server.ingest.limits import MAX_TIME_NS, parse_json, trimmed
+from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.sentry_tracing import SentrySpans
 from heron.server.ingest.span_errors import MAX_MESSAGE_CHARS, new_event_id
 from heron.server.model import LEVELS, ErrorEvent, LogRecord
 from heron.server.projects import Projects
-from heron.server.store.base import QueueFull, Store
+from heron.server.store.base import QueueFull
 
 MAX_EVENT_BYTES = 1024 * 1024  # per event item, as Relay
 MAX_FRAMES = 50
@@ -408,15 +408,13 @@ class SentryIngest:
 
     def __init__(
         self,
-        store: Store,
+        pipeline: Pipeline,
         projects: Projects,
-        scrubber: EventScrubber,
         max_body_bytes: int,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.store = store
+        self.pipeline = pipeline
         self.projects = projects
-        self.scrubber = scrubber
         self.max_body_bytes = max_body_bytes
         self.clock = clock
 
@@ -457,7 +455,7 @@ class SentryIngest:
         now = self.clock()
         events: list[ErrorEvent] = []
         logs: list[LogRecord] = []
-        spans = SentrySpans(self.scrubber.scrubber, timestamp_ns)
+        spans = SentrySpans(self.pipeline.event_scrubber.scrubber, timestamp_ns)
         for item_headers, payload in items:
             kind = item_headers.get("type")
             if kind == "event":
@@ -495,7 +493,7 @@ class SentryIngest:
         if not spans.spans:
             return None
         try:
-            return self.store.submit_spans(project, spans.spans)
+            return self.pipeline.submit_spans(project, spans.spans)
         except QueueFull as e:
             raise _rate_limited(e) from None
 
@@ -509,7 +507,7 @@ class SentryIngest:
         if not events and not logs:
             return
         try:
-            fut = queue_events(self.store, self.scrubber, project, events, logs)
+            fut = self.pipeline.submit_events(project, events, logs)
         except QueueFull as e:
             raise _rate_limited(e) from None
         await committed(fut, "events")

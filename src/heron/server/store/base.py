@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Protocol
 
-from heron.server.model import ErrorEvent, LogRecord, Span
+from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.db import DbReader
 from heron.server.store.issues import IssueReader
 from heron.server.store.logs import LogReader
@@ -54,15 +54,14 @@ class Store(Protocol):
     @property
     def state(self) -> StateStore: ...
 
-    def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
-        """Queue spans for the writer; the future resolves after they are committed.
+    def submit_spans(self, write: SpanWrite) -> Future[int]:
+        """Queue a prepared span batch (see ``ingest/pipeline.py``) for the writer, which
+        persists it as given; the future resolves after it is committed.
 
         Raises QueueFull at once when the queue cannot take them.
         """
 
-    def submit_events(
-        self, project_id: int, events: Sequence[ErrorEvent], logs: Sequence[LogRecord]
-    ) -> Future[int]:
+    def submit_events(self, write: EventWrite) -> Future[int]:
         """Queue error events (already scrubbed and fingerprinted) and log records; the
         writer assigns each event its issue (creating or updating issues, reopening
         regressions) and the future resolves after one commit holding all of them.

@@ -20,11 +20,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from heron.server.analyze.scrub import db_fingerprints, scrub_db_spans
-from heron.server.analyze.span_scrub import SpanScrubber
-from heron.server.histogram import bucket_of
-from heron.server.model import ErrorEvent, LogRecord, Span
-from heron.server.model.span import SPAN_COLUMN_TYPES, SpanBatch
+from heron.server.model.rollup import ROLLUP_KEY, Rollups, merge_rollups
+from heron.server.model.span import SPAN_COLUMN_TYPES
+from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.base import DatabaseInUse, QueueFull
 from heron.server.store.duckdb.db import DuckDBDb
 from heron.server.store.duckdb.issues import DuckDBIssues
@@ -52,8 +50,8 @@ _ARROW_TYPES = {
     "bytes": pa.binary(),
     "str": pa.string(),
 }
-# The spans table: the project, the span columns, and the SQL fingerprint (see
-# ``analyze.scrub``), which the store computes.
+# The spans table: the project, the span columns, and the SQL fingerprint (computed by
+# the ingest pipeline, see ``analyze.scrub``).
 _SPAN_SCHEMA = pa.schema(
     [
         ("project_id", pa.int32()),
@@ -77,55 +75,19 @@ _ROLLUP_SCHEMA = pa.schema(
 )
 
 
-def spans_to_arrow(
-    project_id: int, spans: Sequence[Span], fingerprints: Sequence[int | None] | None = None
-) -> pa.Table:
-    """Columnar form of spans for one bulk INSERT.
-
-    ``fingerprints`` are the spans' SQL fingerprints (see ``analyze.scrub``); when not
-    given they are computed from the statements. A :class:`SpanBatch`'s rows are already
-    in stored form: only a transpose is left.
-    """
-    batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
-    cols = batch.columns()
-    if fingerprints is None:
-        fingerprints = db_fingerprints(cols["db_system"], cols["db_statement"])
-    cols = {**cols, "db_fingerprint": fingerprints}
-    arrays = [pa.repeat(pa.scalar(project_id, pa.int32()), len(batch))]
+def spans_to_arrow(write: SpanWrite) -> pa.Table:
+    """Columnar form of a write batch's spans for one bulk INSERT: its rows are already
+    in stored form, only a transpose is left."""
+    cols = {**write.spans.columns(), "db_fingerprint": write.fingerprints}
+    arrays = [pa.repeat(pa.scalar(write.project_id, pa.int32()), len(write.spans))]
     arrays += [pa.array(cols[f.name], f.type) for f in list(_SPAN_SCHEMA)[1:]]
     return pa.Table.from_arrays(arrays, schema=_SPAN_SCHEMA)
 
 
-def rollup_rows(
-    project_id: int, spans: Sequence[Span], acc: dict[tuple[Any, ...], list[int]]
-) -> None:
-    """Add entry spans of a batch to per-minute, per-bucket counters in ``acc``."""
-    batch = spans if isinstance(spans, SpanBatch) else SpanBatch.from_spans(spans)
-    for span, endpoint, is_error in batch.entries():
-        dur = span.duration_ns
-        key = (
-            project_id,
-            span.start_ns // 60_000_000_000 * 60,
-            span.service,
-            span.environment,
-            span.release,
-            endpoint,
-            bucket_of(dur),
-        )
-        row = acc.get(key)
-        if row is None:
-            acc[key] = [1, int(is_error), dur]
-        else:
-            row[0] += 1
-            row[1] += is_error
-            row[2] += dur
-
-
-def rollups_to_arrow(acc: dict[tuple[Any, ...], list[int]]) -> pa.Table:
+def rollups_to_arrow(acc: Rollups) -> pa.Table:
     keys = list(acc)
     vals = [acc[k] for k in keys]
-    names = ["project_id", "minute_s", "service", "environment", "release", "endpoint", "bucket"]
-    cols: dict[str, list[Any]] = {n: [k[i] for k in keys] for i, n in enumerate(names)}
+    cols: dict[str, list[Any]] = {n: [k[i] for k in keys] for i, n in enumerate(ROLLUP_KEY)}
     cols["count"] = [v[0] for v in vals]
     cols["errors"] = [v[1] for v in vals]
     # Saturated: a few valid spans lasting centuries would overflow int64 (and fail the
@@ -135,7 +97,7 @@ def rollups_to_arrow(acc: dict[tuple[Any, ...], list[int]]) -> pa.Table:
 
 
 class _Batch:
-    """One request's spans, already in insertable form.
+    """One request's write batch (see ``ingest/pipeline.py``), in insertable form.
 
     The conversion runs on the submitting thread, not the writer: the writer then only
     waits on DuckDB (which releases the GIL) instead of competing for the GIL with the
@@ -144,15 +106,10 @@ class _Batch:
 
     __slots__ = ("n", "table", "rollup", "future")
 
-    def __init__(self, project_id: int, spans: Sequence[Span], scrubber: SpanScrubber) -> None:
-        self.n = len(spans)
-        # Literals out of SQL, then secrets out of names, URLs, headers and attributes,
-        # before anything is stored, rollups included.
-        spans, fingerprints = scrub_db_spans(spans)
-        spans = scrubber.spans(spans)
-        self.table = spans_to_arrow(project_id, spans, fingerprints) if spans else None
-        self.rollup: dict[tuple[Any, ...], list[int]] = {}
-        rollup_rows(project_id, spans, self.rollup)
+    def __init__(self, write: SpanWrite) -> None:
+        self.n = len(write)
+        self.table = spans_to_arrow(write) if self.n else None
+        self.rollup = write.rollups
         self.future: Future[int] = Future()
 
 
@@ -160,24 +117,6 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
     with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
-
-
-def _merge_rollups(
-    accs: list[dict[tuple[Any, ...], list[int]]],
-) -> dict[tuple[Any, ...], list[int]]:
-    if len(accs) == 1:
-        return accs[0]
-    out: dict[tuple[Any, ...], list[int]] = {}
-    for acc in accs:
-        for key, (count, errors, sum_ns) in acc.items():
-            row = out.get(key)
-            if row is None:
-                out[key] = [count, errors, sum_ns]
-            else:
-                row[0] += count
-                row[1] += errors
-                row[2] += sum_ns
-    return out
 
 
 class _Task:
@@ -204,11 +143,9 @@ class DuckDBStore:
         max_group_spans: int = 50_000,
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
-        span_scrubber: SpanScrubber | None = None,
         duckdb_config: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.span_scrubber = span_scrubber or SpanScrubber()
         self.duckdb_config: dict[str, Any] = dict(duckdb_config or {})  # see store.memory
         self.queue_max_spans = queue_max_spans
         self.commit_interval_s = commit_interval_ms / 1000.0
@@ -285,34 +222,33 @@ class DuckDBStore:
 
     # ---------------------------------------------------------------- write side
 
-    def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
+    def submit_spans(self, write: SpanWrite) -> Future[int]:
+        n = len(write)
         with self._lock:
-            if self._queued_spans + len(spans) > self.queue_max_spans and self._queued_spans:
+            if self._queued_spans + n > self.queue_max_spans and self._queued_spans:
                 self.stats["rejected_full"] += 1
                 raise QueueFull(f"write queue full ({self._queued_spans} spans waiting)")
-            self._queued_spans += len(spans)
+            self._queued_spans += n
         try:
-            batch = _Batch(project_id, spans, self.span_scrubber)
+            batch = _Batch(write)
         except Exception as e:  # e.g. a value out of its column's range: fail this batch only
             with self._lock:
-                self._queued_spans -= len(spans)
+                self._queued_spans -= n
             failed: Future[int] = Future()
             failed.set_exception(e)
             return failed
         self._queue.put(batch)
         return batch.future
 
-    def submit_events(
-        self, project_id: int, events: Sequence[ErrorEvent], logs: Sequence[LogRecord]
-    ) -> Future[int]:
-        n = len(events) + len(logs)
+    def submit_events(self, write: EventWrite) -> Future[int]:
+        n = len(write)
         with self._lock:
             if self._queued_events + n > self.queue_max_events and self._queued_events:
                 self.stats["rejected_full"] += 1
                 raise QueueFull(f"write queue full ({self._queued_events} events/logs waiting)")
             self._queued_events += n
         try:
-            batch = EventBatch(project_id, events, logs)
+            batch = EventBatch(write.project_id, write.events, write.logs)
         except Exception as e:  # a value out of its column's range: fail this batch only
             with self._lock:
                 self._queued_events -= n
@@ -433,7 +369,7 @@ class DuckDBStore:
     def _insert_spans(self, group: list[_Batch]) -> None:
         con = self._db.writer()
         tables = [b.table for b in group if b.table is not None]
-        acc = _merge_rollups([b.rollup for b in group])
+        acc = merge_rollups(b.rollup for b in group)
         # BY NAME: columns added by later migrations (nullable) are left to default.
         # One execute() for the whole transaction: each call re-takes the GIL when
         # DuckDB returns, which costs up to a switch interval while the event loop
