@@ -10,11 +10,31 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from heron.server.model.span import SpanRow
+from heron.server.semconv import (
+    DB_STATEMENT_KEYS,
+    DB_SYSTEM_KEYS,
+    ENVIRONMENT_KEYS,
+    HTTP_METHOD_KEYS,
+    HTTP_ROUTE_KEYS,
+    HTTP_STATUS_KEYS,
+)
 
 # (trace id bytes, span id, service, name, start ns, duration ns)
 MatchRow = tuple[bytes, int, str, str, int, int]
 # (trace id bytes, span id, start ns, duration ns, http status, release, error)
 ExampleRow = tuple[bytes, int, int, int, int | None, str, bool]
+
+# Attribute names stored in a column rather than in the attributes JSON (every backend).
+COLUMN_OF_KEY: dict[str, str] = {
+    **dict.fromkeys(HTTP_METHOD_KEYS, "http_method"),
+    **dict.fromkeys(HTTP_ROUTE_KEYS, "http_route"),
+    **dict.fromkeys(HTTP_STATUS_KEYS, "http_status"),
+    **dict.fromkeys(DB_SYSTEM_KEYS, "db_system"),
+    **dict.fromkeys(DB_STATEMENT_KEYS, "db_statement"),
+    **dict.fromkeys(ENVIRONMENT_KEYS, "environment"),
+    "service.name": "service",
+    "service.version": "release",
+}
 
 
 @dataclass(frozen=True, slots=True)

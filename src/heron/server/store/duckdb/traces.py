@@ -15,28 +15,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL, SPAN_COLUMNS, SpanRow
-from heron.server.semconv import (
-    DB_STATEMENT_KEYS,
-    DB_SYSTEM_KEYS,
-    ENVIRONMENT_KEYS,
-    HTTP_METHOD_KEYS,
-    HTTP_ROUTE_KEYS,
-    HTTP_STATUS_KEYS,
-)
 from heron.server.store.duckdb._sql import SqlReads
-from heron.server.store.traces import EntryFilter, ExampleRow, MatchRow, SpanFilter
-
-# Attribute names stored in a column rather than in the attributes JSON.
-_COLUMN_OF_KEY: dict[str, str] = {
-    **dict.fromkeys(HTTP_METHOD_KEYS, "http_method"),
-    **dict.fromkeys(HTTP_ROUTE_KEYS, "http_route"),
-    **dict.fromkeys(HTTP_STATUS_KEYS, "http_status"),
-    **dict.fromkeys(DB_SYSTEM_KEYS, "db_system"),
-    **dict.fromkeys(DB_STATEMENT_KEYS, "db_statement"),
-    **dict.fromkeys(ENVIRONMENT_KEYS, "environment"),
-    "service.name": "service",
-    "service.version": "release",
-}
+from heron.server.store.traces import (
+    COLUMN_OF_KEY,
+    EntryFilter,
+    ExampleRow,
+    MatchRow,
+    SpanFilter,
+)
 
 # Parameters: trace id (16 bytes), project id.
 TRACE_SQL = (
@@ -69,7 +55,7 @@ def _json_attr_clause(column: str, key: str, value: str) -> tuple[str, list[Any]
 
 
 def _attr_clause(key: str, value: str) -> tuple[str, list[Any]]:
-    column = _COLUMN_OF_KEY.get(key)
+    column = COLUMN_OF_KEY.get(key)
     if column == "http_status":
         return "http_status = TRY_CAST(? AS INTEGER)", [value]
     if column is not None:

@@ -1,0 +1,196 @@
+"""``ClickHouseStore``: spans and rollups into ClickHouse, trace and RED readers.
+
+One writer thread drains the queue: every ``SpanWrite`` waiting is inserted with the
+others in one INSERT per table (thousands of rows each under load), and each future
+resolves only after ClickHouse acknowledged those inserts; a failed INSERT fails the
+futures (``StorageUnavailable``, 503) and nothing of it is acknowledged. The other
+subjects are not implemented yet (issue 10).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, NoReturn
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from heron.server.model.rollup import ROLLUP_KEY, ROLLUP_VALUES, merge_rollups
+from heron.server.model.span import SPAN_COLUMNS
+from heron.server.model.write import EventWrite, SpanWrite
+from heron.server.store.base import QueueFull, StorageUnavailable
+from heron.server.store.clickhouse import schema
+from heron.server.store.clickhouse._client import ChReads
+from heron.server.store.clickhouse.red import ClickHouseRed
+from heron.server.store.clickhouse.traces import ClickHouseTraces
+from heron.server.store.db import DbReader
+from heron.server.store.issues import IssueReader
+from heron.server.store.logs import LogReader
+from heron.server.store.state import StateStore
+
+SPAN_INSERT_COLUMNS = ("project_id", *SPAN_COLUMNS, "db_fingerprint")
+ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_VALUES)
+_STOP = object()
+
+
+def _missing(subject: str) -> NoReturn:
+    raise NotImplementedError(f"ClickHouse backend: {subject} is not implemented yet (issue 10)")
+
+
+class ClickHouseStore:
+    """Implements the ``store.base.Store`` writer for spans and the trace and RED readers
+    on ClickHouse. ``dsn``: ``http://user:pass@host:8123`` or ``chdb:///path``."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        database: str = "heron",
+        retention_days: int = 7,
+        rollup_retention_days: int = 90,
+        query_timeout_s: float = 30.0,
+        max_queue: int = 1000,
+        max_batch_rows: int = 100_000,
+    ) -> None:
+        self.database = schema.database_name(database)
+        self._writer_client = self._connect(dsn)
+        schema.migrate(self._writer_client, self.database)
+        schema.apply_retention(
+            self._writer_client,
+            self.database,
+            retention_days=retention_days,
+            rollup_retention_days=rollup_retention_days,
+        )
+        self._reads = ChReads(self._connect(dsn), self.database, query_timeout_s)
+        self._traces = ClickHouseTraces(self._reads)
+        self._red = ClickHouseRed(self._reads)
+        self._queue: queue.Queue[Any] = queue.Queue(max_queue)
+        self._max_batch_rows = max_batch_rows
+        self._error: str | None = None
+        self._thread = threading.Thread(
+            target=self._run, name="heron-clickhouse-writer", daemon=True
+        )
+        self._thread.start()
+
+    @staticmethod
+    def _connect(dsn: str) -> Client:
+        try:
+            return clickhouse_connect.get_client(dsn=dsn)
+        except ClickHouseError as err:
+            raise StorageUnavailable(f"cannot connect to ClickHouse: {err}") from err
+
+    # ------------------------------------------------------------------ readers
+
+    @property
+    def traces(self) -> ClickHouseTraces:
+        return self._traces
+
+    @property
+    def red(self) -> ClickHouseRed:
+        return self._red
+
+    @property
+    def db(self) -> DbReader:
+        _missing("database monitoring (store.db)")
+
+    @property
+    def issues(self) -> IssueReader:
+        _missing("issues (store.issues)")
+
+    @property
+    def logs(self) -> LogReader:
+        _missing("logs (store.logs)")
+
+    @property
+    def state(self) -> StateStore:
+        _missing("state (store.state)")
+
+    # ------------------------------------------------------------------- writer
+
+    def submit_spans(self, write: SpanWrite) -> Future[int]:
+        fut: Future[int] = Future()
+        try:
+            self._queue.put_nowait((write, fut))
+        except queue.Full:
+            raise QueueFull from None
+        return fut
+
+    def submit_events(self, write: EventWrite) -> Future[int]:
+        _missing("events and logs (submit_events)")
+
+    def upkeep(
+        self,
+        now_ns: int,
+        *,
+        retention_days: int,
+        rollup_retention_days: int,
+        compact_from_s: int,
+        compact_to_s: int,
+    ) -> int:
+        _missing("upkeep (retention is the tables' TTL)")
+
+    def health(self) -> str | None:
+        return self._error
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+        for client in (self._writer_client, self._reads.client):
+            client.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            rows = len(item[0])
+            while rows < self._max_batch_rows:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    self._commit(batch)
+                    return
+                batch.append(nxt)
+                rows += len(nxt[0])
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
+        writes = [w for w, _ in batch]
+        try:
+            self._insert(writes)
+        except (ClickHouseError, OSError) as err:
+            self._error = f"ClickHouse write failed: {err}"
+            for _, fut in batch:
+                fut.set_exception(StorageUnavailable(self._error))
+            return
+        self._error = None
+        for write, fut in batch:
+            fut.set_result(len(write))
+
+    def _insert(self, writes: list[SpanWrite]) -> None:
+        columns: list[list[Any]] = [[] for _ in SPAN_INSERT_COLUMNS]
+        for write in writes:
+            columns[0] += [write.project_id] * len(write.spans)
+            for i, values in enumerate(write.spans.columns().values(), start=1):
+                columns[i] += values
+            columns[-1] += write.fingerprints
+        if columns[0]:
+            self._writer_client.insert(
+                f"{self.database}.spans",
+                columns,
+                column_names=list(SPAN_INSERT_COLUMNS),
+                column_oriented=True,
+            )
+        rollups = merge_rollups(w.rollups for w in writes if w.rollups)
+        if rollups:
+            self._writer_client.insert(
+                f"{self.database}.rollup_1m",
+                [[*key, *values] for key, values in rollups.items()],
+                column_names=list(ROLLUP_COLUMNS),
+            )
