@@ -116,7 +116,9 @@ def test_endpoint_table(backend: Store, reference: Store) -> None:
     )
     users = next(r for r in rows if r.endpoint == USERS)
     assert users.requests == 200
-    assert users.p50_ms == pytest.approx(exact_quantile([float(d) for d in USER_DURATIONS], 0.5), rel=0.05)
+    assert users.p50_ms == pytest.approx(
+        exact_quantile([float(d) for d in USER_DURATIONS], 0.5), rel=0.05
+    )
     by_release = query.endpoint_table(backend, PROJECT, HOUR, "api", release="2.0")
     assert [(r.endpoint, r.requests) for r in by_release] == [(USERS, 100)]
 
