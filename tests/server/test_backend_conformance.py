@@ -21,8 +21,10 @@ import pytest
 from heron.server import query
 from heron.server.histogram import bucket_of
 from heron.server.ingest.pipeline import Pipeline
+from heron.server.model.write import EventWrite
 from heron.server.query import AttrFilter, TimeRange, TraceQuery
-from heron.server.store.base import Store
+from heron.server.store.base import StorageUnavailable, Store
+from heron.server.store.clickhouse import schema
 from heron.server.store.clickhouse.store import ClickHouseStore
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.red import RollupFilter
@@ -38,6 +40,7 @@ from tests.server.test_query import (
     USERS,
     all_spans,
     exact_quantile,
+    order_trace,
 )
 
 SERVER_URL = os.environ.get("HERON_TEST_CLICKHOUSE_URL")
@@ -220,3 +223,68 @@ def test_service_map(backend: Store, reference: Store) -> None:
     found = query.service_map(backend, PROJECT, HOUR)
     assert plain(found) == plain(query.service_map(reference, PROJECT, HOUR))
     assert [(e.caller, e.callee, e.calls) for e in found.edges] == [("api", "worker", 1)]
+
+
+# ----------------------------------------------------------- ClickHouse only: the writer
+
+
+@pytest.fixture
+def ch_store(tmp_path: Path, chdb_dir: Path) -> Iterator[ClickHouseStore]:
+    store = _open("clickhouse", tmp_path, chdb_dir)
+    assert isinstance(store, ClickHouseStore)
+    yield store
+    store.close()
+
+
+def _rows(store: ClickHouseStore, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    return store._reads.rows(sql, params)
+
+
+def test_clickhouse_schema_is_migrated_once(ch_store: ClickHouseStore) -> None:
+    client = ch_store._writer_client
+    assert schema.migrate(client, ch_store.database) == schema.MIGRATIONS[-1][0]
+    assert _rows(ch_store, "SELECT count() FROM {db}.schema_version") == [(1,)]
+    spans_ddl = _rows(ch_store, "SHOW CREATE TABLE {db}.spans")[0][0]
+    for part in ("PARTITION BY toDate(", "TTL toDateTime(", "toIntervalDay(3650)", "bloom_filter"):
+        assert part in spans_ddl
+    with pytest.raises(ValueError, match="database name"):
+        schema.database_name("heron; DROP DATABASE x")
+    with pytest.raises(ValueError, match="retention"):
+        schema.apply_retention(
+            client, ch_store.database, retention_days=100_000, rollup_retention_days=90
+        )
+
+
+def test_clickhouse_trace_times_bound_a_trace(ch_store: ClickHouseStore) -> None:
+    _feed(ch_store)
+    got = _rows(
+        ch_store,
+        "SELECT min(first_ns), max(last_ns) FROM {db}.trace_times "
+        "WHERE trace_id = {t:FixedString(16)}",
+        t=ORDER_TRACE.to_bytes(16, "big"),
+    )
+    start = min(s.start_ns for s in order_trace())
+    end = max(s.start_ns + s.duration_ns for s in order_trace())
+    assert got == [(start, end)]
+
+
+def test_clickhouse_failed_insert_is_not_acknowledged_and_recovers(
+    ch_store: ClickHouseStore,
+) -> None:
+    spans = order_trace()
+    ch_store._writer_client.command(f"DETACH TABLE {ch_store.database}.spans")
+    with pytest.raises(StorageUnavailable):
+        Pipeline(ch_store).submit_spans(PROJECT, spans).result(30)
+    assert ch_store.health() is not None
+    ch_store._writer_client.command(f"ATTACH TABLE {ch_store.database}.spans")
+    assert Pipeline(ch_store).submit_spans(PROJECT, spans).result(30) == len(spans)
+    assert ch_store.health() is None
+    assert _rows(ch_store, "SELECT count() FROM {db}.spans") == [(len(spans),)]
+
+
+def test_clickhouse_subjects_not_done_say_so(ch_store: ClickHouseStore) -> None:
+    for subject in ("db", "issues", "logs", "state"):
+        with pytest.raises(NotImplementedError, match="not implemented yet \\(issue 10\\)"):
+            getattr(ch_store, subject)
+    with pytest.raises(NotImplementedError, match="issue 10"):
+        ch_store.submit_events(EventWrite(PROJECT, []))
