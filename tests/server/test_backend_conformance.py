@@ -276,6 +276,8 @@ def test_clickhouse_failed_insert_is_not_acknowledged_and_recovers(
     with pytest.raises(StorageUnavailable):
         Pipeline(ch_store).submit_spans(PROJECT, spans).result(30)
     assert ch_store.health() is not None
+    with pytest.raises(StorageUnavailable):
+        query.has_data(ch_store, PROJECT)
     ch_store._writer_client.command(f"ATTACH TABLE {ch_store.database}.spans")
     assert Pipeline(ch_store).submit_spans(PROJECT, spans).result(30) == len(spans)
     assert ch_store.health() is None
