@@ -236,10 +236,12 @@ def test_service_map(store: DuckDBStore) -> None:
     [edge] = smap.edges
     assert (edge.caller, edge.callee, edge.calls, edge.errors) == ("api", "db-svc", 60, 6)
     assert edge.error_rate == pytest.approx(0.1)
-    assert edge.rpm == pytest.approx(1.0)
+    # Over the minutes since the edge's first call (its minute starts 50.5 min before now).
+    assert edge.rpm == pytest.approx(60 / 50.5, abs=1e-3)
     assert edge.p95_ms == pytest.approx(0.25 * 57.05, rel=0.02)
     staging = query.service_map(store, P, HOUR, environment="staging")
     assert staging.edges[0].calls == 10
+    assert staging.edges[0].rpm == pytest.approx(10 / 8.5, abs=1e-3)
     assert query.service_map(store, P, HOUR, environment="qa").edges == []
     assert query.service_map(store, 2, HOUR).edges == []
     assert smap.sampled_minutes is None
@@ -250,9 +252,30 @@ def test_service_map_samples_long_ranges(store: DuckDBStore) -> None:
     smap = query.service_map(store, P, day)
     assert smap.sampled_minutes == 60  # 12 slices of 5 minutes
     [edge] = smap.edges
-    # Only the newest slice holds requests: i = 55..60, one every 50 s.
-    assert edge.rpm == pytest.approx(6 / 60)
-    assert edge.calls == 6 * 24 and edge.errors == 1 * 24
+    # Only the newest slice holds requests: i = 55..60, one every 50 s; the first one's
+    # minute starts 5.5 min before now, so the slice's 5 minutes are all covered.
+    assert edge.rpm == pytest.approx(6 / 5)
+    assert edge.calls == round(5.5 * 6 / 5) and edge.errors == 1
+
+
+def test_service_map_rates_cover_minutes_since_first_call(tmp_path: Path) -> None:
+    """A service seen for the last 2.5 minutes at 24 calls/min shows 24, not 24 × 2.5/60."""
+    s = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
+    try:
+        start = MINUTE_S * NS - 2 * 60 * NS  # one call every 2 s for 2 minutes; now is 30 s later
+        spans = []
+        for i in range(60):
+            t = start + i * 2 * NS
+            spans.append(span(1000 + i, 1, start=t, dur_ms=2, kind=SPAN_KIND_CLIENT, name="GET"))
+            spans.append(span(1000 + i, 2, 1, start=t + MS, dur_ms=1, service="new-svc"))
+        Pipeline(s).submit_spans(P, spans).result(30)
+        [edge] = query.service_map(s, P, HOUR).edges
+        assert (edge.caller, edge.callee, edge.calls) == ("api", "new-svc", 60)
+        assert edge.rpm == pytest.approx(60 / 2.5)
+        rows = {r.service: r for r in query.service_table(s, P, HOUR)}
+        assert rows["new-svc"].rpm == pytest.approx(edge.rpm)
+    finally:
+        s.close()
 
 
 # ----------------------------------------------------------------------- critical path

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from heron.server.query._common import NS_PER_MIN, TimeRange, ms
 from heron.server.store.base import Store
+from heron.server.store.red import EdgeRow
 
 # A parent may start this long before its child and still be found.
 PARENT_SLACK_NS = 5 * NS_PER_MIN
@@ -35,6 +36,8 @@ class MapEdge:
     calls: int
     """Calls in the range (estimated from the samples when the map is sampled)."""
     rpm: float
+    """Calls per minute over the minutes the edge was seen: from the minute of its first
+    call in the range (of the samples read, when sampled) to the range's end."""
     errors: int
     error_rate: float
     p95_ms: float | None
@@ -73,21 +76,30 @@ def service_map(
     from the samples.
     """
     slices = _slices(time_range)
-    read_minutes = sum(hi - lo for lo, hi in slices) / NS_PER_MIN
-    scale = time_range.minutes / read_minutes
     edges = [
-        MapEdge(
-            caller=caller,
-            callee=callee,
-            calls=round(calls * scale),
-            rpm=round(calls / read_minutes, 3),
-            errors=round(errors * scale),
-            error_rate=errors / calls if calls else 0.0,
-            p95_ms=ms(p95_ns),
-        )
-        for caller, callee, calls, errors, p95_ns in store.red.call_edges(
-            project_id, slices, PARENT_SLACK_NS, environment
-        )
+        _edge(row, time_range, slices)
+        for row in store.red.call_edges(project_id, slices, PARENT_SLACK_NS, environment)
     ]
     services = sorted({e.caller for e in edges} | {e.callee for e in edges})
+    read_minutes = sum(hi - lo for lo, hi in slices) / NS_PER_MIN
     return ServiceMap(services, edges, None if len(slices) == 1 else read_minutes)
+
+
+def _edge(row: EdgeRow, time_range: TimeRange, slices: list[tuple[int, int]]) -> MapEdge:
+    """An edge's figures over the minutes it was seen: from the minute of its first call
+    in the range to the range's end, like the services table, so an edge that started
+    three minutes ago is not averaged over the whole range."""
+    caller, callee, calls, errors, p95_ns, first_ns = row
+    since = max(first_ns // NS_PER_MIN * NS_PER_MIN, time_range.start_ns)
+    read_ns = sum(max(hi - max(lo, since), 0) for lo, hi in slices)
+    rpm = calls / max(read_ns / NS_PER_MIN, 1.0)
+    scale = max((time_range.end_ns - since) / NS_PER_MIN, 1.0) * rpm / calls if calls else 0.0
+    return MapEdge(
+        caller=caller,
+        callee=callee,
+        calls=round(calls * scale),
+        rpm=round(rpm, 3),
+        errors=round(errors * scale),
+        error_rate=errors / calls if calls else 0.0,
+        p95_ms=ms(p95_ns),
+    )

@@ -13,8 +13,8 @@ from typing import Literal, Protocol
 ChoiceColumn = Literal["service", "environment", "release", "endpoint"]
 # (group, requests, errors, sum of durations ns, buckets, counts per bucket, first minute s)
 GroupRow = tuple[object, int, int, float, list[int], list[int], int]
-# (caller, callee, calls, errors, p95 duration ns)
-EdgeRow = tuple[str, str, int, int, float | None]
+# (caller, callee, calls, errors, p95 duration ns, first callee span start ns)
+EdgeRow = tuple[str, str, int, int, float | None, int]
 
 
 @dataclass(frozen=True, slots=True)

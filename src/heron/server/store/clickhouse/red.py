@@ -24,7 +24,7 @@ _GROUPS = (
     "min(minute_s) AS f FROM {db}.rollup_1m WHERE {where} GROUP BY g, bucket) GROUP BY g"
 )
 _CHILD = (
-    "SELECT trace_id, parent_id, service, duration_ns, "  # noqa: S608 - constants only
+    "SELECT trace_id, parent_id, service, start_ns, duration_ns, "  # noqa: S608 - constants only
     f"{ERROR_SQL} AS error FROM {{db}}.spans "
     "WHERE project_id = {p:UInt32} AND start_ns >= {lo%d:Int64} AND start_ns < {hi%d:Int64} "
     f"AND parent_id != 0 AND {ENTRY_KIND_SQL} {{env}}"
@@ -35,7 +35,8 @@ _PARENT = (
 )
 _EDGES = (
     "SELECT p.service AS caller, c.service AS callee, count() AS calls, "
-    "countIf(c.error) AS errors, quantileExactInclusive(0.95)(c.duration_ns) AS p95_ns "
+    "countIf(c.error) AS errors, quantileExactInclusive(0.95)(c.duration_ns) AS p95_ns, "
+    "min(c.start_ns) AS first_ns "
     "FROM ({children}) AS c INNER JOIN ({parents}) AS p "
     "ON p.trace_id = c.trace_id AND p.span_id = c.parent_id "
     "WHERE p.service != c.service GROUP BY caller, callee ORDER BY calls DESC, caller, callee"

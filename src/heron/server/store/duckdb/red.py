@@ -18,7 +18,7 @@ from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.red import ChoiceColumn, EdgeRow, EndpointGuide, GroupRow, RollupFilter
 
 _CHILD = (
-    "SELECT trace_id, parent_id, service, duration_ns, "  # noqa: S608 - constants only
+    "SELECT trace_id, parent_id, service, start_ns, duration_ns, "  # noqa: S608 - constants only
     f"{ERROR_SQL} AS error FROM spans "
     "WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND parent_id <> 0 "
     f"AND {ENTRY_KIND_SQL} {{env}}"
@@ -28,7 +28,7 @@ _EDGES = (
     "WITH c AS ({children}), p AS ({parents}) "
     "SELECT p.service AS caller, c.service AS callee, count(*)::BIGINT AS calls, "
     "count(*) FILTER (WHERE c.error)::BIGINT AS errors, "
-    "quantile_cont(c.duration_ns, 0.95) AS p95_ns "
+    "quantile_cont(c.duration_ns, 0.95) AS p95_ns, min(c.start_ns) AS first_ns "
     "FROM c JOIN p ON p.trace_id = c.trace_id AND p.span_id = c.parent_id "
     "WHERE p.service <> c.service GROUP BY ALL ORDER BY calls DESC, caller, callee"
 )
