@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from heron.server.model import ISSUE_STATUSES
-from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange
+from heron.server.query._common import NS_PER_S, InvalidQuery, TimeRange, filling_share
 from heron.server.query._red import MAX_POINTS
 from heron.server.store.base import Store
 
@@ -256,20 +256,32 @@ def list_issues(
 
 
 def issue_trends(
-    store: Store, project_id: int, time_range: TimeRange, issue_ids: Sequence[int], step_s: int
+    store: Store,
+    project_id: int,
+    time_range: TimeRange,
+    issue_ids: Sequence[int],
+    step_s: int,
+    *,
+    now_ns: int | None = None,
 ) -> dict[int, list[int]]:
-    """Events per step of each issue over the range (for sparklines); zero-filled."""
+    """Events per step of each issue over the range (for sparklines); zero-filled.
+
+    Given ``now_ns``, the step still filling then is left out: its few events so far
+    would read as a sudden drop."""
     if not issue_ids:
         return {}
     step_ns = step_s * NS_PER_S
     lo = time_range.start_ns // step_ns
     n = -(-time_range.end_ns // step_ns) - lo
+    if filling_share((lo + n - 1) * step_s, step_s, now_ns) is not None:
+        n -= 1
     rows = store.issues.issue_trends(
         project_id, time_range.start_ns, time_range.end_ns, issue_ids, step_ns
     )
     out = {i: [0] * n for i in issue_ids}
     for iid, k, count in rows:
-        out[iid][k - lo] = count
+        if k - lo < n:
+            out[iid][k - lo] = count
     return out
 
 
