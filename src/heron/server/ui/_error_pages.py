@@ -153,9 +153,7 @@ def issues_page(kit: KitDep, request: Request) -> Response:
         limit=ISSUE_LIMIT,
     )
     step = query.chart_step_s(tr, TREND_POINTS)
-    trends = query.issue_trends(
-        store, project, tr, [i.id for i in rows], step, now_ns=state.now_ns
-    )
+    trends = query.issue_trends(store, project, tr, [i.id for i in rows], step, now_ns=state.now_ns)
     return kit.render(
         request,
         "issues.html",
