@@ -148,3 +148,10 @@ def heron_server(tmp_path: Path) -> Iterator[HeronProcess]:
     h = make_heron(tmp_path).start()
     yield h
     h.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chdb opens one data directory per process: every in-process ClickHouse store of
+    the session shares it, each in its own database (``tests/server/backends.py``)."""
+    return tmp_path_factory.mktemp("chdb")

@@ -9,8 +9,6 @@ the same tests also run against that server (see docs/clickhouse.md).
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -26,8 +24,8 @@ from heron.server.query import AttrFilter, TimeRange, TraceQuery
 from heron.server.store.base import StorageUnavailable, Store
 from heron.server.store.clickhouse import schema
 from heron.server.store.clickhouse.store import ClickHouseStore
-from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.red import RollupFilter
+from tests.server.backends import BACKENDS, open_store
 from tests.server.test_query import (
     HOUR,
     MINUTE_S,
@@ -43,8 +41,6 @@ from tests.server.test_query import (
     order_trace,
 )
 
-SERVER_URL = os.environ.get("HERON_TEST_CLICKHOUSE_URL")
-BACKENDS = ["duckdb", "clickhouse", *(["clickhouse-server"] if SERVER_URL else [])]
 ORDER_HEX = ORDER_TRACE.to_bytes(16, "big").hex()
 
 
@@ -56,24 +52,8 @@ def _feed(store: Store) -> Store:
     return store
 
 
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """chdb opens one data directory per process: every in-process store shares it, each
-    in its own database."""
-    return tmp_path_factory.mktemp("chdb")
-
-
 def _open(kind: str, tmp: Path, chdb_dir: Path) -> Store:
-    if kind == "duckdb":
-        return DuckDBStore(tmp / "heron.duckdb", commit_interval_ms=0).start()
-    dsn = f"chdb://{chdb_dir}" if kind == "clickhouse" else str(SERVER_URL)
-    # The spans are from 2023: a TTL counts from the wall clock, so keep them ten years.
-    return ClickHouseStore(
-        dsn,
-        database=f"heron_test_{uuid.uuid4().hex[:12]}",
-        retention_days=3650,
-        rollup_retention_days=3650,
-    )
+    return open_store(kind, tmp, chdb_dir)
 
 
 @pytest.fixture(scope="module")

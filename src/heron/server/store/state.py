@@ -1,5 +1,5 @@
 """Transactional state: projects, ingest keys, API tokens, users, sessions, sign-in
-tokens and issue status changes.
+tokens, issues (grouping and status) and releases.
 
 The protocol auth, projects and the query layer call; each backend implements it
 (DuckDB: ``store/duckdb/state.py``). No SQL above ``store/``. Secrets arrive here as
@@ -9,7 +9,11 @@ exactly once even when two requests race for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
+
+from heron.server.analyze.issues import IssueState
+from heron.server.model.event import ErrorEvent
 
 # (id, username, is_admin)
 UserRow = tuple[int, str, bool]
@@ -120,4 +124,20 @@ class StateStore(Protocol):
         """Resolve (in ``release``, else the issue's last release, '' when none), ignore
         or reopen (clearing the regression mark) an issue; False if there is no such
         issue."""
+        ...
+
+    # ---------------------------------------------------------- issue grouping
+    # Used by backends whose telemetry store is not transactional (ClickHouse): the
+    # issues themselves are state, shared by every ingest process. (The DuckDB store
+    # groups inside its own event transaction and does not call these.)
+    def assign_issues(self, events: Sequence[tuple[int, ErrorEvent]]) -> None:
+        """Group ``(project id, event)`` pairs into issues in one transaction: record
+        releases not seen before, create the issues that are missing (one per project and
+        ``issue_fingerprint``, even when other processes race to create it), apply
+        ``analyze.issues.apply_event`` to each event oldest first, persist the issues and
+        set every event's ``issue_id``."""
+        ...
+
+    def issue_states(self, project_id: int, issue_ids: Sequence[int]) -> dict[int, IssueState]:
+        """The stored state of those of ``issue_ids`` that exist, by id."""
         ...
