@@ -43,4 +43,5 @@ def open_store(kind: str, tmp: Path, chdb_dir: Path, **duckdb_kw: Any) -> Store:
         database=f"heron_test_{uuid.uuid4().hex[:12]}",
         retention_days=LONG_RETENTION,
         rollup_retention_days=LONG_RETENTION,
+        state_path=tmp / "state.duckdb",
     )

@@ -120,7 +120,7 @@ def test_the_writers_set_of_known_releases_is_bounded(
     try:
         for batch in range(3):  # 180 releases, all new
             releases = [(1, event(f"{batch}-{i}")) for i in range(60)]
-            store.write(lambda con, r=releases: events._record_releases(con, r, known))
+            store.write(lambda con, r=releases: events.record_releases(con, r, known))
         (stored,) = store.read("SELECT count(*) FROM releases")[0]
     finally:
         store.close()

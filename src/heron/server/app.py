@@ -24,7 +24,7 @@ from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
-from heron.server.store.base import StorageUnavailable
+from heron.server.store.base import StorageUnavailable, Store
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.memory import duckdb_config
 from heron.server.ui import add_security_headers
@@ -36,19 +36,20 @@ log = logging.getLogger("heron.server")
 def create_app(
     config: Config,
     *,
-    store: DuckDBStore | None = None,
+    store: Store | DuckDBStore | None = None,
     clock: Callable[[], int] = time.time_ns,
     maintenance_interval_s: float = 60.0,
 ) -> FastAPI:
     """Build the app. The store starts (and bootstraps keys) in the lifespan."""
-    store = store or DuckDBStore(
-        config.db_path,
-        queue_max_spans=config.queue_max_spans,
-        commit_interval_ms=config.commit_interval_ms,
-        query_timeout_s=config.query_timeout_s,
-        checkpoint_threshold_mb=config.checkpoint_threshold_mb,
-        duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
-    )
+    if store is None:
+        store = DuckDBStore(
+            config.db_path,
+            queue_max_spans=config.queue_max_spans,
+            commit_interval_ms=config.commit_interval_ms,
+            query_timeout_s=config.query_timeout_s,
+            checkpoint_threshold_mb=config.checkpoint_threshold_mb,
+            duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
+        )
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
     maintenance = Maintenance(
         store,

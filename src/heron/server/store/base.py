@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Protocol, Self
 
 from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.db import DbReader
@@ -80,6 +80,17 @@ class Store(Protocol):
         """On the writer, in one transaction: delete what is older than its retention and
         merge the partial request-rollup rows of minutes [compact_from_s, compact_to_s);
         return the spans deleted."""
+
+    def start(self) -> Self:
+        """Start the writer (idempotent); returns the store."""
+
+    @property
+    def queued_spans(self) -> int:
+        """Spans accepted but not yet committed (``/healthz``)."""
+
+    @property
+    def queued_events(self) -> int:
+        """Events and log records accepted but not yet committed (``/healthz``)."""
 
     def health(self) -> str | None:
         """None while writes succeed; otherwise why they fail (cleared on recovery)."""

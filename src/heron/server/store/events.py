@@ -76,7 +76,7 @@ _LOG_SCHEMA = pa.schema(
         ("event_id", pa.string()),
     ]
 )
-_ISSUE_COLUMNS = (
+ISSUE_COLUMNS = (
     "id",
     "project_id",
     "fingerprint",
@@ -97,7 +97,7 @@ _ISSUE_COLUMNS = (
 # Identifiers from the fixed tuple above; no value is ever formatted into SQL.
 _SELECT_ISSUES = (
     "SELECT "  # noqa: S608
-    + ", ".join(_ISSUE_COLUMNS)
+    + ", ".join(ISSUE_COLUMNS)
     + " FROM issues WHERE project_id = ? AND list_contains(?::UBIGINT[], fingerprint)"
 )
 _UPDATED_COLUMNS = (
@@ -229,7 +229,7 @@ class EventBatch:
 
 
 def _issue_row(issue: IssueState) -> tuple[Any, ...]:
-    return tuple(getattr(issue, c) for c in _ISSUE_COLUMNS)
+    return tuple(getattr(issue, c) for c in ISSUE_COLUMNS)
 
 
 class _Releases:
@@ -253,7 +253,7 @@ class _Releases:
 KNOWN_RELEASES_MAX = 10_000
 
 
-def _record_releases(
+def record_releases(
     con: Any, events: list[tuple[int, ErrorEvent]], known: set[tuple[int, str]]
 ) -> None:
     """Insert releases not seen before. ``known`` (kept by the writer across commits,
@@ -290,8 +290,8 @@ def write_events(con: Any, batches: list[EventBatch], known_releases: set[tuple[
     fresh = _unseen_events(con, batches)
     if fresh:
         events = [(pid, ev) for pid, ev, _ in fresh]
-        _record_releases(con, events, known_releases)
-        _write_issues(con, events)
+        record_releases(con, events, known_releases)
+        write_issues(con, events)
         rows = [(row[:2] + (ev.issue_id,) + row[2:]) for _, ev, row in fresh]
         _insert(con, "error_events", _table(_EVENT_SCHEMA, rows))
     log_tables = [b.logs for b in batches if b.logs is not None]
@@ -326,7 +326,7 @@ def _insert(con: Any, table: str, rows: pa.Table) -> None:
         con.unregister("heron_rows")
 
 
-def _write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
+def write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
     groups: dict[tuple[int, int], list[ErrorEvent]] = {}
     for pid, ev in events:
         groups.setdefault((pid, ev.issue_fingerprint), []).append(ev)

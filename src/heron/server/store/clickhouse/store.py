@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, NoReturn
 
 import clickhouse_connect
@@ -27,6 +28,7 @@ from heron.server.store.clickhouse._client import ChReads
 from heron.server.store.clickhouse.red import ClickHouseRed
 from heron.server.store.clickhouse.traces import ClickHouseTraces
 from heron.server.store.db import DbReader
+from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.issues import IssueReader
 from heron.server.store.logs import LogReader
 from heron.server.store.state import StateStore
@@ -54,7 +56,11 @@ class ClickHouseStore:
         query_timeout_s: float = 30.0,
         max_queue: int = 1000,
         max_batch_rows: int = 100_000,
+        state_path: Path | None = None,
     ) -> None:
+        # State (projects, keys, users, sessions, issues) is transactional: a local DuckDB
+        # file for one process (``state_path``).
+        self._state_store = DuckDBStore(state_path).start() if state_path is not None else None
         self.database = schema.database_name(database)
         self._writer_client = self._connect(dsn)
         schema.migrate(self._writer_client, self.database)
@@ -106,9 +112,23 @@ class ClickHouseStore:
 
     @property
     def state(self) -> StateStore:
-        _missing("state (store.state)")
+        if self._state_store is None:
+            _missing("state without a state store (state_path)")
+        return self._state_store.state
 
     # ------------------------------------------------------------------- writer
+
+    def start(self) -> ClickHouseStore:
+        """The writer runs from construction; here for the ``Store`` protocol."""
+        return self
+
+    @property
+    def queued_spans(self) -> int:
+        return sum(len(item[0]) for item in list(self._queue.queue) if item is not _STOP)
+
+    @property
+    def queued_events(self) -> int:
+        return 0
 
     def submit_spans(self, write: SpanWrite) -> Future[int]:
         fut: Future[int] = Future()
@@ -140,6 +160,8 @@ class ClickHouseStore:
         self._thread.join()
         for client in (self._writer_client, self._reads.client):
             client.close()
+        if self._state_store is not None:
+            self._state_store.close()
 
     def _run(self) -> None:
         while True:

@@ -4,9 +4,13 @@ thread, one transaction each."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from heron.server.analyze.issues import IssueState
+from heron.server.model.event import ErrorEvent
 from heron.server.store.duckdb._sql import SqlReads
+from heron.server.store.events import ISSUE_COLUMNS, record_releases, write_issues
 from heron.server.store.state import LastAdmin, UnknownUser, UserRow
 
 _RESOLVE = (
@@ -237,6 +241,29 @@ class DuckDBState:
 
         updated: bool = self.sql.write(run)
         return updated
+
+    # ---------------------------------------------------------- issue grouping
+
+    def assign_issues(self, events: Sequence[tuple[int, ErrorEvent]]) -> None:
+        pairs = list(events)
+
+        def run(con: Any) -> None:
+            record_releases(con, pairs, set())
+            write_issues(con, pairs)
+
+        if pairs:
+            self.sql.write(run)
+
+    def issue_states(self, project_id: int, issue_ids: Sequence[int]) -> dict[int, IssueState]:
+        if not issue_ids:
+            return {}
+        rows = self.sql.read(
+            "SELECT "  # noqa: S608 - fixed column names
+            + ", ".join(ISSUE_COLUMNS)
+            + " FROM issues WHERE project_id = ? AND list_contains(?::BIGINT[], id)",
+            [project_id, list(issue_ids)],
+        )
+        return {int(row[0]): IssueState(*row) for row in rows}
 
 
 def _insert_user(con: Any, name: str, password_hash: str, is_admin: bool, now_ns: int) -> int:
