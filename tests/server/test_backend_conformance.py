@@ -265,7 +265,7 @@ def test_clickhouse_failed_insert_is_not_acknowledged_and_recovers(
 
 
 def test_clickhouse_subjects_not_done_say_so(ch_store: ClickHouseStore) -> None:
-    for subject in ("db", "issues", "logs", "state"):
+    for subject in ("db", "issues", "logs"):
         with pytest.raises(NotImplementedError, match="not implemented yet \\(issue 10\\)"):
             getattr(ch_store, subject)
     with pytest.raises(NotImplementedError, match="issue 10"):
