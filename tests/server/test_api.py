@@ -23,7 +23,7 @@ from heron.server.model import (
     STATUS_UNSET,
     Span,
 )
-from heron.server.store.duckdb_store import DuckDBStore
+from tests.server.backends import BACKENDS, open_store
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -156,13 +156,16 @@ def seed() -> list[Span]:
     return spans
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Api]:
+    """The API over each backend (conformance): the same requests, the same answers."""
     data: Path = tmp_path_factory.mktemp("api")
     config = Config(
         data_dir=str(data), api_token=TOKEN, ingest_key="hk_api_test_key", apdex_t_ms=50.0
     )
-    store = DuckDBStore(config.db_path, commit_interval_ms=0)
+    store = open_store(request.param, data, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,

@@ -22,7 +22,9 @@ from heron.server.model import (
     Span,
 )
 from heron.server.query import AttrFilter, InvalidQuery, TimeRange, TraceQuery
+from heron.server.store.base import Store
 from heron.server.store.duckdb_store import DuckDBStore
+from tests.server.backends import BACKENDS, open_store
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -214,14 +216,29 @@ def all_spans() -> list[Span]:
     return spans + order_trace() + health_checks() + [old_span()]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
-    path: Path = tmp_path_factory.mktemp("query") / "heron.duckdb"
-    s = DuckDBStore(path, commit_interval_ms=0).start()
+def _fed(s: Store) -> Store:
     spans = all_spans()
-    # Two batches, so rollup_1m holds several partial rows per key, as in production.
+    # Two batches, so the rollups hold several partial rows per key, as in production.
     Pipeline(s).submit_spans(PROJECT, spans[::2]).result(30)
     Pipeline(s).submit_spans(PROJECT, spans[1::2]).result(30)
+    return s
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Store]:
+    """The same spans in each backend: every test here runs on each (conformance)."""
+    s = _fed(open_store(request.param, tmp_path_factory.mktemp("query"), chdb_dir))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    """The DuckDB store alone, for tests of its query plans."""
+    s = DuckDBStore(tmp_path_factory.mktemp("query") / "heron.duckdb", commit_interval_ms=0)
+    _fed(s.start())
     yield s
     s.close()
 
@@ -241,7 +258,7 @@ def exact_apdex(values: list[float], t: float) -> float:
 # ---------------------------------------------------------------------------- services
 
 
-def test_service_table_red_figures(store: DuckDBStore) -> None:
+def test_service_table_red_figures(store: Store) -> None:
     rows = query.service_table(store, PROJECT, HOUR, apdex_t_ms=50)
     assert [r.service for r in rows] == ["api", "worker"]  # requests desc
     api = rows[0]
@@ -262,7 +279,7 @@ def test_service_table_red_figures(store: DuckDBStore) -> None:
     assert worker.p50_ms == pytest.approx(200, rel=0.05)
 
 
-def test_service_table_environment_and_release_filters(store: DuckDBStore) -> None:
+def test_service_table_environment_and_release_filters(store: Store) -> None:
     assert [
         r.service for r in query.service_table(store, PROJECT, HOUR, environment="staging")
     ] == ["worker"]
@@ -273,14 +290,14 @@ def test_service_table_environment_and_release_filters(store: DuckDBStore) -> No
     assert query.service_table(store, PROJECT, HOUR, environment="nope") == []
 
 
-def test_apdex_threshold_changes_score(store: DuckDBStore) -> None:
+def test_apdex_threshold_changes_score(store: Store) -> None:
     durations = [*USER_DURATIONS, 300, *[2] * 5]
     for t in (10, 50, 100, 500):
         (api, *_) = query.service_table(store, PROJECT, HOUR, apdex_t_ms=t)
         assert api.apdex == pytest.approx(exact_apdex(durations, t), abs=0.02), t
 
 
-def test_service_table_sorting(store: DuckDBStore) -> None:
+def test_service_table_sorting(store: Store) -> None:
     by_name = query.service_table(store, PROJECT, HOUR, sort="service")
     assert [r.service for r in by_name] == ["api", "worker"]
     by_p50 = query.service_table(store, PROJECT, HOUR, sort="p50_ms")
@@ -291,7 +308,7 @@ def test_service_table_sorting(store: DuckDBStore) -> None:
         query.service_table(store, PROJECT, HOUR, sort="service; DROP TABLE spans")
 
 
-def test_time_range_excludes_old_and_counts_overlapping_minutes(store: DuckDBStore) -> None:
+def test_time_range_excludes_old_and_counts_overlapping_minutes(store: Store) -> None:
     two_hours = TimeRange(NOW_NS - 2 * 3600 * NS - 30 * NS, NOW_NS)
     (api, *_) = query.service_table(store, PROJECT, two_hours)
     assert api.requests == 207  # the old request is now inside
@@ -304,7 +321,7 @@ def test_time_range_excludes_old_and_counts_overlapping_minutes(store: DuckDBSto
 # --------------------------------------------------------------------------- endpoints
 
 
-def test_endpoint_table(store: DuckDBStore) -> None:
+def test_endpoint_table(store: Store) -> None:
     rows = query.endpoint_table(store, PROJECT, HOUR, "api", apdex_t_ms=50)
     assert [r.endpoint for r in rows] == [USERS, "healthcheck", "POST /orders"]
     users, health, orders = rows
@@ -323,7 +340,7 @@ def test_endpoint_table(store: DuckDBStore) -> None:
     assert [r.endpoint for r in by_time] == [USERS, "POST /orders", "healthcheck"]
 
 
-def test_endpoint_table_release_filter_and_unknown_service(store: DuckDBStore) -> None:
+def test_endpoint_table_release_filter_and_unknown_service(store: Store) -> None:
     rows = query.endpoint_table(store, PROJECT, HOUR, "api", release="1.0")
     users = next(r for r in rows if r.endpoint == USERS)
     assert users.requests == 100
@@ -344,7 +361,7 @@ def expected_user_counts(step_s: int, lo_s: int, hi_s: int) -> dict[int, tuple[i
     return out
 
 
-def test_timeseries_per_minute_with_empty_minutes(store: DuckDBStore) -> None:
+def test_timeseries_per_minute_with_empty_minutes(store: Store) -> None:
     tr = TimeRange((MINUTE_S - 15 * 60) * NS, NOW_NS)
     ts = query.service_timeseries(store, PROJECT, tr, "api", endpoint=USERS)
     assert ts.step_s == 60 and ts.endpoint == USERS
@@ -361,7 +378,7 @@ def test_timeseries_per_minute_with_empty_minutes(store: DuckDBStore) -> None:
     assert busy.rpm == busy.requests
 
 
-def test_timeseries_larger_step_and_whole_service(store: DuckDBStore) -> None:
+def test_timeseries_larger_step_and_whole_service(store: Store) -> None:
     tr = TimeRange((MINUTE_S - 15 * 60) * NS, NOW_NS)
     ts = query.service_timeseries(store, PROJECT, tr, "api", step_s=300)
     lo = (MINUTE_S - 15 * 60) // 300 * 300
@@ -376,7 +393,7 @@ def test_timeseries_larger_step_and_whole_service(store: DuckDBStore) -> None:
         assert p.rpm == pytest.approx(p.requests / 5)
 
 
-def test_rates_count_only_the_time_a_service_was_seen(store: DuckDBStore) -> None:
+def test_rates_count_only_the_time_a_service_was_seen(store: Store) -> None:
     # The worker's only request came 2 minutes before the current one: 1 request over
     # the 2.5 minutes since, not over the hour; a range that starts later has none.
     (worker,) = query.service_table(store, PROJECT, HOUR, environment="staging")
@@ -387,7 +404,7 @@ def test_rates_count_only_the_time_a_service_was_seen(store: DuckDBStore) -> Non
     assert [s.service for s in query.service_table(store, PROJECT, late)] == ["api"]
 
 
-def test_timeseries_marks_the_step_still_filling_as_partial(store: DuckDBStore) -> None:
+def test_timeseries_marks_the_step_still_filling_as_partial(store: Store) -> None:
     tr = TimeRange((MINUTE_S - 15 * 60) * NS, NOW_NS)
     ts = query.service_timeseries(store, PROJECT, tr, "api", endpoint=USERS, now_ns=NOW_NS)
     *done, last = ts.points
@@ -408,7 +425,7 @@ def test_filling_share_is_the_elapsed_part_of_the_step() -> None:
     assert query.filling_share(MINUTE_S, 60, None) is None
 
 
-def test_timeseries_rejects_bad_steps(store: DuckDBStore) -> None:
+def test_timeseries_rejects_bad_steps(store: Store) -> None:
     with pytest.raises(InvalidQuery, match="multiple of 60"):
         query.service_timeseries(store, PROJECT, HOUR, "api", step_s=90)
     with pytest.raises(InvalidQuery, match="too many points"):
@@ -418,7 +435,7 @@ def test_timeseries_rejects_bad_steps(store: DuckDBStore) -> None:
 # ------------------------------------------------------------------------ trace search
 
 
-def search(store: DuckDBStore, tr: TimeRange = HOUR, **kw: Any) -> list[query.TraceSummary]:
+def search(store: Store, tr: TimeRange = HOUR, **kw: Any) -> list[query.TraceSummary]:
     return query.search_traces(store, PROJECT, tr, TraceQuery(**kw))
 
 
@@ -430,7 +447,7 @@ USER_TRACES = {1000 + i for i in USER_DURATIONS}
 HEALTH_TRACES = {5000 + k for k in range(5)}
 
 
-def test_search_newest_first_with_summary(store: DuckDBStore) -> None:
+def test_search_newest_first_with_summary(store: Store) -> None:
     found = search(store, limit=1000)
     assert trace_ints(found) == USER_TRACES | HEALTH_TRACES | {ORDER_TRACE}
     starts = [t.start_ns for t in found]
@@ -446,7 +463,7 @@ def test_search_newest_first_with_summary(store: DuckDBStore) -> None:
     assert [t.trace_id for t in newest] == [t.trace_id for t in found[:3]]
 
 
-def test_search_by_service_endpoint_and_name_fallback(store: DuckDBStore) -> None:
+def test_search_by_service_endpoint_and_name_fallback(store: Store) -> None:
     worker = search(store, service="worker")
     assert trace_ints(worker) == {ORDER_TRACE}
     assert worker[0].match is not None and worker[0].match.service == "worker"
@@ -457,7 +474,7 @@ def test_search_by_service_endpoint_and_name_fallback(store: DuckDBStore) -> Non
     assert search(store, service="api", endpoint="process order") == []
 
 
-def test_search_by_duration(store: DuckDBStore) -> None:
+def test_search_by_duration(store: Store) -> None:
     slow = search(store, service="api", endpoint=USERS, min_duration_ms=190.5)
     assert trace_ints(slow) == {1000 + i for i in range(191, 201)}
     assert all(t.match is not None and t.match.duration_ms >= 190.5 for t in slow)
@@ -467,7 +484,7 @@ def test_search_by_duration(store: DuckDBStore) -> None:
         TraceQuery(min_duration_ms=5, max_duration_ms=1)
 
 
-def test_search_by_status(store: DuckDBStore) -> None:
+def test_search_by_status(store: Store) -> None:
     errors = search(store, status="error", limit=1000)
     expected = {1000 + i for i in USER_DURATIONS if i % 10 == 0 or i % 25 == 1}
     assert trace_ints(errors) == expected
@@ -496,12 +513,12 @@ def test_search_by_status(store: DuckDBStore) -> None:
         (("user.tier", "platinum"), set()),
     ],
 )
-def test_search_by_attribute(store: DuckDBStore, attr: tuple[str, str], expected: set[int]) -> None:
+def test_search_by_attribute(store: Store, attr: tuple[str, str], expected: set[int]) -> None:
     found = search(store, attributes=[AttrFilter(*attr)], limit=1000)
     assert trace_ints(found) == expected
 
 
-def test_search_attributes_must_match_the_same_span(store: DuckDBStore) -> None:
+def test_search_attributes_must_match_the_same_span(store: Store) -> None:
     both = [AttrFilter("user.tier", "gold"), AttrFilter("http.status_code", "500")]
     expected = {1000 + i for i in USER_DURATIONS if i % 2 and i % 25 == 1}
     assert trace_ints(search(store, attributes=both, limit=1000)) == expected
@@ -513,7 +530,7 @@ def test_search_attributes_must_match_the_same_span(store: DuckDBStore) -> None:
     assert search(store, attributes=split) == []
 
 
-def test_search_time_range_and_environment(store: DuckDBStore) -> None:
+def test_search_time_range_and_environment(store: Store) -> None:
     two_hours = TimeRange(NOW_NS - 3 * 3600 * NS, NOW_NS)
     assert trace_ints(search(store, two_hours, endpoint="GET /old")) == {9000}
     assert search(store, endpoint="GET /old") == []
@@ -539,12 +556,12 @@ def test_attr_filter_parse() -> None:
         {"attributes": [AttrFilter("user.tier", "gold' OR '1'='1")]},
     ],
 )
-def test_search_injection_attempts_find_nothing(store: DuckDBStore, kw: dict[str, Any]) -> None:
+def test_search_injection_attempts_find_nothing(store: Store, kw: dict[str, Any]) -> None:
     assert search(store, **kw) == []
     assert query.service_table(store, PROJECT, HOUR)[0].requests == 206  # tables intact
 
 
-def test_red_injection_attempts_find_nothing(store: DuckDBStore) -> None:
+def test_red_injection_attempts_find_nothing(store: Store) -> None:
     assert query.endpoint_table(store, PROJECT, HOUR, "api' OR 1=1 --") == []
     assert query.service_table(store, PROJECT, HOUR, environment="' OR ''='") == []
     ts = query.service_timeseries(store, PROJECT, HOUR, "x' OR 1=1 --")
@@ -554,7 +571,7 @@ def test_red_injection_attempts_find_nothing(store: DuckDBStore) -> None:
 # ------------------------------------------------------------------------ trace detail
 
 
-def test_trace_detail_tree_across_services(store: DuckDBStore) -> None:
+def test_trace_detail_tree_across_services(store: Store) -> None:
     detail = query.get_trace(store, PROJECT, ORDER_TRACE.to_bytes(16, "big"))
     assert detail is not None
     assert detail.trace_id == f"{ORDER_TRACE:032x}"
@@ -591,15 +608,16 @@ def test_trace_detail_tree_across_services(store: DuckDBStore) -> None:
     assert (db.events, db.links, db.status, db.status_message) == ([], [], "unset", None)
 
 
-def test_trace_detail_error_and_partial_trace(store: DuckDBStore) -> None:
+def test_trace_detail_error_and_partial_trace(store: Store) -> None:
     detail = query.get_trace(store, PROJECT, (1010).to_bytes(16, "big"))
     assert detail is not None and detail.error
     assert detail.spans[0].status == "error" and detail.spans[0].status_message == "boom"
     assert query.get_trace(store, PROJECT, (123456).to_bytes(16, "big")) is None
 
 
-def test_trace_detail_orphans_and_duplicates(tmp_path: Path) -> None:
-    s = DuckDBStore(tmp_path / "h.duckdb", commit_interval_ms=0).start()
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_trace_detail_orphans_and_duplicates(kind: str, tmp_path: Path, chdb_dir: Path) -> None:
+    s = open_store(kind, tmp_path, chdb_dir)
     try:
         t0 = NOW_NS - 60 * NS
         orphan = make_span(77, 5, 4, start_ns=t0 + MS, dur_ms=1, name="orphan")
@@ -625,10 +643,10 @@ def test_trace_detail_orphans_and_duplicates(tmp_path: Path) -> None:
         s.close()
 
 
-def test_trace_lookup_uses_the_trace_id_index(store: DuckDBStore) -> None:
+def test_trace_lookup_uses_the_trace_id_index(duck: DuckDBStore) -> None:
     from heron.server.store.duckdb.traces import TRACE_SQL
 
-    plan = store.read("EXPLAIN ANALYZE " + TRACE_SQL, [ORDER_TRACE.to_bytes(16, "big"), PROJECT])
+    plan = duck.read("EXPLAIN ANALYZE " + TRACE_SQL, [ORDER_TRACE.to_bytes(16, "big"), PROJECT])
     text = "\n".join(str(row[-1]) for row in plan)
     assert "Index Scan" in text
 
