@@ -22,6 +22,7 @@ from psycopg import sql
 
 from heron.server.model import ErrorEvent
 from heron.server.store.base import StorageUnavailable
+from heron.server.store.postgres._pool import mask
 from heron.server.store.postgres.schema import MIGRATIONS
 from heron.server.store.postgres.state import PostgresState
 from tests.server.postgres import POSTGRES_URL, drop_schema, fresh_schema
@@ -243,6 +244,20 @@ def test_postgres_down_is_unavailable_without_the_password(url: str) -> None:
     message = str(caught.value)
     assert "pg-s3cret-pw" not in message and "***" in message
     assert "127.0.0.1" in message and caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=***"),
+        ("host=h password='p w' user=u", "host=h password=*** user=u"),
+        ("host=h PASSWORD = pw user=u", "host=h PASSWORD = *** user=u"),
+        ("postgresql://h/db", "postgresql://h/db"),
+    ],
+)
+def test_mask_hides_the_password(url: str, shown: str) -> None:
+    assert mask(url) == shown
 
 
 def test_a_bad_schema_name_is_refused() -> None:

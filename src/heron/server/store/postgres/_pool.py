@@ -59,6 +59,8 @@ class Pool:
         if "application_name" not in info:  # to find Heron in pg_stat_activity
             self._kwargs["application_name"] = "heron"
         self.where = mask(url)
+        if self._secret:  # an unusual spelling the pattern missed
+            self.where = self.where.replace(self._secret, "***")
         self._schema = schema
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[Connection] = []

@@ -93,8 +93,12 @@ class PostgresState:
     def __init__(self, url: str, *, schema: str = "heron", pool_size: int = 8) -> None:
         self.schema = pg_schema.check_schema_name(schema)
         self._pool = Pool(url, self.schema, size=pool_size)
-        with self._pool.connection() as con:
-            self.version = pg_schema.migrate(con, self.schema)
+        try:
+            with self._pool.connection() as con:
+                self.version = pg_schema.migrate(con, self.schema)
+        except BaseException:
+            self._pool.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresState({self._pool.where!r}, schema={self.schema!r})"
