@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from heron.server.model import ErrorEvent
 from heron.server.store.base import StorageUnavailable
@@ -287,3 +288,27 @@ def test_clickhouse_store_keeps_its_state_in_postgres(
     other = PostgresState(POSTGRES_URL, schema=schema)
     assert other.ensure_project("ch-test", "hk_other", 2) == (1, "hk_ch", False)
     other.close()
+
+
+def test_a_role_owning_only_its_schema_can_start() -> None:
+    """After the first start (or a DBA's ``CREATE SCHEMA … AUTHORIZATION``), the role
+    needs no CREATE on the database."""
+    role, name = f"heron_test_role_{uuid.uuid4().hex[:8]}", fresh_schema()
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
+        )
+    try:
+        url = make_conninfo(POSTGRES_URL, user=role)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            PostgresState(url, schema=fresh_schema())  # may not create a schema
+        state = PostgresState(url, schema=name)
+        assert state.add_user("ann", "h", True, 1) == 1
+        state.close()
+    finally:
+        drop_schema(name)
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -19,6 +19,9 @@ import pytest
 from psycopg import sql
 
 from heron.server.analyze.grouping import assign
+from heron.server.auth import User
+from heron.server.auth._accounts import Accounts
+from heron.server.auth._passwords import UserError
 from heron.server.model import ErrorEvent
 from heron.server.projects import Projects
 from heron.server.store.duckdb_store import DuckDBStore
@@ -185,6 +188,35 @@ def test_a_sign_in_token_is_redeemed_once(state: StateStore) -> None:
     assert state.redeem_login_token("late", 400, "s3", 900, None) is None  # expired
     state.add_login_token("ann", "late", 500, 600)  # consumed even when expired
     assert state.redeem_login_token("unknown", 500, "s4", 900, None) is None
+
+
+def test_sign_in_flow_through_accounts(state: StateStore) -> None:
+    """What the auth layer does with the state (tests/server/test_auth.py runs it through
+    the app on DuckDB)."""
+    now = [1_000 * S]
+    accounts = Accounts(holder(state), clock=lambda: now[0])
+    admin = accounts.create_first_admin("Root", "hash-1")
+    assert admin is not None and admin == User(admin.id, "root", True)
+    assert accounts.create_first_admin("other", "hash-2") is None
+    with pytest.raises(UserError):
+        accounts.create_user("ROOT", "hash-3", is_admin=False)
+    assert accounts.password_hash("rOOt") == (admin, "hash-1")
+    sid = accounts.start_session(admin.id, ttl_s=60)
+    assert accounts.session_user(sid) == admin
+    rotated = accounts.start_session(admin.id, ttl_s=60, replaces=sid)
+    assert accounts.session_user(sid) is None and accounts.session_user(rotated) == admin
+    token = accounts.create_login_token("root", ttl_s=30)
+    redeemed = accounts.redeem_login_token(token, ttl_s=60)
+    assert redeemed is not None and redeemed[0] == admin
+    assert accounts.redeem_login_token(token, ttl_s=60) is None
+    assert [u.sessions for u in accounts.list_users()] == [2]
+    now[0] += 61 * S
+    assert accounts.session_user(rotated) is None  # expired
+    assert accounts.set_password("root", "hash-4") == 2  # counts the expired one too
+    with pytest.raises(UserError):
+        accounts.delete_user("root")  # the last admin
+    with pytest.raises(UserError):
+        accounts.set_password("nobody", "h")
 
 
 # ---------------------------------------------------------- issue grouping

@@ -117,7 +117,10 @@ def migrate(con: Connection, schema: str) -> int:
         # Serialize migrators of the same schema (CREATE SCHEMA IF NOT EXISTS itself
         # races); the lock ends with the transaction.
         con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"heron.migrate.{schema}"])
-        con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        # Only when missing: CREATE SCHEMA needs CREATE on the database even with IF NOT
+        # EXISTS, and a deployment may grant that for the first start only.
+        if not con.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone():
+            con.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version "
             "(version INTEGER NOT NULL, applied_ns BIGINT NOT NULL)"
