@@ -31,6 +31,7 @@ from heron.server.store.db import DbReader
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.issues import IssueReader
 from heron.server.store.logs import LogReader
+from heron.server.store.postgres.state import PostgresState
 from heron.server.store.state import StateStore
 
 SPAN_INSERT_COLUMNS = ("project_id", *SPAN_COLUMNS, "db_fingerprint")
@@ -57,10 +58,20 @@ class ClickHouseStore:
         max_queue: int = 1000,
         max_batch_rows: int = 100_000,
         state_path: Path | None = None,
+        state_url: str | None = None,
+        state_schema: str = "heron",
     ) -> None:
-        # State (projects, keys, users, sessions, issues) is transactional: a local DuckDB
-        # file for one process (``state_path``).
-        self._state_store = DuckDBStore(state_path).start() if state_path is not None else None
+        # State (projects, keys, users, sessions, issues) is transactional: shared by
+        # every process in PostgreSQL (``state_url``, schema ``state_schema``; scale-out),
+        # else a local DuckDB file for one process (``state_path``).
+        self._pg_state = (
+            PostgresState(state_url, schema=state_schema) if state_url is not None else None
+        )
+        self._state_store = (
+            DuckDBStore(state_path).start()
+            if state_path is not None and state_url is None
+            else None
+        )
         self.database = schema.database_name(database)
         self._writer_client = self._connect(dsn)
         schema.migrate(self._writer_client, self.database)
@@ -112,6 +123,8 @@ class ClickHouseStore:
 
     @property
     def state(self) -> StateStore:
+        if self._pg_state is not None:
+            return self._pg_state
         if self._state_store is None:
             _missing("state without a state store (state_path)")
         return self._state_store.state
@@ -162,6 +175,8 @@ class ClickHouseStore:
             client.close()
         if self._state_store is not None:
             self._state_store.close()
+        if self._pg_state is not None:
+            self._pg_state.close()
 
     def _run(self) -> None:
         while True:
