@@ -139,7 +139,11 @@ def test_storage_from_env_overrides_the_file(tmp_path: Path) -> None:
         "HERON_ROLE": "query",
     }
     c = load_config(f, env=env)
-    assert (c.storage_backend, c.clickhouse_url, c.role) == ("clickhouse", "http://ch:8123", "query")
+    assert (c.storage_backend, c.clickhouse_url, c.role) == (
+        "clickhouse",
+        "http://ch:8123",
+        "query",
+    )
     assert (c.clickhouse_user, c.clickhouse_password, c.clickhouse_database) == (
         "u",
         "p",

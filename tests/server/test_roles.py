@@ -140,3 +140,30 @@ def test_jobs_run_only_in_jobs_and_all(running: Running) -> None:
     else:
         assert maintenance is None
         assert _jobs_threads() == 0
+
+
+def test_open_store_builds_the_configured_engine(tmp_path: Path, chdb_dir: Path) -> None:
+    from heron.server.store.clickhouse.store import ClickHouseStore
+    from heron.server.store.duckdb_store import DuckDBStore
+    from heron.server.store.open import open_store as open_configured
+
+    duck = open_configured(Config(data_dir=str(tmp_path / "d"), query_timeout_s=7))
+    assert isinstance(duck, DuckDBStore)
+    assert (duck.path, duck.query_timeout_s) == (tmp_path / "d" / "heron.duckdb", 7)
+    config = Config(
+        data_dir=str(tmp_path / "c"),
+        storage_backend="clickhouse",
+        clickhouse_url=f"chdb://{chdb_dir}",
+        clickhouse_database="heron_test_open_store",
+        retention_days=3650,
+        rollup_retention_days=3650,
+    )
+    ch = open_configured(config)
+    try:
+        assert isinstance(ch, ClickHouseStore)
+        assert (ch.database, ch.cluster) == ("heron_test_open_store", None)
+        project_id, _, created = ch.state.ensure_project("default", "hk_x", 1)
+        assert created and ch.state.ingest_keys() == [("hk_x", project_id)]
+        assert (tmp_path / "c" / "state.duckdb").exists()  # state: a local file beside
+    finally:
+        ch.close()

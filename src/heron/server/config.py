@@ -238,8 +238,7 @@ class Config:
             ),
             (
                 "state_url",
-                not self.state_url
-                or urlsplit(self.state_url).scheme in ("postgresql", "postgres"),
+                not self.state_url or urlsplit(self.state_url).scheme in ("postgresql", "postgres"),
                 "must be postgresql://user@host:5432/database",
             ),
             *self._scale_out_checks(),

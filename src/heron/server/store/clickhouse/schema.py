@@ -218,15 +218,21 @@ def _replicated(statement: str, table: str) -> str:
         raise ValueError(f"not a MergeTree table: {table}")
     args, end = "", m.end()
     if statement[end : end + 1] == "(":
-        depth, i = 0, end
-        for i, ch in enumerate(statement[end:], start=end):
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            if depth == 0:
-                break
-        args, end = statement[end + 1 : i], i + 1
+        close = _closing_paren(statement, end)
+        args, end = statement[end + 1 : close], close + 1
     path = f"'/clickhouse/tables/{{shard}}/{{db}}/{table}', '{{replica}}'"
     params = f"{path}, {args}" if args.strip() else path
     return f"{statement[: m.start()]}ENGINE = Replicated{m.group(1)}({params}){statement[end:]}"
+
+
+def _closing_paren(text: str, start: int) -> int:
+    """Index of the parenthesis closing the one at ``text[start]``."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError(f"unbalanced parentheses in {text[start : start + 40]!r}")
 
 
 def apply_retention(
