@@ -12,6 +12,7 @@ import pytest
 from heron.server.config import Config, ConfigError, load_config, mask_url
 from heron.server.serve import describe_storage
 from heron.server.store.open import clickhouse_dsn
+from tests.conftest import free_port
 
 
 def test_defaults_bind_localhost() -> None:
@@ -263,3 +264,17 @@ def test_serve_refuses_clickhouse_without_url_and_hides_the_password(tmp_path: P
     assert r.returncode == 2
     assert "clickhouse_url='': is required with storage backend clickhouse" in r.stderr
     assert "never-shown" not in r.stderr + r.stdout
+
+
+def test_serve_stops_when_clickhouse_is_unreachable(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    r = _serve(
+        tmp_path,
+        HERON_STORAGE_BACKEND="clickhouse",
+        HERON_CLICKHOUSE_URL=f"http://heron:url-secret@127.0.0.1:{port}",
+        HERON_CLICKHOUSE_PASSWORD="field-secret",
+    )
+    assert r.returncode == 1
+    assert "heron: cannot connect to ClickHouse" in r.stderr
+    assert f"storage: ClickHouse http://heron:***@127.0.0.1:{port} database heron" in r.stderr
+    assert "secret" not in r.stderr + r.stdout
