@@ -13,7 +13,13 @@ from collections.abc import Sequence
 def _serve(args: argparse.Namespace) -> int:
     from heron.server.serve import serve
 
-    return serve(config_path=args.config, host=args.host, port=args.port, data_dir=args.data_dir)
+    return serve(
+        config_path=args.config,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        role=args.role,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -56,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="bind address (HERON_HOST, default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (HERON_PORT, default 4318)")
     s.add_argument("--data-dir", help="data directory (HERON_DATA_DIR, default ./heron-data)")
+    s.add_argument(
+        "--role",
+        choices=("all", "ingest", "query", "jobs"),
+        help="what this process serves: ingest routes, the UI and API (query), the "
+        "background jobs, or all of them (HERON_ROLE, default all; see docs/scale-out.md)",
+    )
     s.set_defaults(func=_serve)
 
     d = sub.add_parser("demo", help="run the server, a two-service demo shop and traffic")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from heron.server.config import Config, ConfigError, load_config
+from heron.server.config import Config, ConfigError, load_config, mask_url
+from heron.server.serve import describe_storage
+from heron.server.store.open import clickhouse_dsn
+from tests.conftest import free_port
 
 
 def test_defaults_bind_localhost() -> None:
@@ -86,3 +90,191 @@ def test_serve_exits_nonzero_naming_the_key(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "queue_max_spans" in r.stderr and "HERON_QUEUE_MAX_SPANS" in r.stderr
+
+
+# --------------------------------------------------------------- storage and roles
+
+CH = {"HERON_STORAGE_BACKEND": "clickhouse", "HERON_CLICKHOUSE_URL": "http://ch:8123"}
+PG = "postgresql://heron:pg-secret@db:5432/heron"
+
+
+def test_storage_defaults_to_duckdb_in_one_process() -> None:
+    c = load_config(env={})
+    assert (c.storage_backend, c.role, c.clickhouse_database) == ("duckdb", "all", "heron")
+    assert (c.clickhouse_url, c.state_url, c.clickhouse_cluster) == ("", "", "")
+
+
+def test_storage_table_in_toml(tmp_path: Path) -> None:
+    f = tmp_path / "heron.toml"
+    f.write_text(
+        '[server]\nport = 5000\nrole = "ingest"\n'
+        '[storage]\nbackend = "clickhouse"\nclickhouse_url = "https://ch.internal:8443"\n'
+        'clickhouse_user = "heron"\nclickhouse_password = "s3cret"\n'
+        'clickhouse_database = "apm"\ncluster = "prod"\n'
+        f'state_url = "{PG}"\n'
+    )
+    c = load_config(f, env={})
+    assert (c.port, c.role, c.storage_backend) == (5000, "ingest", "clickhouse")
+    assert (c.clickhouse_url, c.clickhouse_user, c.clickhouse_password) == (
+        "https://ch.internal:8443",
+        "heron",
+        "s3cret",
+    )
+    assert (c.clickhouse_database, c.clickhouse_cluster, c.state_url) == ("apm", "prod", PG)
+    # top-level keys with a [storage] table work too
+    f.write_text('port = 5001\n[storage]\nbackend = "clickhouse"\nclickhouse_url = "chdb:///x"\n')
+    c = load_config(f, env={})
+    assert (c.port, c.storage_backend, c.clickhouse_url) == (5001, "clickhouse", "chdb:///x")
+
+
+def test_storage_from_env_overrides_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "heron.toml"
+    f.write_text('[storage]\nbackend = "duckdb"\n')
+    env = {
+        **CH,
+        "HERON_CLICKHOUSE_USER": "u",
+        "HERON_CLICKHOUSE_PASSWORD": "p",
+        "HERON_CLICKHOUSE_DATABASE": "telemetry",
+        "HERON_CLICKHOUSE_CLUSTER": "c1",
+        "HERON_STATE_URL": PG,
+        "HERON_ROLE": "query",
+    }
+    c = load_config(f, env=env)
+    assert (c.storage_backend, c.clickhouse_url, c.role) == (
+        "clickhouse",
+        "http://ch:8123",
+        "query",
+    )
+    assert (c.clickhouse_user, c.clickhouse_password, c.clickhouse_database) == (
+        "u",
+        "p",
+        "telemetry",
+    )
+    assert (c.clickhouse_cluster, c.state_url) == ("c1", PG)
+    assert load_config(f, env={**env, "HERON_ROLE": "jobs"}, role="ingest").role == "ingest"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HERON_STORAGE_BACKEND": "sqlite"}, "storage_backend='sqlite': must be duckdb or"),
+        ({"HERON_STORAGE_BACKEND": "clickhouse"}, "clickhouse_url='': is required"),
+        ({**CH, "HERON_CLICKHOUSE_URL": "tcp://ch:9000"}, "clickhouse_url='tcp://ch:9000': must"),
+        ({**CH, "HERON_CLICKHOUSE_DATABASE": "heron; DROP"}, "clickhouse_database='heron; DROP'"),
+        ({**CH, "HERON_CLICKHOUSE_DATABASE": "1heron"}, "clickhouse_database='1heron'"),
+        ({**CH, "HERON_CLICKHOUSE_CLUSTER": "a b"}, "clickhouse_cluster='a b'"),
+        ({"HERON_ROLE": "web"}, "role='web': must be one of all, ingest, query, jobs"),
+        ({"HERON_ROLE": "ingest"}, "role='ingest': needs storage backend clickhouse"),
+        ({**CH, "HERON_ROLE": "jobs"}, "role='jobs': needs state_url"),
+        ({"HERON_STATE_URL": PG}, "state_url=.*: needs storage backend clickhouse"),
+        ({"HERON_CLICKHOUSE_CLUSTER": "prod"}, "clickhouse_cluster='prod': needs storage"),
+        ({**CH, "HERON_STATE_URL": "mysql://db/heron"}, "state_url='mysql://db/heron': must be"),
+    ],
+)
+def test_storage_and_role_errors_name_the_key(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(";", ".")):
+        load_config(env=env)
+
+
+def test_every_role_runs_on_clickhouse_with_shared_state() -> None:
+    for role in ("all", "ingest", "query", "jobs"):
+        c = load_config(env={**CH, "HERON_STATE_URL": PG, "HERON_ROLE": role})
+        assert c.role == role
+
+
+def test_passwords_are_never_shown() -> None:
+    secret_url = "http://heron:url-secret@ch:8123"
+    c = load_config(
+        env={
+            **CH,
+            "HERON_CLICKHOUSE_URL": secret_url,
+            "HERON_CLICKHOUSE_PASSWORD": "field-secret",
+            "HERON_STATE_URL": PG,
+        }
+    )
+    assert "secret" not in repr(c)
+    # an error about a URL masks its password
+    with pytest.raises(ConfigError) as err:
+        load_config(env={**CH, "HERON_STATE_URL": "mysql://u:pg-secret@db/x"})
+    assert "pg-secret" not in str(err.value) and "mysql://u:***@db/x" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(env={**CH, "HERON_CLICKHOUSE_URL": "tcp://u:ch-secret@ch:9000"})
+    assert "ch-secret" not in str(err.value) and "tcp://u:***@ch:9000" in str(err.value)
+
+
+def test_mask_url() -> None:
+    assert mask_url("http://u:p%40ss@ch:8123/x?y=1") == "http://u:***@ch:8123/x?y=1"
+    assert mask_url("postgresql://u@db/heron") == "postgresql://u@db/heron"
+    assert mask_url("chdb:///var/lib/heron") == "chdb:///var/lib/heron"
+
+
+def test_serve_log_line_names_role_and_storage_without_passwords() -> None:
+    c = load_config(
+        env={
+            **CH,
+            "HERON_CLICKHOUSE_URL": "http://heron:ch-secret@ch:8123",
+            "HERON_STATE_URL": PG,
+            "HERON_ROLE": "ingest",
+            "HERON_CLICKHOUSE_CLUSTER": "prod",
+        }
+    )
+    line = describe_storage(c)
+    assert line == (
+        "role ingest; storage: ClickHouse http://heron:***@ch:8123 database heron on cluster "
+        "prod; state: postgresql://heron:***@db:5432/heron"
+    )
+    assert describe_storage(load_config(env={})) == (
+        f"role all; storage: DuckDB file {Path('heron-data') / 'heron.duckdb'}"
+    )
+
+
+def test_clickhouse_dsn_merges_user_and_password() -> None:
+    assert clickhouse_dsn("http://ch:8123") == "http://ch:8123"
+    assert clickhouse_dsn("http://ch:8123", "heron", "p@ss:w/rd") == (
+        "http://heron:p%40ss%3Aw%2Frd@ch:8123"
+    )
+    assert clickhouse_dsn("https://old:pw@ch:8443/x", "new") == "https://new:pw@ch:8443/x"
+    assert clickhouse_dsn("http://ch:8123", password="pw") == "http://default:pw@ch:8123"
+    assert clickhouse_dsn("chdb:///data/ch", "u", "p") == "chdb:///data/ch"
+
+
+def _serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "OTEL_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "heron", "serve", "--data-dir", str(tmp_path), *args],
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_serve_refuses_a_role_on_duckdb(tmp_path: Path) -> None:
+    r = _serve(tmp_path, "--role", "ingest")
+    assert r.returncode == 2
+    assert "role='ingest': needs storage backend clickhouse" in r.stderr
+    r = _serve(tmp_path, "--role", "web")
+    assert r.returncode == 2 and "invalid choice: 'web'" in r.stderr
+
+
+def test_serve_refuses_clickhouse_without_url_and_hides_the_password(tmp_path: Path) -> None:
+    r = _serve(
+        tmp_path, HERON_STORAGE_BACKEND="clickhouse", HERON_CLICKHOUSE_PASSWORD="never-shown"
+    )
+    assert r.returncode == 2
+    assert "clickhouse_url='': is required with storage backend clickhouse" in r.stderr
+    assert "never-shown" not in r.stderr + r.stdout
+
+
+def test_serve_stops_when_clickhouse_is_unreachable(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    r = _serve(
+        tmp_path,
+        HERON_STORAGE_BACKEND="clickhouse",
+        HERON_CLICKHOUSE_URL=f"http://heron:url-secret@127.0.0.1:{port}",
+        HERON_CLICKHOUSE_PASSWORD="field-secret",
+    )
+    assert r.returncode == 1
+    assert "heron: cannot connect to ClickHouse" in r.stderr
+    assert f"storage: ClickHouse http://heron:***@127.0.0.1:{port} database heron" in r.stderr
+    assert "secret" not in r.stderr + r.stdout

@@ -1,4 +1,9 @@
-"""ASGI app factory: wires config, store, ingest, the JSON API and background jobs."""
+"""ASGI app factory: wires config, store, ingest, the JSON API and background jobs.
+
+``config.role`` picks what this process serves (docs/scale-out.md): ``ingest`` the OTLP
+and Sentry ingest routes, ``query`` the UI, the JSON API and sign-in, ``jobs`` the
+background jobs, ``all`` (the default) everything. Every role answers ``/healthz``.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +30,7 @@ from heron.server.ingest.sentry import SentryIngest
 from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
 from heron.server.store.base import StorageUnavailable, Store
-from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.memory import duckdb_config
+from heron.server.store.open import open_store
 from heron.server.ui import add_security_headers
 from heron.server.ui import router as ui_router
 
@@ -36,27 +40,27 @@ log = logging.getLogger("heron.server")
 def create_app(
     config: Config,
     *,
-    store: Store | DuckDBStore | None = None,
+    store: Store | None = None,
     clock: Callable[[], int] = time.time_ns,
     maintenance_interval_s: float = 60.0,
 ) -> FastAPI:
-    """Build the app. The store starts (and bootstraps keys) in the lifespan."""
+    """Build the app for ``config.role``. The store starts (and bootstraps keys) in the
+    lifespan; ``store`` defaults to the one the config names (``store.open``)."""
     if store is None:
-        store = DuckDBStore(
-            config.db_path,
-            queue_max_spans=config.queue_max_spans,
-            commit_interval_ms=config.commit_interval_ms,
-            query_timeout_s=config.query_timeout_s,
-            checkpoint_threshold_mb=config.checkpoint_threshold_mb,
-            duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
-        )
+        store = open_store(config)
+    role = config.role
+    serves_ui = role in ("all", "query")
     ctx = AppContext(config=config, store=store, projects=Projects(store), clock=clock)
-    maintenance = Maintenance(
-        store,
-        retention_days=config.retention_days,
-        rollup_retention_days=config.rollup_retention_days,
-        interval_s=maintenance_interval_s,
-        clock=clock,
+    maintenance = (
+        Maintenance(
+            store,
+            retention_days=config.retention_days,
+            rollup_retention_days=config.rollup_retention_days,
+            interval_s=maintenance_interval_s,
+            clock=clock,
+        )
+        if role in ("all", "jobs")
+        else None
     )
 
     @asynccontextmanager
@@ -65,11 +69,13 @@ def create_app(
         ctx.bootstrap = ctx.projects.bootstrap(config.ingest_key, config.api_token)
         for cb in ctx.on_bootstrap:
             cb(ctx.bootstrap)
-        maintenance.start()
+        if maintenance is not None:
+            maintenance.start()
         try:
             yield
         finally:
-            maintenance.stop()
+            if maintenance is not None:
+                maintenance.stop()
             store.close()
 
     app = FastAPI(
@@ -82,12 +88,14 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # api_docs.py serves /docs under the CSP; ReDoc is not served
         redoc_url=None,
+        openapi_url="/openapi.json" if serves_ui else None,
     )
     app.state.ctx = ctx
-    app.state.maintenance = maintenance
+    app.state.maintenance = maintenance  # None unless this process runs the jobs
 
     install_error_handlers(app)
-    _add_ingest_routes(app, ctx)
+    if role in ("all", "ingest"):
+        _add_ingest_routes(app, ctx)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -95,6 +103,7 @@ def create_app(
         problem = store.health()
         body = {
             "status": "ok" if problem is None else "storage failing",
+            "role": role,
             "storage_error": problem,
             "version": __version__,
             "queued_spans": store.queued_spans,
@@ -105,10 +114,11 @@ def create_app(
         retry = {"Retry-After": str(StorageUnavailable.retry_after_s)}
         return JSONResponse(body, 503, headers=retry)
 
-    add_api_docs(app)
-    install_auth(app, ctx)
-    app.include_router(api_router)
-    app.include_router(ui_router)
+    if serves_ui:
+        add_api_docs(app)
+        install_auth(app, ctx)
+        app.include_router(api_router)
+        app.include_router(ui_router)
     add_http_guards(app, body_timeout_s=config.body_timeout_s)
     add_security_headers(app)
     trust_proxies(app, config.trusted_proxy_list)

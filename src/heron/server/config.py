@@ -2,6 +2,10 @@
 
 Precedence: defaults < TOML file < environment. Every value is validated at start; a bad
 value raises :class:`ConfigError` naming the key, and ``heron serve`` exits non-zero.
+
+Storage settings live in a ``[storage]`` table of the file (``backend``, ``cluster`` and
+the ``clickhouse_*``/``state_url`` keys); passwords, also those inside a URL, are never
+echoed (:func:`mask_url`).
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,7 +31,33 @@ class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the key."""
 
 
-_SECRETS = frozenset({"admin_password"})  # never echoed in error messages
+# Never echoed in error messages (URLs are shown with their password masked).
+_SECRETS = frozenset({"admin_password", "clickhouse_password"})
+_URLS = frozenset({"clickhouse_url", "state_url"})
+
+BACKENDS = ("duckdb", "clickhouse")
+ROLES = ("all", "ingest", "query", "jobs")
+# A ClickHouse identifier Heron splices into DDL (as store/clickhouse/schema.py checks).
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# ``[storage]`` key -> Config field; the other storage keys are named like their field.
+_STORAGE_KEYS = {
+    "backend": "storage_backend",
+    "cluster": "clickhouse_cluster",
+    "clickhouse_url": "clickhouse_url",
+    "clickhouse_user": "clickhouse_user",
+    "clickhouse_password": "clickhouse_password",
+    "clickhouse_database": "clickhouse_database",
+    "state_url": "state_url",
+}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 @dataclass(frozen=True)
@@ -88,6 +120,32 @@ class Config:
     a temp directory beyond it; one thread per 128 MiB of it, at most one per core), the
     rest is for the Python side (code, requests, the write queue, bounded caches).
     (HERON_MEMORY_LIMIT_MB)"""
+    # Scale-out (docs/scale-out.md): the telemetry store, shared state, the process's role.
+    role: str = "all"
+    """What this process does: all (default), ingest (OTLP and Sentry ingest only), query
+    (UI and JSON API only) or jobs (background jobs only; run exactly one).
+    (HERON_ROLE)"""
+    storage_backend: str = "duckdb"
+    """Telemetry store: duckdb (one local file, default) or clickhouse; ``backend`` in the
+    file's ``[storage]`` table. (HERON_STORAGE_BACKEND)"""
+    clickhouse_url: str = field(default="", repr=False)
+    """ClickHouse to store telemetry in: ``http(s)://host:8123`` or ``chdb:///path``
+    (ClickHouse in-process). (HERON_CLICKHOUSE_URL)"""
+    clickhouse_user: str = ""
+    """ClickHouse user; empty means the URL's (or ClickHouse's ``default``).
+    (HERON_CLICKHOUSE_USER)"""
+    clickhouse_password: str = field(default="", repr=False)
+    """ClickHouse password; empty means the URL's. Never printed. (HERON_CLICKHOUSE_PASSWORD)"""
+    clickhouse_database: str = "heron"
+    """ClickHouse database holding Heron's tables. (HERON_CLICKHOUSE_DATABASE)"""
+    clickhouse_cluster: str = ""
+    """ClickHouse cluster to create the tables on (``ON CLUSTER``, Replicated and
+    Distributed tables); empty means a single server. ``cluster`` in ``[storage]``.
+    (HERON_CLICKHOUSE_CLUSTER)"""
+    state_url: str = field(default="", repr=False)
+    """PostgreSQL (``postgresql://user@host/db``) holding the state several processes
+    share: projects, keys, users, sessions, issue status. Empty means a local DuckDB file
+    in ``data_dir``. (HERON_STATE_URL)"""
 
     @property
     def db_path(self) -> Path:
@@ -140,11 +198,71 @@ class Config:
                 "must be IP addresses or networks separated by commas",
             ),
         ]
-        for key, ok, why in checks:
+        for key, ok, why in [*checks, *self._storage_checks()]:
             if not ok:
-                shown = "<hidden>" if key in _SECRETS else repr(getattr(self, key))
-                raise ConfigError(f"invalid config {key}={shown}: {why}")
+                raise ConfigError(f"invalid config {key}={self._shown(key)}: {why}")
         return self
+
+    def _shown(self, key: str) -> str:
+        value = getattr(self, key)
+        if key in _SECRETS:
+            return "<hidden>"
+        return repr(mask_url(value)) if key in _URLS else repr(value)
+
+    def _storage_checks(self) -> list[tuple[str, bool, str]]:
+        """The storage backend, its URLs and the role fit together."""
+        clickhouse = self.storage_backend == "clickhouse"
+        ch_scheme = urlsplit(self.clickhouse_url).scheme
+        return [
+            ("role", self.role in ROLES, f"must be one of {', '.join(ROLES)}"),
+            ("storage_backend", self.storage_backend in BACKENDS, "must be duckdb or clickhouse"),
+            (
+                "clickhouse_url",
+                not clickhouse or bool(self.clickhouse_url),
+                "is required with storage backend clickhouse (HERON_CLICKHOUSE_URL)",
+            ),
+            (
+                "clickhouse_url",
+                not self.clickhouse_url or ch_scheme in ("http", "https", "chdb"),
+                "must be http(s)://host:8123 or chdb:///path",
+            ),
+            (
+                "clickhouse_database",
+                bool(_IDENT.match(self.clickhouse_database)),
+                "must be letters, digits and _ (not starting with a digit)",
+            ),
+            (
+                "clickhouse_cluster",
+                not self.clickhouse_cluster or bool(_IDENT.match(self.clickhouse_cluster)),
+                "must be letters, digits and _ (not starting with a digit)",
+            ),
+            (
+                "state_url",
+                not self.state_url or urlsplit(self.state_url).scheme in ("postgresql", "postgres"),
+                "must be postgresql://user@host:5432/database",
+            ),
+            *self._scale_out_checks(),
+        ]
+
+    def _scale_out_checks(self) -> list[tuple[str, bool, str]]:
+        """Settings that need the ClickHouse backend, and roles that need shared state."""
+        clickhouse = self.storage_backend == "clickhouse"
+        return [
+            *(
+                (key, clickhouse or not getattr(self, key), "needs storage backend clickhouse")
+                for key in ("clickhouse_cluster", "state_url")
+            ),
+            (
+                "role",
+                self.role == "all" or clickhouse,
+                "needs storage backend clickhouse (DuckDB is one process: use role all)",
+            ),
+            (
+                "role",
+                self.role == "all" or bool(self.state_url),
+                "needs state_url (processes with roles share state in PostgreSQL)",
+            ),
+        ]
 
 
 def _is_network(text: str) -> bool:
@@ -204,10 +322,18 @@ def _read_toml(path: Path, known: dict[str, type]) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    storage = data.pop("storage", {})
     section = data.get("server", data)
+    if not isinstance(storage, dict):
+        raise ConfigError(f"config key 'storage' in {path} must be a table ([storage])")
     out: dict[str, Any] = {}
     for key, raw in section.items():
         if key not in known:
             raise ConfigError(f"unknown config key {key!r} in {path}")
         out[key] = _coerce(key, raw, known[key], str(path))
+    for key, raw in storage.items():
+        if key not in _STORAGE_KEYS:
+            raise ConfigError(f"unknown config key {key!r} in [storage] of {path}")
+        name = _STORAGE_KEYS[key]
+        out[name] = _coerce(name, raw, known[name], str(path))
     return out

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from heron.server.config import ConfigError, load_config
+from heron.server.config import Config, ConfigError, load_config, mask_url
 from heron.server.projects import Bootstrap
 
 if TYPE_CHECKING:
@@ -19,23 +19,30 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     data_dir: str | None = None,
+    role: str | None = None,
 ) -> int:
     try:
-        config = load_config(config_path, host=host, port=port, data_dir=data_dir)
+        config = load_config(config_path, host=host, port=port, data_dir=data_dir, role=role)
     except ConfigError as e:
         print(f"heron: {e}", file=sys.stderr)
         return 2
     import uvicorn
 
     from heron.server.app import create_app
+    from heron.server.store.base import StorageUnavailable
 
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(config)
-    auth: Auth = app.state.auth
+    logging.getLogger("heron.server").info("%s", describe_storage(config))
+    try:
+        app = create_app(config)
+    except StorageUnavailable as e:
+        print(f"heron: {e}", file=sys.stderr)
+        return 1
+    auth: Auth | None = getattr(app.state, "auth", None)  # only roles with the UI sign in
     # Runs after install_auth's own callback, which creates the first admin.
-    app.state.ctx.on_bootstrap.append(lambda b: _announce(b, auth, config.host, config.port))
+    app.state.ctx.on_bootstrap.append(lambda b: _announce(b, auth, config))
     uvicorn.run(
         app,
         host=config.host,
@@ -54,19 +61,40 @@ def sentry_dsn(base_url: str, ingest_key: str, project_id: int) -> str:
     return f"{scheme}://{ingest_key}@{rest.rstrip('/')}/{project_id}"
 
 
-def _announce(b: Bootstrap, auth: Auth, host: str, port: int) -> None:
-    url = f"http://{host}:{port}"
-    lines = [
-        f"Heron is listening on {url}",
-        f"  OTLP endpoint:  {url}  (POST /v1/traces, /v1/logs)",
-        f"  ingest key:     {b.ingest_key}",
-        f"  send with:      OTEL_EXPORTER_OTLP_ENDPOINT={url} "
-        f"OTEL_EXPORTER_OTLP_HEADERS=x-heron-key={b.ingest_key}",
-        f"  Sentry DSN:     {sentry_dsn(url, b.ingest_key, b.project_id)}   (for sentry-sdk apps)",
-    ]
+def describe_storage(config: Config) -> str:
+    """One line naming the role and where telemetry and state live; passwords masked."""
+    if config.storage_backend != "clickhouse":
+        return f"role {config.role}; storage: DuckDB file {config.db_path}"
+    where = f"ClickHouse {mask_url(config.clickhouse_url)} database {config.clickhouse_database}"
+    if config.clickhouse_cluster:
+        where += f" on cluster {config.clickhouse_cluster}"
+    state = mask_url(config.state_url) if config.state_url else f"{config.data_dir}/state.duckdb"
+    return f"role {config.role}; storage: {where}; state: {state}"
+
+
+def _announce(b: Bootstrap, auth: Auth | None, config: Config) -> None:
+    url = f"http://{config.host}:{config.port}"
+    role = "" if config.role == "all" else f" ({config.role} role)"
+    lines = [f"Heron{role} is listening on {url}"]
+    if config.role in ("all", "ingest"):
+        lines += [
+            f"  OTLP endpoint:  {url}  (POST /v1/traces, /v1/logs)",
+            f"  ingest key:     {b.ingest_key}",
+            f"  send with:      OTEL_EXPORTER_OTLP_ENDPOINT={url} "
+            f"OTEL_EXPORTER_OTLP_HEADERS=x-heron-key={b.ingest_key}",
+            f"  Sentry DSN:     {sentry_dsn(url, b.ingest_key, b.project_id)}   "
+            "(for sentry-sdk apps)",
+        ]
     if b.api_token:
         lines.append(f"  API token:      {b.api_token}   (shown once; stored hashed)")
-    lines.append(f"  sign in:        {url}/login")
+    if auth is not None:
+        lines.append(f"  sign in:        {url}/login")
+        lines += _admin_lines(auth)
+    print("\n".join(lines), flush=True)
+
+
+def _admin_lines(auth: Auth) -> list[str]:
+    lines: list[str] = []
     admin = auth.admin_created
     if admin is not None and admin.password is not None:
         lines.append(
@@ -78,4 +106,4 @@ def _announce(b: Bootstrap, auth: Auth, host: str, port: int) -> None:
             f"  admin user:     {admin.username}, "
             "password as configured (admin_password / HERON_ADMIN_PASSWORD)"
         )
-    print("\n".join(lines), flush=True)
+    return lines

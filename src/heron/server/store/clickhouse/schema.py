@@ -15,6 +15,14 @@
 
 ``{db}`` is the database (an identifier checked by :func:`database_name`); retention is
 applied by :func:`apply_retention` with ``MODIFY TTL`` on every start.
+
+On a cluster (``cluster=`` names one of the server's ``remote_servers``) the same
+migrations are rewritten by :func:`on_cluster`: every table ``T`` becomes ``T_local``, a
+``Replicated*MergeTree`` created ``ON CLUSTER``, plus ``T``, a ``Distributed`` table over
+them that the readers and the writer use unchanged; materialized views read and write the
+local tables. Spans are sharded by trace id (a trace stays on one shard), the rest at
+random. Without a cluster nothing changes: plain MergeTree tables on one server, no
+Keeper.
 """
 
 from __future__ import annotations
@@ -115,28 +123,125 @@ def database_name(name: str) -> str:
     return name
 
 
-def migrate(client: Any, db: str) -> int:
-    """Create the database and apply the migrations it lacks; return the version."""
+def migrate(client: Any, db: str, *, cluster: str | None = None) -> int:
+    """Create the database and apply the migrations it lacks; return the version.
+
+    With ``cluster``, every statement runs ``ON CLUSTER`` in its replicated form
+    (:func:`on_cluster`); without, the statements run as written.
+    """
     db = database_name(db)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    on = f" ON CLUSTER {database_name(cluster)}" if cluster else ""
+    # One version table for the whole cluster (no {shard} in its Keeper path).
+    engine = (
+        f"ReplicatedMergeTree('/clickhouse/tables/heron/{db}/schema_version', '{{replica}}')"
+        if cluster
+        else "MergeTree"
+    )
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}{on}")
     client.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_version "
-        "(version UInt32, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_version{on} "
+        f"(version UInt32, applied_at DateTime DEFAULT now()) ENGINE = {engine} ORDER BY version"
     )
     rows = client.query(f"SELECT max(version) FROM {db}.schema_version").result_rows  # noqa: S608 - checked identifier
     current = int(rows[0][0] or 0) if rows else 0
     for version, statements in MIGRATIONS:
         if version <= current:
             continue
-        for statement in statements:
+        for statement in on_cluster(statements, cluster) if cluster else statements:
             client.command(statement.replace("{db}", db))
         client.insert(f"{db}.schema_version", [[version]], column_names=["version"])
         current = version
     return current
 
 
+# Sharding key of a table's Distributed engine; a table not named here is sharded at random.
+SHARD_KEYS = {"spans": "cityHash64(trace_id)", "trace_times": "cityHash64(trace_id)"}
+_CREATE_TABLE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s", re.S)
+_CREATE_VIEW = re.compile(
+    r"^\s*CREATE MATERIALIZED VIEW IF NOT EXISTS \{db\}\.(\w+) TO \{db\}\.(\w+) AS\s", re.S
+)
+_ALTER = re.compile(r"^\s*ALTER TABLE \{db\}\.(\w+)\s+(.*)$", re.S)
+_COLUMN_CHANGE = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b", re.I)
+_ENGINE = re.compile(r"ENGINE = (\w*MergeTree)")
+
+
+def on_cluster(statements: list[str], cluster: str) -> list[str]:
+    """The migration ``statements`` for a cluster: ``ON CLUSTER``, Replicated local tables
+    ``T_local`` and a Distributed ``T`` over them, views on the local tables.
+
+    Handles the statement forms migrations use (``CREATE TABLE IF NOT EXISTS``,
+    ``CREATE MATERIALIZED VIEW IF NOT EXISTS … TO …``, ``ALTER TABLE``); any other raises
+    ValueError, so a migration that cannot run on a cluster fails loudly.
+    """
+    cluster = database_name(cluster)
+    every = [*statements, *(st for _, sts in MIGRATIONS for st in sts)]
+    tables = {m.group(1) for st in every if (m := _CREATE_TABLE.match(st))}
+    out: list[str] = []
+    for statement in statements:
+        out += _clustered(statement, cluster, tables)
+    return out
+
+
+def _clustered(statement: str, cluster: str, tables: set[str]) -> list[str]:
+    on = f" ON CLUSTER {cluster}"
+    if m := _CREATE_TABLE.match(statement):
+        name = m.group(1)
+        local = f"CREATE TABLE IF NOT EXISTS {{db}}.{name}_local{on} " + statement[m.end() :]
+        shard_key = SHARD_KEYS.get(name, "rand()")
+        return [
+            _replicated(local, f"{name}_local"),
+            f"CREATE TABLE IF NOT EXISTS {{db}}.{name}{on} AS {{db}}.{name}_local "
+            f"ENGINE = Distributed({cluster}, {{db}}, {name}_local, {shard_key})",
+        ]
+    if m := _CREATE_VIEW.match(statement):
+        body = statement[m.end() :]
+        for table in tables:
+            body = re.sub(rf"\{{db\}}\.{table}\b", f"{{db}}.{table}_local", body)
+        view, target = m.group(1), m.group(2)
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{view}{on} "
+            f"TO {{db}}.{target}_local AS {body}"
+        ]
+    if m := _ALTER.match(statement):
+        name, change = m.group(1), m.group(2)
+        local = f"ALTER TABLE {{db}}.{name}_local{on} {change}"
+        if _COLUMN_CHANGE.match(change.strip()):  # the Distributed table has the columns too
+            return [local, f"ALTER TABLE {{db}}.{name}{on} {change}"]
+        return [local]
+    raise ValueError(f"cannot run this migration statement on a cluster: {statement.strip()[:80]}")
+
+
+def _replicated(statement: str, table: str) -> str:
+    """``ENGINE = XMergeTree(args)`` as ``ReplicatedXMergeTree(path, replica, args)``."""
+    m = _ENGINE.search(statement)
+    if m is None:
+        raise ValueError(f"not a MergeTree table: {table}")
+    args, end = "", m.end()
+    if statement[end : end + 1] == "(":
+        close = _closing_paren(statement, end)
+        args, end = statement[end + 1 : close], close + 1
+    path = f"'/clickhouse/tables/{{shard}}/{{db}}/{table}', '{{replica}}'"
+    params = f"{path}, {args}" if args.strip() else path
+    return f"{statement[: m.start()]}ENGINE = Replicated{m.group(1)}({params}){statement[end:]}"
+
+
+def _closing_paren(text: str, start: int) -> int:
+    """Index of the parenthesis closing the one at ``text[start]``."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError(f"unbalanced parentheses in {text[start : start + 40]!r}")
+
+
 def apply_retention(
-    client: Any, db: str, *, retention_days: int, rollup_retention_days: int
+    client: Any,
+    db: str,
+    *,
+    retention_days: int,
+    rollup_retention_days: int,
+    cluster: str | None = None,
 ) -> None:
     """Set each table's TTL from the retention settings (cheap: parts are dropped whole
     when they expire, existing parts are not rewritten)."""
@@ -145,8 +250,11 @@ def apply_retention(
     if not all(1 <= d <= MAX_RETENTION_DAYS for d in days.values()):
         # A TTL is a DateTime, which ends in 2106: a longer one would wrap to the past.
         raise ValueError(f"retention must be 1 to {MAX_RETENTION_DAYS} days (got {days})")
+    # On a cluster the TTL belongs to the local (Replicated) tables, on every node.
+    where = f"_local ON CLUSTER {database_name(cluster)}" if cluster else ""
     for table, (seconds, kind) in _TTL.items():
         client.command(
-            f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime({seconds}) + INTERVAL {days[kind]} DAY",
+            f"ALTER TABLE {db}.{table}{where} "
+            f"MODIFY TTL toDateTime({seconds}) + INTERVAL {days[kind]} DAY",
             settings={"materialize_ttl_after_modify": 0},
         )

@@ -60,6 +60,7 @@ class ClickHouseStore:
         state_path: Path | None = None,
         state_url: str | None = None,
         state_schema: str = "heron",
+        cluster: str | None = None,
     ) -> None:
         # State (projects, keys, users, sessions, issues) is transactional: shared by
         # every process in PostgreSQL (``state_url``, schema ``state_schema``; scale-out),
@@ -72,16 +73,21 @@ class ClickHouseStore:
             if state_path is not None and state_url is None
             else None
         )
+        # ``cluster``: tables ON CLUSTER, Replicated + Distributed (schema.migrate); an
+        # INSERT into a Distributed table returns only after every shard has its rows.
+        self.cluster = schema.database_name(cluster) if cluster else None
+        self._settings = {"insert_distributed_sync": 1} if self.cluster else {}
         self.database = schema.database_name(database)
-        self._writer_client = self._connect(dsn)
-        schema.migrate(self._writer_client, self.database)
+        self._writer_client = self._connect(dsn, self._settings)
+        schema.migrate(self._writer_client, self.database, cluster=self.cluster)
         schema.apply_retention(
             self._writer_client,
             self.database,
             retention_days=retention_days,
             rollup_retention_days=rollup_retention_days,
+            cluster=self.cluster,
         )
-        self._reads = ChReads(self._connect(dsn), self.database, query_timeout_s)
+        self._reads = ChReads(self._connect(dsn, self._settings), self.database, query_timeout_s)
         self._traces = ClickHouseTraces(self._reads)
         self._red = ClickHouseRed(self._reads)
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
@@ -93,9 +99,9 @@ class ClickHouseStore:
         self._thread.start()
 
     @staticmethod
-    def _connect(dsn: str) -> Client:
+    def _connect(dsn: str, settings: dict[str, Any]) -> Client:
         try:
-            return clickhouse_connect.get_client(dsn=dsn)
+            return clickhouse_connect.get_client(dsn=dsn, settings=settings)
         except ClickHouseError as err:
             raise StorageUnavailable(f"cannot connect to ClickHouse: {err}") from err
 

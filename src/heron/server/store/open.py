@@ -1,0 +1,63 @@
+"""``open_store(config)``: the one place that picks and builds the telemetry store.
+
+The app factory asks for "the store of this config" and gets a ``Store``; only this
+package knows which engines exist (DuckDB embedded, ClickHouse) and how each is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from heron.server.config import Config
+from heron.server.store.base import Store
+
+
+def open_store(config: Config) -> Store:
+    """The (not yet started) store ``config`` names; the app starts it in its lifespan.
+
+    ClickHouse connects and applies its migrations here, so a wrong URL fails at start.
+    """
+    if config.storage_backend == "clickhouse":
+        return _clickhouse(config)
+    from heron.server.store.duckdb_store import DuckDBStore
+    from heron.server.store.memory import duckdb_config
+
+    return DuckDBStore(
+        config.db_path,
+        queue_max_spans=config.queue_max_spans,
+        commit_interval_ms=config.commit_interval_ms,
+        query_timeout_s=config.query_timeout_s,
+        checkpoint_threshold_mb=config.checkpoint_threshold_mb,
+        duckdb_config=duckdb_config(config.memory_limit_mb, config.db_path),
+    )
+
+
+def _clickhouse(config: Config) -> Store:
+    from heron.server.store.clickhouse.store import ClickHouseStore
+
+    return ClickHouseStore(
+        clickhouse_dsn(config.clickhouse_url, config.clickhouse_user, config.clickhouse_password),
+        database=config.clickhouse_database,
+        retention_days=config.retention_days,
+        rollup_retention_days=config.rollup_retention_days,
+        query_timeout_s=config.query_timeout_s,
+        state_path=Path(config.data_dir) / "state.duckdb",
+        state_url=config.state_url or None,
+        cluster=config.clickhouse_cluster or None,
+    )
+
+
+def clickhouse_dsn(url: str, user: str = "", password: str = "") -> str:
+    """``url`` with ``user``/``password`` (when given) as its user part, URL-quoted.
+
+    ``chdb://`` URLs (ClickHouse in-process) have no users and are returned unchanged.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "chdb" or not (user or password):
+        return url
+    user = user or parts.username or "default"
+    password = password or parts.password or ""
+    host = parts.netloc.rpartition("@")[2]
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
