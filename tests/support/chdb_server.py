@@ -41,14 +41,22 @@ What of https://clickhouse.com/docs/interfaces/http is implemented:
   ``X-ClickHouse-Timezone``, ``X-ClickHouse-Format`` and ``X-ClickHouse-Summary``
   (read/written rows and bytes, elapsed time).
 
-What is not: sessions (``session_id`` is ignored: every request runs in the one chdb
-session, and a ``SET`` or temporary table does not outlive its request reliably),
-external data (form file parts; answered 501), ClickHouse's own block compression
-(``compress=1``/``decompress=1``; answered 501), progress headers
-(``send_progress_in_http_headers`` is accepted and ignored: the whole response is built
-before it is sent), ``readonly`` for GET requests, query cancellation when the client
-goes away, more than one statement per request, the ``/play``, ``/replicas_status`` and
-predefined-query handlers, TLS, and concurrency: one query runs at a time.
+What is not:
+
+- Sessions: ``session_id`` is ignored and every request runs in the one chdb session,
+  so a ``SET`` statement sent as a query stays in effect for all later requests
+  (settings given as URL parameters do not).
+- ``client_protocol_version`` is ignored, so clickhouse-connect's probe finds protocol 0
+  and reads Native without block info (as with its own chdb backend).
+- External data (form file parts), ClickHouse's own block compression
+  (``compress=1``/``decompress=1``) and the ``readonly`` setting: answered 501.
+- Progress headers (``send_progress_in_http_headers`` is accepted and ignored), streaming:
+  the request body is read whole and the response built whole before it is sent.
+- ``INSERT … SETTINGS … FORMAT`` with data, ``INSERT INTO FUNCTION`` with data, more than
+  one statement per request, ``readonly`` for GET requests, cancelling a query when the
+  client goes away, the ``/play``, ``/replicas_status`` and predefined-query handlers,
+  TLS; HTTP statuses other than those above (ClickHouse maps more codes).
+- Concurrency: requests are served by threads but run one at a time under one lock.
 """
 
 from __future__ import annotations
