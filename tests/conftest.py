@@ -155,3 +155,44 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """chdb opens one data directory per process: every in-process ClickHouse store of
     the session shares it, each in its own database (``tests/server/backends.py``)."""
     return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def chdb_http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ClickHouse over HTTP that several processes can share: ``tests/support/chdb_server.py``
+    (ClickHouse's HTTP interface in front of the chdb engine) in a subprocess, on a free
+    port with a data directory of its own. The URL carries the credentials it checks."""
+    root = tmp_path_factory.mktemp("chdb-http")
+    port, password = free_port(), os.urandom(8).hex()
+    url = f"http://127.0.0.1:{port}"
+    with open(root / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.chdb_server", "--port", str(port)]
+            + ["--path", str(root / "data"), "--user", "heron", "--password", password],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers_ping(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"chdb_server did not start:\n{(root / 'server.log').read_text()}"
+                )
+            time.sleep(0.1)
+        yield f"http://heron:{password}@127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _answers_ping(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ping", timeout=1).text == "Ok.\n"
+    except httpx.HTTPError:
+        return False

@@ -7,7 +7,10 @@
   process, so every in-process store shares the session's ``chdb_dir`` (see
   ``tests/conftest.py``), each in a database of its own;
 - ``clickhouse-server``: a real server at ``HERON_TEST_CLICKHOUSE_URL``
-  (``http://user:pass@host:8123``), only when that is set (docs/clickhouse.md).
+  (``http://user:pass@host:8123``), only when that is set (docs/clickhouse.md);
+- ``clickhouse-http``: the chdb engine served over ClickHouse's HTTP interface by
+  ``tests/support/chdb_server.py`` at ``http_url`` (the ``chdb_http_url`` fixture), which
+  other processes can share. Not in ``BACKENDS``: suites that want it add it.
 
 Suites use ``BACKENDS`` as a module-scoped fixture's ``params`` so the same tests (same
 inputs, same assertions) run on each.
@@ -28,8 +31,11 @@ BACKENDS = ["duckdb", "clickhouse", *(["clickhouse-server"] if SERVER_URL else [
 LONG_RETENTION = 3650
 
 
-def open_store(kind: str, tmp: Path, chdb_dir: Path, **duckdb_kw: Any) -> Store:
-    """An empty, started store of ``kind`` (one of ``BACKENDS``)."""
+def open_store(
+    kind: str, tmp: Path, chdb_dir: Path, *, http_url: str | None = None, **duckdb_kw: Any
+) -> Store:
+    """An empty, started store of ``kind`` (one of ``BACKENDS``, or ``clickhouse-http``
+    with ``http_url``)."""
     if kind == "duckdb":
         from heron.server.store.duckdb_store import DuckDBStore
 
@@ -37,7 +43,11 @@ def open_store(kind: str, tmp: Path, chdb_dir: Path, **duckdb_kw: Any) -> Store:
         return DuckDBStore(tmp / "heron.duckdb", **duckdb_kw).start()
     from heron.server.store.clickhouse.store import ClickHouseStore
 
-    dsn = f"chdb://{chdb_dir}" if kind == "clickhouse" else str(SERVER_URL)
+    dsn = {
+        "clickhouse": f"chdb://{chdb_dir}",
+        "clickhouse-server": str(SERVER_URL),
+        "clickhouse-http": str(http_url),
+    }[kind]
     return ClickHouseStore(
         dsn,
         database=f"heron_test_{uuid.uuid4().hex[:12]}",

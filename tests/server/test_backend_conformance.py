@@ -3,12 +3,17 @@
 Every backend is fed the same spans (those of ``test_query``) through the ingest
 pipeline, in two batches; each test asks a public query function and compares the
 answer with DuckDB's, and checks a few figures outright. ClickHouse runs in-process
-through chdb; with ``HERON_TEST_CLICKHOUSE_URL`` set (``http://user:pass@host:8123``)
-the same tests also run against that server (see docs/clickhouse.md).
+through chdb, and over HTTP through ``tests/support/chdb_server.py`` (the chdb engine
+behind ClickHouse's HTTP interface, in another process: ``clickhouse-http``); with
+``HERON_TEST_CLICKHOUSE_URL`` set (``http://user:pass@host:8123``) the same tests also
+run against that server (see docs/clickhouse.md).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +30,7 @@ from heron.server.store.base import StorageUnavailable, Store
 from heron.server.store.clickhouse import schema
 from heron.server.store.clickhouse.store import ClickHouseStore
 from heron.server.store.red import RollupFilter
-from tests.server.backends import BACKENDS, open_store
+from tests.server.backends import BACKENDS, LONG_RETENTION, open_store
 from tests.server.test_query import (
     HOUR,
     MINUTE_S,
@@ -39,6 +44,7 @@ from tests.server.test_query import (
     all_spans,
     exact_quantile,
     order_trace,
+    user_request,
 )
 
 ORDER_HEX = ORDER_TRACE.to_bytes(16, "big").hex()
@@ -52,22 +58,27 @@ def _feed(store: Store) -> Store:
     return store
 
 
-def _open(kind: str, tmp: Path, chdb_dir: Path) -> Store:
-    return open_store(kind, tmp, chdb_dir)
+def _open(kind: str, tmp: Path, chdb_dir: Path, request: pytest.FixtureRequest) -> Store:
+    # The HTTP server starts only for the suites that ask for it.
+    http_url = request.getfixturevalue("chdb_http_url") if kind == "clickhouse-http" else None
+    return open_store(kind, tmp, chdb_dir, http_url=http_url)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path) -> Iterator[Store]:
-    store = _feed(_open("duckdb", tmp_path_factory.mktemp("ref"), chdb_dir))
+def reference(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Store]:
+    store = _feed(_open("duckdb", tmp_path_factory.mktemp("ref"), chdb_dir, request))
     yield store
     store.close()
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[*BACKENDS, "clickhouse-http"])
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
 ) -> Iterator[Store]:
-    store = _feed(_open(request.param, tmp_path_factory.mktemp(request.param), chdb_dir))
+    kind = request.param
+    store = _feed(_open(kind, tmp_path_factory.mktemp(kind), chdb_dir, request))
     yield store
     store.close()
 
@@ -208,9 +219,11 @@ def test_service_map(backend: Store, reference: Store) -> None:
 # ----------------------------------------------------------- ClickHouse only: the writer
 
 
-@pytest.fixture
-def ch_store(tmp_path: Path, chdb_dir: Path) -> Iterator[ClickHouseStore]:
-    store = _open("clickhouse", tmp_path, chdb_dir)
+@pytest.fixture(params=["clickhouse", "clickhouse-http"])
+def ch_store(
+    request: pytest.FixtureRequest, tmp_path: Path, chdb_dir: Path
+) -> Iterator[ClickHouseStore]:
+    store = _open(request.param, tmp_path, chdb_dir, request)
     assert isinstance(store, ClickHouseStore)
     yield store
     store.close()
@@ -270,3 +283,57 @@ def test_clickhouse_subjects_not_done_say_so(ch_store: ClickHouseStore) -> None:
             getattr(ch_store, subject)
     with pytest.raises(NotImplementedError, match="issue 10"):
         ch_store.submit_events(EventWrite(PROJECT, []))
+
+
+# ------------------------------------------- ClickHouse over HTTP: two processes, one database
+
+_OTHER_PROCESS = """
+import sys
+from pathlib import Path
+from heron.server import query
+from heron.server.ingest.pipeline import Pipeline
+from heron.server.store.clickhouse.store import ClickHouseStore
+from tests.server.test_query import PROJECT, user_request
+
+url, database, state = sys.argv[1:]
+store = ClickHouseStore(url, database=database, retention_days=3650,
+                        rollup_retention_days=3650, state_path=Path(state))
+Pipeline(store).submit_spans(PROJECT, user_request(2)).result(30)
+other = query.get_trace(store, PROJECT, (1000 + 1).to_bytes(16, "big"))
+print(sorted(s.name for s in other.spans) if other else None)
+store.close()
+"""
+
+
+def test_two_processes_share_one_clickhouse_over_http(tmp_path: Path, chdb_http_url: str) -> None:
+    """This process and a child process, each with its own ``ClickHouseStore`` on the
+    same database of the HTTP server, write spans and read the other one's."""
+    database = f"heron_test_{uuid.uuid4().hex[:12]}"
+    here = ClickHouseStore(
+        chdb_http_url,
+        database=database,
+        retention_days=LONG_RETENTION,
+        rollup_retention_days=LONG_RETENTION,
+        state_path=tmp_path / "here.duckdb",
+    )
+    try:
+        assert Pipeline(here).submit_spans(PROJECT, user_request(1)).result(30) == 2
+        child = subprocess.run(
+            [sys.executable, "-c", _OTHER_PROCESS, chdb_http_url, database]
+            + [str(tmp_path / "child.duckdb")],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == str(["GET /users/{id}", "SELECT users"])
+        theirs = query.get_trace(here, PROJECT, (1000 + 2).to_bytes(16, "big"))
+        assert theirs is not None
+        assert sorted((s.name, s.duration_ms) for s in theirs.spans) == [
+            ("GET /users/{id}", 2),
+            ("SELECT users", 0.5),
+        ]
+        assert _rows(here, "SELECT count() FROM {db}.spans") == [(4,)]
+    finally:
+        here.close()
