@@ -246,10 +246,12 @@ def ingest(feeders: dict[str, Feeder], args: argparse.Namespace) -> dict[str, An
     return {"lo_ns": lo, "hi_ns": hi, "generate_s": gen_s, "trace_ids": trace_ids[:SAMPLE_TRACES]}
 
 
-def analyze(store: Any, lo_ns: int) -> float | None:
-    """The analysis job (query statistics, N+1) over everything stored; its seconds, or
-    None when the backend does not implement it yet."""
+def analyze(store: Any, lo_ns: int) -> float | str | None:
+    """The analysis job (query statistics, N+1) over everything stored: its seconds,
+    None when the backend does not implement it yet, or why it failed (a query over the
+    store's time limit, say): the bench goes on without its figures."""
     from heron.server.jobs import analyze_recent
+    from heron.server.store.base import QueryTimeout, StorageUnavailable
 
     now = c.now_ns()
     t0 = time.perf_counter()
@@ -257,6 +259,9 @@ def analyze(store: Any, lo_ns: int) -> float | None:
         analyze_recent(store, now, window_s=(now - lo_ns) // c.NS + 120)
     except NotImplementedError:
         return None
+    except (QueryTimeout, StorageUnavailable) as e:
+        print(f"    analysis failed: {type(e).__name__}: {e}", flush=True)
+        return f"failed ({type(e).__name__})"
     return time.perf_counter() - t0
 
 
@@ -293,18 +298,23 @@ def questions(store: Any, tr: Any, busiest: str, ids: list[bytes]) -> dict[str, 
 
 
 def time_question(fn: Callable[[], int], runs: int) -> dict[str, Any]:
-    """Cold call, then ``runs`` warm ones; n/a when the backend lacks the subject."""
+    """Cold call, then ``runs`` warm ones; "n/a" when the backend lacks the subject, the
+    error's name when a call fails (e.g. ``QueryTimeout``), and the bench goes on."""
+    from heron.server.store.base import QueryTimeout, StorageUnavailable
+
+    samples = []
     try:
         t0 = time.perf_counter()
         rows = fn()
         cold = time.perf_counter() - t0
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t0)
     except NotImplementedError as e:
-        return {"rows": None, "na": str(e)}
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
+        return {"rows": None, "na": "n/a", "error": str(e)}
+    except (QueryTimeout, StorageUnavailable) as e:
+        return {"rows": None, "na": type(e).__name__, "error": str(e)}
     return {"rows": rows, "cold_ms": cold * 1000, **c.summary_ms(samples)}
 
 
@@ -329,7 +339,7 @@ def time_queries(
 
 
 def _ms(t: dict[str, Any], key: str) -> Any:
-    return "n/a" if t.get("na") else t[key]
+    return t["na"] if t.get("na") else t[key]
 
 
 def _target(t: dict[str, Any], spans: int) -> str:
@@ -337,7 +347,7 @@ def _target(t: dict[str, Any], spans: int) -> str:
     if target is None or t["backend"] != "clickhouse":
         return ""
     if t.get("na"):
-        return f"≤ {target:.0f} ms: n/a"
+        return f"≤ {target:.0f} ms: {t['na']}"
     met = "yes" if t["median_ms"] <= target else "no"
     return f"≤ {target:.0f} ms: {met}" + ("" if spans >= TARGET_SPANS else " (target at 10M)")
 
@@ -356,7 +366,7 @@ def report(doc: dict[str, Any], args: argparse.Namespace) -> None:
                 r["spans_per_s"],
                 r["cpu_us_per_span"],
                 "n/a" if r["error_events"] is None else r["error_events"],
-                "n/a" if r["analysis_s"] is None else r["analysis_s"],
+                "n/a" if r["analysis_s"] is None else r["analysis_s"],  # or why it failed
             ]
             for r in doc["ingest"]
         ],
