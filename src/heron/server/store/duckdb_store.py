@@ -445,6 +445,13 @@ class DuckDBStore:
             return self._db.failed(e)
         return None
 
+    def disk_bytes(self) -> dict[str, int]:
+        """Bytes on disk: the database file and its write-ahead log, after a CHECKPOINT
+        on the writer (as ``close()`` leaves them). For the storage benchmarks."""
+        self.write(lambda con: con.execute("CHECKPOINT"), timeout=600)
+        wal = self.path.with_name(self.path.name + ".wal")
+        return {"file": self.path.stat().st_size, "wal": wal.stat().st_size if wal.exists() else 0}
+
     @property
     def queued_spans(self) -> int:
         return self._queued_spans

@@ -174,6 +174,16 @@ class ClickHouseStore:
     def health(self) -> str | None:
         return self._error
 
+    def disk_bytes(self) -> dict[str, int]:
+        """Bytes on disk of the database's active parts per table (``system.parts``,
+        compressed, as merged so far). For the storage benchmarks."""
+        rows = self._reads.rows(
+            "SELECT table, sum(bytes_on_disk) FROM system.parts"
+            " WHERE database = {database:String} AND active GROUP BY table",
+            {"database": self.database},
+        )
+        return {str(table): int(size) for table, size in rows}
+
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
