@@ -170,3 +170,30 @@ def test_refuses_while_the_server_runs(heron_server: HeronProcess) -> None:
     assert r.returncode == 1
     assert "in use by another process" in r.stderr and "stop the server" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_users_live_in_the_shared_state_store_on_clickhouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In scale-out mode (ClickHouse + ``state_url``) ``heron users`` changes the
+    PostgreSQL every server process reads, and no local database is made."""
+    from heron.server.store.postgres.state import PostgresState
+    from tests.server.postgres import fresh_database
+
+    with fresh_database() as url:
+        monkeypatch.setenv("HERON_STORAGE_BACKEND", "clickhouse")
+        monkeypatch.setenv("HERON_CLICKHOUSE_URL", f"chdb://{tmp_path / 'ch'}")
+        monkeypatch.setenv("HERON_STATE_URL", url)
+        data = tmp_path / "data"
+        add = ("add", "Bob", "--admin", "--password-stdin")
+        assert users(data, *add, stdin="bob password!\n", monkeypatch=monkeypatch) == 0
+        assert users(data, "list") == 0
+        assert "bob" in capsys.readouterr().out
+        state = PostgresState(url)
+        try:
+            found = state.user_password_hash("bob")
+            assert found is not None and found[0][1:] == ("bob", True)
+            assert PasswordHasher().verify(found[1], "bob password!")
+        finally:
+            state.close()
+        assert not (data / "heron.duckdb").exists() and not (data / "state.duckdb").exists()

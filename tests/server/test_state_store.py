@@ -194,7 +194,7 @@ def test_sign_in_flow_through_accounts(state: StateStore) -> None:
     """What the auth layer does with the state (tests/server/test_auth.py runs it through
     the app on DuckDB)."""
     now = [1_000 * S]
-    accounts = Accounts(holder(state), clock=lambda: now[0])
+    accounts = Accounts(state, clock=lambda: now[0])
     admin = accounts.create_first_admin("Root", "hash-1")
     assert admin is not None and admin == User(admin.id, "root", True)
     assert accounts.create_first_admin("other", "hash-2") is None

@@ -19,8 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from heron.server.auth._passwords import UserError, normalize_username
-from heron.server.store.base import Store
-from heron.server.store.state import LastAdmin, UnknownUser
+from heron.server.store.state import LastAdmin, StateStore, UnknownUser
 
 NS_PER_S = 1_000_000_000
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,128}")
@@ -59,14 +58,14 @@ def well_formed(secret: str | None) -> bool:
 
 
 class Accounts:
-    def __init__(self, store: Store, clock: Callable[[], int] = time.time_ns) -> None:
-        self.store = store
+    def __init__(self, state: StateStore, clock: Callable[[], int] = time.time_ns) -> None:
+        self.state = state
         self.clock = clock
 
     # ------------------------------------------------------------------- users
 
     def count_users(self) -> int:
-        return self.store.state.count_users()
+        return self.state.count_users()
 
     def password_hash(self, username: str) -> tuple[User, str] | None:
         """The user and its stored hash, or None if there is no such user."""
@@ -74,7 +73,7 @@ class Accounts:
             name = normalize_username(username)
         except UserError:
             return None
-        found = self.store.state.user_password_hash(name)
+        found = self.state.user_password_hash(name)
         if found is None:
             return None
         row, stored = found
@@ -82,7 +81,7 @@ class Accounts:
 
     def create_user(self, username: str, password_hash: str, *, is_admin: bool) -> User:
         name = normalize_username(username)
-        uid = self.store.state.add_user(name, password_hash, is_admin, self.clock())
+        uid = self.state.add_user(name, password_hash, is_admin, self.clock())
         if uid is None:
             raise UserError(f"user {name!r} already exists")
         return User(uid, name, is_admin)
@@ -90,30 +89,30 @@ class Accounts:
     def create_first_admin(self, username: str, password_hash: str) -> User | None:
         """Create an admin only if no user exists yet (checked inside the transaction)."""
         name = normalize_username(username)
-        uid = self.store.state.add_first_user(name, password_hash, True, self.clock())
+        uid = self.state.add_first_user(name, password_hash, True, self.clock())
         return None if uid is None else User(uid, name, True)
 
     def set_password(self, username: str, password_hash: str) -> int:
         """Replace a user's password and end all its sessions; returns how many ended."""
         name = normalize_username(username)
         with _known(name):
-            return self.store.state.set_password(name, password_hash)
+            return self.state.set_password(name, password_hash)
 
     def rehash(self, user_id: int, old_hash: str, new_hash: str) -> None:
         """Upgrade a hash after sign-in, unless the password changed meanwhile."""
-        self.store.state.rehash(user_id, old_hash, new_hash)
+        self.state.rehash(user_id, old_hash, new_hash)
 
     def delete_user(self, username: str) -> int:
         """Delete a user with its sessions; refuses the last admin. Returns sessions ended."""
         name = normalize_username(username)
         with _known(name):
             try:
-                return self.store.state.delete_user(name)
+                return self.state.delete_user(name)
             except LastAdmin:
                 raise UserError(f"{name!r} is the last admin; add another admin first") from None
 
     def list_users(self) -> list[UserInfo]:
-        return [UserInfo(*row) for row in self.store.state.list_users(self.clock())]
+        return [UserInfo(*row) for row in self.state.list_users(self.clock())]
 
     # ---------------------------------------------------------------- sessions
 
@@ -121,7 +120,7 @@ class Accounts:
         """A new session id for ``user_id``; the session ``replaces`` (if any) ends."""
         sid = new_secret()
         now = self.clock()
-        self.store.state.add_session(
+        self.state.add_session(
             digest(sid), user_id, now, now + ttl_s * NS_PER_S, _replaced(replaces)
         )
         return sid
@@ -130,13 +129,13 @@ class Accounts:
         if not well_formed(sid):
             return None
         assert sid is not None
-        row = self.store.state.session_user(digest(sid), self.clock())
+        row = self.state.session_user(digest(sid), self.clock())
         return User(*row) if row else None
 
     def end_session(self, sid: str | None) -> None:
         if well_formed(sid):
             assert sid is not None
-            self.store.state.end_session(digest(sid))
+            self.state.end_session(digest(sid))
 
     # ------------------------------------------------------- one-time sign-in
 
@@ -146,7 +145,7 @@ class Accounts:
         token = new_secret()
         now = self.clock()
         with _known(name):
-            self.store.state.add_login_token(name, digest(token), now, now + ttl_s * NS_PER_S)
+            self.state.add_login_token(name, digest(token), now, now + ttl_s * NS_PER_S)
         return token
 
     def redeem_login_token(
@@ -159,7 +158,7 @@ class Accounts:
         assert token is not None
         sid = new_secret()
         now = self.clock()
-        row = self.store.state.redeem_login_token(
+        row = self.state.redeem_login_token(
             digest(token), now, digest(sid), now + ttl_s * NS_PER_S, _replaced(replaces)
         )
         return (User(*row), sid) if row else None

@@ -18,6 +18,7 @@ from heron.server.auth._accounts import Accounts
 from heron.server.auth._offline import DatabaseInUse, open_accounts
 from heron.server.auth._passwords import Passwords, UserError, check_password, normalize_username
 from heron.server.config import Config, ConfigError, load_config
+from heron.server.store.open import state_file
 
 
 def run_users(args: argparse.Namespace) -> int:
@@ -33,13 +34,14 @@ def run_users(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     cmd = args.users_cmd
-    if cmd != "add" and not config.db_path.exists():
-        return _fail(f"no Heron database at {config.db_path} (check --data-dir)")
+    path = state_file(config)
+    if cmd != "add" and path is not None and not path.exists():
+        return _fail(f"no Heron database at {path} (check --data-dir)")
     password_hash = None
     if cmd in ("add", "set-password"):
         normalize_username(args.username)  # a bad name fails before the prompt
         password_hash = Passwords().hash(_read_password(args.password_stdin))
-    with open_accounts(config.db_path) as accounts:
+    with open_accounts(config) as accounts:
         if cmd == "list":
             _print_users(accounts)
         elif cmd == "add":

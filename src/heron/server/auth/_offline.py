@@ -12,20 +12,18 @@ from pathlib import Path
 
 from heron.server.auth._accounts import Accounts
 from heron.server.auth._passwords import Passwords, UserError, normalize_username
+from heron.server.config import Config
 from heron.server.store.base import DatabaseInUse
-from heron.server.store.duckdb_store import open_exclusive
+from heron.server.store.open import open_state
 
 __all__ = ["DatabaseInUse", "open_accounts", "prepare_one_time_sign_in"]
 
 
 @contextmanager
-def open_accounts(db_path: Path) -> Iterator[Accounts]:
-    """The accounts of the database at ``db_path`` (created if missing)."""
-    store = open_exclusive(db_path)
-    try:
-        yield Accounts(store)
-    finally:
-        store.close()
+def open_accounts(config: Config) -> Iterator[Accounts]:
+    """The accounts in ``config``'s state store (a local file is created if missing)."""
+    with open_state(config) as state:
+        yield Accounts(state)
 
 
 def prepare_one_time_sign_in(db_path: Path, username: str, password: str, ttl_s: int) -> str:
@@ -33,7 +31,7 @@ def prepare_one_time_sign_in(db_path: Path, username: str, password: str, ttl_s:
     token for it, valid ``ttl_s`` seconds (for ``/login/once?token=...``)."""
     name = normalize_username(username)
     password_hash = Passwords().hash(password)
-    with open_accounts(db_path) as accounts:
+    with open_accounts(Config(data_dir=str(db_path.parent))) as accounts:
         try:
             accounts.create_user(name, password_hash, is_admin=True)
         except UserError:  # it exists: give it this run's password

@@ -81,7 +81,7 @@ class Auth:
         limiter: LoginLimiter | None = None,
     ) -> None:
         self.config = config
-        self.accounts = Accounts(store, clock)
+        self.accounts = Accounts(store.state, clock)
         self.passwords = passwords or Passwords()
         self.limiter = limiter or LoginLimiter()
         self.admin_created: AdminBootstrap | None = None

@@ -6,11 +6,14 @@ package knows which engines exist (DuckDB embedded, ClickHouse) and how each is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from heron.server.config import Config
 from heron.server.store.base import Store
+from heron.server.store.state import StateStore
 
 
 def open_store(config: Config) -> Store:
@@ -42,7 +45,7 @@ def _clickhouse(config: Config) -> Store:
         retention_days=config.retention_days,
         rollup_retention_days=config.rollup_retention_days,
         query_timeout_s=config.query_timeout_s,
-        state_path=Path(config.data_dir) / "state.duckdb",
+        state_path=state_file(config),
         state_url=config.state_url or None,
         cluster=config.clickhouse_cluster or None,
     )
@@ -61,3 +64,37 @@ def clickhouse_dsn(url: str, user: str = "", password: str = "") -> str:
     host = parts.netloc.rpartition("@")[2]
     auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
     return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
+
+
+def state_file(config: Config) -> Path | None:
+    """The local file holding ``config``'s state (projects, keys, users, sessions,
+    issues), or None when it lives in PostgreSQL (``state_url``)."""
+    if config.storage_backend != "clickhouse":
+        return config.db_path
+    return None if config.state_url else Path(config.data_dir) / "state.duckdb"
+
+
+@contextmanager
+def open_state(config: Config) -> Iterator[StateStore]:
+    """``config``'s state store for a command run without the server (``heron users``).
+
+    PostgreSQL is shared, so the server may be running; a local DuckDB file is opened
+    exclusively (``DatabaseInUse`` while a server holds it).
+    """
+    path = state_file(config)
+    if path is None:
+        from heron.server.store.postgres.state import PostgresState
+
+        pg = PostgresState(config.state_url)
+        try:
+            yield pg
+        finally:
+            pg.close()
+        return
+    from heron.server.store.duckdb_store import open_exclusive
+
+    store = open_exclusive(path)
+    try:
+        yield store.state
+    finally:
+        store.close()
