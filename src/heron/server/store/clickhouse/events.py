@@ -93,8 +93,7 @@ LOG_COLUMNS = (
     "event_id",
 )
 _STORED_IDS = (
-    "SELECT project_id, event_id FROM {db}.error_events "
-    "WHERE event_id IN {ids:Array(String)}"
+    "SELECT project_id, event_id FROM {db}.error_events WHERE event_id IN {ids:Array(String)}"
 )
 _ID_LOOKUP_CHUNK = 5_000
 _STOP = object()
