@@ -135,17 +135,21 @@ class Heron:
         return [self.issue(i) for i in ids]
 
 
+def app_store(kind: str, data: Path, chdb_dir: Path | None, **duckdb_kw: Any) -> Store:
+    """A store of ``kind`` for ``create_app``, whose lifespan starts it: DuckDB's is not
+    started here (``DuckDBStore.start`` twice would run two writers)."""
+    if kind == "duckdb":
+        return DuckDBStore(data / "heron.duckdb", commit_interval_ms=0, **duckdb_kw)
+    assert chdb_dir is not None and not duckdb_kw, "ClickHouse: chdb_dir, no DuckDB options"
+    return open_store(kind, data, chdb_dir)
+
+
 @contextmanager
 def running_heron(
     data: Path, kind: str = "duckdb", chdb_dir: Path | None = None, **store_kw: Any
 ) -> Iterator[Heron]:
     config = Config(data_dir=str(data), api_token=TOKEN, ingest_key=KEY)
-    store: Store
-    if kind == "duckdb":
-        store = DuckDBStore(config.db_path, commit_interval_ms=0, **store_kw)
-    else:
-        assert chdb_dir is not None and not store_kw, "ClickHouse: chdb_dir, no DuckDB options"
-        store = open_store(kind, data, chdb_dir)
+    store = app_store(kind, data, chdb_dir, **store_kw)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,

@@ -21,7 +21,8 @@ from heron.server.store.clickhouse.logs import like_contains as ch_like_contains
 from heron.server.store.duckdb.logs import like_contains
 
 from . import errors_seed
-from .backends import BACKENDS, open_store
+from .backends import BACKENDS
+from .ingest_client import app_store
 from .test_api import AUTH, NOW_NS, TOKEN, Api
 
 PASSWORD = "errors-api-password"
@@ -47,7 +48,7 @@ def api(
         ingest_key="hk_errors_api_key_0123",
         admin_password=PASSWORD,
     )
-    store = open_store(request.param, data, chdb_dir)
+    store = app_store(request.param, data, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
