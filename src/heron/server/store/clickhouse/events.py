@@ -192,6 +192,8 @@ class EventWriter:
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._max_batch_rows = max_batch_rows
         self._next_position = 0
+        self._pending = 0  # events and logs accepted, not yet committed (or failed)
+        self._lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name="heron-clickhouse-events", daemon=True
         )
@@ -199,14 +201,17 @@ class EventWriter:
 
     @property
     def queued(self) -> int:
-        return sum(b.n for b in list(self._queue.queue) if b is not _STOP)
+        """Events and logs accepted but not yet committed (queued or being written)."""
+        return self._pending
 
     def submit(self, write: EventWrite) -> Future[int]:
         batch = _Batch(write)
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            raise QueueFull from None
+        with self._lock:
+            try:
+                self._queue.put_nowait(batch)
+            except queue.Full:
+                raise QueueFull from None
+            self._pending += batch.n
         return batch.future
 
     def close(self) -> None:
@@ -233,15 +238,19 @@ class EventWriter:
             self._commit(batches)
 
     def _commit(self, batches: list[_Batch]) -> None:
+        n = sum(b.n for b in batches)
         try:
             self._write(batches)
         except Exception as err:
             if not isinstance(err, ClickHouseError | OSError | StorageUnavailable):
-                log.exception("commit of %d events/logs failed", sum(b.n for b in batches))
+                log.exception("commit of %d events/logs failed", n)
             self.error = f"ClickHouse event write failed: {err}"
             for b in batches:
                 b.future.set_exception(StorageUnavailable(self.error))
             return
+        finally:
+            with self._lock:
+                self._pending -= n
         self.error = None
         for b in batches:
             b.future.set_result(b.n)
