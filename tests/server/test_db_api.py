@@ -5,6 +5,10 @@ query (2 ms) and six item queries in a loop (10 ms each, 3 rows reported); ``GET
 ×5, one 250 ms query each, one with an EXPLAIN plan on a child span (as Heron's agent
 records it); ``POST /checkout`` ×2 with a failing insert; ``GET /product`` with six
 calls to the inventory; the inventory's ``GET /stock/{sku}`` with one MySQL query.
+
+Every test runs on each backend of ``tests/server/backends.py`` (DuckDB, ClickHouse in
+process); the analysis job runs on each store, and ``test_analysis_equals_duckdbs``
+compares what it found on ClickHouse with what it found on DuckDB.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, STATUS_ERROR, Span
-from heron.server.query import TimeRange, query_detail
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.query import TimeRange, query_detail, top_queries
+from heron.server.store.base import Store
+from tests.server.backends import BACKENDS, open_store
 
 from .test_api import AUTH, MINUTE_S, MS, NOW_NS, NS, TOKEN, Api, span
 
@@ -156,11 +161,13 @@ def seed() -> list[Span]:
     return spans
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Api]:
     data: Path = tmp_path_factory.mktemp("db-api")
     config = Config(data_dir=str(data), api_token=TOKEN, ingest_key="hk_db_api_test_key")
-    store = DuckDBStore(config.db_path, commit_interval_ms=0)
+    store = open_store(request.param, data, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
@@ -436,10 +443,13 @@ def test_n_plus_one_filters(api: Api) -> None:
     assert api.get("/api/v1/n-plus-one", params={"sort": "endpoint"}).status_code == 400
 
 
-def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_query_detail_overall_p95_merges_the_services_histograms(
+    kind: str, tmp_path: Path, chdb_dir: Path
+) -> None:
     """One query from two services: 980 fast calls in one, 20 slow in the other. The
     overall p95 is that of all 1,000 calls (fast), not the larger of the two services'."""
-    store = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
+    store = open_store(kind, tmp_path, chdb_dir)
     try:
         spans: list[Span] = []
         for service, calls, dur_ms in (("shop", 980, 2.0), ("admin", 20, 100.0)):
@@ -450,7 +460,7 @@ def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path)
                 spans += [db(trace, 2, start + MS, dur_ms, ITEMS, service=service)]
         Pipeline(store).submit_spans(1, spans).result(30)
         analyze_recent(store, NOW_NS, window_s=600)
-        fp = next(r[0] for r in store.read("SELECT DISTINCT fingerprint FROM db_rollup_1m", []))
+        (fp,) = {int(q.fingerprint, 16) for q in top_queries(store, 1, TimeRange(T0, NOW_NS))}
         detail = query_detail(store, 1, TimeRange(T0 - 60 * NS, NOW_NS), fp)
         assert detail is not None and detail.overall is not None
         by_service = {s.service: s for s in detail.services}
