@@ -14,6 +14,8 @@ compares what it found on ClickHouse with what it found on DuckDB.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ import anyio.from_thread
 import httpx
 import pytest
 
+from heron.server import query
+from heron.server.analyze.n_plus_one import db_groups, http_groups
+from heron.server.analyze.query_stats import name_fingerprints
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
@@ -474,3 +479,89 @@ def test_query_detail_overall_p95_merges_the_services_histograms(
         assert overall.total_time_ms == pytest.approx(980 * 2 + 20 * 100)
     finally:
         store.close()
+
+
+# ------------------------------------------------- the analysis job, backend against backend
+
+# Fields chosen among ties: "the slowest call" of sixty equally slow ones, "the occurrence
+# that took longest" of ten equal ones — each engine may pick any of them.
+_TIE_PICKS = {"example_trace_id", "example_span_id", "statement"}
+
+
+def _plain(value: Any) -> Any:
+    """Answers as comparable values: dataclasses as dicts without tie picks, exact
+    integers as int, floats to nine significant digits (sums may add in another order)."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        value = {k: v for k, v in asdict(value).items() if k not in _TIE_PICKS}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k not in _TIE_PICKS}
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    return value
+
+
+def _analysis_reads(store: Store) -> dict[str, Any]:
+    """What the analysis job reads from the store, as it would use it."""
+    lo_s = (NOW_NS - 600 * NS) // (60 * NS) * 60
+    lo_ns, since = lo_s * NS, lo_s * NS - 600 * NS
+    rollup = store.db.query_stat_rollup(lo_s, since).to_pylist()
+    found = db_groups(store.db.repeated_queries(since, lo_ns, 5))
+    found += http_groups(store.db.repeated_calls(since, 5), lo_ns, 5)
+    traces = [g["trace_id"] for g in found]
+    return {
+        "rollup": sorted((_plain(sorted(r.items())) for r in rollup), key=repr),
+        "names": sorted(name_fingerprints(store.db.unnamed_fingerprints(lo_ns))),
+        "groups": sorted((_plain(sorted(g.items())) for g in found), key=repr),
+        "entries": sorted(store.db.entry_spans(since, traces)),
+    }
+
+
+def _answers(store: Store) -> dict[str, Any]:
+    """Every database-monitoring answer of the query layer, over the seed."""
+    hour = TimeRange(T0 - 60 * NS, NOW_NS)
+    top = query.top_queries(store, 1, hour)
+    fps = [int(q.fingerprint, 16) for q in top]
+    return {
+        "top": top,
+        "by_endpoint": query.top_queries(store, 1, hour, endpoint="GET /orders"),
+        "details": [query.query_detail(store, 1, hour, fp, now_ns=NOW_NS) for fp in fps],
+        "samples": query.query_samples(store, 1, hour, order="newest", limit=100),
+        "slow": query.slow_queries(store, 1, hour, threshold_ms=0, limit=100),
+        "groups": [
+            query.slow_query_groups(store, 1, hour, threshold_ms=0, sort=sort)
+            for sort in ("total_time_ms", "count", "max_ms", "p95_ms", "last_seen")
+        ],
+        "findings": query.n_plus_one_findings(store, 1, hour, min_total_ms=0),
+        "has_stats": store.db.has_query_stats(),
+    }
+
+
+@pytest.mark.parametrize("kind", [k for k in BACKENDS if k != "duckdb"])
+def test_analysis_equals_duckdbs(kind: str, tmp_path: Path, chdb_dir: Path) -> None:
+    """The analysis job run on another backend finds what it finds on DuckDB: the same
+    inputs read, then the same statistics, slow queries and N+1 findings."""
+    stores = {k: open_store(k, tmp_path / k, chdb_dir) for k in ("duckdb", kind)}
+    try:
+        for store in stores.values():
+            Pipeline(store).submit_spans(1, seed()).result(30)
+        reference, other = (_analysis_reads(s) for s in stores.values())
+        assert reference["rollup"] and reference["groups"] and reference["names"]
+        assert other == reference
+        for store in stores.values():
+            assert analyze_recent(store, NOW_NS, window_s=600) == 11
+            analyze_recent(store, NOW_NS, window_s=600)  # a re-run replaces, adds nothing
+        reference, other = (_plain(_answers(s)) for s in stores.values())
+        assert [q["calls"] for q in reference["top"]] == [5, 60, 10, 2, 1]
+        assert len(reference["findings"]) == 2 and len(reference["samples"]) == 78
+        for key in ("samples", "slow"):  # newest first; calls started at the same
+            # nanosecond (two in the seed) may come in either order
+            assert [c["start_ns"] for c in other[key]] == [c["start_ns"] for c in reference[key]]
+            assert sorted(other.pop(key), key=repr) == sorted(reference.pop(key), key=repr)
+        assert other == reference
+    finally:
+        for store in stores.values():
+            store.close()

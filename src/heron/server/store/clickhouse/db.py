@@ -140,7 +140,7 @@ _HTTP_SPANS_SQL = (
     "SELECT project_id, trace_id, parent_id, span_id, start_ns, duration_ns, service, "  # noqa: S608 - constants only
     "environment, http_method, name, "
     + ", ".join(_json_text("attributes", f"h{i}") for i in range(len(_HTTP_ATTRS)))
-    + f" FROM {{db}}.spans WHERE {_HTTP_WHERE} AND (project_id, trace_id, parent_id) IN ("
+    + f" FROM {{db}}.spans WHERE {_HTTP_WHERE} AND (project_id, trace_id, parent_id) IN ("  # noqa: S608 - constants only
     f"SELECT project_id, trace_id, parent_id FROM {{db}}.spans WHERE {_HTTP_WHERE} "
     "GROUP BY project_id, trace_id, parent_id HAVING count() >= {min_count:UInt32})"
 )
@@ -723,11 +723,13 @@ class ClickHouseDb:
         """Drop the names of fingerprints no query statistic uses any more that were first
         seen before ``first_seen_before_ns`` (as DuckDB's upkeep); returns how many.
 
-        A lightweight DELETE (a mutation), only when there is something to drop."""
+        A lightweight DELETE (a mutation), only when there is something to drop. Rows
+        not yet merged away may keep a name a little longer (a key whose newest row is a
+        tombstone still has its older live row until a merge), never drop one in use."""
         rows = self.writes.rows(
             "SELECT DISTINCT fingerprint FROM {db}.sql_fingerprints "
             "WHERE first_seen_ns < {before:Int64} "
-            "AND fingerprint NOT IN (SELECT fingerprint FROM {db}.db_rollup_1m)",
+            "AND fingerprint NOT IN (SELECT fingerprint FROM {db}.db_rollup_1m WHERE is_deleted = 0)",
             {"before": first_seen_before_ns},
         )
         if rows:
