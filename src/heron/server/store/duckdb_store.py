@@ -178,6 +178,9 @@ class DuckDBStore:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> DuckDBStore:
+        """Open the database and start the writer; a second call does nothing."""
+        if self._thread is not None:
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db.open()
         self._thread = threading.Thread(target=self._run, name="heron-writer", daemon=True)
