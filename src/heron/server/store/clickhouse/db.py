@@ -8,24 +8,11 @@ a span's trace and service that started no later than it, the latest), sums are 
 DuckDB's ``json_extract_string`` does (:func:`_json_text`). Values are bound server-side
 (``{name:Type}``); only constants of this module and of ``model.span`` are spliced in.
 
-How a run of the analysis job replaces its window (``replace_analysis``):
-``db_rollup_1m`` and ``n_plus_one`` are ReplacingMergeTrees whose sorting key is a
-row's identity, with a ``version`` (one per run, increasing) and an ``is_deleted``
-flag. A run reads the keys the window holds now (``FINAL``), then writes in **one
-INSERT** its own rows and a tombstone (``is_deleted = 1``) for every key it no longer
-has (an endpoint found late turns ``''`` into ``GET /x``: a new key, the old one
-deleted). Every read uses ``FINAL``, which keeps each key's newest version and drops
-tombstones, so a reader sees, for every key, the old run's row or the new run's —
-never both: no window is counted twice. Chosen over lightweight ``DELETE`` + INSERT
-because that is a mutation every ten seconds (ClickHouse advises against frequent
-mutations) and leaves the window empty between the two statements. Merges collapse
-the old versions in the background.
+The analysis job's writes are in ``_analysis.py``.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +21,7 @@ import pyarrow as pa
 from heron.server.analyze.n_plus_one import MAX_TOTAL_NS, RepeatGroup
 from heron.server.analyze.scrub import PLAN_ATTR, PLAN_FORMAT_ATTR
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL
+from heron.server.store.clickhouse._analysis import AnalysisWriter, read_names
 from heron.server.store.clickhouse._client import ChReads
 
 _CHUNK = 1000
@@ -172,42 +160,6 @@ _SLOW_ORDER = {
     "last_seen": "last_ns DESC",
 }
 
-# The rows the analysis job replaces: identity (the tables' sorting key) and values, in
-# the tables' column order, and a tombstone's values.
-_ROLLUP_KEY = (
-    "project_id",
-    "minute_s",
-    "service",
-    "environment",
-    "endpoint",
-    "db_system",
-    "fingerprint",
-    "bucket",
-)
-_ROLLUP_VALUES = ("count", "errors", "sum_ns", "max_ns", "rows_sum", "rows_count")
-_ROLLUP_GONE = (0, 0, 0, 0, 0, 0)
-_REPEAT_KEY = (
-    "project_id",
-    "start_ns",
-    "trace_id",
-    "parent_id",
-    "service",
-    "endpoint",
-    "kind",
-    "fingerprint",
-)
-_REPEAT_VALUES = (
-    "environment",
-    "db_system",
-    "display",
-    "count",
-    "total_ns",
-    "max_ns",
-    "example_span_id",
-)
-_REPEAT_GONE = ("", None, "", 0, 0, 0, 0)
-_FINGERPRINT_COLUMNS = ("fingerprint", "db_system", "display", "first_seen_ns")
-
 
 def _filters(
     pairs: Iterable[tuple[str, Any, str]], params: dict[str, Any], clauses: list[str]
@@ -276,21 +228,16 @@ def _slow_groups_sql(where: str, endpoint_filter: str, order: str) -> str:
     """  # noqa: S608 - constants only
 
 
-def _key(row: Sequence[Any]) -> tuple[Any, ...]:
-    """A row's identity as Python values that compare equal across drivers' types."""
-    return tuple(bytes(v) if isinstance(v, bytearray | memoryview) else v for v in row)
-
-
 class ClickHouseDb:
     """Implements ``store.db.DbReader`` on ClickHouse.
 
-    ``reads`` is the store's reader connection; ``writes`` runs on the writer's client
-    under the lock the span writer also takes, so no client is used by two threads."""
+    ``reads`` is the store's reader connection; ``writes`` (the analysis job's writes,
+    ``_analysis.py``) runs on the writer's client under the lock the span writer also
+    takes, so no client is used by two threads."""
 
     def __init__(self, reads: ChReads, writes: ChReads) -> None:
         self.reads = reads
-        self.writes = writes
-        self._replacing = threading.Lock()  # one analysis write at a time
+        self._analysis = AnalysisWriter(writes)
 
     # ------------------------------------------------------------ query statistics
 
@@ -298,20 +245,7 @@ class ClickHouseDb:
         return bool(self.reads.rows("SELECT 1 FROM {db}.sql_fingerprints LIMIT 1"))
 
     def fingerprint_names(self, fingerprints: Sequence[int]) -> dict[int, tuple[str, str]]:
-        return self._names(self.reads, fingerprints)
-
-    @staticmethod
-    def _names(conn: ChReads, fingerprints: Sequence[int]) -> dict[int, tuple[str, str]]:
-        if not fingerprints:
-            return {}
-        # A name written twice (two servers naming one fingerprint) reads as the first.
-        rows = conn.rows(
-            "SELECT fingerprint, argMin(db_system, first_seen_ns), argMin(display, first_seen_ns) "
-            "FROM {db}.sql_fingerprints WHERE fingerprint IN {fps:Array(UInt64)} "
-            "GROUP BY fingerprint",
-            {"fps": list(fingerprints)},
-        )
-        return {fp: (system, display) for fp, system, display in rows}
+        return read_names(self.reads, fingerprints)
 
     def query_stat_groups(
         self, project_id: int, lo_s: int, hi_s: int, filters: Mapping[str, Any], by: str
@@ -652,89 +586,13 @@ class ClickHouseDb:
     ) -> None:
         """The query statistics of minutes from ``lo_s`` on become ``rollup``, new
         fingerprints are named, and the repeat groups starting at or after ``lo_ns``
-        become exactly ``groups`` (see the module docstring for how readers never count
-        a window twice). Names go first, so no statistic is shown without its name.
-
-        Three INSERTs, not one transaction: if one fails, the job's next run (seconds
-        later) writes the window again."""
-        with self._replacing:
-            self._add_fingerprints(fingerprints)
-            names = rollup.column_names
-            rows = zip(*(rollup.column(n).to_pylist() for n in names), strict=True)
-            by_name = [dict(zip(names, r, strict=True)) for r in rows]
-            self._replace_window(
-                "db_rollup_1m",
-                _ROLLUP_KEY,
-                _ROLLUP_VALUES,
-                _ROLLUP_GONE,
-                ("minute_s >= {lo:Int64}", {"lo": lo_s}),
-                [tuple(r[c] for c in (*_ROLLUP_KEY, *_ROLLUP_VALUES)) for r in by_name],
-            )
-            self._replace_window(
-                "n_plus_one",
-                _REPEAT_KEY,
-                _REPEAT_VALUES,
-                _REPEAT_GONE,
-                ("start_ns >= {lo:Int64}", {"lo": lo_ns}),
-                [tuple(getattr(g, c) for c in (*_REPEAT_KEY, *_REPEAT_VALUES)) for g in groups],
-            )
-
-    def _add_fingerprints(self, rows: Sequence[tuple[int, str, str, int]]) -> None:
-        """Name new fingerprints (a fingerprint already named keeps its name)."""
-        named = self._names(self.writes, [r[0] for r in rows])
-        new = [r for r in rows if r[0] not in named]
-        if new:
-            self.writes.insert(
-                "sql_fingerprints", [list(c) for c in zip(*new, strict=True)], _FINGERPRINT_COLUMNS
-            )
-
-    def _replace_window(
-        self,
-        table: str,
-        key: Sequence[str],
-        values: Sequence[str],
-        gone: Sequence[Any],
-        window: tuple[str, dict[str, Any]],
-        rows: list[tuple[Any, ...]],
-    ) -> None:
-        """The rows of ``table`` in ``window`` become exactly ``rows`` (key, then values):
-        one INSERT of them and of a tombstone for each key they no longer hold, under a
-        version above every version the window has."""
-        where, params = window
-        held = self.writes.rows(
-            f"SELECT {', '.join(key)} FROM {{db}}.{table} FINAL WHERE {where}",  # noqa: S608 - constants only
-            params,
-        )
-        ((last,),) = self.writes.rows(
-            f"SELECT max(version) FROM {{db}}.{table} WHERE {where}",  # noqa: S608 - constants only
-            params,
-        )
-        version = max(time.time_ns(), int(last or 0) + 1)
-        fresh = {_key(r[: len(key)]) for r in rows}
-        stale = [(*k, *gone) for k in map(_key, held) if k not in fresh]
-        out = [(*r, version, 0) for r in rows] + [(*r, version, 1) for r in stale]
-        if out:
-            columns = [list(c) for c in zip(*out, strict=True)]
-            self.writes.insert(table, columns, (*key, *values, "version", "is_deleted"))
+        become exactly ``groups`` (see ``_analysis.py``: readers never count a window
+        twice)."""
+        self._analysis.replace(lo_s, rollup, fingerprints, lo_ns, groups)
 
     # ------------------------------------------------------------------- upkeep
 
     def prune_fingerprints(self, first_seen_before_ns: int) -> int:
         """Drop the names of fingerprints no query statistic uses any more that were first
-        seen before ``first_seen_before_ns`` (as DuckDB's upkeep); returns how many.
-
-        A lightweight DELETE (a mutation), only when there is something to drop. Rows
-        not yet merged away may keep a name a little longer (a key whose newest row is a
-        tombstone still has its older live row until a merge), never drop one in use."""
-        rows = self.writes.rows(
-            "SELECT DISTINCT fingerprint FROM {db}.sql_fingerprints "
-            "WHERE first_seen_ns < {before:Int64} "
-            "AND fingerprint NOT IN (SELECT fingerprint FROM {db}.db_rollup_1m WHERE is_deleted = 0)",
-            {"before": first_seen_before_ns},
-        )
-        if rows:
-            self.writes.command(
-                "DELETE FROM {db}.sql_fingerprints WHERE fingerprint IN {fps:Array(UInt64)}",
-                {"fps": [fp for (fp,) in rows]},
-            )
-        return len(rows)
+        seen before ``first_seen_before_ns`` (as DuckDB's upkeep); returns how many."""
+        return self._analysis.prune_fingerprints(first_seen_before_ns)
