@@ -307,6 +307,28 @@ def test_repeated_http_calls_are_grouped_by_url_template(store: Store) -> None:
     assert findings(store, kind="db") == []
 
 
+def test_calls_without_a_url_are_templated_from_address_port_and_path(store: Store) -> None:
+    # The port is a JSON number: read as its text, as DuckDB's json_extract_string does.
+    spans = [request(1, "/product")]
+    spans += [
+        span(
+            1,
+            100 + i,
+            1,
+            1 + i * 15,
+            14,
+            "GET",
+            http_method="GET",
+            attributes={"server.address": "inventory", "server.port": 8001, "url.path": f"/s/{i}"},
+        )
+        for i in range(5)
+    ]
+    Pipeline(store).submit_spans(1, spans).result(10)
+    analyze(store)
+    (f,) = findings(store, kind="http")
+    assert (f.display, f.calls) == ("GET inventory:8001/s/{id}", 5)
+
+
 def test_findings_group_per_endpoint_and_fingerprint(store: Store) -> None:
     spans = [request(1, "/orders"), *queries(1, 1, 10, 10)]
     spans += [request(2, "/orders"), *queries(2, 1, 20, 10)]

@@ -43,11 +43,12 @@ class ChReads:
     # The analysis job's reads and writes (store/clickhouse/db.py), under the same lock.
 
     def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        """Like :meth:`rows`, as an Arrow table."""
+        """Like :meth:`rows`, as an Arrow table (String columns as Arrow strings, as
+        :meth:`rows` gives ``str``: the analysis job compares the two)."""
         sql = sql.replace("{db}", self.db)
         with self.lock, _mapped("read"):
             return self.client.query_arrow(
-                sql, parameters=dict(params or {}), settings=self.settings
+                sql, parameters=dict(params or {}), settings=self.settings, use_strings=True
             )
 
     def insert(self, table: str, columns: list[list[Any]], names: Sequence[str]) -> None:
