@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -328,3 +330,31 @@ def test_two_processes_share_one_clickhouse_over_http(tmp_path: Path, chdb_http_
         assert _rows(here, "SELECT count() FROM {db}.spans") == [(4,)]
     finally:
         here.close()
+
+
+def test_concurrent_reads_borrow_clients_from_a_pool(tmp_path: Path, chdb_http_url: str) -> None:
+    """Pages read at once each borrow a client (a clickhouse-connect client runs one query
+    at a time): up to ``read_clients`` are made, and every answer is right."""
+    store = ClickHouseStore(
+        chdb_http_url,
+        database=f"heron_test_{uuid.uuid4().hex[:12]}",
+        retention_days=LONG_RETENTION,
+        rollup_retention_days=LONG_RETENTION,
+        state_path=tmp_path / "state.duckdb",
+        read_clients=3,
+    )
+    try:
+        _feed(store)
+        expected = plain(query.service_table(store, PROJECT, HOUR, apdex_t_ms=50))
+        start = threading.Barrier(6)
+
+        def page(_: int) -> Any:
+            start.wait(30)
+            return plain(query.service_table(store, PROJECT, HOUR, apdex_t_ms=50))
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(page, range(6)))
+        assert answers == [expected] * 6
+        assert 1 < len(store._reads._clients) <= 3
+    finally:
+        store.close()

@@ -65,6 +65,7 @@ class ClickHouseStore:
         state_url: str | None = None,
         state_schema: str = "heron",
         cluster: str | None = None,
+        read_clients: int = 8,
     ) -> None:
         # State (projects, keys, users, sessions, issues) is transactional: shared by
         # every process in PostgreSQL (``state_url``, schema ``state_schema``; scale-out),
@@ -91,7 +92,15 @@ class ClickHouseStore:
             rollup_retention_days=rollup_retention_days,
             cluster=self.cluster,
         )
-        self._reads = ChReads(self._connect(dsn, self._settings), self.database, query_timeout_s)
+        # Reads borrow a client each from a pool (a client runs one query at a time), so
+        # several pages load at once; in-process chdb keeps one.
+        self._reads = ChReads(
+            self._connect(dsn, self._settings),
+            self.database,
+            query_timeout_s,
+            connect=lambda: self._connect(dsn, self._settings),
+            size=1 if dsn.startswith("chdb:") else read_clients,
+        )
         self._traces = ClickHouseTraces(self._reads)
         self._red = ClickHouseRed(self._reads)
         # The writer's client: its lock is held by the span writer and the analysis job.
@@ -212,8 +221,9 @@ class ClickHouseStore:
         self._queue.put(_STOP)
         self._thread.join()
         self._events.close()
-        for client in (self._writer_client, self._reads.client, self._events.client):
+        for client in (self._writer_client, self._events.client):
             client.close()
+        self._reads.close()
         if self._state_store is not None:
             self._state_store.close()
         if self._pg_state is not None:
