@@ -135,6 +135,34 @@ def plain(value: Any) -> Any:
     return as_dicts(value)
 
 
+def test_state_into_the_data_dirs_state_file(source: Source, chdb_dir: Path) -> None:
+    """Without a state URL the state goes to ``data_dir/state.duckdb`` (one process).
+    Runs before the tests that hold the source open (``stores``)."""
+    database = f"heron_test_{uuid.uuid4().hex[:12]}"
+    args = ("--data-dir", str(source.data_dir), "--to-clickhouse-url", f"chdb://{chdb_dir}")
+    env = {"HERON_CLICKHOUSE_DATABASE": database, "HERON_RETENTION_DAYS": str(LONG_RETENTION)}
+    for run in (migrate(*args, env=env), migrate(*args, env=env)):
+        assert run.code == 0, run.stderr
+    assert "issues: 0 rows (5 already there)" in run.stderr
+    ch = ClickHouseStore(
+        f"chdb://{chdb_dir}",
+        database=database,
+        retention_days=LONG_RETENTION,
+        rollup_retention_days=LONG_RETENTION,
+        state_path=source.data_dir / "state.duckdb",
+    )
+    try:
+        accounts = Accounts(ch.state)
+        found = accounts.password_hash("ada")
+        assert found is not None and Passwords().verify(found[1], PASSWORD)
+        assert accounts.create_user("bob", Passwords().hash(PASSWORD), is_admin=False).id == 2
+        assert sorted(ch.state.issue_states(PROJECT, list(source.issue_ids.values()))) == sorted(
+            source.issue_ids.values()
+        )
+    finally:
+        ch.close()
+
+
 def test_runs_exit_zero_and_report_rows(target: tuple[list[Run], str, str]) -> None:
     first, second = target[0]
     assert first.code == 0, first.stderr

@@ -335,8 +335,12 @@ def _import_table(con: Any, table: str, rows: Sequence[Sequence[object]]) -> int
 
 
 def _advance(con: Any, sequence: str, table: str) -> None:
-    """Move ``sequence`` past the largest id in ``table`` (DuckDB has no setval)."""
+    """Move ``sequence`` up to the largest id in ``table`` (DuckDB has no setval)."""
     top = int(con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0])  # noqa: S608
-    nxt = int(con.execute(f"SELECT nextval('{sequence}')").fetchone()[0])
-    if nxt < top:
-        con.execute(f"SELECT max(nextval('{sequence}')) FROM range(?)", [top - nxt])  # noqa: S608
+    last = con.execute(
+        "SELECT coalesce(last_value, start_value - 1) FROM duckdb_sequences() "
+        "WHERE sequence_name = ?",
+        [sequence],
+    ).fetchone()[0]
+    if int(last) < top:
+        con.execute(f"SELECT max(nextval('{sequence}')) FROM range(?)", [top - int(last)])  # noqa: S608
