@@ -28,7 +28,7 @@ from heron.server.auth._accounts import Accounts, digest
 from heron.server.auth._passwords import Passwords
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
-from heron.server.query import TimeRange
+from heron.server.query import LogQuery, TimeRange
 from heron.server.store.clickhouse.store import ClickHouseStore
 from heron.server.store.duckdb_store import DuckDBStore
 from tests.server import errors_seed, test_api, test_db_api, test_query
@@ -209,6 +209,50 @@ def test_services_endpoints_and_traces_answer_alike(
     detail = query.get_trace(ch, PROJECT, trace_id)
     assert detail is not None and len(detail.spans) > 1
     assert plain(detail) == plain(query.get_trace(duck, PROJECT, trace_id))
+
+
+def test_database_analysis_answers_alike(stores: tuple[DuckDBStore, ClickHouseStore]) -> None:
+    duck, ch = stores
+    top = query.top_queries(ch, PROJECT, DB_RANGE)
+    assert len(top) >= 3
+    assert plain(top) == plain(query.top_queries(duck, PROJECT, DB_RANGE))
+    findings = query.n_plus_one_findings(ch, PROJECT, DB_RANGE)
+    assert findings
+    assert plain(findings) == plain(query.n_plus_one_findings(duck, PROJECT, DB_RANGE))
+
+
+def test_issues_and_events_answer_alike(
+    stores: tuple[DuckDBStore, ClickHouseStore], source: Source
+) -> None:
+    duck, ch = stores
+    issues = query.list_issues(ch, PROJECT, source.recent)
+    assert {i.id for i in issues} == set(source.issue_ids.values())  # ids kept
+    assert plain(issues) == plain(query.list_issues(duck, PROJECT, source.recent))
+    resolved = query.list_issues(ch, PROJECT, source.recent, status="resolved")
+    assert [i.id for i in resolved] == [source.issue_ids["value"]]
+    for issue_id in source.issue_ids.values():
+        detail = query.issue_detail(ch, PROJECT, issue_id, source.recent)
+        assert detail is not None
+        assert plain(detail) == plain(query.issue_detail(duck, PROJECT, issue_id, source.recent))
+        assert plain(query.issue_events(ch, PROJECT, issue_id)) == plain(
+            query.issue_events(duck, PROJECT, issue_id)
+        )
+
+
+def test_logs_answer_alike(stores: tuple[DuckDBStore, ClickHouseStore], source: Source) -> None:
+    duck, ch = stores
+    page = query.search_logs(ch, PROJECT, source.recent, LogQuery(limit=5))
+    assert len(page.logs) == 5
+    assert plain(page) == plain(query.search_logs(duck, PROJECT, source.recent, LogQuery(limit=5)))
+    assert page.next_cursor is not None  # the same cursor pages on both
+    later = LogQuery(limit=100, cursor=page.next_cursor)
+    assert plain(query.search_logs(ch, PROJECT, source.recent, later)) == plain(
+        query.search_logs(duck, PROJECT, source.recent, later)
+    )
+    trace = bytes.fromhex(source.trace_with_logs)
+    lines = query.trace_logs(ch, PROJECT, trace)
+    assert lines
+    assert plain(lines) == plain(query.trace_logs(duck, PROJECT, trace))
 
 
 def test_state_moves_with_ids_and_secrets(

@@ -272,12 +272,14 @@ class _Copier:
 
 
 def _select(name: str, source: dict[str, str]) -> str:
-    """The DuckDB expression for the ClickHouse column ``name``."""
+    """The DuckDB expression for the ClickHouse column ``name`` (quoted: ``transaction``
+    is a column)."""
     if name in source:
         # HUGEINT sums become Python ints either way; Int64 is what ClickHouse keeps.
-        return f"CAST({name} AS BIGINT) AS {name}" if source[name] == "HUGEINT" else name
+        column = f'CAST("{name}" AS BIGINT)' if source[name] == "HUGEINT" else f'"{name}"'
+        return f'{column} AS "{name}"'
     if name in _FILLED:
-        return f"{_FILLED[name]} AS {name}"
+        return f'{_FILLED[name]} AS "{name}"'
     raise MigrationError(f"the target column {name} has no source in the DuckDB data")
 
 
