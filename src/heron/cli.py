@@ -42,7 +42,7 @@ def _users(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     """Copy the DuckDB data dir into ClickHouse; progress and summary on stderr."""
-    from heron.server.config import ConfigError, load_config
+    from heron.server.config import ConfigError, load_config, mask_url
     from heron.server.store.base import DatabaseInUse, StorageUnavailable
     from heron.server.store.migrate import MigrationError, migrate_data_dir
 
@@ -61,14 +61,19 @@ def _migrate(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"heron: {e}", file=sys.stderr)
         return 2
+    state = mask_url(config.state_url) if config.state_url else f"{config.data_dir}/state.duckdb"
+    say(
+        f"copying {config.db_path} to ClickHouse {mask_url(config.clickhouse_url)} "
+        f"database {config.clickhouse_database}, state to {state}"
+    )
     try:
         summary = migrate_data_dir(config, progress=say)
     except (MigrationError, DatabaseInUse, StorageUnavailable) as e:
         print(f"heron migrate: {e}", file=sys.stderr)
         return 1
-    state = sum(summary.state.values())
+    rows = sum(summary.state.values())
     telemetry = ", ".join(f"{c.table} {c.rows}" for c in summary.telemetry if not c.note)
-    say(f"done: {state} state rows; telemetry rows: {telemetry}")
+    say(f"done: {rows} state rows; telemetry rows: {telemetry}")
     return 0
 
 

@@ -177,7 +177,7 @@ def test_runs_exit_zero_and_report_rows(target: tuple[list[Run], str, str]) -> N
     )
     # The second run finds everything there: no rows, every day skipped.
     assert second.code == 0, second.stderr
-    assert "heron migrate: spans: 0 rows in 0 days" in second.stderr
+    assert "heron migrate: spans: 0 rows in 0 days, 2 already there" in second.stderr
     assert "heron migrate: users: 0 rows (1 already there)" in second.stderr
     assert "heron migrate: issues: 0 rows (5 already there)" in second.stderr
 

@@ -22,6 +22,7 @@ applies its pending migrations and fails with ``DatabaseInUse`` while a server h
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -192,17 +193,19 @@ class _Copier:
             done.note = f"not copied: {'the target' if not target else 'the source'} has no table"
             self.progress(f"{t.table}: {done.note}")
             return done
-        selects = [_select(name, source) for name in target]
+        selects = [_select(t.table, name, source) for name in target]
         there = self._target_days(t)
+        started = time.monotonic()
         for day in self._source_days(t):
             if day in there:
                 done.skipped_days += 1
                 continue
             done.rows += self._copy_day(t, day, target, selects)
             done.days += 1
+        skipped = f", {done.skipped_days} already there" if done.skipped_days else ""
         self.progress(
-            f"{t.table}: {done.rows} rows in {done.days} days"
-            + (f" ({done.skipped_days} days already there, skipped)" if done.skipped_days else "")
+            f"{t.table}: {done.rows} rows in {done.days} days{skipped} "
+            f"({time.monotonic() - started:.1f} s)"
         )
         return done
 
@@ -271,7 +274,7 @@ class _Copier:
             raise StorageUnavailable(f"ClickHouse read failed: {err}") from err
 
 
-def _select(name: str, source: dict[str, str]) -> str:
+def _select(table: str, name: str, source: dict[str, str]) -> str:
     """The DuckDB expression for the ClickHouse column ``name`` (quoted: ``transaction``
     is a column)."""
     if name in source:
@@ -280,7 +283,7 @@ def _select(name: str, source: dict[str, str]) -> str:
         return f'{column} AS "{name}"'
     if name in _FILLED:
         return f'{_FILLED[name]} AS "{name}"'
-    raise MigrationError(f"the target column {name} has no source in the DuckDB data")
+    raise MigrationError(f"the target column {table}.{name} has no source in the DuckDB data")
 
 
 def _ident(name: str) -> str:
