@@ -135,13 +135,23 @@ def plain(value: Any) -> Any:
     return as_dicts(value)
 
 
-def test_state_into_the_data_dirs_state_file(source: Source, chdb_dir: Path) -> None:
+def test_state_into_the_data_dirs_state_file(
+    source: Source, chdb_dir: Path, tmp_path: Path
+) -> None:
     """Without a state URL the state goes to ``data_dir/state.duckdb`` (one process).
     Runs before the tests that hold the source open (``stores``)."""
     database = f"heron_test_{uuid.uuid4().hex[:12]}"
-    args = ("--data-dir", str(source.data_dir), "--to-clickhouse-url", f"chdb://{chdb_dir}")
-    env = {"HERON_CLICKHOUSE_DATABASE": database, "HERON_RETENTION_DAYS": str(LONG_RETENTION)}
-    for run in (migrate(*args, env=env), migrate(*args, env=env)):
+    config = tmp_path / "heron.toml"  # the target as `heron serve` would read it
+    config.write_text(
+        f'data_dir = "{source.data_dir}"\n'
+        f"retention_days = {LONG_RETENTION}\n"
+        f"rollup_retention_days = {LONG_RETENTION}\n"
+        "[storage]\n"
+        'backend = "clickhouse"\n'
+        f'clickhouse_url = "chdb://{chdb_dir}"\n'
+        f'clickhouse_database = "{database}"\n'
+    )
+    for run in (migrate("--config", str(config)), migrate("--config", str(config))):
         assert run.code == 0, run.stderr
     assert "issues: 0 rows (5 already there)" in run.stderr
     ch = ClickHouseStore(
@@ -270,10 +280,12 @@ def test_state_moves_with_ids_and_secrets(
     assert accounts.create_user("bob", Passwords().hash(PASSWORD), is_admin=False).id == 2
 
 
-def test_refuses_while_a_server_holds_the_source(tmp_path: Path, chdb_dir: Path) -> None:
+@pytest.mark.parametrize("held", ["heron.duckdb", "state.duckdb"])
+def test_refuses_while_a_server_holds_the_files(tmp_path: Path, chdb_dir: Path, held: str) -> None:
+    """The source, or the state file of a ClickHouse-backed server on the data dir."""
     DuckDBStore(tmp_path / "heron.duckdb").start().close()
     holder = subprocess.Popen(  # another process with the file open, as `heron serve`
-        [sys.executable, "-c", HOLD, str(tmp_path / "heron.duckdb")],
+        [sys.executable, "-c", HOLD, str(tmp_path / held)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -284,7 +296,9 @@ def test_refuses_while_a_server_holds_the_source(tmp_path: Path, chdb_dir: Path)
     finally:
         holder.communicate("", timeout=30)
     assert run.code == 1
-    assert "is in use by another process (a running `heron serve`?)" in run.stderr
+    assert f"{tmp_path / held} is in use by another process (a running `heron serve`?)" in (
+        run.stderr
+    )
 
 
 HOLD = """

@@ -36,10 +36,10 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from heron.server.config import Config
-from heron.server.store.base import DatabaseInUse, StorageUnavailable
+from heron.server.store.base import DatabaseInUse, StorageUnavailable, Store
 from heron.server.store.clickhouse.schema import database_name
 from heron.server.store.duckdb_store import open_exclusive
-from heron.server.store.open import clickhouse_dsn, open_store
+from heron.server.store.open import clickhouse_dsn, open_store, state_file
 from heron.server.store.state import STATE_TABLES, StateImport
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
@@ -114,7 +114,7 @@ def migrate_data_dir(
         raise MigrationError(f"no DuckDB data to migrate: {source} does not exist")
     open_exclusive(source).close()  # pending DuckDB migrations; DatabaseInUse
     with _read_only(source) as con:
-        target = open_store(config)  # connects, applies the ClickHouse migrations
+        target = _open_target(config)
         try:
             summary = Summary(state=_copy_state(con, cast(StateImport, target.state), progress))
             with _client(config) as client:
@@ -125,20 +125,33 @@ def migrate_data_dir(
     return summary
 
 
+def _open_target(config: Config) -> Store:
+    """The target store: connects, applies the ClickHouse migrations, opens the state."""
+    try:
+        return open_store(config)
+    except duckdb.IOException as e:  # data_dir/state.duckdb, held by a running server
+        raise _in_use(state_file(config), e) from None
+
+
 @contextmanager
 def _read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as e:
-        if "lock" not in str(e).lower():
-            raise
-        raise DatabaseInUse(
-            f"{path} is in use by another process (a running `heron serve`?): stop it first."
-        ) from None
+        raise _in_use(path, e) from None
     try:
         yield con
     finally:
         con.close()
+
+
+def _in_use(path: Path | None, e: duckdb.IOException) -> Exception:
+    """DuckDB's lock error as ``DatabaseInUse``; any other error unchanged."""
+    if "lock" not in str(e).lower():
+        return e
+    return DatabaseInUse(
+        f"{path} is in use by another process (a running `heron serve`?): stop it first."
+    )
 
 
 @contextmanager
