@@ -3,8 +3,9 @@
 One writer thread drains the queue: every ``SpanWrite`` waiting is inserted with the
 others in one INSERT per table (thousands of rows each under load), and each future
 resolves only after ClickHouse acknowledged those inserts; a failed INSERT fails the
-futures (``StorageUnavailable``, 503) and nothing of it is acknowledged. The other
-subjects are not implemented yet (issue 10).
+futures (``StorageUnavailable``, 503) and nothing of it is acknowledged. Error events
+and logs have a writer of their own (``events.py``), issues live in the state store.
+Database monitoring is not implemented yet (issue 10).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.base import QueueFull, StorageUnavailable
 from heron.server.store.clickhouse import schema
 from heron.server.store.clickhouse._client import ChReads
+from heron.server.store.clickhouse.events import EventWriter
+from heron.server.store.clickhouse.issues import ClickHouseIssues
+from heron.server.store.clickhouse.logs import ClickHouseLogs
 from heron.server.store.clickhouse.red import ClickHouseRed
 from heron.server.store.clickhouse.traces import ClickHouseTraces
 from heron.server.store.db import DbReader
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.issues import IssueReader
-from heron.server.store.logs import LogReader
 from heron.server.store.postgres.state import PostgresState
 from heron.server.store.state import StateStore
 
@@ -90,6 +92,16 @@ class ClickHouseStore:
         self._reads = ChReads(self._connect(dsn, self._settings), self.database, query_timeout_s)
         self._traces = ClickHouseTraces(self._reads)
         self._red = ClickHouseRed(self._reads)
+        self._issues = ClickHouseIssues(self._reads, lambda: self.state)
+        self._logs = ClickHouseLogs(self._reads)
+        # Events and logs have their own writer thread and client (store/clickhouse/events.py).
+        self._events = EventWriter(
+            self._connect(dsn, self._settings),
+            self.database,
+            lambda: self.state,
+            max_queue=max_queue,
+            max_batch_rows=max_batch_rows,
+        )
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._max_batch_rows = max_batch_rows
         self._error: str | None = None
@@ -120,12 +132,12 @@ class ClickHouseStore:
         _missing("database monitoring (store.db)")
 
     @property
-    def issues(self) -> IssueReader:
-        _missing("issues (store.issues)")
+    def issues(self) -> ClickHouseIssues:
+        return self._issues
 
     @property
-    def logs(self) -> LogReader:
-        _missing("logs (store.logs)")
+    def logs(self) -> ClickHouseLogs:
+        return self._logs
 
     @property
     def state(self) -> StateStore:
@@ -147,7 +159,7 @@ class ClickHouseStore:
 
     @property
     def queued_events(self) -> int:
-        return 0
+        return self._events.queued
 
     def submit_spans(self, write: SpanWrite) -> Future[int]:
         fut: Future[int] = Future()
@@ -158,7 +170,8 @@ class ClickHouseStore:
         return fut
 
     def submit_events(self, write: EventWrite) -> Future[int]:
-        _missing("events and logs (submit_events)")
+        """Queue events and logs for the event writer (see ``clickhouse/events.py``)."""
+        return self._events.submit(write)
 
     def upkeep(
         self,
@@ -172,7 +185,7 @@ class ClickHouseStore:
         _missing("upkeep (retention is the tables' TTL)")
 
     def health(self) -> str | None:
-        return self._error
+        return self._error or self._events.error
 
     def disk_bytes(self) -> dict[str, int]:
         """Bytes on disk of the database's active parts per table (``system.parts``,
@@ -187,7 +200,8 @@ class ClickHouseStore:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
-        for client in (self._writer_client, self._reads.client):
+        self._events.close()
+        for client in (self._writer_client, self._reads.client, self._events.client):
             client.close()
         if self._state_store is not None:
             self._state_store.close()
