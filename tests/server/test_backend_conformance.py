@@ -276,12 +276,6 @@ def test_clickhouse_failed_insert_is_not_acknowledged_and_recovers(
     assert _rows(ch_store, "SELECT count() FROM {db}.spans") == [(len(spans),)]
 
 
-def test_clickhouse_subjects_not_done_say_so(ch_store: ClickHouseStore) -> None:
-    for subject in ("db",):
-        with pytest.raises(NotImplementedError, match="not implemented yet \\(issue 10\\)"):
-            getattr(ch_store, subject)
-
-
 # ------------------------------------------- ClickHouse over HTTP: two processes, one database
 
 _OTHER_PROCESS = """
