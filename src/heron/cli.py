@@ -1,4 +1,4 @@
-"""``heron`` command line: serve | demo | run | users.
+"""``heron`` command line: serve | demo | run | users | migrate.
 
 Imports are lazy so ``heron run`` (agent side) never loads the server's dependencies.
 """
@@ -38,6 +38,43 @@ def _users(args: argparse.Namespace) -> int:
     from heron.server.auth._cli import run_users
 
     return run_users(args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Copy the DuckDB data dir into ClickHouse; progress and summary on stderr."""
+    from heron.server.config import ConfigError, load_config, mask_url
+    from heron.server.store.base import DatabaseInUse, StorageUnavailable
+    from heron.server.store.migrate import MigrationError, migrate_data_dir
+
+    def say(line: str) -> None:
+        print(f"heron migrate: {line}", file=sys.stderr, flush=True)
+
+    try:
+        config = load_config(
+            args.config,
+            data_dir=args.data_dir,
+            storage_backend="clickhouse",  # the target; the source is always DuckDB
+            clickhouse_url=args.to_clickhouse_url,
+            clickhouse_database=args.to_clickhouse_database,
+            state_url=args.to_state_url,
+        )
+    except ConfigError as e:
+        print(f"heron: {e}", file=sys.stderr)
+        return 2
+    state = mask_url(config.state_url) if config.state_url else f"{config.data_dir}/state.duckdb"
+    say(
+        f"copying {config.db_path} to ClickHouse {mask_url(config.clickhouse_url)} "
+        f"database {config.clickhouse_database}, state to {state}"
+    )
+    try:
+        summary = migrate_data_dir(config, progress=say)
+    except (MigrationError, DatabaseInUse, StorageUnavailable) as e:
+        print(f"heron migrate: {e}", file=sys.stderr)
+        return 1
+    rows = sum(summary.state.values())
+    telemetry = ", ".join(f"{c.table} {c.rows}" for c in summary.telemetry if not c.note)
+    say(f"done: {rows} state rows; telemetry rows: {telemetry}")
+    return 0
 
 
 def installed_version() -> str:
@@ -85,7 +122,37 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- program [args...]")
     r.set_defaults(func=_run)
     _add_users_parser(sub)
+    _add_migrate_parser(sub)
     return p
+
+
+def _add_migrate_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = sub.add_parser(
+        "migrate",
+        help="copy a DuckDB data dir (history and state) into ClickHouse",
+        description="Copy data_dir/heron.duckdb into the ClickHouse store and the state "
+        "store the config names (as `heron serve` with storage backend clickhouse would "
+        "use them). Stop `heron serve` on the data dir first. Running it again copies "
+        "only what is missing (see docs/scale-out.md).",
+    )
+    m.add_argument("--config", help="TOML config file (also HERON_CONFIG)")
+    m.add_argument(
+        "--data-dir", help="data directory to copy (HERON_DATA_DIR, default ./heron-data)"
+    )
+    m.add_argument(
+        "--to-clickhouse-url",
+        help="target ClickHouse, http(s)://host:8123 or chdb:///path (HERON_CLICKHOUSE_URL)",
+    )
+    m.add_argument(
+        "--to-clickhouse-database",
+        help="target ClickHouse database (HERON_CLICKHOUSE_DATABASE, default heron)",
+    )
+    m.add_argument(
+        "--to-state-url",
+        help="target PostgreSQL for the state, postgresql://… (HERON_STATE_URL; default: "
+        "data_dir/state.duckdb)",
+    )
+    m.set_defaults(func=_migrate)
 
 
 def _add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

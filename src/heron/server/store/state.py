@@ -141,3 +141,48 @@ class StateStore(Protocol):
     def issue_states(self, project_id: int, issue_ids: Sequence[int]) -> dict[int, IssueState]:
         """The stored state of those of ``issue_ids`` that exist, by id."""
         ...
+
+
+# ------------------------------------------------------------------ bulk import
+# The state tables ``heron migrate`` copies from one backend to another, each with its
+# columns in the order the rows of ``StateImport.import_state`` carry them. Ids are kept
+# (error events point at issue ids; sessions and keys at user and project ids).
+STATE_TABLES: dict[str, tuple[str, ...]] = {
+    "projects": ("id", "name", "created_ns"),
+    "ingest_keys": ("key", "project_id", "created_ns", "revoked"),
+    "api_tokens": ("token_sha256", "name", "created_ns"),
+    "users": ("id", "username", "password_hash", "is_admin", "created_ns"),
+    "sessions": ("id_sha256", "user_id", "created_ns", "expires_ns"),
+    "login_tokens": ("token_sha256", "user_id", "created_ns", "expires_ns"),
+    "issues": (
+        "id",
+        "project_id",
+        "fingerprint",
+        "title",
+        "exc_type",
+        "culprit",
+        "level",
+        "status",
+        "first_seen_ns",
+        "last_seen_ns",
+        "event_count",
+        "first_release",
+        "last_release",
+        "resolved_release",
+        "status_changed_ns",
+        "regressed_ns",
+    ),
+    "releases": ("project_id", "release", "first_seen_ns"),
+}
+
+
+class StateImport(Protocol):
+    """Bulk import into a state backend (``heron migrate``), beside ``StateStore``."""
+
+    def import_state(self, rows: dict[str, Sequence[Sequence[object]]]) -> dict[str, int]:
+        """Insert ``rows`` (table of ``STATE_TABLES`` → rows in its column order) in one
+        transaction, each row only when no row with the same key (primary key or unique
+        name/fingerprint) exists; id sequences move past the imported ids. Returns the
+        rows inserted per table (0 for rows already there, so importing twice adds
+        nothing)."""
+        ...

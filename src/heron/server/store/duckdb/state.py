@@ -11,7 +11,7 @@ from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
 from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.events import ISSUE_COLUMNS, record_releases, write_issues
-from heron.server.store.state import LastAdmin, UnknownUser, UserRow
+from heron.server.store.state import STATE_TABLES, LastAdmin, UnknownUser, UserRow
 
 _RESOLVE = (
     "UPDATE issues SET status = 'resolved', resolved_release = coalesce(?, last_release, ''), "
@@ -27,8 +27,12 @@ _REOPEN = (
 )
 
 
+# The sequences that number a table's ids (``store/schema.py``).
+_ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids"}
+
+
 class DuckDBState:
-    """Implements ``store.state.StateStore`` on DuckDB."""
+    """Implements ``store.state.StateStore`` (and ``StateImport``) on DuckDB."""
 
     def __init__(self, sql: SqlReads) -> None:
         self.sql = sql
@@ -265,6 +269,15 @@ class DuckDBState:
         )
         return {int(row[0]): IssueState(*row) for row in rows}
 
+    # ------------------------------------------------------------ bulk import
+
+    def import_state(self, rows: dict[str, Sequence[Sequence[object]]]) -> dict[str, int]:
+        def run(con: Any) -> dict[str, int]:
+            return {table: _import_table(con, table, rows[table]) for table in rows}
+
+        result: dict[str, int] = self.sql.write(run, timeout=None)
+        return result
+
 
 def _insert_user(con: Any, name: str, password_hash: str, is_admin: bool, now_ns: int) -> int:
     row = con.execute(
@@ -303,3 +316,31 @@ def _insert_session(
     con.execute(
         "INSERT INTO sessions VALUES (?, ?, ?, ?)", [id_sha256, user_id, now_ns, expires_ns]
     )
+
+
+def _import_table(con: Any, table: str, rows: Sequence[Sequence[object]]) -> int:
+    """Insert the ``rows`` of ``table`` whose keys are absent; the number inserted."""
+    columns = STATE_TABLES[table]  # KeyError for a table that is not state
+    count = f"SELECT count(*) FROM {table}"  # noqa: S608 - names from STATE_TABLES
+    before = int(con.execute(count).fetchone()[0])
+    if rows:
+        marks = ", ".join("?" * len(columns))
+        con.executemany(
+            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+            [list(r) for r in rows],
+        )
+    if table in _ID_SEQUENCES:
+        _advance(con, _ID_SEQUENCES[table], table)
+    return int(con.execute(count).fetchone()[0]) - before
+
+
+def _advance(con: Any, sequence: str, table: str) -> None:
+    """Move ``sequence`` up to the largest id in ``table`` (DuckDB has no setval)."""
+    top = int(con.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0])  # noqa: S608
+    last = con.execute(
+        "SELECT coalesce(last_value, start_value - 1) FROM duckdb_sequences() "
+        "WHERE sequence_name = ?",
+        [sequence],
+    ).fetchone()[0]
+    if int(last) < top:
+        con.execute(f"SELECT max(nextval('{sequence}')) FROM range(?)", [top - int(last)])  # noqa: S608

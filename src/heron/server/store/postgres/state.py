@@ -12,13 +12,15 @@ for issue counters, a table lock for "only the first one". A connection failure 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
+
+from psycopg import sql
 
 from heron.server.analyze.issues import IssueState, apply_event, new_issue
 from heron.server.model.event import ErrorEvent
 from heron.server.store.postgres import schema as pg_schema
 from heron.server.store.postgres._pool import Connection, Pool
-from heron.server.store.state import LastAdmin, UnknownUser, UserRow
+from heron.server.store.state import STATE_TABLES, LastAdmin, UnknownUser, UserRow
 
 _ISSUE_COLUMNS = (
     "id",
@@ -332,6 +334,17 @@ class PostgresState:
         rows = self._pool.read(_SELECT_BY_ID, [project_id, list(issue_ids)])
         return {int(row[0]): _issue(row) for row in rows}
 
+    # ------------------------------------------------------------ bulk import
+
+    def import_state(self, rows: dict[str, Sequence[Sequence[object]]]) -> dict[str, int]:
+        """``StateImport``: one transaction; ``ON CONFLICT DO NOTHING`` keeps the rows
+        already there, identity sequences move past the imported ids."""
+
+        def run(con: Connection) -> dict[str, int]:
+            return {table: _import_table(con, table, rows[table]) for table in rows}
+
+        return self._pool.transaction(run)
+
 
 def _one(con: Connection, query: str, params: Sequence[Any]) -> tuple[Any, ...]:
     row = con.execute(query, params).fetchone()
@@ -478,3 +491,36 @@ class _ReleaseFirstSeen:
             ).fetchone()
             self.cache[key] = int(row[0]) if row else None
         return self.cache[key]
+
+
+def _import_table(con: Connection, table: str, rows: Sequence[Sequence[object]]) -> int:
+    """Insert the ``rows`` of ``table`` whose keys are absent; the number inserted."""
+    columns = STATE_TABLES[table]  # KeyError for a table that is not state
+    name = sql.Identifier(table)
+    count = sql.SQL("SELECT count(*) FROM {}").format(name)
+    before = _count(con, count)
+    if table == "issues":  # the 64-bit fingerprint as the BIGINT with its bits
+        at = columns.index("fingerprint")
+        rows = [(*r[:at], _signed(cast(int, r[at])), *r[at + 1 :]) for r in rows]
+    if rows:
+        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
+            name,
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        )
+        with con.cursor() as cur:
+            cur.executemany(insert, [list(r) for r in rows])
+    if table in ("users", "issues"):  # identities: the next generated id follows these
+        con.execute(
+            sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), max(id)) FROM {} "
+                "HAVING max(id) IS NOT NULL"
+            ).format(name),
+            [table],
+        )
+    return _count(con, count) - before
+
+
+def _count(con: Connection, query: sql.Composed) -> int:
+    row = con.execute(query).fetchone()
+    return int(row[0]) if row else 0
