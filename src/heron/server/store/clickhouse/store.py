@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NoReturn
@@ -66,6 +67,7 @@ class ClickHouseStore:
         state_schema: str = "heron",
         cluster: str | None = None,
         read_clients: int = 8,
+        commit_interval_ms: float = 25.0,
     ) -> None:
         # State (projects, keys, users, sessions, issues) is transactional: shared by
         # every process in PostgreSQL (``state_url``, schema ``state_schema``; scale-out),
@@ -118,6 +120,7 @@ class ClickHouseStore:
         )
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._max_batch_rows = max_batch_rows
+        self._linger_s = max(0.0, commit_interval_ms) / 1000
         self._error: str | None = None
         self._thread = threading.Thread(
             target=self._run, name="heron-clickhouse-writer", daemon=True
@@ -236,9 +239,12 @@ class ClickHouseStore:
                 return
             batch = [item]
             rows = len(item[0])
+            # Every INSERT has a fixed cost (a new part, the trace-times view): wait up to
+            # ``commit_interval_ms`` after the first batch for more to come with it.
+            deadline = time.monotonic() + self._linger_s
             while rows < self._max_batch_rows:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if nxt is _STOP:
