@@ -19,6 +19,7 @@ process. They all start at once, so their migrations and bootstraps race.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -32,16 +33,20 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind, set_span_in_context
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, StatusCode, set_span_in_context
 
 from tests.conftest import HeronProcess, make_heron
 from tests.server.postgres import fresh_database
 
-from .test_auth_e2e import CSRF_FIELD, HTML, sign_in
+from .test_auth_e2e import CSRF_FIELD, GENERATED, HTML, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -184,8 +189,9 @@ def _provider(h: HeronProcess, service: str) -> TracerProvider:
 
 
 def sentry_bugs_at_once(ingest: list[HeronProcess], bugs: list[str], repeats: int) -> list[str]:
-    """One Sentry app per ingest process (its own DSN), each raising every bug ``repeats``
-    times; a barrier releases all apps at the same moment. Returns the event ids."""
+    """One Sentry app per ingest process (its own DSN), each raising every bug (in the
+    same order) ``repeats`` times; a barrier releases the apps at the same moment.
+    Returns the event ids."""
     apps = [
         subprocess.Popen(
             [sys.executable, "-c", SENTRY_APP, _dsn(h), ",".join(bugs), str(repeats)],
@@ -219,6 +225,84 @@ def sentry_bugs_at_once(ingest: list[HeronProcess], bugs: list[str], repeats: in
     return [i for out in outputs for i in out.split()]
 
 
+def otlp_bugs_at_once(ingest: list[HeronProcess], bugs: list[str], repeats: int) -> None:
+    """Per ingest process, ``repeats`` failed requests per bug (a server span with the
+    exception recorded as its ``exception`` event), exported together in one OTLP
+    request; a barrier releases the exports at the same moment, so both processes group
+    every new bug in the same instant."""
+    providers = []
+    for h in ingest:
+        provider = TracerProvider(resource=Resource.create({"service.name": SERVICE}))
+        exporter = OTLPSpanExporter(endpoint=f"{h.url}/v1/traces", headers={"x-heron-key": h.key})
+        # nothing is exported before force_flush (long delay, large batches)
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, schedule_delay_millis=600_000, max_export_batch_size=512)
+        )
+        tracer = provider.get_tracer("tests.scale_out")
+        for _ in range(repeats):
+            for bug in bugs:
+                with tracer.start_as_current_span("POST /pay", kind=SpanKind.SERVER):
+                    try:
+                        _charge(bug)
+                    except Exception as err:
+                        trace.get_current_span().record_exception(err)
+                        trace.get_current_span().set_status(StatusCode.ERROR)
+        providers.append(provider)
+    barrier = threading.Barrier(len(providers))
+
+    def flush(provider: TracerProvider) -> bool:
+        barrier.wait()
+        return provider.force_flush(30_000)
+
+    with ThreadPoolExecutor(len(providers)) as pool:
+        assert all(pool.map(flush, providers))
+    for provider in providers:
+        provider.shutdown()
+
+
+def log_bugs_at_once(ingest: list[HeronProcess], bugs: list[str], repeats: int) -> None:
+    """Per ingest process, ``repeats`` ``logger.exception`` records per bug through the
+    OpenTelemetry logging handler, exported together in one OTLP logs request; a barrier
+    releases the exports at the same moment."""
+    providers = []
+    for n, h in enumerate(ingest):
+        provider = LoggerProvider(resource=Resource.create({"service.name": SERVICE}))
+        exporter = OTLPLogExporter(endpoint=f"{h.url}/v1/logs", headers={"x-heron-key": h.key})
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                exporter, schedule_delay_millis=600_000, max_export_batch_size=512
+            )
+        )
+        logger = logging.getLogger(f"tests.scale_out.{n}")
+        logger.propagate = False
+        handler = LoggingHandler(logger_provider=provider)
+        logger.addHandler(handler)
+        try:
+            for order in range(repeats):
+                for bug in bugs:
+                    try:
+                        _charge(bug, order)
+                    except Exception:
+                        logger.exception("charging failed")
+        finally:
+            logger.removeHandler(handler)
+        providers.append(provider)
+    barrier = threading.Barrier(len(providers))
+
+    def flush(provider: LoggerProvider) -> bool:
+        barrier.wait()
+        return provider.force_flush(30_000)
+
+    with ThreadPoolExecutor(len(providers)) as pool:
+        assert all(pool.map(flush, providers))
+    for provider in providers:
+        provider.shutdown()
+
+
+def _charge(bug: str, order: int = 0) -> None:
+    raise type(bug, (Exception,), {})(f"{bug} while charging order {order}")
+
+
 def _dsn(h: HeronProcess) -> str:
     """The project's Sentry DSN on this process (as ``heron serve`` prints it)."""
     return f"http://{h.key}@127.0.0.1:{h.port}/1"
@@ -246,9 +330,17 @@ def test_roles_serve_their_routes_and_name_themselves(cluster: Cluster) -> None:
         assert r.status_code == 404
         assert httpx.post(f"{h.url}/v1/logs", json=body, headers=headers).status_code == 404
         assert httpx.post(f"{h.url}/api/1/envelope/", content=b"{}").status_code == 404
-    # every process found the bootstrap of the first: one project, one key, one token
+    # the first process to start bootstrapped the shared state, the others found it: the
+    # token is announced once, one query process created the admin (ingest creates no
+    # user), and the admin's password works on every query process
+    logs = [h.log() for h in cluster.running]
+    assert sum("API token:" in log for log in logs) == 1
+    admins = [m.group(1) for log in logs for m in GENERATED.finditer(log)]
+    assert len(admins) == 1 and not any("admin user" in h.log() for h in cluster.ingest)
     for h in cluster.query:
         assert h.api("/api/v1/services").status_code == 200
+        with httpx.Client(base_url=h.url, timeout=30) as b:
+            sign_in(b, "admin", admins[0])
 
 
 def test_spans_sent_to_both_ingest_processes_are_answered_by_every_query_process(
@@ -308,6 +400,12 @@ def test_the_same_new_bugs_at_the_same_moment_make_one_issue_each(cluster: Clust
     ids = sentry_bugs_at_once(cluster.ingest, bugs, repeats)
     expected = len(cluster.ingest) * repeats
     assert len(ids) == len(bugs) * expected and len(set(ids)) == len(ids)
+    assert_one_issue_per_bug(cluster, tag, bugs, expected)
+
+
+def assert_one_issue_per_bug(cluster: Cluster, tag: str, bugs: list[str], events: int) -> None:
+    """Every query process lists one open issue per bug (``tag`` in its type), each with
+    all ``events`` of both ingest processes."""
 
     def ours(j: dict[str, Any]) -> list[dict[str, Any]]:
         return [i for i in j["issues"] if tag in (i["exc_type"] or "")]
@@ -315,14 +413,38 @@ def test_the_same_new_bugs_at_the_same_moment_make_one_issue_each(cluster: Clust
     for q in cluster.query:
         body = q.wait_for(
             "/api/v1/issues",
-            lambda j: sum(i["events"] for i in ours(j)) == len(ids),
+            lambda j: sum(i["events"] for i in ours(j)) == len(bugs) * events,
             **{"from": "-1h"},
         )
         issues = ours(body)
         assert sorted(i["exc_type"] for i in issues) == bugs  # one issue per bug
         for issue in issues:
-            assert (issue["event_count"], issue["events"]) == (expected, expected)
-            assert (issue["status"], issue["releases"]) == ("open", ["shop@1.0.0"])
+            assert (issue["event_count"], issue["events"], issue["status"]) == (
+                events,
+                events,
+                "open",
+            )
+
+
+def test_the_same_new_exceptions_in_spans_make_one_issue_each(cluster: Cluster) -> None:
+    for _ in range(3):  # rounds of new bugs: each round is a race of its own
+        tag = uuid.uuid4().hex[:6]
+        bugs = [f"SpanBug{i}_{tag}" for i in range(5)]
+        repeats = 2
+        otlp_bugs_at_once(cluster.ingest, bugs, repeats)
+        # OpenTelemetry names the type with its module
+        types = [f"{_charge.__module__}.{bug}" for bug in bugs]
+        assert_one_issue_per_bug(cluster, tag, types, len(cluster.ingest) * repeats)
+
+
+def test_the_same_new_exceptions_in_logs_make_one_issue_each(cluster: Cluster) -> None:
+    for _ in range(3):  # rounds of new bugs: each round is a race of its own
+        tag = uuid.uuid4().hex[:6]
+        bugs = [f"LogBug{i}_{tag}" for i in range(5)]
+        repeats = 2
+        log_bugs_at_once(cluster.ingest, bugs, repeats)
+        types = [f"{_charge.__module__}.{bug}" for bug in bugs]
+        assert_one_issue_per_bug(cluster, tag, types, len(cluster.ingest) * repeats)
 
 
 def test_a_user_added_by_the_cli_signs_in_and_the_session_is_shared(cluster: Cluster) -> None:
@@ -360,7 +482,10 @@ def test_restarted_processes_keep_everything(cluster: Cluster) -> None:
         sign_in(b, "ops", "ops password 1")
         session = b.cookies["heron_session"]
     for h in cluster.running:
-        assert h.stop() == 0
+        h.stop()
+        assert h.log().endswith(
+            f"Application shutdown complete.\nINFO:     Finished server process [{h.proc.pid}]\n"
+        ), h.log()[-2000:]
     start_all(cluster.running)
     for q in cluster.query:  # telemetry, issues, findings and the session outlived them
         assert snapshot(q) == before
@@ -390,3 +515,9 @@ def snapshot(q: HeronProcess) -> dict[str, list[tuple[Any, ...]]]:
 
 def _issues(body: dict[str, Any]) -> list[tuple[int, str, int]]:
     return sorted((i["id"], i["exc_type"], i["event_count"]) for i in body["issues"])
+
+
+def test_no_process_logged_an_error(cluster: Cluster) -> None:
+    for h in cluster.running:
+        log = h.log()
+        assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
