@@ -63,8 +63,8 @@ SENTRY_APP = """
 import sys
 import sentry_sdk
 
-dsn, bugs, repeats = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
-sentry_sdk.init(dsn=dsn, release="shop@1.0.0", environment="prod", default_integrations=False)
+dsn, bugs, repeats, release = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+sentry_sdk.init(dsn=dsn, release=release, environment="prod", default_integrations=False)
 
 
 def charge(bug):
@@ -190,13 +190,15 @@ def _provider(h: HeronProcess, service: str) -> TracerProvider:
     return provider
 
 
-def sentry_bugs_at_once(ingest: list[HeronProcess], bugs: list[str], repeats: int) -> list[str]:
-    """One Sentry app per ingest process (its own DSN), each raising every bug (in the
-    same order) ``repeats`` times; a barrier releases the apps at the same moment.
-    Returns the event ids."""
+def sentry_bugs_at_once(
+    ingest: list[HeronProcess], bugs: list[str], repeats: int, release: str = "shop@1.0.0"
+) -> list[str]:
+    """One Sentry app of ``release`` per ingest process (its own DSN), each raising every
+    bug (in the same order) ``repeats`` times; a barrier releases the apps at the same
+    moment. Returns the event ids."""
     apps = [
         subprocess.Popen(
-            [sys.executable, "-c", SENTRY_APP, _dsn(h), ",".join(bugs), str(repeats)],
+            [sys.executable, "-c", SENTRY_APP, _dsn(h), ",".join(bugs), str(repeats), release],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -403,6 +405,42 @@ def test_the_same_new_bugs_at_the_same_moment_make_one_issue_each(cluster: Clust
     expected = len(cluster.ingest) * repeats
     assert len(ids) == len(bugs) * expected and len(set(ids)) == len(ids)
     assert_one_issue_per_bug(cluster, tag, bugs, expected)
+
+
+def test_issue_status_is_shared(cluster: Cluster) -> None:
+    """Resolved on one query process, resolved on the other; an event of a later release
+    through either ingest process reopens it as a regression for all."""
+    q1, q2 = cluster.query
+    tag = uuid.uuid4().hex[:6]
+    bug = f"Bug_status_{tag}"
+    sentry_bugs_at_once(cluster.ingest[:1], [bug], 1)
+    issue_id = _issue_of(q1, bug, lambda i: i["event_count"] == 1)["id"]
+    r = httpx.post(
+        f"{q2.url}/api/v1/issues/{issue_id}/status",
+        json={"status": "resolved", "release": "shop@1.0.0"},
+        headers={"Authorization": f"Bearer {q2.token}"},
+        timeout=30,
+    )
+    assert (r.status_code, r.json()["status"]) == (200, "resolved"), r.text
+    resolved = _issue_of(q1, bug, lambda i: True)
+    assert (resolved["status"], resolved["resolved_release"]) == ("resolved", "shop@1.0.0")
+    sentry_bugs_at_once(cluster.ingest[1:], [bug], 1, release="shop@1.1.0")
+    for q in cluster.query:
+        again = _issue_of(q, bug, lambda i: i["event_count"] == 2)
+        assert (again["id"], again["status"], again["regressed"]) == (issue_id, "open", True)
+
+
+def _issue_of(q: HeronProcess, exc_type: str, ok: Any) -> dict[str, Any]:
+    """The one issue of ``exc_type`` on ``q`` once ``ok(issue)`` holds."""
+
+    def mine(j: dict[str, Any]) -> list[dict[str, Any]]:
+        return [i for i in j["issues"] if i["exc_type"] == exc_type]
+
+    body = q.wait_for(
+        "/api/v1/issues", lambda j: len(mine(j)) == 1 and ok(mine(j)[0]), **{"from": "-1h"}
+    )
+    (issue,) = mine(body)
+    return issue
 
 
 def assert_one_issue_per_bug(cluster: Cluster, tag: str, bugs: list[str], events: int) -> None:
