@@ -27,7 +27,7 @@ from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import SPAN_KIND_SERVER, ErrorEvent, LogRecord, Span
 from heron.server.model.write import EventWrite
 from heron.server.query import set_issue_status
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.base import Store
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -342,7 +342,7 @@ def _logs(seed: Seed) -> None:
 # ------------------------------------------------------------------------- storing
 
 
-def insert(store: DuckDBStore, seed: Seed) -> dict[str, int]:
+def insert(store: Store, seed: Seed) -> dict[str, int]:
     """Store the seed through the writer; returns issue ids by short name.
 
     The last TimeoutError (release 2.0) arrives after its issue was resolved in 1.0, so
@@ -367,6 +367,9 @@ def insert(store: DuckDBStore, seed: Seed) -> dict[str, int]:
     return ids
 
 
-def _issue_ids(store: DuckDBStore, seed: Seed) -> dict[str, int]:
-    by_title = dict(store.read("SELECT title, id FROM issues WHERE project_id = ?", [PROJECT]))
+def _issue_ids(store: Store, seed: Seed) -> dict[str, int]:
+    rows = store.issues.list_issues(
+        PROJECT, 0, 2**62, {}, status=None, sort="last_seen", limit=1000
+    )
+    by_title = {row[1]: row[0] for row in rows}
     return {name: by_title[t] for name, t in seed.titles().items()}

@@ -70,9 +70,7 @@ def test_without_a_cluster_the_migrations_run_as_written() -> None:
     ]
     assert ddl[2 : 2 + len(written)] == written
     assert [d.split(" MODIFY")[0] for d in ddl[2 + len(written) :]] == [
-        "ALTER TABLE heron.spans",
-        "ALTER TABLE heron.trace_times",
-        "ALTER TABLE heron.rollup_1m",
+        f"ALTER TABLE heron.{table}" for table in schema._TTL
     ]
     text = "\n".join(ddl)
     for cluster_word in ("ON CLUSTER", "Replicated", "Distributed", "_local", "{shard}"):

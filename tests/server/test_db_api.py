@@ -5,11 +5,17 @@ query (2 ms) and six item queries in a loop (10 ms each, 3 rows reported); ``GET
 ×5, one 250 ms query each, one with an EXPLAIN plan on a child span (as Heron's agent
 records it); ``POST /checkout`` ×2 with a failing insert; ``GET /product`` with six
 calls to the inventory; the inventory's ``GET /stock/{sku}`` with one MySQL query.
+
+Every test runs on each backend of ``tests/server/backends.py`` (DuckDB, ClickHouse in
+process); the analysis job runs on each store, and ``test_analysis_equals_duckdbs``
+compares what it found on ClickHouse with what it found on DuckDB.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +23,17 @@ import anyio.from_thread
 import httpx
 import pytest
 
+from heron.server import query
+from heron.server.analyze.n_plus_one import db_groups, http_groups
+from heron.server.analyze.query_stats import name_fingerprints
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, STATUS_ERROR, Span
-from heron.server.query import TimeRange, query_detail
-from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.query import TimeRange, query_detail, top_queries
+from heron.server.store.base import Store
+from tests.server.backends import BACKENDS, open_store
 
 from .test_api import AUTH, MINUTE_S, MS, NOW_NS, NS, TOKEN, Api, span
 
@@ -156,11 +166,13 @@ def seed() -> list[Span]:
     return spans
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Api]:
     data: Path = tmp_path_factory.mktemp("db-api")
     config = Config(data_dir=str(data), api_token=TOKEN, ingest_key="hk_db_api_test_key")
-    store = DuckDBStore(config.db_path, commit_interval_ms=0)
+    store = open_store(request.param, data, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
@@ -436,10 +448,13 @@ def test_n_plus_one_filters(api: Api) -> None:
     assert api.get("/api/v1/n-plus-one", params={"sort": "endpoint"}).status_code == 400
 
 
-def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_query_detail_overall_p95_merges_the_services_histograms(
+    kind: str, tmp_path: Path, chdb_dir: Path
+) -> None:
     """One query from two services: 980 fast calls in one, 20 slow in the other. The
     overall p95 is that of all 1,000 calls (fast), not the larger of the two services'."""
-    store = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
+    store = open_store(kind, tmp_path, chdb_dir)
     try:
         spans: list[Span] = []
         for service, calls, dur_ms in (("shop", 980, 2.0), ("admin", 20, 100.0)):
@@ -450,7 +465,7 @@ def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path)
                 spans += [db(trace, 2, start + MS, dur_ms, ITEMS, service=service)]
         Pipeline(store).submit_spans(1, spans).result(30)
         analyze_recent(store, NOW_NS, window_s=600)
-        fp = next(r[0] for r in store.read("SELECT DISTINCT fingerprint FROM db_rollup_1m", []))
+        (fp,) = {int(q.fingerprint, 16) for q in top_queries(store, 1, TimeRange(T0, NOW_NS))}
         detail = query_detail(store, 1, TimeRange(T0 - 60 * NS, NOW_NS), fp)
         assert detail is not None and detail.overall is not None
         by_service = {s.service: s for s in detail.services}
@@ -464,3 +479,89 @@ def test_query_detail_overall_p95_merges_the_services_histograms(tmp_path: Path)
         assert overall.total_time_ms == pytest.approx(980 * 2 + 20 * 100)
     finally:
         store.close()
+
+
+# ------------------------------------------------- the analysis job, backend against backend
+
+# Fields chosen among ties: "the slowest call" of sixty equally slow ones, "the occurrence
+# that took longest" of ten equal ones — each engine may pick any of them.
+_TIE_PICKS = {"example_trace_id", "example_span_id", "statement"}
+
+
+def _plain(value: Any) -> Any:
+    """Answers as comparable values: dataclasses as dicts without tie picks, exact
+    integers as int, floats to nine significant digits (sums may add in another order)."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        value = {k: v for k, v in asdict(value).items() if k not in _TIE_PICKS}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k not in _TIE_PICKS}
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    return value
+
+
+def _analysis_reads(store: Store) -> dict[str, Any]:
+    """What the analysis job reads from the store, as it would use it."""
+    lo_s = (NOW_NS - 600 * NS) // (60 * NS) * 60
+    lo_ns, since = lo_s * NS, lo_s * NS - 600 * NS
+    rollup = store.db.query_stat_rollup(lo_s, since).to_pylist()
+    found = db_groups(store.db.repeated_queries(since, lo_ns, 5))
+    found += http_groups(store.db.repeated_calls(since, 5), lo_ns, 5)
+    traces = [g["trace_id"] for g in found]
+    return {
+        "rollup": sorted((_plain(sorted(r.items())) for r in rollup), key=repr),
+        "names": sorted(name_fingerprints(store.db.unnamed_fingerprints(lo_ns))),
+        "groups": sorted((_plain(sorted(g.items())) for g in found), key=repr),
+        "entries": sorted(store.db.entry_spans(since, traces)),
+    }
+
+
+def _answers(store: Store) -> dict[str, Any]:
+    """Every database-monitoring answer of the query layer, over the seed."""
+    hour = TimeRange(T0 - 60 * NS, NOW_NS)
+    top = query.top_queries(store, 1, hour)
+    fps = [int(q.fingerprint, 16) for q in top]
+    return {
+        "top": top,
+        "by_endpoint": query.top_queries(store, 1, hour, endpoint="GET /orders"),
+        "details": [query.query_detail(store, 1, hour, fp, now_ns=NOW_NS) for fp in fps],
+        "samples": query.query_samples(store, 1, hour, order="newest", limit=100),
+        "slow": query.slow_queries(store, 1, hour, threshold_ms=0, limit=100),
+        "groups": [
+            query.slow_query_groups(store, 1, hour, threshold_ms=0, sort=sort)
+            for sort in ("total_time_ms", "count", "max_ms", "p95_ms", "last_seen")
+        ],
+        "findings": query.n_plus_one_findings(store, 1, hour, min_total_ms=0),
+        "has_stats": store.db.has_query_stats(),
+    }
+
+
+@pytest.mark.parametrize("kind", [k for k in BACKENDS if k != "duckdb"])
+def test_analysis_equals_duckdbs(kind: str, tmp_path: Path, chdb_dir: Path) -> None:
+    """The analysis job run on another backend finds what it finds on DuckDB: the same
+    inputs read, then the same statistics, slow queries and N+1 findings."""
+    stores = {k: open_store(k, tmp_path / k, chdb_dir) for k in ("duckdb", kind)}
+    try:
+        for store in stores.values():
+            Pipeline(store).submit_spans(1, seed()).result(30)
+        reference, other = (_analysis_reads(s) for s in stores.values())
+        assert reference["rollup"] and reference["groups"] and reference["names"]
+        assert other == reference
+        for store in stores.values():
+            assert analyze_recent(store, NOW_NS, window_s=600) == 11
+            analyze_recent(store, NOW_NS, window_s=600)  # a re-run replaces, adds nothing
+        reference, other = (_plain(_answers(s)) for s in stores.values())
+        assert [q["calls"] for q in reference["top"]] == [5, 60, 10, 2, 1]
+        assert len(reference["findings"]) == 2 and len(reference["samples"]) == 78
+        for key in ("samples", "slow"):  # newest first; calls started at the same
+            # nanosecond (two in the seed) may come in either order
+            assert [c["start_ns"] for c in other[key]] == [c["start_ns"] for c in reference[key]]
+            assert sorted(other.pop(key), key=repr) == sorted(reference.pop(key), key=repr)
+        assert other == reference
+    finally:
+        for store in stores.values():
+            store.close()

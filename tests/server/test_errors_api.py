@@ -1,4 +1,5 @@
-"""The error-tracking and logs API over in-process ASGI, with the real lifespan and store.
+"""The error-tracking and logs API over in-process ASGI, with the real lifespan and store,
+on every backend of ``tests/server/backends.py`` (same seed, same assertions).
 
 Seed: tests/server/errors_seed.py (five issues, their events, logs and one trace).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio.from_thread
@@ -15,10 +17,12 @@ import pytest
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.store.clickhouse.logs import like_contains as ch_like_contains
 from heron.server.store.duckdb.logs import like_contains
-from heron.server.store.duckdb_store import DuckDBStore
 
 from . import errors_seed
+from .backends import BACKENDS
+from .ingest_client import app_store
 from .test_api import AUTH, NOW_NS, TOKEN, Api
 
 PASSWORD = "errors-api-password"
@@ -33,16 +37,18 @@ class ErrorsApi(Api):
         return self.portal.call(lambda: self.client.post(path, headers=headers, **kw))
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ErrorsApi]:
-    data = tmp_path_factory.mktemp("errors-api")
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[ErrorsApi]:
+    data = tmp_path_factory.mktemp(f"errors-api-{request.param}")
     config = Config(
         data_dir=str(data),
         api_token=TOKEN,
         ingest_key="hk_errors_api_key_0123",
         admin_password=PASSWORD,
     )
-    store = DuckDBStore(config.db_path, commit_interval_ms=0)
+    store = app_store(request.param, data, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
@@ -331,6 +337,7 @@ def test_logs_text_is_literal(api: ErrorsApi) -> None:
     assert logs(api, text="'; DROP TABLE logs; --") == []
     assert len(logs(api)) == 20
     assert like_contains("a%b_c\\") == "%a\\%b\\_c\\\\%"
+    assert ch_like_contains("a%b_c\\") == "%a\\%b\\_c\\\\%"
 
 
 def test_logs_link_to_trace_and_issue(api: ErrorsApi) -> None:

@@ -1,4 +1,7 @@
-"""N+1 detection on a real DuckDB store: which repeats are found, and that re-runs are safe.
+"""N+1 detection on a real store: which repeats are found, and that re-runs are safe.
+
+Every test runs on each backend of ``tests/server/backends.py`` (DuckDB, ClickHouse in
+process) but the retention test, which is DuckDB's (see there).
 
 The first test traces a small SQLite shop with the OpenTelemetry SDK (as any app would),
 ships the spans as an OTLP request through the server's decoder, and checks that the
@@ -10,6 +13,7 @@ templates, endpoints, and idempotent re-runs with late spans.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +33,10 @@ from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_INTERNAL, SPAN_KIND_SERVER, Span
 from heron.server.query import TimeRange
+from heron.server.store.base import Store
+from heron.server.store.clickhouse.store import ClickHouseStore
 from heron.server.store.duckdb_store import DuckDBStore
+from tests.server.backends import BACKENDS, open_store
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -37,21 +44,33 @@ NOW = 1_800_000_000 * S
 RANGE = TimeRange(NOW - 3600 * S, NOW + 60 * S)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DuckDBStore]:
-    s = DuckDBStore(tmp_path / "h.duckdb", commit_interval_ms=0).start()
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, chdb_dir: Path) -> Iterator[Store]:
+    s = open_store(request.param, tmp_path, chdb_dir)
     try:
         yield s
     finally:
         s.close()
 
 
-def analyze(store: DuckDBStore, now: int = NOW) -> int:
+def stored_repeats(store: Store) -> list[tuple[int, int]]:
+    """``(rows, sum of their counts)`` of the recorded repeat groups, read from the
+    backend's own table (on ClickHouse as readers see it: FINAL)."""
+    if isinstance(store, ClickHouseStore):
+        sql = "SELECT count(), sum(count) FROM {db}.n_plus_one FINAL"
+        return [(int(n), int(c or 0)) for n, c in store._reads.rows(sql)]
+    assert isinstance(store, DuckDBStore)
+    return [
+        (int(n), int(c or 0)) for n, c in store.read("SELECT count(*), sum(count) FROM n_plus_one")
+    ]
+
+
+def analyze(store: Store, now: int = NOW) -> int:
     m = Maintenance(store, retention_days=7, rollup_retention_days=30, clock=lambda: now)
     return m.analyze_once()
 
 
-def findings(store: DuckDBStore, **kw: Any) -> list[query.NPlusOneFinding]:
+def findings(store: Store, **kw: Any) -> list[query.NPlusOneFinding]:
     return query.n_plus_one_findings(store, 1, RANGE, **kw)
 
 
@@ -103,7 +122,7 @@ class Shop:
                     "JOIN order_items i ON i.order_id = o.id ORDER BY o.id LIMIT 30"
                 )
 
-    def ship(self, store: DuckDBStore) -> None:
+    def ship(self, store: Store) -> None:
         """Send what was traced as one OTLP/protobuf request body, via the decoder."""
         body = encode_spans(self.exporter.get_finished_spans()).SerializeToString()
         result = decode_protobuf_batch(body)
@@ -111,7 +130,7 @@ class Shop:
         Pipeline(store).submit_spans(1, result.spans).result(10)
 
 
-def test_a_loop_over_children_is_found_and_a_join_is_not(store: DuckDBStore) -> None:
+def test_a_loop_over_children_is_found_and_a_join_is_not(store: Store) -> None:
     shop = Shop()
     for _ in range(3):
         shop.request("/orders-loop")
@@ -198,7 +217,7 @@ def queries(
     ]
 
 
-def test_repeats_and_time_thresholds(store: DuckDBStore) -> None:
+def test_repeats_and_time_thresholds(store: Store) -> None:
     spans = [request(1, "/a"), *queries(1, 1, 5, 12)]  # 5 × 12 ms = 60 ms: a finding
     spans += [request(2, "/b"), *queries(2, 1, 5, 9)]  # 45 ms: repeated, but quick
     spans += [request(3, "/c"), *queries(3, 1, 4, 30)]  # 4 repeats: not recorded
@@ -213,7 +232,7 @@ def test_repeats_and_time_thresholds(store: DuckDBStore) -> None:
     assert a.example_trace_id == f"{1:032x}" and a.example_span_id == f"{1000:016x}"
 
 
-def test_the_same_query_under_different_parents_is_no_repeat(store: DuckDBStore) -> None:
+def test_the_same_query_under_different_parents_is_no_repeat(store: Store) -> None:
     spans = [request(1, "/a")]
     spans += [span(1, 2, 1, 0, 100, "load", kind=SPAN_KIND_INTERNAL)]
     spans += [span(1, 3, 1, 100, 100, "load", kind=SPAN_KIND_INTERNAL)]
@@ -222,7 +241,7 @@ def test_the_same_query_under_different_parents_is_no_repeat(store: DuckDBStore)
     assert analyze(store) == 0
 
 
-def test_endpoint_is_the_request_the_repeats_ran_under(store: DuckDBStore) -> None:
+def test_endpoint_is_the_request_the_repeats_ran_under(store: Store) -> None:
     # shop GET /a → internal span → 5 queries; shop calls inventory, whose request
     # GET /stock runs 6 queries of its own under an internal span.
     spans = [request(1, "/a"), span(1, 2, 1, 1, 200, "work", kind=SPAN_KIND_INTERNAL)]
@@ -264,7 +283,7 @@ def test_endpoint_is_the_request_the_repeats_ran_under(store: DuckDBStore) -> No
     }
 
 
-def test_repeated_http_calls_are_grouped_by_url_template(store: DuckDBStore) -> None:
+def test_repeated_http_calls_are_grouped_by_url_template(store: Store) -> None:
     def call(i: int, url: str, **extra: Any) -> Span:
         return span(
             1,
@@ -288,7 +307,29 @@ def test_repeated_http_calls_are_grouped_by_url_template(store: DuckDBStore) -> 
     assert findings(store, kind="db") == []
 
 
-def test_findings_group_per_endpoint_and_fingerprint(store: DuckDBStore) -> None:
+def test_calls_without_a_url_are_templated_from_address_port_and_path(store: Store) -> None:
+    # The port is a JSON number: read as its text, as DuckDB's json_extract_string does.
+    spans = [request(1, "/product")]
+    spans += [
+        span(
+            1,
+            100 + i,
+            1,
+            1 + i * 15,
+            14,
+            "GET",
+            http_method="GET",
+            attributes={"server.address": "inventory", "server.port": 8001, "url.path": f"/s/{i}"},
+        )
+        for i in range(5)
+    ]
+    Pipeline(store).submit_spans(1, spans).result(10)
+    analyze(store)
+    (f,) = findings(store, kind="http")
+    assert (f.display, f.calls) == ("GET inventory:8001/s/{id}", 5)
+
+
+def test_findings_group_per_endpoint_and_fingerprint(store: Store) -> None:
     spans = [request(1, "/orders"), *queries(1, 1, 10, 10)]
     spans += [request(2, "/orders"), *queries(2, 1, 20, 10)]
     spans += [request(3, "/orders"), *queries(3, 1, 2, 10)]
@@ -307,7 +348,7 @@ def test_findings_group_per_endpoint_and_fingerprint(store: DuckDBStore) -> None
     assert [f.calls for f in by_count] == [30, 8]
 
 
-def test_re_runs_and_late_spans_never_duplicate(store: DuckDBStore) -> None:
+def test_re_runs_and_late_spans_never_duplicate(store: Store) -> None:
     first = [request(1, "/a"), *queries(1, 1, 6, 10)]
     Pipeline(store).submit_spans(1, first).result(10)
     assert analyze(store) == analyze(store) == 1
@@ -328,13 +369,24 @@ def test_re_runs_and_late_spans_never_duplicate(store: DuckDBStore) -> None:
     assert analyze(store, NOW + 30 * S) == 1
     (f,) = findings(store)
     assert (f.occurrences, f.calls) == (1, 9)
-    assert store.read("SELECT count(*) FROM n_plus_one") == [(1,)]
+    assert stored_repeats(store)[0][0] == 1
     # Once the group is older than the window, later runs leave its row alone.
     assert analyze(store, NOW + 3600 * S) == 0
-    assert store.read("SELECT count(*), sum(count) FROM n_plus_one") == [(1, 9)]
+    assert stored_repeats(store) == [(1, 9)]
 
 
-def test_retention_deletes_old_findings(store: DuckDBStore) -> None:
+def test_retention_deletes_old_findings(tmp_path: Path) -> None:
+    # DuckDB only: its upkeep deletes by Heron's clock, which the test moves three days
+    # on. ClickHouse's retention is each table's TTL, counted by the server's wall clock
+    # (test_clickhouse_upkeep_prunes_names_and_tables_expire covers it).
+    store = DuckDBStore(tmp_path / "h.duckdb", commit_interval_ms=0).start()
+    try:
+        _retention_deletes_old_findings(store)
+    finally:
+        store.close()
+
+
+def _retention_deletes_old_findings(store: DuckDBStore) -> None:
     Pipeline(store).submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
     analyze(store)
     m = Maintenance(
@@ -345,7 +397,7 @@ def test_retention_deletes_old_findings(store: DuckDBStore) -> None:
         assert store.read(f"SELECT count(*) FROM {table}") == [(0,)], table  # noqa: S608
 
 
-def test_the_maintenance_thread_runs_analysis_on_its_own(store: DuckDBStore) -> None:
+def test_the_maintenance_thread_runs_analysis_on_its_own(store: Store) -> None:
     Pipeline(store).submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
     m = Maintenance(
         store,
@@ -363,3 +415,87 @@ def test_the_maintenance_thread_runs_analysis_on_its_own(store: DuckDBStore) -> 
     finally:
         m.stop()
     assert [f.endpoint for f in findings(store)] == ["GET /a"]
+
+
+# ---------------------------------------------------- replacing a window, on each backend
+
+
+def test_a_late_entry_span_moves_findings_and_statistics_to_its_endpoint(store: Store) -> None:
+    # The queries arrive before their request: until it does, they ran under no endpoint.
+    Pipeline(store).submit_spans(1, queries(1, 1, 6, 10)).result(10)
+    assert analyze(store) == 1
+    (early,) = findings(store)
+    assert (early.endpoint, early.calls) == ("", 6)
+    fp = int(early.fingerprint, 16)
+    detail = query.query_detail(store, 1, RANGE, fp)
+    assert detail is not None
+    assert [(e.endpoint, e.calls) for e in detail.endpoints] == [("", 6)]
+    Pipeline(store).submit_spans(1, [request(1, "/a")]).result(10)
+    assert analyze(store) == 1
+    # The window's rows under '' are replaced, not kept beside the new ones.
+    assert [(f.endpoint, f.calls) for f in findings(store)] == [("GET /a", 6)]
+    detail = query.query_detail(store, 1, RANGE, fp)
+    assert detail is not None
+    assert [(e.endpoint, e.calls) for e in detail.endpoints] == [("GET /a", 6)]
+    assert [q.calls for q in query.top_queries(store, 1, RANGE)] == [6]
+    assert stored_repeats(store) == [(1, 6)]
+
+
+def test_readers_never_count_a_window_twice(store: Store) -> None:
+    Pipeline(store).submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
+    analyze(store)
+    stop = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            calls = sum(q.calls for q in query.top_queries(store, 1, RANGE))
+            seen.append((calls, sum(f.calls for f in findings(store))))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(15):  # each run replaces the whole window while the reader reads
+            assert analyze(store) == 1
+    finally:
+        stop.set()
+        reader.join()
+    assert seen and set(seen) == {(6, 6)}
+
+
+# ---------------------------------------------------------------- ClickHouse's upkeep
+
+
+def test_clickhouse_upkeep_prunes_names_and_tables_expire(tmp_path: Path, chdb_dir: Path) -> None:
+    store = open_store("clickhouse", tmp_path, chdb_dir)
+    assert isinstance(store, ClickHouseStore)
+    try:
+        for table, column in (
+            ("db_rollup_1m", "toDateTime(minute_s)"),
+            ("n_plus_one", "toDateTime(intDiv(start_ns, 1000000000))"),
+        ):
+            ddl = store._reads.rows(f"SHOW CREATE TABLE {{db}}.{table}")[0][0]
+            assert f"TTL {column} + toIntervalDay(3650)" in ddl, ddl
+            assert "ReplacingMergeTree(version, is_deleted)" in ddl
+        Pipeline(store).submit_spans(1, [request(1, "/a"), *queries(1, 1, 6, 10)]).result(10)
+        analyze(store)
+        assert store.db.has_query_stats()
+        late = Maintenance(
+            store, retention_days=1, rollup_retention_days=1, clock=lambda: NOW + 3 * 86_400 * S
+        )
+        # Retention is the TTL (ClickHouse's clock): upkeep deletes no spans itself, and
+        # keeps the name of a fingerprint its statistics still use.
+        assert late.run_once() == 0
+        assert store.db.has_query_stats()
+        # Once no statistic uses it (the window replaced by an empty one) and a merge has
+        # collapsed the old rows into their tombstones, it goes.
+        empty = store.db.query_stat_rollup(NOW // S + 3600, NOW)
+        assert empty.num_rows == 0
+        store.db.replace_analysis((NOW - 3600 * S) // S, empty, [], 0, [])
+        assert late.run_once() == 0 and store.db.has_query_stats()
+        store._writes.command("OPTIMIZE TABLE {db}.db_rollup_1m FINAL")
+        assert late.run_once() == 0
+        assert not store.db.has_query_stats()
+        assert findings(store) == [] and query.top_queries(store, 1, RANGE) == []
+    finally:
+        store.close()

@@ -1,4 +1,7 @@
-"""Sentry ingest over in-process ASGI: envelopes, store, auth, encodings, limits, 429."""
+"""Sentry ingest over in-process ASGI: envelopes, store, auth, encodings, limits, 429.
+
+The HTTP tests run on every backend (``tests/server/backends.py``) and read what was
+stored through the store's public readers."""
 
 from __future__ import annotations
 
@@ -16,15 +19,19 @@ import pytest
 from heron.server.errors import BadRequest
 from heron.server.ingest.sentry import event_from_sentry, parse_envelope, timestamp_ns
 from heron.server.model.write import EventWrite
+from heron.server.store.duckdb_store import DuckDBStore
 
+from .backends import BACKENDS
 from .ingest_client import KEY, NOW_NS, Heron, running_heron
 
 AUTH = {"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_client=test/1.0, sentry_key={KEY}"}
 
 
-@pytest.fixture(scope="module")
-def heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heron]:
-    with running_heron(tmp_path_factory.mktemp("sentry")) as h:
+@pytest.fixture(scope="module", params=BACKENDS)
+def heron(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Heron]:
+    with running_heron(tmp_path_factory.mktemp("sentry"), request.param, chdb_dir) as h:
         yield h
 
 
@@ -85,9 +92,9 @@ def event_item(doc: dict[str, Any], with_length: bool = True) -> tuple[dict[str,
 
 
 def stored(heron: Heron, event_id: str) -> dict[str, Any]:
-    rows = heron.rows("SELECT * FROM error_events WHERE event_id = ?", [event_id])
-    assert len(rows) == 1, rows
-    return rows[0]
+    row = heron.event(event_id)
+    assert row is not None, event_id
+    return row
 
 
 # ----------------------------------------------------------------------- parsing
@@ -171,7 +178,7 @@ def test_envelope_with_header_auth_is_stored_and_answers_its_id(heron: Heron) ->
     assert row["exc_type"] == "ZeroDivisionError" and row["service"] == "shop-web"
     assert row["release"] == "shop@2.0" and row["transaction"] == "GET /orders"
     assert row["culprit"] == "shop.app in orders" and row["source"] == "sentry"
-    issue = heron.rows("SELECT * FROM issues WHERE id = ?", [row["issue_id"]])[0]
+    issue = heron.issue(row["issue_id"])
     assert issue["title"] == "ZeroDivisionError: division by zero"
 
 
@@ -221,7 +228,7 @@ def test_auth_failures(heron: Heron) -> None:
     assert "belongs to project 1" in r.json()["error"]
     r = heron.post("/api/1/envelope/", envelope(header={"dsn": "http://hk_wrong@h/1"}))
     assert r.status_code == 401
-    assert heron.rows("SELECT * FROM error_events WHERE event_id = ?", ["9" * 32]) == []
+    assert heron.event("9" * 32) is None
 
 
 def test_bad_bodies_get_400_with_a_message(heron: Heron) -> None:
@@ -260,7 +267,7 @@ def test_sentry_log_items_become_log_rows(heron: Heron) -> None:
     body = envelope(({"type": "log", "item_count": 1}, orjson.dumps(payload)))
     r = heron.post("/api/1/envelope/", body, headers=AUTH)
     assert r.status_code == 200, r.text
-    rows = heron.rows("SELECT * FROM logs WHERE body = 'stock low for sku 12'")
+    rows = heron.logs("stock low for sku 12")
     assert len(rows) == 1
     log = rows[0]
     assert log["severity_number"] == 13 and log["severity_text"] == "WARN"
@@ -270,7 +277,9 @@ def test_sentry_log_items_become_log_rows(heron: Heron) -> None:
 
 
 def test_queue_full_answers_429_with_rate_limit_headers(tmp_path: Path) -> None:
+    # DuckDB only: it holds the writer busy with a DuckDB writer task.
     with running_heron(tmp_path, queue_max_events=1) as h:
+        assert isinstance(h.store, DuckDBStore)
         release = threading.Event()
         busy = h.store.submit_write(lambda con: release.wait(30))
         try:

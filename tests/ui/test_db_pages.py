@@ -1,6 +1,7 @@
 """The database pages (top queries, one query, slow query log, N+1) and the endpoint
 page's N+1 section, in-process against the database API tests' seed plus a PostgreSQL
-JSON plan and XSS payloads in SQL identifiers and plan fields."""
+JSON plan and XSS payloads in SQL identifiers and plan fields. Every test runs on each
+backend of ``tests/server/backends.py`` (DuckDB, ClickHouse in process)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_INTERNAL, Span
-from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.ui._db_pages import plan_view
+from tests.server.backends import BACKENDS, open_store
 from tests.server.test_api import MS, NOW_NS, NS, span
 from tests.server.test_db_api import T0, db, request
 from tests.server.test_db_api import seed as db_seed
@@ -75,11 +76,11 @@ def _seed() -> list[Span]:
     return spans
 
 
-def _start(tmp: Path, spans: list[Span]) -> Iterator[Ui]:
+def _start(kind: str, tmp: Path, chdb_dir: Path, spans: list[Span]) -> Iterator[Ui]:
     config = Config(
         data_dir=str(tmp), ingest_key="hk_db_ui_key_0123456789", admin_password=PASSWORD
     )
-    store = DuckDBStore(config.db_path, commit_interval_ms=0)
+    store = open_store(kind, tmp, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
@@ -99,14 +100,16 @@ def _start(tmp: Path, spans: list[Span]) -> Iterator[Ui]:
             portal.call(client.aclose)
 
 
-@pytest.fixture(scope="module")
-def dbui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
-    yield from _start(tmp_path_factory.mktemp("db-ui"), _seed())
+@pytest.fixture(scope="module", params=BACKENDS)
+def dbui(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Ui]:
+    yield from _start(request.param, tmp_path_factory.mktemp("db-ui"), chdb_dir, _seed())
 
 
-@pytest.fixture
-def empty_db_ui(tmp_path: Path) -> Iterator[Ui]:
-    yield from _start(tmp_path, [])
+@pytest.fixture(params=BACKENDS)
+def empty_db_ui(request: pytest.FixtureRequest, tmp_path: Path, chdb_dir: Path) -> Iterator[Ui]:
+    yield from _start(request.param, tmp_path, chdb_dir, [])
 
 
 def rows(soup: BeautifulSoup, table_id: str) -> list[Tag]:

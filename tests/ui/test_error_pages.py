@@ -1,6 +1,6 @@
 """The issues list, issue detail, status actions, logs explorer and the trace view's logs,
 in-process against tests/server/errors_seed.py (with XSS payloads in every telemetry
-string an event or log carries)."""
+string an event or log carries), on every backend of tests/server/backends.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from bs4 import BeautifulSoup, Tag
 
 from heron.server.app import create_app
 from heron.server.config import Config
-from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.ui._error_pages import source_lines
 from tests.server import errors_seed
+from tests.server.backends import BACKENDS
+from tests.server.ingest_client import app_store
 from tests.server.test_api import NOW_NS
 from tests.ui.conftest import PASSWORD, Ui
 
@@ -38,9 +39,9 @@ class ErrorsUi(Ui):
     data: errors_seed.Seed
 
 
-def _start(tmp: Path, seeded: bool) -> Iterator[ErrorsUi]:
+def _start(tmp: Path, seeded: bool, kind: str, chdb_dir: Path) -> Iterator[ErrorsUi]:
     config = Config(data_dir=str(tmp), ingest_key=KEY, admin_password=PASSWORD)
-    store = DuckDBStore(config.db_path, commit_interval_ms=0)
+    store = app_store(kind, tmp, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
         anyio.from_thread.start_blocking_portal() as portal,
@@ -60,15 +61,15 @@ def _start(tmp: Path, seeded: bool) -> Iterator[ErrorsUi]:
             portal.call(client.aclose)
 
 
-@pytest.fixture
-def eui(tmp_path: Path) -> Iterator[ErrorsUi]:
+@pytest.fixture(params=BACKENDS)
+def eui(request: pytest.FixtureRequest, tmp_path: Path, chdb_dir: Path) -> Iterator[ErrorsUi]:
     """Function-scoped: status changes in one test never leak into another."""
-    yield from _start(tmp_path, True)
+    yield from _start(tmp_path, True, request.param, chdb_dir)
 
 
-@pytest.fixture
-def empty_eui(tmp_path: Path) -> Iterator[ErrorsUi]:
-    yield from _start(tmp_path, False)
+@pytest.fixture(params=BACKENDS)
+def empty_eui(request: pytest.FixtureRequest, tmp_path: Path, chdb_dir: Path) -> Iterator[ErrorsUi]:
+    yield from _start(tmp_path, False, request.param, chdb_dir)
 
 
 def rows(soup: BeautifulSoup, table_id: str) -> list[Tag]:

@@ -12,6 +12,17 @@
 - ``rollup_1m``: the per-minute entry-span rollups Heron computes at ingest, in a
   SummingMergeTree keyed like ``model.rollup.ROLLUP_KEY``; background merges add partial
   rows up, readers always ``sum``.
+- ``db_rollup_1m``, ``n_plus_one``, ``sql_fingerprints`` (version 2): what the analysis
+  job persists — per-minute query statistics, repeat groups, fingerprint names (see
+  ``store/clickhouse/db.py`` for how a run replaces its window without double counts).
+- ``error_events`` (migration 3): one row per error event, keyed ``(project_id,
+  issue_id, time_ns)`` (every issue page reads one issue's events in a range), day
+  partitions, a bloom filter on ``event_id`` (event by id, duplicate checks). Issues
+  themselves are transactional state (``store/state.py``), not telemetry.
+- ``logs`` (migration 3): keyed like ``spans`` by project, service, minute and time; a
+  bloom filter on ``trace_id`` and an n-gram bloom filter on ``lowerUTF8(body)`` (the
+  case-insensitive text search) skip granules; ``position`` (assigned by the writer,
+  increasing in write order) orders records of the same nanosecond.
 
 ``{db}`` is the database (an identifier checked by :func:`database_name`); retention is
 applied by :func:`apply_retention` with ``MODIFY TTL`` on every start.
@@ -32,6 +43,8 @@ from typing import Any
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _NS_TO_S = "intDiv(start_ns, 1000000000)"
+_EVENT_S = "intDiv(time_ns, 1000000000)"
+_LOG_S = _EVENT_S
 MAX_RETENTION_DAYS = 7300
 
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -106,13 +119,157 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (
+        2,
+        # Database monitoring, written by the analysis job (store/clickhouse/db.py): each
+        # run replaces a recent window. Both window tables are ReplacingMergeTrees whose
+        # sorting key is a row's identity, with a run ``version`` and an ``is_deleted``
+        # flag: a run inserts its rows and a tombstone for every row of the window it no
+        # longer has, in one INSERT, and readers use FINAL — never two runs' rows at once.
+        [
+            """
+            CREATE TABLE IF NOT EXISTS {db}.db_rollup_1m (
+                project_id UInt32,
+                minute_s Int64 CODEC(Delta, ZSTD(1)),
+                service LowCardinality(String),
+                environment LowCardinality(String),
+                endpoint LowCardinality(String),
+                db_system LowCardinality(String),
+                fingerprint UInt64 CODEC(ZSTD(1)),
+                bucket UInt16,
+                count UInt64 CODEC(T64, ZSTD(1)),
+                errors UInt64 CODEC(T64, ZSTD(1)),
+                sum_ns Int64 CODEC(ZSTD(1)),
+                max_ns Int64 CODEC(T64, ZSTD(1)),
+                rows_sum Int64 CODEC(T64, ZSTD(1)),
+                rows_count UInt64 CODEC(T64, ZSTD(1)),
+                version UInt64 CODEC(Delta, ZSTD(1)),
+                is_deleted UInt8
+            ) ENGINE = ReplacingMergeTree(version, is_deleted)
+            PARTITION BY toYYYYMM(toDateTime(minute_s))
+            ORDER BY (project_id, intDiv(minute_s, 3600), service, fingerprint, minute_s,
+                      endpoint, environment, db_system, bucket)
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.n_plus_one (
+                project_id UInt32,
+                start_ns Int64 CODEC(Delta, ZSTD(1)),
+                trace_id FixedString(16) CODEC(ZSTD(1)),
+                parent_id UInt64 CODEC(ZSTD(1)),
+                service LowCardinality(String),
+                environment LowCardinality(String),
+                endpoint LowCardinality(String),
+                kind LowCardinality(String),
+                fingerprint UInt64 CODEC(ZSTD(1)),
+                db_system LowCardinality(Nullable(String)),
+                display String CODEC(ZSTD(1)),
+                count UInt32 CODEC(T64, ZSTD(1)),
+                total_ns Int64 CODEC(T64, ZSTD(1)),
+                max_ns Int64 CODEC(T64, ZSTD(1)),
+                example_span_id UInt64 CODEC(ZSTD(1)),
+                version UInt64 CODEC(Delta, ZSTD(1)),
+                is_deleted UInt8
+            ) ENGINE = ReplacingMergeTree(version, is_deleted)
+            PARTITION BY toDate(toDateTime(intDiv(start_ns, 1000000000)))
+            ORDER BY (project_id, intDiv(start_ns, 3600000000000), service, endpoint, kind,
+                      fingerprint, trace_id, parent_id, start_ns)
+            SETTINGS ttl_only_drop_parts = 1
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.sql_fingerprints (
+                fingerprint UInt64,
+                db_system LowCardinality(String),
+                display String CODEC(ZSTD(1)),
+                first_seen_ns Int64
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY fingerprint
+            """,
+        ],
+    ),
+    (
+        3,
+        [
+            # Error events: read per issue (its events newest first, its series and
+            # counts over a range) and per project and range (the issues list's figures,
+            # filter choices); the issue is state (``StateStore``), only its id is here.
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.error_events (
+                project_id UInt32,
+                issue_id Int64,
+                time_ns Int64 CODEC(Delta, ZSTD(1)),
+                event_id String CODEC(ZSTD(1)),
+                received_ns Int64 CODEC(ZSTD(1)),
+                service LowCardinality(String),
+                environment LowCardinality(String),
+                release LowCardinality(String),
+                level LowCardinality(String),
+                platform LowCardinality(String),
+                source LowCardinality(String),
+                exc_type LowCardinality(Nullable(String)),
+                message String CODEC(ZSTD(1)),
+                culprit String CODEC(ZSTD(1)),
+                transaction LowCardinality(Nullable(String)),
+                trace_id Nullable(FixedString(16)) CODEC(ZSTD(1)),
+                span_id UInt64 CODEC(ZSTD(1)),
+                user_key Nullable(String) CODEC(ZSTD(1)),
+                handled Nullable(Bool),
+                logger LowCardinality(Nullable(String)),
+                exceptions Nullable(String) CODEC(ZSTD(1)),
+                breadcrumbs Nullable(String) CODEC(ZSTD(1)),
+                request Nullable(String) CODEC(ZSTD(1)),
+                user_data Nullable(String) CODEC(ZSTD(1)),
+                tags Nullable(String) CODEC(ZSTD(1)),
+                contexts Nullable(String) CODEC(ZSTD(1)),
+                extra Nullable(String) CODEC(ZSTD(1)),
+                sdk LowCardinality(String),
+                INDEX event_id_bloom event_id TYPE bloom_filter(0.001) GRANULARITY 1
+            ) ENGINE = MergeTree
+            PARTITION BY toDate(toDateTime({_EVENT_S}))
+            ORDER BY (project_id, issue_id, time_ns)
+            SETTINGS ttl_only_drop_parts = 1
+            """,
+            # Logs: read per project and range, newest first, often per service; by
+            # trace id (bloom filter) and by text (n-grams of the lowercased body).
+            # ``position`` orders records of the same nanosecond (keyset pages).
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.logs (
+                project_id UInt32,
+                service LowCardinality(String),
+                time_ns Int64 CODEC(Delta, ZSTD(1)),
+                position UInt64 CODEC(ZSTD(1)),
+                observed_ns Int64 CODEC(ZSTD(1)),
+                trace_id Nullable(FixedString(16)) CODEC(ZSTD(1)),
+                span_id UInt64 CODEC(ZSTD(1)),
+                environment LowCardinality(String),
+                release LowCardinality(String),
+                severity_number UInt8,
+                severity_text LowCardinality(String),
+                logger LowCardinality(String),
+                body String CODEC(ZSTD(1)),
+                attributes Nullable(String) CODEC(ZSTD(1)),
+                resource Nullable(String) CODEC(ZSTD(1)),
+                event_id Nullable(String) CODEC(ZSTD(1)),
+                INDEX trace_id_bloom trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+                INDEX body_ngrams lowerUTF8(body) TYPE ngrambf_v1(3, 32768, 2, 0) GRANULARITY 1
+            ) ENGINE = MergeTree
+            PARTITION BY toDate(toDateTime({_LOG_S}))
+            ORDER BY (project_id, service, intDiv(time_ns, 60000000000), time_ns)
+            SETTINGS ttl_only_drop_parts = 1
+            """,
+        ],
+    ),
 ]
 
-# Table → (time expression in seconds, which retention applies).
+# Table → (time expression in seconds, which retention applies). ``sql_fingerprints``
+# has none: upkeep drops the names no rollup uses any more (as on DuckDB).
 _TTL: dict[str, tuple[str, str]] = {
     "spans": (_NS_TO_S, "spans"),
     "trace_times": ("intDiv(last_ns, 1000000000)", "spans"),
     "rollup_1m": ("minute_s", "rollups"),
+    "db_rollup_1m": ("minute_s", "rollups"),
+    "n_plus_one": (_NS_TO_S, "spans"),
+    "error_events": (_EVENT_S, "spans"),
+    "logs": (_LOG_S, "spans"),
 }
 
 

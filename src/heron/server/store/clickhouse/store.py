@@ -1,10 +1,12 @@
-"""``ClickHouseStore``: spans and rollups into ClickHouse, trace and RED readers.
+"""``ClickHouseStore``: telemetry in ClickHouse, state in PostgreSQL or a local file.
 
 One writer thread drains the queue: every ``SpanWrite`` waiting is inserted with the
 others in one INSERT per table (thousands of rows each under load), and each future
 resolves only after ClickHouse acknowledged those inserts; a failed INSERT fails the
-futures (``StorageUnavailable``, 503) and nothing of it is acknowledged. The other
-subjects are not implemented yet (issue 10).
+futures (``StorageUnavailable``, 503) and nothing of it is acknowledged. Database
+monitoring's analysis writes (``store.db.replace_analysis``) and upkeep use the writer's
+client too, under its lock. Error events and logs have a writer of their own
+(``events.py``); issues live in the state store.
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.base import QueueFull, StorageUnavailable
 from heron.server.store.clickhouse import schema
 from heron.server.store.clickhouse._client import ChReads
+from heron.server.store.clickhouse.db import ClickHouseDb
+from heron.server.store.clickhouse.events import EventWriter
+from heron.server.store.clickhouse.issues import ClickHouseIssues
+from heron.server.store.clickhouse.logs import ClickHouseLogs
 from heron.server.store.clickhouse.red import ClickHouseRed
 from heron.server.store.clickhouse.traces import ClickHouseTraces
-from heron.server.store.db import DbReader
 from heron.server.store.duckdb_store import DuckDBStore
-from heron.server.store.issues import IssueReader
-from heron.server.store.logs import LogReader
 from heron.server.store.postgres.state import PostgresState
 from heron.server.store.state import StateStore
 
 SPAN_INSERT_COLUMNS = ("project_id", *SPAN_COLUMNS, "db_fingerprint")
 ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_VALUES)
 _STOP = object()
+NS_PER_DAY = 86_400 * 10**9
 
 
 def _missing(subject: str) -> NoReturn:
@@ -90,6 +94,19 @@ class ClickHouseStore:
         self._reads = ChReads(self._connect(dsn, self._settings), self.database, query_timeout_s)
         self._traces = ClickHouseTraces(self._reads)
         self._red = ClickHouseRed(self._reads)
+        # The writer's client: its lock is held by the span writer and the analysis job.
+        self._writes = ChReads(self._writer_client, self.database, query_timeout_s)
+        self._db = ClickHouseDb(self._reads, self._writes)
+        self._issues = ClickHouseIssues(self._reads, lambda: self.state)
+        self._logs = ClickHouseLogs(self._reads)
+        # Events and logs have their own writer thread and client (store/clickhouse/events.py).
+        self._events = EventWriter(
+            self._connect(dsn, self._settings),
+            self.database,
+            lambda: self.state,
+            max_queue=max_queue,
+            max_batch_rows=max_batch_rows,
+        )
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._max_batch_rows = max_batch_rows
         self._error: str | None = None
@@ -116,16 +133,16 @@ class ClickHouseStore:
         return self._red
 
     @property
-    def db(self) -> DbReader:
-        _missing("database monitoring (store.db)")
+    def db(self) -> ClickHouseDb:
+        return self._db
 
     @property
-    def issues(self) -> IssueReader:
-        _missing("issues (store.issues)")
+    def issues(self) -> ClickHouseIssues:
+        return self._issues
 
     @property
-    def logs(self) -> LogReader:
-        _missing("logs (store.logs)")
+    def logs(self) -> ClickHouseLogs:
+        return self._logs
 
     @property
     def state(self) -> StateStore:
@@ -147,7 +164,7 @@ class ClickHouseStore:
 
     @property
     def queued_events(self) -> int:
-        return 0
+        return self._events.queued
 
     def submit_spans(self, write: SpanWrite) -> Future[int]:
         fut: Future[int] = Future()
@@ -158,7 +175,8 @@ class ClickHouseStore:
         return fut
 
     def submit_events(self, write: EventWrite) -> Future[int]:
-        _missing("events and logs (submit_events)")
+        """Queue events and logs for the event writer (see ``clickhouse/events.py``)."""
+        return self._events.submit(write)
 
     def upkeep(
         self,
@@ -169,10 +187,16 @@ class ClickHouseStore:
         compact_from_s: int,
         compact_to_s: int,
     ) -> int:
-        _missing("upkeep (retention is the tables' TTL)")
+        """Retention is each table's TTL (background merges drop expired parts, by
+        ClickHouse's clock) and rollups are summed by SummingMergeTree merges, so upkeep
+        deletes no spans and compacts nothing: it drops the names of fingerprints no query
+        statistic uses that were first seen before the span retention (as DuckDB's upkeep
+        does) and returns 0, the spans it deleted."""
+        self._db.prune_fingerprints(now_ns - retention_days * NS_PER_DAY)
+        return 0
 
     def health(self) -> str | None:
-        return self._error
+        return self._error or self._events.error
 
     def disk_bytes(self) -> dict[str, int]:
         """Bytes on disk of the database's active parts per table (``system.parts``,
@@ -187,7 +211,8 @@ class ClickHouseStore:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
-        for client in (self._writer_client, self._reads.client):
+        self._events.close()
+        for client in (self._writer_client, self._reads.client, self._events.client):
             client.close()
         if self._state_store is not None:
             self._state_store.close()
@@ -216,7 +241,8 @@ class ClickHouseStore:
     def _commit(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
         writes = [w for w, _ in batch]
         try:
-            self._insert(writes)
+            with self._writes.lock:
+                self._insert(writes)
         except (ClickHouseError, OSError) as err:
             self._error = f"ClickHouse write failed: {err}"
             for _, fut in batch:
