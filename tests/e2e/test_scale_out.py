@@ -13,7 +13,8 @@ share these processes and build on each other, in the order of this file.
 - only the jobs process analyses: an N+1 pattern is no finding until it runs;
 - the same new bugs, sent at the same moment to both ingest processes by real
   ``sentry-sdk`` clients, as OTLP span exception events and as OTLP log records, become
-  one issue each, with the events of both counted;
+  one issue each, with the events of both counted; an issue's status set on one query
+  process holds on the other, and a later release's event reopens it for all;
 - a user added by ``heron users add`` signs in on one query process and the session is
   valid on the other; signing out on one ends it on both;
 - every process restarted keeps everything (telemetry in ClickHouse, state in PG).
