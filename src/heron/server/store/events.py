@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from heron.server.analyze.issues import IssueState, apply_event, new_issue
 from heron.server.model import ErrorEvent, LogRecord
+from heron.server.store.state import ISSUE_COLUMNS
 
 _EVENT_SCHEMA = pa.schema(
     [
@@ -75,24 +76,6 @@ _LOG_SCHEMA = pa.schema(
         ("resource", pa.string()),
         ("event_id", pa.string()),
     ]
-)
-ISSUE_COLUMNS = (
-    "id",
-    "project_id",
-    "fingerprint",
-    "title",
-    "exc_type",
-    "culprit",
-    "level",
-    "status",
-    "first_seen_ns",
-    "last_seen_ns",
-    "event_count",
-    "first_release",
-    "last_release",
-    "resolved_release",
-    "status_changed_ns",
-    "regressed_ns",
 )
 # Identifiers from the fixed tuple above; no value is ever formatted into SQL.
 _SELECT_ISSUES = (

@@ -10,6 +10,7 @@ exactly once even when two requests race for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Protocol
 
 from heron.server.analyze.issues import IssueState
@@ -147,6 +148,9 @@ class StateStore(Protocol):
 # The state tables ``heron migrate`` copies from one backend to another, each with its
 # columns in the order the rows of ``StateImport.import_state`` carry them. Ids are kept
 # (error events point at issue ids; sessions and keys at user and project ids).
+# An issue's stored columns: the fields of ``IssueState``, in order (every backend).
+ISSUE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(IssueState))
+
 STATE_TABLES: dict[str, tuple[str, ...]] = {
     "projects": ("id", "name", "created_ns"),
     "ingest_keys": ("key", "project_id", "created_ns", "revoked"),
@@ -154,24 +158,7 @@ STATE_TABLES: dict[str, tuple[str, ...]] = {
     "users": ("id", "username", "password_hash", "is_admin", "created_ns"),
     "sessions": ("id_sha256", "user_id", "created_ns", "expires_ns"),
     "login_tokens": ("token_sha256", "user_id", "created_ns", "expires_ns"),
-    "issues": (
-        "id",
-        "project_id",
-        "fingerprint",
-        "title",
-        "exc_type",
-        "culprit",
-        "level",
-        "status",
-        "first_seen_ns",
-        "last_seen_ns",
-        "event_count",
-        "first_release",
-        "last_release",
-        "resolved_release",
-        "status_changed_ns",
-        "regressed_ns",
-    ),
+    "issues": ISSUE_COLUMNS,
     "releases": ("project_id", "release", "first_seen_ns"),
 }
 

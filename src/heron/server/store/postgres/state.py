@@ -20,26 +20,16 @@ from heron.server.analyze.issues import IssueState, apply_event, new_issue
 from heron.server.model.event import ErrorEvent
 from heron.server.store.postgres import schema as pg_schema
 from heron.server.store.postgres._pool import Connection, Pool
-from heron.server.store.state import STATE_TABLES, LastAdmin, UnknownUser, UserRow
-
-_ISSUE_COLUMNS = (
-    "id",
-    "project_id",
-    "fingerprint",
-    "title",
-    "exc_type",
-    "culprit",
-    "level",
-    "status",
-    "first_seen_ns",
-    "last_seen_ns",
-    "event_count",
-    "first_release",
-    "last_release",
-    "resolved_release",
-    "status_changed_ns",
-    "regressed_ns",
+from heron.server.store.state import (
+    ISSUE_COLUMNS as _ISSUE_COLUMNS,
 )
+from heron.server.store.state import (
+    STATE_TABLES,
+    LastAdmin,
+    UnknownUser,
+    UserRow,
+)
+
 _UPDATED_COLUMNS = _ISSUE_COLUMNS[6:]  # level … regressed_ns
 # Identifiers from the fixed tuples above; no value is ever formatted into SQL.
 _SELECT_ISSUES = "SELECT " + ", ".join(_ISSUE_COLUMNS) + " FROM issues "  # noqa: S608
