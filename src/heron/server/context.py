@@ -39,10 +39,16 @@ class AppContext:
         return self.bootstrap.project_id if self.bootstrap else DEFAULT_PROJECT_ID
 
 
-def get_ctx(request: Request) -> AppContext:
-    """The app's context, as a FastAPI dependency."""
+def ctx_of(request: Request) -> AppContext:
+    """The app's context of a request."""
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def get_ctx(request: Request) -> AppContext:
+    """The app's context, as a FastAPI dependency (``async``: it does no I/O, and a plain
+    ``def`` dependency costs a thread-pool hop per request)."""
+    return ctx_of(request)
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]

@@ -34,7 +34,7 @@ class Window:
         }
 
 
-def window(
+async def window(
     ctx: Ctx,
     from_: Annotated[
         str | None,
@@ -69,7 +69,8 @@ def window(
         ),
     ] = None,
 ) -> Window:
-    """A dependency reading ``from``, ``to``, ``environment`` and ``apdex_t_ms``."""
+    """A dependency reading ``from``, ``to``, ``environment`` and ``apdex_t_ms`` (no I/O,
+    so ``async``: no thread-pool hop)."""
     now = ctx.clock()
     end = parse_time("to", to, now) if to else now
     start = parse_time("from", from_, now) if from_ else end - DEFAULT_RANGE_NS
@@ -79,7 +80,7 @@ def window(
     return Window(TimeRange(start, end), environment or None, t, now)
 
 
-def project_id(ctx: Ctx) -> int:
+async def project_id(ctx: Ctx) -> int:
     """The project the read API answers for."""
     return ctx.project_id
 

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from heron.server import query
 from heron.server.auth import LoginRequired, csrf_token, require_user
-from heron.server.context import AppContext, Ctx, get_ctx
+from heron.server.context import AppContext, Ctx, ctx_of
 from heron.server.errors import BadRequest, HtmlRoute, NotFound
 from heron.server.query import InvalidQuery
 from heron.server.store.base import QueryTimeout, StorageUnavailable
@@ -128,7 +128,7 @@ class UiRoute(HtmlRoute):
     the app's handler in :mod:`heron.server.errors` calls ``error_page``)."""
 
     def error_page(self, request: Request, status: int, message: str, hint: str) -> Response:
-        return get_kit(get_ctx(request)).error_page(request, status, message, hint)
+        return get_kit(ctx_of(request)).error_page(request, status, message, hint)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -143,7 +143,7 @@ class UiRoute(HtmlRoute):
                 msg = "A parameter in the address is malformed."
                 return self.error_page(request, 400, msg, "Start again from a link.")
             except NotFound as e:
-                hint = _not_found_hint(get_ctx(request).config.retention_days)
+                hint = _not_found_hint(ctx_of(request).config.retention_days)
                 return self.error_page(request, 404, e.message, hint)
 
         return handle
