@@ -358,3 +358,17 @@ def test_concurrent_reads_borrow_clients_from_a_pool(tmp_path: Path, chdb_http_u
         assert 1 < len(store._reads._clients) <= 3
     finally:
         store.close()
+
+
+def test_clickhouse_store_without_a_state_store_says_so(chdb_dir: Path) -> None:
+    store = ClickHouseStore(
+        f"chdb://{chdb_dir}",
+        database=f"heron_test_{uuid.uuid4().hex[:12]}",
+        retention_days=LONG_RETENTION,
+        rollup_retention_days=LONG_RETENTION,
+    )
+    try:
+        with pytest.raises(RuntimeError, match="no state store: give state_url or state_path"):
+            _ = store.state
+    finally:
+        store.close()

@@ -1,3 +1,3 @@
-"""The ClickHouse backend (issue 10, in progress): spans, rollups, trace and RED readers.
-
-Not wired into ``heron serve`` yet; see docs/clickhouse.md for what works."""
+"""The ClickHouse backend: telemetry in ClickHouse (spans, rollups, database analysis,
+error events, logs), state in PostgreSQL or a local file. ``[storage] backend =
+"clickhouse"``; see docs/clickhouse.md and docs/scale-out.md."""

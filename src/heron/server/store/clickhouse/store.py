@@ -44,8 +44,8 @@ _STOP = object()
 NS_PER_DAY = 86_400 * 10**9
 
 
-def _missing(subject: str) -> NoReturn:
-    raise NotImplementedError(f"ClickHouse backend: {subject} is not implemented yet (issue 10)")
+def _no_state() -> NoReturn:
+    raise RuntimeError("ClickHouseStore has no state store: give state_url or state_path")
 
 
 class ClickHouseStore:
@@ -161,7 +161,7 @@ class ClickHouseStore:
         if self._pg_state is not None:
             return self._pg_state
         if self._state_store is None:
-            _missing("state without a state store (state_path)")
+            _no_state()
         return self._state_store.state
 
     # ------------------------------------------------------------------- writer
