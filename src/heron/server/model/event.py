@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 LEVELS = ("debug", "info", "warning", "error", "fatal")
 ISSUE_STATUSES = ("open", "resolved", "ignored")
 
@@ -62,3 +64,72 @@ class ErrorEvent:
             if v not in (None, ""):
                 return f"{k}:{v}"
         return None
+
+
+def stored_json(v: Any) -> str | None:
+    """A JSON column's text (None when empty), as every backend stores it."""
+    return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode() if v else None
+
+
+# The stored columns of an event, after ``project_id`` and ``issue_id`` (which the writer
+# adds): one declaration for every backend; ``event_values`` gives them in this order.
+EVENT_FIELDS = (
+    "event_id",
+    "time_ns",
+    "received_ns",
+    "service",
+    "environment",
+    "release",
+    "level",
+    "platform",
+    "source",
+    "exc_type",
+    "message",
+    "culprit",
+    "transaction",
+    "trace_id",
+    "span_id",
+    "user_key",
+    "handled",
+    "logger",
+    "exceptions",
+    "breadcrumbs",
+    "request",
+    "user_data",
+    "tags",
+    "contexts",
+    "extra",
+    "sdk",
+)
+
+
+def event_values(e: ErrorEvent) -> tuple[Any, ...]:
+    """The values of ``EVENT_FIELDS`` for one event (JSON columns as text)."""
+    return (
+        e.event_id,
+        e.time_ns,
+        e.received_ns,
+        e.service,
+        e.environment,
+        e.release,
+        e.level,
+        e.platform,
+        e.source,
+        e.exc_type,
+        e.message,
+        e.culprit,
+        e.transaction,
+        e.trace_id,
+        e.span_id,
+        e.user_key,
+        e.handled,
+        e.logger,
+        stored_json(e.exceptions),
+        stored_json(e.breadcrumbs),
+        stored_json(e.request),
+        stored_json(e.user),
+        stored_json(e.tags),
+        stored_json(e.contexts),
+        stored_json(e.extra),
+        e.sdk,
+    )

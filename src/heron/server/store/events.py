@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from heron.server.analyze.issues import IssueState, apply_event, new_issue
 from heron.server.model import ErrorEvent, LogRecord
+from heron.server.model.event import event_values
+from heron.server.model.log import log_values
 from heron.server.store.state import ISSUE_COLUMNS
 
 _EVENT_SCHEMA = pa.schema(
@@ -131,61 +132,13 @@ _ISSUE_SCHEMA = pa.schema(
 )
 
 
-def _json(v: Any) -> str | None:
-    return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode() if v else None
-
-
 def _log_row(project_id: int, r: LogRecord) -> tuple[Any, ...]:
-    return (
-        project_id,
-        r.time_ns,
-        r.observed_ns,
-        r.trace_id,
-        r.span_id,
-        r.service,
-        r.environment,
-        r.release,
-        max(0, min(r.severity_number, 255)),
-        r.severity_text,
-        r.logger,
-        r.body,
-        _json(r.attributes),
-        _json(r.resource),
-        r.event_id,
-    )
+    return (project_id, *log_values(r))
 
 
 def _event_row(project_id: int, e: ErrorEvent) -> tuple[Any, ...]:
     """A stored row without its issue id (assigned by the writer)."""
-    return (
-        project_id,
-        e.event_id,
-        e.time_ns,
-        e.received_ns,
-        e.service,
-        e.environment,
-        e.release,
-        e.level,
-        e.platform,
-        e.source,
-        e.exc_type,
-        e.message,
-        e.culprit,
-        e.transaction,
-        e.trace_id,
-        e.span_id,
-        e.user_key,
-        e.handled,
-        e.logger,
-        _json(e.exceptions),
-        _json(e.breadcrumbs),
-        _json(e.request),
-        _json(e.user),
-        _json(e.tags),
-        _json(e.contexts),
-        _json(e.extra),
-        e.sdk,
-    )
+    return (project_id, *event_values(e))
 
 
 def _table(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:

@@ -33,65 +33,21 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import orjson
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from heron.server.model import ErrorEvent, LogRecord
+from heron.server.model.event import EVENT_FIELDS, event_values
+from heron.server.model.log import LOG_FIELDS, log_values
 from heron.server.model.write import EventWrite
 from heron.server.store.base import QueueFull, StorageUnavailable
 from heron.server.store.state import StateStore
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS = (
-    "project_id",
-    "issue_id",
-    "time_ns",
-    "event_id",
-    "received_ns",
-    "service",
-    "environment",
-    "release",
-    "level",
-    "platform",
-    "source",
-    "exc_type",
-    "message",
-    "culprit",
-    "transaction",
-    "trace_id",
-    "span_id",
-    "user_key",
-    "handled",
-    "logger",
-    "exceptions",
-    "breadcrumbs",
-    "request",
-    "user_data",
-    "tags",
-    "contexts",
-    "extra",
-    "sdk",
-)
-LOG_COLUMNS = (
-    "project_id",
-    "service",
-    "time_ns",
-    "position",
-    "observed_ns",
-    "trace_id",
-    "span_id",
-    "environment",
-    "release",
-    "severity_number",
-    "severity_text",
-    "logger",
-    "body",
-    "attributes",
-    "resource",
-    "event_id",
-)
+# Insert order: the writer sets the issue id (index 1) and the log position (index 1).
+EVENT_COLUMNS = ("project_id", "issue_id", *EVENT_FIELDS)
+LOG_COLUMNS = ("project_id", "position", *LOG_FIELDS)
 _STORED_IDS = (
     "SELECT project_id, event_id FROM {db}.error_events WHERE event_id IN {ids:Array(String)}"
 )
@@ -99,64 +55,14 @@ _ID_LOOKUP_CHUNK = 5_000
 _STOP = object()
 
 
-def _json(v: Any) -> str | None:
-    return orjson.dumps(v, default=str, option=orjson.OPT_NON_STR_KEYS).decode() if v else None
-
-
 def _event_row(project_id: int, e: ErrorEvent) -> list[Any]:
     """A row of EVENT_COLUMNS; the issue id (index 1) is set when it is assigned."""
-    return [
-        project_id,
-        0,
-        e.time_ns,
-        e.event_id,
-        e.received_ns,
-        e.service,
-        e.environment,
-        e.release,
-        e.level,
-        e.platform,
-        e.source,
-        e.exc_type,
-        e.message,
-        e.culprit,
-        e.transaction,
-        e.trace_id,
-        e.span_id,
-        e.user_key,
-        e.handled,
-        e.logger,
-        _json(e.exceptions),
-        _json(e.breadcrumbs),
-        _json(e.request),
-        _json(e.user),
-        _json(e.tags),
-        _json(e.contexts),
-        _json(e.extra),
-        e.sdk,
-    ]
+    return [project_id, 0, *event_values(e)]
 
 
 def _log_row(project_id: int, r: LogRecord) -> list[Any]:
-    """A row of LOG_COLUMNS; the position (index 3) is set by the writer."""
-    return [
-        project_id,
-        r.service,
-        r.time_ns,
-        0,
-        r.observed_ns,
-        r.trace_id,
-        r.span_id,
-        r.environment,
-        r.release,
-        max(0, min(r.severity_number, 255)),
-        r.severity_text,
-        r.logger,
-        r.body,
-        _json(r.attributes),
-        _json(r.resource),
-        r.event_id,
-    ]
+    """A row of LOG_COLUMNS; the position (index 1) is set by the writer."""
+    return [project_id, 0, *log_values(r)]
 
 
 class _Batch:
@@ -289,7 +195,7 @@ class EventWriter:
         wall clock in nanoseconds (so a restarted writer continues above the last one)."""
         position = max(self._next_position, time.time_ns())
         for row in rows:
-            row[3] = position
+            row[1] = position
             position += 1
         self._next_position = position
         return rows
