@@ -5,10 +5,12 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Protocol, Self
 
+from heron.server.model.metric import MetricWrite
 from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.db import DbReader
 from heron.server.store.issues import IssueReader
 from heron.server.store.logs import LogReader
+from heron.server.store.metrics import MetricReader
 from heron.server.store.red import RedReader
 from heron.server.store.state import StateStore
 from heron.server.store.traces import TraceReader
@@ -51,6 +53,8 @@ class Store(Protocol):
     @property
     def logs(self) -> LogReader: ...
     @property
+    def metrics(self) -> MetricReader: ...
+    @property
     def state(self) -> StateStore: ...
 
     def submit_spans(self, write: SpanWrite) -> Future[int]:
@@ -64,6 +68,14 @@ class Store(Protocol):
         """Queue error events (already scrubbed and fingerprinted) and log records; the
         writer assigns each event its issue (creating or updating issues, reopening
         regressions) and the future resolves after one commit holding all of them.
+
+        Raises QueueFull at once when the queue cannot take them.
+        """
+
+    def submit_metrics(self, write: MetricWrite) -> Future[int]:
+        """Queue data points (interval values, series keys set, see ``model/metric``)
+        for the writer, which stores the points and their series' per-minute rollups;
+        the future resolves after the commit holding them.
 
         Raises QueueFull at once when the queue cannot take them.
         """
@@ -91,6 +103,10 @@ class Store(Protocol):
     @property
     def queued_events(self) -> int:
         """Events and log records accepted but not yet committed (``/healthz``)."""
+
+    @property
+    def queued_points(self) -> int:
+        """Metric data points accepted but not yet committed (``/healthz``)."""
 
     def health(self) -> str | None:
         """None while writes succeed; otherwise why they fail (cleared on recovery)."""
