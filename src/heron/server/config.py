@@ -80,6 +80,8 @@ class Config:
     """Largest accepted request body, checked before and after decompression. (HERON_MAX_BODY_BYTES)"""
     queue_max_spans: int = 200_000
     """Spans waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_SPANS)"""
+    queue_max_points: int = 500_000
+    """Metric data points waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_POINTS)"""
     commit_interval_ms: float = 25.0
     """Longest time the writer waits to group more batches into one commit. (HERON_COMMIT_INTERVAL_MS)"""
     checkpoint_threshold_mb: int = 64
@@ -179,6 +181,7 @@ class Config:
             ("apdex_t_ms", self.apdex_t_ms > 0, "must be greater than 0"),
             ("max_body_bytes", self.max_body_bytes >= 1024, "must be at least 1024"),
             ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
+            ("queue_max_points", self.queue_max_points >= 1, "must be at least 1"),
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
