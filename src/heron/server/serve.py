@@ -78,7 +78,7 @@ def _announce(b: Bootstrap, auth: Auth | None, config: Config) -> None:
     lines = [f"Heron{role} is listening on {url}"]
     if config.role in ("all", "ingest"):
         lines += [
-            f"  OTLP endpoint:  {url}  (POST /v1/traces, /v1/logs)",
+            f"  OTLP endpoint:  {url}  (POST /v1/traces, /v1/logs, /v1/metrics)",
             f"  ingest key:     {b.ingest_key}",
             f"  send with:      OTEL_EXPORTER_OTLP_ENDPOINT={url} "
             f"OTEL_EXPORTER_OTLP_HEADERS=x-heron-key={b.ingest_key}",

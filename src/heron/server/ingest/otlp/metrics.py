@@ -454,7 +454,9 @@ def _pb_point_attrs(base: dict[str, str], dp: Any) -> dict[str, str] | None:
     if len(kvs) > MAX_ATTRIBUTES:
         return None
     for kv in kvs:
-        attrs[kv.key] = _pb_label(kv.value)
+        v = kv.value
+        s = v.string_value  # most attributes are strings: one access, no WhichOneof
+        attrs[kv.key] = s if s and len(s) <= MAX_LABEL_CHARS else _pb_label(v)
     return attrs
 
 
