@@ -147,27 +147,33 @@ class Maintenance:
             now = time.monotonic()
             if now >= next_analysis:
                 next_analysis = now + self.analysis_interval_s
-                self._guarded(self.analyze_once, "analysis")
+                self.run_job(self.analyze_once, "analysis")
             if now >= next_upkeep:
                 next_upkeep = now + self.interval_s
-                self._guarded(self.run_once, "maintenance")
+                self.run_job(self.run_once, "maintenance")
 
-    def _guarded(self, job: Callable[[], object], what: str) -> None:
+    def run_job(self, job: Callable[[], object], what: str) -> None:
+        """Run ``job`` guarded (never raises), counted in :attr:`jobs` under ``what``."""
         runs = self.jobs.setdefault(what, JobRuns())
         start = time.monotonic()
-        ok = False
+        ok = self._guarded(job, what)
+        runs.last_duration_s = time.monotonic() - start
+        runs.last_end_s = time.time()
+        if ok:
+            runs.succeeded += 1
+        else:
+            runs.failed += 1
+
+    @staticmethod
+    def _guarded(job: Callable[[], object], what: str) -> bool:
+        """Run ``job``; log instead of raising. True when it succeeded."""
         try:
             job()
-            ok = True
+            return True
         except StorageUnavailable as e:  # the writer already logged the failure itself
             log.warning("%s skipped while storage is unavailable: %s", what, e)
         except Exception:
             log.exception("%s failed; will retry", what)
         finally:
-            runs.last_duration_s = time.monotonic() - start
-            runs.last_end_s = time.time()
-            if ok:
-                runs.succeeded += 1
-            else:
-                runs.failed += 1
             release_free_memory()
+        return False

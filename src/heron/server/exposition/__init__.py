@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from prometheus_client import (
-    CONTENT_TYPE_PLAIN_0_0_4,
     GCCollector,
     PlatformCollector,
     ProcessCollector,
@@ -29,6 +28,9 @@ from heron.server.exposition._red import LE_BOUNDS_S, RedCollector, labels_of
 from heron.server.exposition._requests import CountRequests, RequestStats
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
+
+# The text format every Prometheus reads (what ``generate_latest`` writes).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 __all__ = [
     "LE_BOUNDS_S",
@@ -51,9 +53,7 @@ def metrics_registry(
 ) -> CollectorRegistry:
     """A registry of everything ``GET /metrics`` shows; ``red``: include the RED figures."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        HealthCollector(ctx.store, requests, pipeline, maintenance, ctx.config.role)
-    )
+    registry.register(HealthCollector(ctx.store, requests, pipeline, maintenance, ctx.config.role))
     if red:
         registry.register(RedCollector(ctx, start_ns=ctx.clock()))
     ProcessCollector(registry=registry)
@@ -77,7 +77,7 @@ def install_metrics(
 
     def metrics() -> Response:
         """Prometheus text format 0.0.4 (a plain ``def``: a refresh may read the store)."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
     dependencies: list[Any] = [] if ctx.config.metrics_public else [Depends(require_api_token)]
     app.add_api_route(

@@ -62,7 +62,9 @@ class HealthCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(
-            "heron_build_info", "Heron's version and this process's role.", labels=["version", "role"]
+            "heron_build_info",
+            "Heron's version and this process's role.",
+            labels=["version", "role"],
         )
         info.add_metric([__version__, self.role], 1)
         yield info
