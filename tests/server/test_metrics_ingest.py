@@ -4,6 +4,8 @@ and the remote-write decoder. Over a real socket: tests/e2e/test_metrics_e2e.py.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import math
 
@@ -21,10 +23,12 @@ from heron.server.ingest.metrics import MetricLimits, SeriesGuard
 from heron.server.ingest.otlp.common import DecodeError
 from heron.server.ingest.otlp.metrics import (
     Expo,
+    MetricsDecodeResult,
     decode_metrics_json,
     decode_metrics_protobuf,
     expo_to_explicit,
 )
+from heron.server.ingest.otlp.metrics_wire import decode_metrics_wire
 from heron.server.ingest.remote_write import (
     MetricMetadata,
     WriteRequest,
@@ -78,16 +82,38 @@ def counter(
     return met
 
 
-def both(req: ExportMetricsServiceRequest, now: int = T0):
-    """The protobuf and the OTLP-JSON decodings of one request (must agree)."""
-    pb = decode_metrics_protobuf(req.SerializeToString(), now)
-    doc = MessageToDict(req)  # OTLP-JSON differs for ids only; none in these requests
+def otlp_json(doc: object) -> object:
+    """Protobuf's JSON mapping made OTLP-JSON: trace and span ids in hex, not base64."""
+    if isinstance(doc, list):
+        return [otlp_json(x) for x in doc]
+    if isinstance(doc, dict):
+        return {
+            k: base64.b64decode(v).hex() if k in ("traceId", "spanId") else otlp_json(v)
+            for k, v in doc.items()
+        }
+    return doc
+
+
+def rows(res: MetricsDecodeResult) -> list[dict[str, object]]:
+    return [dataclasses.asdict(p) for p in res.points]
+
+
+def both(req: ExportMetricsServiceRequest, now: int = T0) -> MetricsDecodeResult:
+    """The wire, the upb and the OTLP-JSON decodings of one request (must agree)."""
+    body = req.SerializeToString()
+    wire = decode_metrics_wire(body, now)
+    pb = decode_metrics_protobuf(body, now)
+    doc = otlp_json(MessageToDict(req))
     js = decode_metrics_json(json.dumps(doc).encode(), now)
-    assert [
-        (p.name, p.kind, p.value, p.count, p.bucket_counts, p.attributes) for p in pb.points
-    ] == [(p.name, p.kind, p.value, p.count, p.bucket_counts, p.attributes) for p in js.points]
-    assert (pb.rejected, pb.cumulative) == (js.rejected, js.cumulative)
-    return pb
+    assert rows(wire) == rows(pb) == rows(js)
+    for other in (pb, js):
+        assert (wire.rejected, wire.errors, wire.cumulative) == (
+            other.rejected,
+            other.errors,
+            other.cumulative,
+        )
+        assert wire.expo == other.expo
+    return wire
 
 
 def guard(**limits: int) -> SeriesGuard:
@@ -97,7 +123,7 @@ def guard(**limits: int) -> SeriesGuard:
 
 
 def stored(g: SeriesGuard, req: ExportMetricsServiceRequest, project: int = 1):
-    res = decode_metrics_protobuf(req.SerializeToString(), T0)
+    res = decode_metrics_wire(req.SerializeToString(), T0)
     write, _ = g.prepare(project, res)
     return write.points, res
 
@@ -413,3 +439,36 @@ def test_snappy_block_checks_length_before_decompressing() -> None:
         snappy_block(bytes(cramjam.snappy.compress_raw(raw)), 5_000)
     with pytest.raises(BadRequest, match="snappy"):
         snappy_block(b"\x05abc", 20_000)
+
+
+def test_wire_and_upb_decoders_agree_on_every_shape() -> None:
+    """Several resources and scopes, int and double values, exemplars, unpacked fields,
+    and the types the wire path hands to the upb path (exponential, summary)."""
+    tid, sid = bytes(range(1, 17)), bytes(range(1, 9))
+    num = counter("c", (T0, T0 + S, 1.0), (T0, T0 + 2 * S, 3.0), temporality=DELTA)
+    num.sum.data_points[1].ClearField("as_double")
+    num.sum.data_points[1].as_int = 5
+    num.sum.data_points[0].exemplars.add(
+        time_unix_nano=T0, as_double=0.5, trace_id=tid, span_id=sid
+    )
+    hist = histogram("h", T0, T0 + S, [1, 2, 0], [1.0, 5.0], 6.0)
+    hist.histogram.data_points[0].exemplars.add(
+        time_unix_nano=T0, as_int=3, trace_id=tid, span_id=sid
+    )
+    summary = m.Metric(name="s")
+    dp = summary.summary.data_points.add(
+        time_unix_nano=T0 + S, start_time_unix_nano=T0, count=3, sum=6.0
+    )
+    dp.quantile_values.add(quantile=0.5, value=2.0)
+    req = request(num, hist, expo_metric(T0 + S, 1, 2, [1, 1]), summary)
+    other = request(counter("c", (T0, T0 + S, 2.0)), service="billing")
+    req.resource_metrics.extend(other.resource_metrics)
+    req.resource_metrics[0].scope_metrics.add().metrics.append(counter("c2", (T0, T0 + S, 9.0)))
+    res = both(req)
+    assert [p.name for p in res.points] == ["c", "c", "h", "lat.exp", "s", "c2", "c"]
+    assert (
+        res.points[0].exemplars[0].trace_id == tid
+        and res.points[0].exemplars[0].span_id == 0x0102030405060708
+    )
+    assert res.points[1].value == 5.0
+    assert res.points[2].exemplars[0].value == 3.0

@@ -54,9 +54,9 @@ from heron.server.ingest.otlp.metrics import (
     Expo,
     MetricsDecodeResult,
     decode_metrics_json,
-    decode_metrics_protobuf,
     expo_to_explicit,
 )
+from heron.server.ingest.otlp.metrics_wire import decode_metrics_wire
 from heron.server.model.metric import MetricKind, MetricPoint, MetricWrite, series_key
 from heron.server.projects import Projects
 from heron.server.store.base import QueueFull, Store
@@ -451,7 +451,7 @@ class MetricIngest:
             if ctype == JSON:
                 result = decode_metrics_json(body, now)
             else:
-                result = decode_metrics_protobuf(body, now)
+                result = decode_metrics_wire(body, now)
         except DecodeError as e:
             raise BadRequest(str(e)) from None
         try:

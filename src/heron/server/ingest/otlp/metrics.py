@@ -243,14 +243,18 @@ class _Metric:
     ) -> None:
         if flags & NO_RECORDED_VALUE:
             return
-        try:
-            t = _check_time(time_ns, received_ns)
-            _check_finite(value, "value")
-            if self.kind == "counter" and value < 0 and self.cumulative:
-                raise _Invalid(f"monotonic cumulative sum is negative ({value})")
-        except _Invalid as e:
-            self.reject(str(e))
-            return
+        t = time_ns
+        if not 0 < t <= MAX_TIME_NS or value - value != 0.0 or value < 0.0:
+            # the rare cases, checked again slowly with a message (value - value is NaN
+            # for NaN and ±Inf)
+            try:
+                t = _check_time(time_ns, received_ns)
+                _check_finite(value, "value")
+                if self.kind == "counter" and value < 0 and self.cumulative:
+                    raise _Invalid(f"monotonic cumulative sum is negative ({value})")
+            except _Invalid as e:
+                self.reject(str(e))
+                return
         p = MetricPoint(
             t,
             self.name,
@@ -258,9 +262,15 @@ class _Metric:
             self.service,
             attrs,
             value,
-            unit=self.unit,
-            description=self.description,
-            exemplars=exemplars,
+            0,
+            None,
+            None,
+            (),
+            (),
+            (),
+            self.unit,
+            self.description,
+            exemplars,
         )
         self._emit(p, start_ns)
 
@@ -492,6 +502,51 @@ def decode_metrics_protobuf(body: bytes, received_ns: int) -> MetricsDecodeResul
     return out
 
 
+def metric_builder(
+    out: MetricsDecodeResult,
+    res: ResourceInfo,
+    name: str,
+    unit: str,
+    description: str,
+    which: str,
+    temporality: int,
+    monotonic: bool,
+    n_points: int,
+) -> _Metric | None:
+    """The builder of one metric's points (its kind and temporality decided), or None
+    when all ``n_points`` are rejected (bad name, temporality or resource)."""
+    problem = _check_name(name)
+    if (
+        problem is None
+        and which not in ("gauge", "summary")
+        and temporality not in (TEMPORALITY_DELTA, TEMPORALITY_CUMULATIVE)
+    ):
+        problem = (
+            f"metric {name[:64]!r}: aggregation temporality {temporality} "
+            "is not delta or cumulative"
+        )
+    if problem is None and res.error:
+        problem = f"metric {name[:64]!r}: {res.error}"
+    if problem is not None:
+        out.reject(problem, n_points)
+        return None
+    cumulative = temporality == TEMPORALITY_CUMULATIVE
+    kind: MetricKind
+    if which == "gauge":
+        kind, cumulative = "gauge", False
+    elif which == "sum":
+        if monotonic:
+            kind = "counter"
+        else:  # an up-down value as is; delta changes add up as a counter
+            kind = "updown" if cumulative else "counter"
+            cumulative = False
+    elif which == "summary":
+        kind, cumulative = "summary", True
+    else:
+        kind = "histogram"
+    return _Metric(out, res, name, unit, description, kind, cumulative)
+
+
 def _pb_metric(
     out: MetricsDecodeResult, res: ResourceInfo, base: dict[str, str], m: Any, now: int
 ) -> None:
@@ -502,35 +557,12 @@ def _pb_metric(
     dps = data.data_points
     if not dps:
         return
-    name = m.name
-    problem = _check_name(name)
-    if problem is None and which != "gauge" and which != "summary":
-        t = data.aggregation_temporality
-        if t not in (TEMPORALITY_DELTA, TEMPORALITY_CUMULATIVE):
-            problem = (
-                f"metric {name[:64]!r}: aggregation temporality {t} is not delta or cumulative"
-            )
-    if problem is not None:
-        out.reject(problem, len(dps))
-        return
-    if which == "gauge":
-        kind: MetricKind = "gauge"
-        cumulative = False
-    elif which == "sum":
-        cumulative = data.aggregation_temporality == TEMPORALITY_CUMULATIVE
-        if data.is_monotonic:
-            kind = "counter"
-        else:
-            kind = "updown" if cumulative else "counter"
-            cumulative = False  # an up-down value as is; delta changes add up as a counter
-    elif which == "summary":
-        kind, cumulative = "summary", True
-    else:
-        kind = "histogram"
-        cumulative = data.aggregation_temporality == TEMPORALITY_CUMULATIVE
-    b = _Metric(out, res, name, m.unit, m.description, kind, cumulative)
-    if res.error:
-        b.reject(res.error)
+    temporality = data.aggregation_temporality if which not in ("gauge", "summary") else 0
+    monotonic = which == "sum" and data.is_monotonic
+    b = metric_builder(
+        out, res, m.name, m.unit, m.description, which, temporality, monotonic, len(dps)
+    )
+    if b is None:
         return
     if which == "gauge" or which == "sum":
         for dp in dps:
@@ -597,6 +629,13 @@ def _pb_metric(
 
 
 _JSON_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
+_JSON_WHICH = {
+    "gauge": "gauge",
+    "sum": "sum",
+    "histogram": "histogram",
+    "exponentialHistogram": "exponential_histogram",
+    "summary": "summary",
+}
 
 
 def decode_metrics_json(body: bytes, received_ns: int) -> MetricsDecodeResult:
@@ -645,45 +684,19 @@ def _json_metric(
         return
     name = m.get("name")
     name = name if isinstance(name, str) else ""
-    problem = _check_name(name)
     temporality = _json_temporality(data.get("aggregationTemporality"))
-    if (
-        problem is None
-        and which not in ("gauge", "summary")
-        and temporality not in (TEMPORALITY_DELTA, TEMPORALITY_CUMULATIVE)
-    ):
-        problem = (
-            f"metric {name[:64]!r}: aggregation temporality {temporality} "
-            "is not delta or cumulative"
-        )
-    if problem is not None:
-        out.reject(problem, len(dps))
-        return
-    cumulative = temporality == TEMPORALITY_CUMULATIVE
-    kind: MetricKind
-    if which == "gauge":
-        kind, cumulative = "gauge", False
-    elif which == "sum":
-        if data.get("isMonotonic") is True:
-            kind = "counter"
-        else:
-            kind = "updown" if cumulative else "counter"
-            cumulative = False
-    elif which == "summary":
-        kind, cumulative = "summary", True
-    else:
-        kind = "histogram"
-    b = _Metric(
+    b = metric_builder(
         out,
         res,
         name,
         _json_text(m, "unit"),
         _json_text(m, "description"),
-        kind,
-        cumulative,
+        _JSON_WHICH[which],
+        temporality,
+        data.get("isMonotonic") is True,
+        len(dps),
     )
-    if res.error:
-        b.reject(res.error)
+    if b is None:
         return
     for dp in dps:
         try:
