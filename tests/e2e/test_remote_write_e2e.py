@@ -28,7 +28,7 @@ class Exporter(BaseHTTPRequestHandler):
     scrapes = 0
     lock = threading.Lock()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         with Exporter.lock:
             Exporter.scrapes += 1
             n = Exporter.scrapes
