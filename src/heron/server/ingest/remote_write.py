@@ -255,6 +255,7 @@ class RemoteWriteIngest:
         self.clock = clock
         self._kinds: dict[int, _Kinds] = {}
         self.counters = {"samples_received": 0, "staleness_markers_dropped": 0}
+        self._next_log = 0.0
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -288,9 +289,10 @@ class RemoteWriteIngest:
             raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
         if fut is not None:
             await committed(fut, "samples")
-        if result.rejected:
-            log.info(
-                "remote write: %d samples rejected: %s",
+        if result.rejected and time.monotonic() >= self._next_log:
+            self._next_log = time.monotonic() + 60  # once a minute at most
+            log.warning(
+                "remote write: %d samples of a request rejected: %s",
                 result.rejected,
                 "; ".join(result.errors),
             )
