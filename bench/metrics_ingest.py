@@ -294,7 +294,8 @@ def main() -> None:
     )
     mres = results["metrics"]
     print(
-        f"stored points: {mres['stored_points']} of {mres['ok_points']} acknowledged; "
+        f"stored points: {mres['stored_points']} of {mres['ok_points']} acknowledged (the first "
+        "cumulative point of each series, begun before the server, is only its baseline); "
         f"503s: {mres['unavailable']}, failures: {mres['failed']}, "
         f"partial answers: {mres['partial_success_answers']}"
     )
