@@ -31,6 +31,7 @@ from heron.server.store.duckdb.issues import DuckDBIssues
 from heron.server.store.duckdb.logs import DuckDBLogs
 from heron.server.store.duckdb.metrics import (
     DuckDBMetrics,
+    build_tiers,
     compact_metric_rollups,
     metric_retention,
 )
@@ -397,6 +398,7 @@ class DuckDBStore:
             compact_rollups(con, compact_from_s, compact_to_s)
             metric_retention(con, now_ns, retention_days, rollup_retention_days)
             compact_metric_rollups(con, compact_from_s, compact_to_s)
+            build_tiers(con, compact_from_s, compact_to_s)
             return deleted
 
         deleted: int = self.write(job, timeout=600)
