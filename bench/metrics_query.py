@@ -15,7 +15,11 @@ Timing: the store is closed (CHECKPOINT) and reopened; per shape, one cold call,
 the median and p95; a plain ``SELECT count(*)`` of the rollups is the same-run baseline.
 The target (issue 11): aggregated and grouped over the 1,000 series × 7 days ≤ 100 ms.
 
-    python bench/metrics_query.py [--runs 15] [--data-dir DIR --keep]
+With ``--backend clickhouse`` the same rows go (as Arrow) into ClickHouse in-process
+(chdb) through ``metric_rollup_in``, whose views fill the three tiers, and the tiers are
+``OPTIMIZE … FINAL``-ed (merged as background merges would in time) before timing.
+
+    python bench/metrics_query.py [--backend duckdb|clickhouse] [--runs 15] [--data-dir DIR --keep]
 """
 
 from __future__ import annotations
@@ -133,14 +137,62 @@ def _insert(con: Any, table: str, tbl: Any) -> None:
     con.unregister("bench_rows")
 
 
-def fill(path: Path, end_min_s: int) -> dict[str, Any]:
+def _ch_rollups(tbl: Any, names: dict[int, str]) -> Any:
+    """DuckDB-form rollup rows as ClickHouse's ``metric_rollup_in`` rows."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = np.asarray(list(names), dtype=np.int64)
+    labels = np.asarray(list(names.values()))
+    series = np.asarray(tbl.column("series"))
+    order = np.argsort(keys)
+    name_col = labels[order][np.searchsorted(keys[order], series)]
+
+    def filled(col: str, typ: Any) -> Any:
+        return pc.fill_null(tbl.column(col), pa.scalar([], typ))
+
+    return pa.table(
+        {
+            "project_id": pc.cast(tbl.column("project_id"), pa.uint32()),
+            "name": pa.array(name_col, pa.string()),
+            "series": tbl.column("series"),
+            "at_s": tbl.column("minute_s"),
+            "bounds": filled("bounds", pa.list_(pa.float64())),
+            "v_count": tbl.column("count"),
+            "v_sum": tbl.column("sum"),
+            "v_min": tbl.column("min"),
+            "v_max": tbl.column("max"),
+            "v_last": tbl.column("last"),
+            "v_last_ns": tbl.column("last_ns"),
+            "v_buckets": filled("buckets", pa.list_(pa.uint64())),
+        }
+    )
+
+
+def open_bench_store(backend: str, path: Path) -> Any:
+    if backend == "duckdb":
+        from heron.server.store.duckdb_store import DuckDBStore
+
+        return DuckDBStore(path).start()
+    from heron.server.store.clickhouse.store import ClickHouseStore
+
+    return ClickHouseStore(
+        f"chdb://{path.parent / 'chdb'}",
+        database="bench",
+        retention_days=3650,
+        rollup_retention_days=3650,
+        state_path=path.parent / "state.duckdb",
+    )
+
+
+def fill(path: Path, end_min_s: int, backend: str = "duckdb") -> dict[str, Any]:
     import numpy as np
     import pyarrow as pa
 
-    from heron.server.store.duckdb_store import DuckDBStore
-
     t0 = time.perf_counter()
-    store = DuckDBStore(path).start()
+    store = open_bench_store(backend, path)
+    ch = backend != "duckdb"
     metrics = [
         ("bench.gauge", "gauge", 1000, 0),
         ("bench.requests", "counter", 100, 1000),
@@ -152,8 +204,13 @@ def fill(path: Path, end_min_s: int) -> dict[str, Any]:
     for cat in cats:
         cat["first_seen_s"] = [start_s] * len(cat["series"])
         cat["last_seen_s"] = [end_min_s - 60] * len(cat["series"])
+        if ch:
+            cat["project_id"] = cat["project_id"]
+            store._writes.insert("metric_series", list(cat.values()), list(cat))
+            continue
         cat_tbl = pa.table(cat)
         store.write(lambda con, t=cat_tbl: _insert(con, "metric_series", t))
+    names = {k: n for cat in cats for k, n in zip(cat["series"], cat["name"], strict=True)}
     rng = np.random.default_rng(7)
     for day in range(DAYS):
         minutes = np.arange(
@@ -169,10 +226,30 @@ def fill(path: Path, end_min_s: int) -> dict[str, Any]:
             (np.asarray(day_tbl.column("series")), np.asarray(day_tbl.column("minute_s")))
         )
         day_tbl = day_tbl.take(pa.array(order))
-        store.write(lambda con, t=day_tbl: _insert(con, "metric_rollup_1m", t), timeout=600)
+        if ch:
+            with store._writes.borrow() as client:
+                client.insert_arrow(
+                    f"{store.database}.metric_rollup_in", _ch_rollups(day_tbl, names)
+                )
+        else:
+            store.write(lambda con, t=day_tbl: _insert(con, "metric_rollup_1m", t), timeout=600)
         rows += len(order)
         print(f"  day {day + 1}: {rows:,} rollup rows", flush=True)
     fill_s = time.perf_counter() - t0
+    if ch:
+        # Background merges fold the inserts' partial rows over time; fold them now.
+        t = time.perf_counter()
+        for table in ("metric_rollup_1m", "metric_rollup_10m", "metric_rollup_1h"):
+            store._writes.command(f"OPTIMIZE TABLE {{db}}.{table} FINAL")
+        optimize_s = time.perf_counter() - t
+        store.close()
+        return {
+            "rollup_rows": rows,
+            "fill_s": fill_s,
+            "first_upkeep_s": optimize_s,
+            "upkeep_s": None,
+            "end_min_s": end_min_s,
+        }
     # Upkeep as the server runs it every minute; the first run builds the hourly tier
     # from every stored minute (a later run rebuilds the last hour or two).
     t = time.perf_counter()
@@ -215,12 +292,11 @@ def _time(fn: Callable[[], Any], runs: int) -> dict[str, Any]:
     return {"cold_ms": cold * 1000, **c.summary_ms(samples), "result": out}
 
 
-def time_queries(path: Path, end_min_s: int, runs: int) -> list[dict[str, Any]]:
+def time_queries(path: Path, end_min_s: int, runs: int, backend: str) -> list[dict[str, Any]]:
     from heron.server.query import TimeRange
     from heron.server.query.metrics import SeriesQuery, query_series
-    from heron.server.store.duckdb_store import DuckDBStore
 
-    store = DuckDBStore(path).start()
+    store = open_bench_store(backend, path)
     end_ns = end_min_s * 10**9
     week = TimeRange(end_ns - MINUTES * 60 * 10**9, end_ns)
     hour = TimeRange(end_ns - 3600 * 10**9, end_ns)
@@ -235,7 +311,10 @@ def time_queries(path: Path, end_min_s: int, runs: int) -> list[dict[str, Any]]:
         ("p95 of histogram, 1 h, 1 min step", SeriesQuery("bench.latency", "p95", step_s=60), hour, False),
     ]  # fmt: skip
     out = []
-    base = _time(lambda: store.read("SELECT count(*) FROM metric_rollup_1m")[0][0], runs)
+    if backend == "duckdb":
+        base = _time(lambda: store.read("SELECT count(*) FROM metric_rollup_1m")[0][0], runs)
+    else:
+        base = _time(lambda: store._reads.rows("SELECT count() FROM {db}.metric_rollup_1m"), runs)
     out.append(
         {"query": "baseline: SELECT count(*) FROM metric_rollup_1m", "target": False, **base}
     )
@@ -260,7 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = (
         Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="heron-bench-mq-"))
     )
-    path = base / "metrics" / "heron.duckdb"
+    path = base / f"metrics-{args.backend}" / "heron.duckdb"
     meta = path.with_name("fill.json")
     if path.exists() and meta.exists():
         info = json.loads(meta.read_text())
@@ -269,10 +348,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         end_min_s = c.now_ns() // 10**9 // 3600 * 3600
         print(f"filling {path}", flush=True)
-        info = fill(path, end_min_s)
+        info = fill(path, end_min_s, args.backend)
         meta.write_text(json.dumps(info))
-    size = path.stat().st_size
-    timings = time_queries(path, info["end_min_s"], args.runs)
+    size = sum(f.stat().st_size for f in path.parent.rglob("*") if f.is_file())
+    timings = time_queries(path, info["end_min_s"], args.runs, args.backend)
     if not args.keep and not args.data_dir:
         shutil.rmtree(base, ignore_errors=True)
     rows = []
@@ -295,18 +374,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
         )
     c.print_table(
-        f"Series queries over {info['rollup_rows']:,} rollup rows (warm = median/p95 of {args.runs} runs)",
+        f"Series queries ({args.backend}) over {info['rollup_rows']:,} rollup rows (warm = median/p95 of {args.runs} runs)",
         ["query", "series × points", "cold ms", "warm median ms", "warm p95 ms", "target"],
         rows,
     )
     print(
-        f"file: {size / 2**20:.0f} MiB, fill {info.get('fill_s') or 0:.0f} s; upkeep: first "
-        f"(builds the hourly tier) {info.get('first_upkeep_s') or 0:.1f} s, next "
-        f"{info.get('upkeep_s') or 0:.2f} s",
+        f"files: {size / 2**20:.0f} MiB, fill {info.get('fill_s') or 0:.0f} s; "
+        + (
+            f"upkeep: first (builds the 10-min and hour tiers) {info.get('first_upkeep_s') or 0:.1f} s, "
+            f"next {info.get('upkeep_s') or 0:.2f} s"
+            if args.backend == "duckdb"
+            else f"OPTIMIZE FINAL of the tiers {info.get('first_upkeep_s') or 0:.1f} s"
+        ),
         flush=True,
     )
     doc = {
         "bench": "metrics_query",
+        "backend": args.backend,
         "machine": m,
         "args": vars(args),
         "rollup_rows": info["rollup_rows"],
@@ -319,7 +403,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "target_met": all(t["median_ms"] <= TARGET_MS for t in timings if t["target"]),
         "loadavg": os.getloadavg(),
     }
-    c.write_json(args.out, doc)
+    c.write_json(
+        args.out or ("metrics_query" + ("" if args.backend == "duckdb" else "_clickhouse")), doc
+    )
     return doc
 
 
@@ -330,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=15, help="warm runs per query (default 15)")
     p.add_argument("--data-dir", help="keep/reuse the filled store here")
     p.add_argument("--keep", action="store_true", help="keep the temporary store")
-    p.add_argument("--out", default="metrics_query", help="JSON name under bench/out/")
+    p.add_argument(
+        "--backend",
+        choices=("duckdb", "clickhouse"),
+        default="duckdb",
+        help="duckdb (default) or clickhouse (in-process chdb)",
+    )
+    p.add_argument("--out", help="JSON name under bench/out/ (default metrics_query[_clickhouse])")
     run(p.parse_args(argv))
     return 0
 

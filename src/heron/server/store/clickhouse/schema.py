@@ -313,10 +313,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             # The writer's per-minute partial rollups go into a Null table; materialized
             # views aggregate every insert into the minute, 10-minute and hour tiers
             # (AggregatingMergeTree: background merges fold partial rows, readers always
-            # merge). Unknown min/max are +inf/-inf, non-histograms have empty arrays.
+            # merge), ordered by metric then time: a read takes one metric's series over
+            # a range. Unknown min/max are +inf/-inf, non-histograms have empty arrays.
             """
             CREATE TABLE IF NOT EXISTS {db}.metric_rollup_in (
                 project_id UInt32,
+                name String,
                 series Int64,
                 at_s Int64,
                 bounds Array(Float64),
@@ -332,8 +334,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """
             CREATE TABLE IF NOT EXISTS {db}.metric_rollup_1m (
                 project_id UInt32,
-                series Int64,
+                name LowCardinality(String),
                 minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
                 bounds Array(Float64),
                 count SimpleAggregateFunction(sum, UInt64),
                 sum SimpleAggregateFunction(sum, Float64),
@@ -345,22 +348,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 rows SimpleAggregateFunction(sum, UInt64)
             ) ENGINE = AggregatingMergeTree
             PARTITION BY toDate(toDateTime(minute_s))
-            ORDER BY (project_id, series, minute_s, bounds)
+            ORDER BY (project_id, name, minute_s, series, bounds)
             """,
             """
             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_1m_mv TO {db}.metric_rollup_1m AS
-            SELECT project_id, series, intDiv(at_s, 60) * 60 AS minute_s, bounds,
+            SELECT project_id, name, intDiv(at_s, 60) * 60 AS minute_s, series, bounds,
                    sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
                    max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
                    max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
                    count() AS rows
-            FROM {db}.metric_rollup_in GROUP BY project_id, series, minute_s, bounds
+            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
             """,
             """
             CREATE TABLE IF NOT EXISTS {db}.metric_rollup_10m (
                 project_id UInt32,
-                series Int64,
+                name LowCardinality(String),
                 minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
                 bounds Array(Float64),
                 count SimpleAggregateFunction(sum, UInt64),
                 sum SimpleAggregateFunction(sum, Float64),
@@ -372,22 +376,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 rows SimpleAggregateFunction(sum, UInt64)
             ) ENGINE = AggregatingMergeTree
             PARTITION BY toYYYYMM(toDateTime(minute_s))
-            ORDER BY (project_id, series, minute_s, bounds)
+            ORDER BY (project_id, name, minute_s, series, bounds)
             """,
             """
             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_10m_mv TO {db}.metric_rollup_10m AS
-            SELECT project_id, series, intDiv(at_s, 600) * 600 AS minute_s, bounds,
+            SELECT project_id, name, intDiv(at_s, 600) * 600 AS minute_s, series, bounds,
                    sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
                    max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
                    max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
                    count() AS rows
-            FROM {db}.metric_rollup_in GROUP BY project_id, series, minute_s, bounds
+            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
             """,
             """
             CREATE TABLE IF NOT EXISTS {db}.metric_rollup_1h (
                 project_id UInt32,
-                series Int64,
+                name LowCardinality(String),
                 minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
                 bounds Array(Float64),
                 count SimpleAggregateFunction(sum, UInt64),
                 sum SimpleAggregateFunction(sum, Float64),
@@ -399,16 +404,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 rows SimpleAggregateFunction(sum, UInt64)
             ) ENGINE = AggregatingMergeTree
             PARTITION BY toYYYYMM(toDateTime(minute_s))
-            ORDER BY (project_id, series, minute_s, bounds)
+            ORDER BY (project_id, name, minute_s, series, bounds)
             """,
             """
             CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_1h_mv TO {db}.metric_rollup_1h AS
-            SELECT project_id, series, intDiv(at_s, 3600) * 3600 AS minute_s, bounds,
+            SELECT project_id, name, intDiv(at_s, 3600) * 3600 AS minute_s, series, bounds,
                    sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
                    max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
                    max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
                    count() AS rows
-            FROM {db}.metric_rollup_in GROUP BY project_id, series, minute_s, bounds
+            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
             """,
         ],
     ),
