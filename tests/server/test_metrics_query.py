@@ -454,3 +454,10 @@ def test_queue_full_is_raised(tmp_path: Path, chdb_dir: Path) -> None:
     with pytest.raises(QueueFull):
         store.submit_metrics(w)
     assert store.queued_points == 20
+
+
+def test_describe(api: Api) -> None:
+    row = api.store.metrics.describe(P, "process.memory.usage")
+    assert row is not None
+    assert (row.kind, row.unit, row.series, row.services) == ("gauge", "By", 3, ("mail", "shop"))
+    assert api.store.metrics.describe(P, "no.such.metric") is None

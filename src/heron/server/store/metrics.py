@@ -82,6 +82,10 @@ class MetricReader(Protocol):
         """Metrics with data in the minutes ``[lo_s, hi_s)``, by name."""
         ...
 
+    def describe(self, project_id: int, name: str) -> CatalogRow | None:
+        """The metric's catalogue row over all its series (any time), None without any."""
+        ...
+
     def label_keys(self, where: MetricFilter) -> list[str]:
         """The label keys of the filtered series, sorted (``service`` included)."""
         ...

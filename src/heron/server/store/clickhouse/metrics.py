@@ -106,6 +106,20 @@ class ClickHouseMetrics:
         )
         return [CatalogRow(n, k, u, d, int(c), tuple(s)) for n, k, u, d, c, s in rows]
 
+    def describe(self, project_id: int, name: str) -> CatalogRow | None:
+        rows = self.reads.rows(
+            "SELECT argMax(kind, last), argMax(unit, last), argMax(description, last), count(), "
+            "arraySort(groupUniqArray(service)) FROM (SELECT series, any(service) AS service, "
+            "anyLast(kind) AS kind, anyLast(unit) AS unit, anyLast(description) AS description, "
+            "max(last_seen_s) AS last FROM {db}.metric_series WHERE project_id = {p:UInt32} "
+            "AND name = {name:String} GROUP BY series)",
+            {"p": project_id, "name": name},
+        )
+        if not rows or not rows[0][3]:
+            return None
+        k, u, d, c, s = rows[0]
+        return CatalogRow(name, k, u, d, int(c), tuple(s))
+
     def label_keys(self, where: MetricFilter) -> list[str]:
         params: dict[str, Any] = {}
         sql = _series_sql(where, "arrayJoin(JSONExtractKeys(attributes)) AS k", params)

@@ -85,6 +85,18 @@ class DuckDBMetrics:
         )
         return [CatalogRow(n, k, u, d, int(c), tuple(s)) for n, k, u, d, c, s in rows]
 
+    def describe(self, project_id: int, name: str) -> CatalogRow | None:
+        rows = self.sql.read(
+            "SELECT arg_max(kind, last_seen_s), arg_max(unit, last_seen_s), "
+            "arg_max(description, last_seen_s), count(*), list(DISTINCT service ORDER BY service) "
+            "FROM metric_series WHERE project_id = ? AND name = ?",
+            [project_id, name],
+        )
+        if not rows or not rows[0][3]:
+            return None
+        k, u, d, c, s = rows[0]
+        return CatalogRow(name, k, u, d, int(c), tuple(s))
+
     def label_keys(self, where: MetricFilter) -> list[str]:
         params: list[Any] = []
         sql = _series_sql(where, "unnest(map_keys(m)) AS k", params)
