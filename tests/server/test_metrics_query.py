@@ -403,7 +403,7 @@ def test_answers_survive_upkeep(api: Api) -> None:
         compact_from_s=MINUTE_S - 3600,
         compact_to_s=MINUTE_S + 3600,
     )
-    for step in (60, 3600):
+    for step in (60, 600, 3600):
         assert sum(values(query(api, "orders.placed", "sum", step_s=step))[()]) == 37
         [count] = [
             sum(v)
@@ -412,6 +412,15 @@ def test_answers_survive_upkeep(api: Api) -> None:
             ).values()
         ]
         assert count == len(OBS)
+    # A point after the tiers' watermark: tier rows and minute rows in one answer.
+    late = MetricPoint(t_ns(90, 0), "orders.placed", "counter", "shop", {"region": "eu"}, 1.0)
+    assert api.store.submit_metrics(MetricWrite(P, [late])).result(30) == 1
+    wide = TimeRange(TR.start_ns, TR.end_ns + 7200 * NS)
+    for step in (600, 3600):
+        res = mq.query_series(
+            api.store, P, mq.SeriesQuery("orders.placed", "sum", step_s=step), wide
+        )
+        assert sum(values(res)[()]) == 38
     [p95] = values(query(api, "http.server.request.duration", "p95", step_s=3600))[()]
     lo, hi = bucket_of(exact_quantile(0.95))
     assert lo <= p95 <= hi

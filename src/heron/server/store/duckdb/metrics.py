@@ -25,6 +25,11 @@ from heron.server.store.metrics import (
 
 NS_PER_S = 10**9
 NS_PER_DAY = 86_400 * NS_PER_S
+# Rollup rows of one table in a range (``?``: project, from, to).
+_ROWS = (
+    "SELECT series, minute_s, count, sum, min, max, last, last_ns, bounds, buckets "
+    "FROM {table} WHERE project_id = ? AND minute_s >= ? AND minute_s < ?"
+)
 # Coarser rollups built by upkeep from the minutes, coarsest first: (period s, table).
 TIERS = ((3600, "metric_rollup_1h"), (600, "metric_rollup_10m"))
 _MAP = "json_transform(attributes, '\"MAP(VARCHAR, VARCHAR)\"')"
@@ -129,26 +134,53 @@ class DuckDBMetrics:
         )
         return rows[0][0] if rows else None
 
-    def _source(self, where: MetricFilter, step_s: int) -> tuple[str, list[Any]]:
-        """The rollup rows of the range as a subquery: from the coarsest tier whose
-        period divides the step, up to its watermark, the rest from the minutes."""
-        minute = (
-            "SELECT series, minute_s, count, sum, min, max, last, last_ns, bounds, buckets "
-            "FROM metric_rollup_1m WHERE project_id = ? AND minute_s >= ? AND minute_s < ?"
-        )
+    def _split(self, where: MetricFilter, step_s: int) -> tuple[str | None, int, int]:
+        """(tier table or None, its period, where the minutes take over): the coarsest
+        tier whose period divides the step serves the range up to its watermark."""
         tier = next(((res, t) for res, t in TIERS if step_s % res == 0), None)
         if tier is None:
-            return minute, [where.project_id, where.lo_s, where.hi_s]
+            return None, 60, where.lo_s
         rows = self.sql.read("SELECT built_to_s FROM metric_tiers WHERE res_s = ?", [tier[0]])
         built = int(rows[0][0]) if rows else 0
         split = max(where.lo_s, min(where.hi_s, built))
-        if split <= where.lo_s:
+        return (tier[1], tier[0], split) if split > where.lo_s else (None, 60, where.lo_s)
+
+    def _source(self, where: MetricFilter, step_s: int) -> tuple[str, list[Any]]:
+        """The rollup rows of the range as one subquery (tier rows, then minutes)."""
+        table, _res, split = self._split(where, step_s)
+        minute = _ROWS.format(table="metric_rollup_1m")
+        if table is None:
             return minute, [where.project_id, where.lo_s, where.hi_s]
-        coarse = minute.replace("metric_rollup_1m", tier[1])
         return (
-            f"{coarse} UNION ALL {minute}",
+            f"{_ROWS.format(table=table)} UNION ALL {minute}",
             [where.project_id, where.lo_s, split, where.project_id, split, where.hi_s],
         )
+
+    def _per_series(self, where: MetricFilter, step_s: int) -> tuple[str, list[Any]]:
+        """Per series and step: samples, count, sum, min, max and the latest value.
+        A tier's rows whose period is the step are one per series and step already
+        (built merged), so only the minutes after its watermark are aggregated."""
+        table, res, split = self._split(where, step_s)
+        agg = (
+            "SELECT series, minute_s // ? * ? AS t, count(*) AS samples, sum(count) AS count, "
+            "sum(sum) AS sum, min(min) AS min, max(max) AS max, arg_max(last, last_ns) AS last "
+            "FROM ({rows}) GROUP BY series, t"
+        )
+        if table is not None and res == step_s:
+            direct = (
+                "SELECT series, minute_s AS t, 1 AS samples, count, sum, min, max, last "  # noqa: S608 - constants only
+                f"FROM {table} WHERE project_id = ? AND minute_s >= ? AND minute_s < ?"
+            )
+            params = [where.project_id, where.lo_s, split]
+            if split >= where.hi_s:
+                return direct, params
+            minute = agg.format(rows=_ROWS.format(table="metric_rollup_1m"))
+            return (
+                f"{direct} UNION ALL {minute}",
+                [*params, step_s, step_s, where.project_id, split, where.hi_s],
+            )
+        source, params = self._source(where, step_s)
+        return agg.format(rows=source), [step_s, step_s, *params]
 
     def step_rows(
         self, where: MetricFilter, step_s: int, group_by: tuple[str, ...]
@@ -166,13 +198,10 @@ class DuckDBMetrics:
         )
         params = list(grp_params)
         series_sql = _series_sql(where, f"series, {grp} AS grp", params)
-        source, range_params = self._source(where, step_s)
+        per_sql, per_params = self._per_series(where, step_s)
         sql = (
             f"WITH s AS ({series_sql}), "  # noqa: S608 - constants only
-            "per AS (SELECT series, minute_s // ? * ? AS t, count(*) AS samples, "
-            "sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, "
-            f"arg_max(last, last_ns) AS last FROM ({source}) "
-            "WHERE series IN (SELECT series FROM s) GROUP BY series, t), "
+            f"per AS (SELECT * FROM ({per_sql}) WHERE series IN (SELECT series FROM s)), "
             "agg AS (SELECT grp, t, sum(samples) AS samples, sum(count) AS count, "
             "sum(sum) AS sum, min(min) AS min, max(max) AS max, sum(last) AS last, "
             "count(*) AS n FROM per JOIN s USING (series) GROUP BY grp, t), "
@@ -180,9 +209,9 @@ class DuckDBMetrics:
             "SELECT grp, t, samples, count, sum, min, max, last, n FROM agg "
             "WHERE grp IN (SELECT grp FROM top) ORDER BY grp, t"
         )
-        rows = self.sql.read(sql, [*params, step_s, step_s, *range_params, MAX_GROUPS])
+        rows = self.sql.read(sql, [*params, *per_params, MAX_GROUPS])
         hist = (
-            self._buckets(where, step_s, grp, grp_params, source, range_params)
+            self._buckets(where, step_s, grp, grp_params, *self._source(where, step_s))
             if self._kind(where) == "histogram"
             else {}
         )
