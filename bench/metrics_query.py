@@ -314,7 +314,9 @@ def time_queries(path: Path, end_min_s: int, runs: int, backend: str) -> list[di
     if backend == "duckdb":
         base = _time(lambda: store.read("SELECT count(*) FROM metric_rollup_1m")[0][0], runs)
     else:
-        base = _time(lambda: store._reads.rows("SELECT count() FROM {db}.metric_rollup_1m"), runs)
+        base = _time(
+            lambda: store._reads.rows("SELECT count() FROM {db}.metric_rollup_1m")[0][0], runs
+        )
     out.append(
         {"query": "baseline: SELECT count(*) FROM metric_rollup_1m", "target": False, **base}
     )

@@ -202,6 +202,8 @@ class MetricBatch:
             if self.rows.exemplars["series"]
             else None
         )
+        # Only the catalogue rows are read later (by the writer): free the rest.
+        self.rows.points = self.rows.rollups = self.rows.exemplars = {}
         self.future: Future[int] = Future()
 
 
