@@ -199,41 +199,39 @@ class DuckDBMetrics:
         params = list(grp_params)
         series_sql = _series_sql(where, f"series, {grp} AS grp", params)
         per_sql, per_params = self._per_series(where, step_s)
+        # Only when the catalogue has more groups than MAX_GROUPS are the busiest picked
+        # (a second pass over the aggregates); the count is over ~one row per series.
+        count_params = list(params)
+        groups = self.sql.read(f"SELECT count(DISTINCT grp) FROM ({series_sql})", count_params)  # noqa: S608 - constants only
+        many = bool(groups) and int(groups[0][0]) > MAX_GROUPS
         sql = (
             f"WITH s AS ({series_sql}), "  # noqa: S608 - constants only
             f"per AS (SELECT * FROM ({per_sql}) WHERE series IN (SELECT series FROM s)), "
-            "agg AS (SELECT grp, t, sum(samples) AS samples, sum(count) AS count, "
-            "sum(sum) AS sum, min(min) AS min, max(max) AS max, sum(last) AS last, "
-            "count(*) AS n FROM per JOIN s USING (series) GROUP BY grp, t), "
-            "top AS (SELECT grp FROM agg GROUP BY grp ORDER BY sum(count) DESC, grp LIMIT ?) "
-            "SELECT grp, t, samples, count, sum, min, max, last, n FROM agg "
-            "WHERE grp IN (SELECT grp FROM top) ORDER BY grp, t"
+            "agg AS (SELECT grp, t::BIGINT AS t, sum(samples)::BIGINT AS samples, "
+            "sum(count)::BIGINT AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, "
+            "sum(last) AS last, count(*) AS n FROM per JOIN s USING (series) GROUP BY grp, t) "
+            + (
+                ", top AS (SELECT grp FROM agg GROUP BY grp ORDER BY sum(count) DESC, grp "
+                "LIMIT ?) SELECT grp, t, samples, count, sum, min, max, last, n FROM agg "
+                "WHERE grp IN (SELECT grp FROM top) ORDER BY grp, t"
+                if many
+                else "SELECT grp, t, samples, count, sum, min, max, last, n FROM agg ORDER BY grp, t"
+            )
         )
-        rows = self.sql.read(sql, [*params, *per_params, MAX_GROUPS])
+        rows = self.sql.read(sql, [*params, *per_params, *([MAX_GROUPS] if many else [])])
         hist = (
             self._buckets(where, step_s, grp, grp_params, *self._source(where, step_s))
             if self._kind(where) == "histogram"
             else {}
         )
+        decoded: dict[str, tuple[str, ...]] = {}
         out: list[StepRow] = []
         for g, t, samples, count, total, lo, hi, last, n in rows:
-            group = tuple(orjson.loads(g))
+            group = decoded.get(g)
+            if group is None:
+                group = decoded[g] = tuple(orjson.loads(g))
             bounds, buckets = hist.get((group, t), ((), ()))
-            out.append(
-                StepRow(
-                    group,
-                    int(t),
-                    int(samples),
-                    int(count),
-                    float(total),
-                    lo,
-                    hi,
-                    last,
-                    int(n),
-                    bounds,
-                    buckets,
-                )
-            )
+            out.append(StepRow(group, t, samples, count, total, lo, hi, last, n, bounds, buckets))
         return out
 
     def _buckets(
