@@ -470,3 +470,25 @@ def test_describe(api: Api) -> None:
     assert row is not None
     assert (row.kind, row.unit, row.series, row.services) == ("gauge", "By", 3, ("mail", "shop"))
     assert api.store.metrics.describe(P, "no.such.metric") is None
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_at_most_max_groups_the_busiest(kind: str, tmp_path: Path, chdb_dir: Path) -> None:
+    from heron.server.store.metrics import MAX_GROUPS
+
+    store = open_store(kind, tmp_path, chdb_dir)
+    try:
+        n = MAX_GROUPS + 10
+        # The busiest: most data points. The first ten queues report once, the rest twice.
+        points = [
+            MetricPoint(t_ns(0, s), "jobs.done", "counter", "w", {"queue": f"q{i:03d}"}, 1.0)
+            for i in range(n)
+            for s in ((1,) if i < 10 else (1, 2))
+        ]
+        assert store.submit_metrics(MetricWrite(P, points)).result(30) == len(points)
+        res = mq.query_series(store, P, mq.SeriesQuery("jobs.done", "sum", ("queue",)), TR)
+        got = {s.labels["queue"]: sum(v for _, v in s.points if v is not None) for s in res.series}
+        assert len(got) == MAX_GROUPS
+        assert got == {f"q{i:03d}": 2.0 for i in range(10, n)}
+    finally:
+        store.close()
