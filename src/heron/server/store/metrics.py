@@ -98,7 +98,8 @@ class MetricReader(Protocol):
         self, where: MetricFilter, step_s: int, group_by: tuple[str, ...]
     ) -> list[StepRow]:
         """One row per group and step (``step_s`` a multiple of 60), ordered by group
-        then step; at most ``MAX_GROUPS`` groups (the busiest)."""
+        then step; at most ``MAX_GROUPS`` groups (those with the most data points,
+        ``count``)."""
         ...
 
     def exemplars(self, where: MetricFilter, limit: int) -> list[ExemplarRow]:
