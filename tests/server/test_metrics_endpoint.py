@@ -22,7 +22,7 @@ from heron.server.ingest.otlp import decode_json
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
 from heron.server.query import RedCounters
-from heron.server.store.base import Store
+from heron.server.store.base import QueueFull, Store
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.red import RollupFilter
 from tests.support.prometheus import promtool_check_metrics
@@ -272,3 +272,17 @@ def test_red_counters_cap_their_series(store: Store) -> None:
         ("first", "prod", "GET /orders"): 1,
         ("(other)", "", "(other)"): 2,
     }
+
+
+def test_queue_full_rejections_are_counted(tmp_path: Path) -> None:
+    # A store whose writer is not started keeps what it queued: the second batch finds
+    # the queue (one span) full.
+    store = DuckDBStore(tmp_path / "heron.duckdb", queue_max_spans=1)
+    pipeline = Pipeline(store)
+    spans = decode_json(otlp([span(start_ns=NOW_NS, duration_ms=1)] * 2)).spans
+    pipeline.submit_spans(1, spans[:1])
+    with pytest.raises(QueueFull):
+        pipeline.submit_spans(1, spans)
+    assert pipeline.rejected == {("spans", "queue_full"): 2}
+    assert store.stats["rejected_full"] == 1
+    store.close()
