@@ -37,6 +37,7 @@ from heron.server.store.clickhouse.traces import ClickHouseTraces
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.postgres.state import PostgresState
 from heron.server.store.state import StateStore
+from heron.server.store.stats import CommitTimes
 
 SPAN_INSERT_COLUMNS = ("project_id", *SPAN_COLUMNS, "db_fingerprint")
 ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_VALUES)
@@ -110,6 +111,16 @@ class ClickHouseStore:
         self._db = ClickHouseDb(self._reads, self._writes)
         self._issues = ClickHouseIssues(self._reads, lambda: self.state)
         self._logs = ClickHouseLogs(self._reads)
+        # Counted for GET /metrics (the keys of ``DuckDBStore.stats``).
+        self.stats = {
+            "committed_spans": 0,
+            "commits": 0,
+            "rejected_full": 0,
+            "committed_events": 0,
+            "committed_logs": 0,
+            "failed_commits": 0,
+        }
+        self.commit_times = CommitTimes()
         # Events and logs have their own writer thread and client (store/clickhouse/events.py).
         self._events = EventWriter(
             self._connect(dsn, self._settings),
@@ -117,6 +128,8 @@ class ClickHouseStore:
             lambda: self.state,
             max_queue=max_queue,
             max_batch_rows=max_batch_rows,
+            stats=self.stats,
+            commit_times=self.commit_times,
         )
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._max_batch_rows = max_batch_rows
@@ -183,6 +196,7 @@ class ClickHouseStore:
         try:
             self._queue.put_nowait((write, fut))
         except queue.Full:
+            self.stats["rejected_full"] += 1
             raise QueueFull from None
         return fut
 
@@ -219,6 +233,10 @@ class ClickHouseStore:
             {"database": self.database},
         )
         return {str(table): int(size) for table, size in rows}
+
+    def storage_bytes(self) -> dict[str, int]:
+        """Bytes on disk per table (``disk_bytes``: one ``system.parts`` query)."""
+        return self.disk_bytes()
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -257,14 +275,17 @@ class ClickHouseStore:
     def _commit(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
         writes = [w for w, _ in batch]
         try:
-            with self._writes.lock:
+            with self._writes.lock, self.commit_times.timed("spans"):
                 self._insert(writes)
         except (ClickHouseError, OSError) as err:
+            self.stats["failed_commits"] += 1
             self._error = f"ClickHouse write failed: {err}"
             for _, fut in batch:
                 fut.set_exception(StorageUnavailable(self._error))
             return
         self._error = None
+        self.stats["committed_spans"] += sum(len(w) for w in writes)
+        self.stats["commits"] += 1
         for write, fut in batch:
             fut.set_result(len(write))
 
