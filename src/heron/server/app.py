@@ -22,6 +22,7 @@ from heron.server.auth import install_auth
 from heron.server.config import Config
 from heron.server.context import AppContext
 from heron.server.errors import install_error_handlers
+from heron.server.exposition import install_metrics
 from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
@@ -94,8 +95,7 @@ def create_app(
     app.state.maintenance = maintenance  # None unless this process runs the jobs
 
     install_error_handlers(app)
-    if role in ("all", "ingest"):
-        _add_ingest_routes(app, ctx)
+    pipeline = _add_ingest_routes(app, ctx) if role in ("all", "ingest") else None
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -121,12 +121,14 @@ def create_app(
         app.include_router(api_router)
         app.include_router(ui_router)
     add_http_guards(app, body_timeout_s=config.body_timeout_s)
+    # GET /metrics on every role; the RED figures where queries are served.
+    install_metrics(app, ctx, pipeline=pipeline, maintenance=maintenance, red=serves_ui)
     add_security_headers(app)
     trust_proxies(app, config.trusted_proxy_list)
     return app
 
 
-def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> None:
+def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
     """Ingest routes: ingest keys only (no session, no API token), outside the schema."""
     config, store = ctx.config, ctx.store
     pipeline = Pipeline(store, config.scrub_key_list)
@@ -144,3 +146,4 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> None:
                 methods=["POST"],
                 include_in_schema=False,
             )
+    return pipeline

@@ -116,6 +116,9 @@ class Config:
     """Addresses or networks (comma-separated, e.g. ``127.0.0.1,10.0.0.0/8``) of reverse
     proxies whose ``X-Forwarded-For``/``X-Forwarded-Proto`` are believed; empty means
     none, so the client is always the connecting address. (HERON_TRUSTED_PROXIES)"""
+    metrics_public: bool = False
+    """Serve ``GET /metrics`` (Prometheus) without the API token; by default it needs
+    ``Authorization: Bearer <api token>``. (HERON_METRICS_PUBLIC)"""
     # Memory (see docs/configuration.md, "Memory").
     memory_limit_mb: int = 1024
     """The server's memory budget in MiB: DuckDB gets half (its memory_limit, spilling to

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from heron.server.analyze.n_plus_one import (
     DEFAULT_MIN_COUNT,
@@ -71,6 +72,18 @@ def analyze_recent(
     return len(groups)
 
 
+@dataclass(slots=True)
+class JobRuns:
+    """How one background job has run in this process (``GET /metrics``)."""
+
+    succeeded: int = 0
+    failed: int = 0
+    """Raised, or skipped while storage was unavailable."""
+    last_duration_s: float = 0.0
+    last_end_s: float = 0.0
+    """Unix time the last run ended; 0 before the first."""
+
+
 class Maintenance:
     """A daemon thread that schedules upkeep on the store's writer every ``interval_s``
     and analysis every ``analysis_interval_s``."""
@@ -95,6 +108,7 @@ class Maintenance:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.jobs: dict[str, JobRuns] = {}  # by job name, as the loop ran them
 
     def run_once(self) -> int:
         now = self.clock()
@@ -133,18 +147,33 @@ class Maintenance:
             now = time.monotonic()
             if now >= next_analysis:
                 next_analysis = now + self.analysis_interval_s
-                self._guarded(self.analyze_once, "analysis")
+                self.run_job(self.analyze_once, "analysis")
             if now >= next_upkeep:
                 next_upkeep = now + self.interval_s
-                self._guarded(self.run_once, "maintenance")
+                self.run_job(self.run_once, "maintenance")
+
+    def run_job(self, job: Callable[[], object], what: str) -> None:
+        """Run ``job`` guarded (never raises), counted in :attr:`jobs` under ``what``."""
+        runs = self.jobs.setdefault(what, JobRuns())
+        start = time.monotonic()
+        ok = self._guarded(job, what)
+        runs.last_duration_s = time.monotonic() - start
+        runs.last_end_s = self.clock() / 1e9
+        if ok:
+            runs.succeeded += 1
+        else:
+            runs.failed += 1
 
     @staticmethod
-    def _guarded(job: Callable[[], object], what: str) -> None:
+    def _guarded(job: Callable[[], object], what: str) -> bool:
+        """Run ``job``; log instead of raising. True when it succeeded."""
         try:
             job()
+            return True
         except StorageUnavailable as e:  # the writer already logged the failure itself
             log.warning("%s skipped while storage is unavailable: %s", what, e)
         except Exception:
             log.exception("%s failed; will retry", what)
         finally:
             release_free_memory()
+        return False

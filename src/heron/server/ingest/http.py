@@ -207,6 +207,7 @@ class TraceIngest:
             await committed(fut, "spans")
             if events_fut is not None:
                 await committed(events_fut, "error events")
+        self.pipeline.count_rejected("spans", "invalid", result.rejected)
         return success_response(result.rejected, result.errors, ctype == JSON)
 
     def _span_errors(self, project: int, spans: Any) -> Future[int] | None:

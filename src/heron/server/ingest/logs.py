@@ -385,4 +385,5 @@ class LogIngest:
             except QueueFull as e:
                 raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
             await committed(fut, "log records")
+        self.pipeline.count_rejected("logs", "invalid", result.rejected)
         return success_response(result.rejected, result.errors, ctype == JSON)

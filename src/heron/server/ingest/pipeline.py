@@ -26,7 +26,7 @@ from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.model import ErrorEvent, LogRecord, Span
 from heron.server.model.rollup import Rollups, rollup_rows
 from heron.server.model.write import EventWrite, SpanWrite
-from heron.server.store.base import Store
+from heron.server.store.base import QueueFull, Store
 
 
 def prepare_spans(project_id: int, spans: Sequence[Span], scrubber: SpanScrubber) -> SpanWrite:
@@ -63,11 +63,24 @@ class Pipeline:
         self.writer = writer
         self.span_scrubber = SpanScrubber(keys)
         self.event_scrubber = EventScrubber(keys)
+        # Items refused, by (signal, reason): "invalid" (left out of a partial success)
+        # or "queue_full" (answered 503/429). Read by GET /metrics.
+        self.rejected: dict[tuple[str, str], int] = {}
+
+    def count_rejected(self, signal: str, reason: str, n: int) -> None:
+        """Count ``n`` items of ``signal`` (spans, events, logs...) refused for ``reason``."""
+        if n:
+            key = (signal, reason)
+            self.rejected[key] = self.rejected.get(key, 0) + n
 
     def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
         """Prepare spans and queue them; the future resolves after their commit.
         Raises QueueFull at once when the writer is overloaded."""
-        return self.writer.submit_spans(prepare_spans(project_id, spans, self.span_scrubber))
+        try:
+            return self.writer.submit_spans(prepare_spans(project_id, spans, self.span_scrubber))
+        except QueueFull:
+            self.count_rejected("spans", "queue_full", len(spans))
+            raise
 
     def submit_events(
         self, project_id: int, events: list[ErrorEvent], logs: list[LogRecord]
@@ -75,4 +88,9 @@ class Pipeline:
         """Prepare events and logs and queue them; the future resolves after one commit
         holding all of them. Raises QueueFull at once when the writer is overloaded."""
         write = prepare_events(project_id, events, logs, self.event_scrubber)
-        return self.writer.submit_events(write)
+        try:
+            return self.writer.submit_events(write)
+        except QueueFull:
+            self.count_rejected("events", "queue_full", len(events))
+            self.count_rejected("logs", "queue_full", len(logs))
+            raise

@@ -490,6 +490,7 @@ class SentryIngest:
     def _submit_spans(self, project: int, spans: SentrySpans) -> Future[int] | None:
         if spans.rejected:
             log.info("sentry: %d invalid spans skipped: %s", spans.rejected, spans.errors)
+            self.pipeline.count_rejected("spans", "invalid", spans.rejected)
         if not spans.spans:
             return None
         try:

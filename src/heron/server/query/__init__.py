@@ -18,6 +18,7 @@ from heron.server.query._red import (
     service_table,
     service_timeseries,
 )
+from heron.server.query._red_counters import RedCounters, RedTotals
 from heron.server.query._timerange import TIME_HELP, iso, parse_time
 from heron.server.query._trace_detail import SpanDetail, TraceDetail, get_trace, parse_trace_id
 from heron.server.query._traces import (
@@ -37,6 +38,8 @@ __all__ = [
     "AttrFilter",
     "EndpointStats",
     "InvalidQuery",
+    "RedCounters",
+    "RedTotals",
     "ServiceStats",
     "SpanDetail",
     "SpanMatch",

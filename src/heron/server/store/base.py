@@ -13,6 +13,7 @@ from heron.server.store.logs import LogReader
 from heron.server.store.metrics import MetricReader
 from heron.server.store.red import RedReader
 from heron.server.store.state import StateStore
+from heron.server.store.stats import CommitTimes
 from heron.server.store.traces import TraceReader
 
 
@@ -110,6 +111,19 @@ class Store(Protocol):
 
     def health(self) -> str | None:
         """None while writes succeed; otherwise why they fail (cleared on recovery)."""
+
+    # What GET /metrics reports of the writers (server/exposition/).
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters since start: ``committed_<kind>`` (records acknowledged, by kind),
+        ``commits``, ``failed_commits``, ``rejected_full`` (batches refused, queue full)."""
+
+    @property
+    def commit_times(self) -> CommitTimes:
+        """Durations of the writers' commits."""
+
+    def storage_bytes(self) -> dict[str, int]:
+        """Bytes on disk now by file or table; cheap enough for every scrape."""
 
     def close(self) -> None:
         """Stop the writer after committing what is queued, and close connections."""

@@ -13,6 +13,8 @@ from typing import Literal, Protocol
 ChoiceColumn = Literal["service", "environment", "release", "endpoint"]
 # (group, requests, errors, sum of durations ns, buckets, counts per bucket, first minute s)
 GroupRow = tuple[object, int, int, float, list[int], list[int], int]
+# (service, environment, endpoint, bucket, requests, errors, sum of durations ns)
+SeriesBucketRow = tuple[str, str, str, int, int, int, float]
 # (caller, callee, calls, errors, p95 duration ns, first callee span start ns)
 EdgeRow = tuple[str, str, int, int, float | None, int]
 
@@ -62,6 +64,10 @@ class RedReader(Protocol):
 
     def endpoint_known(self, project_id: int, service: str, endpoint: str) -> bool:
         """Whether the service's endpoint has any rollup row still retained."""
+
+    def series_buckets(self, where: RollupFilter) -> list[SeriesBucketRow]:
+        """Totals per service, environment, endpoint and latency bucket, in no order
+        (``GET /metrics``)."""
 
     def latency_buckets(self, where: RollupFilter) -> list[tuple[int, int]]:
         """(bucket, requests) rows of the filtered rollups."""

@@ -42,6 +42,7 @@ from heron.server.model.log import LOG_FIELDS, log_values
 from heron.server.model.write import EventWrite
 from heron.server.store.base import QueueFull, StorageUnavailable
 from heron.server.store.state import StateStore
+from heron.server.store.stats import CommitTimes
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,13 @@ class EventWriter:
         *,
         max_queue: int,
         max_batch_rows: int,
+        stats: dict[str, int] | None = None,
+        commit_times: CommitTimes | None = None,
     ) -> None:
         self.client = client
+        # Counted for GET /metrics, in the store's dict (``ClickHouseStore.stats``).
+        self.stats = stats if stats is not None else {}
+        self.commit_times = commit_times or CommitTimes()
         self.database = database
         self.state = state
         self.error: str | None = None
@@ -116,6 +122,7 @@ class EventWriter:
             try:
                 self._queue.put_nowait(batch)
             except queue.Full:
+                self.stats["rejected_full"] = self.stats.get("rejected_full", 0) + 1
                 raise QueueFull from None
             self._pending += batch.n
         return batch.future
@@ -146,10 +153,12 @@ class EventWriter:
     def _commit(self, batches: list[_Batch]) -> None:
         n = sum(b.n for b in batches)
         try:
-            self._write(batches)
+            with self.commit_times.timed("events"):
+                self._write(batches)
         except Exception as err:
             if not isinstance(err, ClickHouseError | OSError | StorageUnavailable):
                 log.exception("commit of %d events/logs failed", n)
+            self.stats["failed_commits"] = self.stats.get("failed_commits", 0) + 1
             self.error = f"ClickHouse event write failed: {err}"
             for b in batches:
                 b.future.set_exception(StorageUnavailable(self.error))
@@ -158,6 +167,9 @@ class EventWriter:
             with self._lock:
                 self._pending -= n
         self.error = None
+        events = sum(len(b.events) for b in batches)
+        self.stats["committed_events"] = self.stats.get("committed_events", 0) + events
+        self.stats["committed_logs"] = self.stats.get("committed_logs", 0) + n - events
         for b in batches:
             b.future.set_result(b.n)
 

@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 from heron.server.model.span import ENTRY_KIND_SQL, ERROR_SQL
 from heron.server.store.clickhouse._client import ChReads
-from heron.server.store.red import ChoiceColumn, EdgeRow, EndpointGuide, GroupRow, RollupFilter
+from heron.server.store.red import (
+    ChoiceColumn,
+    EdgeRow,
+    EndpointGuide,
+    GroupRow,
+    RollupFilter,
+    SeriesBucketRow,
+)
 
 _CHOICE_COLUMNS = frozenset({"service", "environment", "release", "endpoint"})
 _STEP = "intDiv(minute_s, {step:Int64}) * {step:Int64}"
@@ -117,6 +124,16 @@ class ClickHouseRed:
             "AND endpoint = {e:String} LIMIT 1"
         )
         return bool(self.reads.rows(sql, {"p": project_id, "s": service, "e": endpoint}))
+
+    def series_buckets(self, where: RollupFilter) -> list[SeriesBucketRow]:
+        clause, params = _where(where)
+        rows = self.reads.rows(
+            "SELECT service, environment, endpoint, bucket, sum(count), sum(errors), "  # noqa: S608 - constants only
+            f"toFloat64(sum(sum_ns)) FROM {{db}}.rollup_1m WHERE {clause} "
+            "GROUP BY service, environment, endpoint, bucket",
+            params,
+        )
+        return [(s, env, ep, int(b), int(n), int(e), float(t)) for s, env, ep, b, n, e, t in rows]
 
     def latency_buckets(self, where: RollupFilter) -> list[tuple[int, int]]:
         clause, params = _where(where)

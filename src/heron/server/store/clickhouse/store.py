@@ -40,6 +40,7 @@ from heron.server.store.clickhouse.traces import ClickHouseTraces
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.postgres.state import PostgresState
 from heron.server.store.state import StateStore
+from heron.server.store.stats import CommitTimes
 
 SPAN_INSERT_COLUMNS = ("project_id", *SPAN_COLUMNS, "db_fingerprint")
 ROLLUP_COLUMNS = (*ROLLUP_KEY, *ROLLUP_VALUES)
@@ -120,6 +121,18 @@ class ClickHouseStore:
         self._queued_points = 0
         self._points_lock = threading.Lock()
         self._series_seen = SeenSeries()  # writer thread only
+        # Counted for GET /metrics (the keys of ``DuckDBStore.stats``).
+        self.stats = {
+            "committed_spans": 0,
+            "commits": 0,
+            "rejected_full": 0,
+            "committed_events": 0,
+            "committed_logs": 0,
+            "committed_points": 0,
+            "metric_commits": 0,
+            "failed_commits": 0,
+        }
+        self.commit_times = CommitTimes()
         # Events and logs have their own writer thread and client (store/clickhouse/events.py).
         self._events = EventWriter(
             self._connect(dsn, self._settings),
@@ -127,6 +140,8 @@ class ClickHouseStore:
             lambda: self.state,
             max_queue=max_queue,
             max_batch_rows=max_batch_rows,
+            stats=self.stats,
+            commit_times=self.commit_times,
         )
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._max_batch_rows = max_batch_rows
@@ -202,6 +217,7 @@ class ClickHouseStore:
         n = len(write)
         with self._points_lock:
             if self._queued_points + n > self.queue_max_points and self._queued_points:
+                self.stats["rejected_full"] += 1
                 raise QueueFull(f"write queue full ({self._queued_points} points waiting)")
             self._queued_points += n
         fut: Future[int] = Future()
@@ -210,6 +226,7 @@ class ClickHouseStore:
             self._queue.put_nowait((rows, fut))
         except queue.Full:
             self._points_done(n)
+            self.stats["rejected_full"] += 1
             raise QueueFull from None
         except Exception as e:  # a malformed point: fail this write only
             self._points_done(n)
@@ -229,6 +246,7 @@ class ClickHouseStore:
         try:
             self._queue.put_nowait((write, fut))
         except queue.Full:
+            self.stats["rejected_full"] += 1
             raise QueueFull from None
         return fut
 
@@ -265,6 +283,10 @@ class ClickHouseStore:
             {"database": self.database},
         )
         return {str(table): int(size) for table, size in rows}
+
+    def storage_bytes(self) -> dict[str, int]:
+        """Bytes on disk per table (``disk_bytes``: one ``system.parts`` query)."""
+        return self.disk_bytes()
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -313,8 +335,10 @@ class ClickHouseStore:
         try:
             rows = [r for r, _ in batch]
             # Each insert takes the writer client's lock (shared with the analysis job).
-            insert_metrics(self._writes, rows, self._series_seen.new_rows(rows))
+            with self.commit_times.timed("metrics"):
+                insert_metrics(self._writes, rows, self._series_seen.new_rows(rows))
         except (ClickHouseError, OSError, StorageUnavailable) as err:
+            self.stats["failed_commits"] += 1
             self._series_seen.clear()
             self._error = f"ClickHouse write failed: {err}"
             for _, fut in batch:
@@ -323,20 +347,25 @@ class ClickHouseStore:
         finally:
             self._points_done(n)
         self._error = None
+        self.stats["committed_points"] += n
+        self.stats["metric_commits"] += 1
         for r, fut in batch:
             fut.set_result(r.n)
 
     def _commit_spans(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
         writes = [w for w, _ in batch]
         try:
-            with self._writes.lock:
+            with self._writes.lock, self.commit_times.timed("spans"):
                 self._insert(writes)
         except (ClickHouseError, OSError) as err:
+            self.stats["failed_commits"] += 1
             self._error = f"ClickHouse write failed: {err}"
             for _, fut in batch:
                 fut.set_exception(StorageUnavailable(self._error))
             return
         self._error = None
+        self.stats["committed_spans"] += sum(len(w) for w in writes)
+        self.stats["commits"] += 1
         for write, fut in batch:
             fut.set_result(len(write))
 

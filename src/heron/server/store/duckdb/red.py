@@ -15,7 +15,14 @@ from typing import Any, Literal
 
 from heron.server.model.span import ENTRY_KIND_SQL, ERROR_SQL
 from heron.server.store.duckdb._sql import SqlReads
-from heron.server.store.red import ChoiceColumn, EdgeRow, EndpointGuide, GroupRow, RollupFilter
+from heron.server.store.red import (
+    ChoiceColumn,
+    EdgeRow,
+    EndpointGuide,
+    GroupRow,
+    RollupFilter,
+    SeriesBucketRow,
+)
 
 _CHILD = (
     "SELECT trace_id, parent_id, service, start_ns, duration_ns, "  # noqa: S608 - constants only
@@ -112,6 +119,15 @@ class DuckDBRed:
             [project_id, service, endpoint],
         )
         return bool(rows)
+
+    def series_buckets(self, where: RollupFilter) -> list[SeriesBucketRow]:
+        clause, params = _where(where)
+        return self.sql.read(
+            "SELECT service, environment, endpoint, bucket, sum(count)::BIGINT, "  # noqa: S608 - constants only
+            f"sum(errors)::BIGINT, sum(sum_ns)::DOUBLE FROM rollup_1m WHERE {clause} "
+            "GROUP BY ALL",
+            params,
+        )
 
     def latency_buckets(self, where: RollupFilter) -> list[tuple[int, int]]:
         clause, params = _where(where)
