@@ -439,6 +439,7 @@ def test_queue_budget_and_retention(tmp_path: Path, chdb_dir: Path) -> None:
         assert store.submit_metrics(w).result(30) == 20  # one write always fits
         assert store.queued_points == 0
         store.submit_metrics(MetricWrite(P, w.points[:3])).result(30)
+        assert store.stats["committed_points"] == 23
         assert store.metrics.known_series(P, 0) == [("orders.placed", w.points[0].key())]
         # Retention: raw points and rollups older than theirs go, then the series.
         store.upkeep(
