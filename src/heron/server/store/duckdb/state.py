@@ -1,5 +1,5 @@
 """DuckDB statements for: Transactional state: projects, ingest keys, API tokens, users,
-sessions, sign-in tokens and issue status changes. Every change runs on the writer
+sessions, sign-in tokens, issue status changes and dashboards. Every change runs on the writer
 thread, one transaction each."""
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
 from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.events import ISSUE_COLUMNS, record_releases, write_issues
-from heron.server.store.state import STATE_TABLES, LastAdmin, UnknownUser, UserRow
+from heron.server.store.state import (
+    DASHBOARD_COLUMNS,
+    STATE_TABLES,
+    DashboardRow,
+    LastAdmin,
+    UnknownUser,
+    UserRow,
+    VersionConflict,
+)
 
 _RESOLVE = (
     "UPDATE issues SET status = 'resolved', resolved_release = coalesce(?, last_release, ''), "
@@ -28,7 +36,8 @@ _REOPEN = (
 
 
 # The sequences that number a table's ids (``store/schema.py``).
-_ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids"}
+_ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids", "dashboards": "dashboard_ids"}
+_DASHBOARD = "SELECT " + ", ".join(DASHBOARD_COLUMNS) + " FROM dashboards "  # noqa: S608
 
 
 class DuckDBState:
@@ -268,6 +277,72 @@ class DuckDBState:
             [project_id, list(issue_ids)],
         )
         return {int(row[0]): IssueState(*row) for row in rows}
+
+    # -------------------------------------------------------------- dashboards
+
+    def list_dashboards(self, project_id: int) -> list[DashboardRow]:
+        rows = self.sql.read(_DASHBOARD + "WHERE project_id = ? ORDER BY title, id", [project_id])
+        return [DashboardRow(*r) for r in rows]
+
+    def get_dashboard(self, project_id: int, dashboard_id: int) -> DashboardRow | None:
+        rows = self.sql.read(
+            _DASHBOARD + "WHERE project_id = ? AND id = ?", [project_id, dashboard_id]
+        )
+        return DashboardRow(*rows[0]) if rows else None
+
+    def create_dashboard(self, project_id: int, title: str, spec: str, now_ns: int) -> DashboardRow:
+        def run(con: Any) -> DashboardRow:
+            row = con.execute(
+                "INSERT INTO dashboards (project_id, title, spec, version, created_ns, "
+                "updated_ns) VALUES (?, ?, ?, 1, ?, ?) RETURNING " + ", ".join(DASHBOARD_COLUMNS),
+                [project_id, title, spec, now_ns, now_ns],
+            ).fetchone()
+            return DashboardRow(*row)
+
+        result: DashboardRow = self.sql.write(run)
+        return result
+
+    def update_dashboard(
+        self,
+        project_id: int,
+        dashboard_id: int,
+        title: str,
+        spec: str,
+        now_ns: int,
+        expected_version: int | None = None,
+    ) -> DashboardRow | None:
+        def run(con: Any) -> DashboardRow | None:
+            found = con.execute(
+                "SELECT version FROM dashboards WHERE project_id = ? AND id = ?",
+                [project_id, dashboard_id],
+            ).fetchone()
+            if found is None:
+                return None
+            if expected_version is not None and found[0] != expected_version:
+                raise VersionConflict(int(found[0]))
+            row = con.execute(
+                "UPDATE dashboards SET title = ?, spec = ?, version = version + 1, "
+                "updated_ns = ? WHERE project_id = ? AND id = ? RETURNING "
+                + ", ".join(DASHBOARD_COLUMNS),
+                [title, spec, now_ns, project_id, dashboard_id],
+            ).fetchone()
+            return DashboardRow(*row)
+
+        result: DashboardRow | None = self.sql.write(run)
+        return result
+
+    def delete_dashboard(self, project_id: int, dashboard_id: int) -> bool:
+        def run(con: Any) -> bool:
+            return (
+                con.execute(
+                    "DELETE FROM dashboards WHERE project_id = ? AND id = ? RETURNING id",
+                    [project_id, dashboard_id],
+                ).fetchone()
+                is not None
+            )
+
+        deleted: bool = self.sql.write(run)
+        return deleted
 
     # ------------------------------------------------------------ bulk import
 
