@@ -37,7 +37,16 @@ _REOPEN = (
 
 # The sequences that number a table's ids (``store/schema.py``).
 _ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids", "dashboards": "dashboard_ids"}
-_DASHBOARD = "SELECT " + ", ".join(DASHBOARD_COLUMNS) + " FROM dashboards "  # noqa: S608
+_COLS = ", ".join(DASHBOARD_COLUMNS)
+_DASHBOARD = f"SELECT {_COLS} FROM dashboards "  # noqa: S608 - fixed column names
+_INSERT_DASHBOARD = (
+    "INSERT INTO dashboards (project_id, title, spec, version, created_ns, updated_ns) "  # noqa: S608
+    f"VALUES (?, ?, ?, 1, ?, ?) RETURNING {_COLS}"
+)
+_UPDATE_DASHBOARD = (
+    "UPDATE dashboards SET title = ?, spec = ?, version = version + 1, updated_ns = ? "  # noqa: S608
+    f"WHERE project_id = ? AND id = ? RETURNING {_COLS}"
+)
 
 
 class DuckDBState:
@@ -293,8 +302,7 @@ class DuckDBState:
     def create_dashboard(self, project_id: int, title: str, spec: str, now_ns: int) -> DashboardRow:
         def run(con: Any) -> DashboardRow:
             row = con.execute(
-                "INSERT INTO dashboards (project_id, title, spec, version, created_ns, "
-                "updated_ns) VALUES (?, ?, ?, 1, ?, ?) RETURNING " + ", ".join(DASHBOARD_COLUMNS),
+                _INSERT_DASHBOARD,
                 [project_id, title, spec, now_ns, now_ns],
             ).fetchone()
             return DashboardRow(*row)
@@ -321,9 +329,7 @@ class DuckDBState:
             if expected_version is not None and found[0] != expected_version:
                 raise VersionConflict(int(found[0]))
             row = con.execute(
-                "UPDATE dashboards SET title = ?, spec = ?, version = version + 1, "
-                "updated_ns = ? WHERE project_id = ? AND id = ? RETURNING "
-                + ", ".join(DASHBOARD_COLUMNS),
+                _UPDATE_DASHBOARD,
                 [title, spec, now_ns, project_id, dashboard_id],
             ).fetchone()
             return DashboardRow(*row)

@@ -67,7 +67,15 @@ _REOPEN = (
 )
 _U64 = 1 << 64
 _DASHBOARD_COLS = ", ".join(DASHBOARD_COLUMNS)
-_DASHBOARD = "SELECT " + _DASHBOARD_COLS + " FROM dashboards "  # noqa: S608
+_DASHBOARD = f"SELECT {_DASHBOARD_COLS} FROM dashboards "  # noqa: S608 - fixed column names
+_INSERT_DASHBOARD = (
+    "INSERT INTO dashboards (project_id, title, spec, version, created_ns, updated_ns) "  # noqa: S608
+    f"VALUES (%s, %s, %s, 1, %s, %s) RETURNING {_DASHBOARD_COLS}"
+)
+_UPDATE_DASHBOARD = (
+    "UPDATE dashboards SET title = %s, spec = %s, version = version + 1, updated_ns = %s "  # noqa: S608
+    f"WHERE project_id = %s AND id = %s RETURNING {_DASHBOARD_COLS}"
+)
 
 
 def _signed(fingerprint: int) -> int:
@@ -347,8 +355,7 @@ class PostgresState:
         def run(con: Connection) -> DashboardRow:
             row = _one(
                 con,
-                "INSERT INTO dashboards (project_id, title, spec, version, created_ns, "
-                "updated_ns) VALUES (%s, %s, %s, 1, %s, %s) RETURNING " + _DASHBOARD_COLS,
+                _INSERT_DASHBOARD,
                 [project_id, title, spec, now_ns, now_ns],
             )
             return DashboardRow(*row)
@@ -376,8 +383,7 @@ class PostgresState:
                 raise VersionConflict(int(found[0]))
             row = _one(
                 con,
-                "UPDATE dashboards SET title = %s, spec = %s, version = version + 1, "
-                "updated_ns = %s WHERE project_id = %s AND id = %s RETURNING " + _DASHBOARD_COLS,
+                _UPDATE_DASHBOARD,
                 [title, spec, now_ns, project_id, dashboard_id],
             )
             return DashboardRow(*row)
