@@ -319,7 +319,9 @@ class DuckDBState:
         now_ns: int,
         expected_version: int | None = None,
     ) -> DashboardRow | None:
-        def run(con: Any) -> DashboardRow | None:
+        # A conflict is answered, not raised, inside the transaction: the writer logs
+        # exceptions as failures, and this one is the caller's expected outcome.
+        def run(con: Any) -> DashboardRow | int | None:
             found = con.execute(
                 "SELECT version FROM dashboards WHERE project_id = ? AND id = ?",
                 [project_id, dashboard_id],
@@ -327,14 +329,15 @@ class DuckDBState:
             if found is None:
                 return None
             if expected_version is not None and found[0] != expected_version:
-                raise VersionConflict(int(found[0]))
+                return int(found[0])
             row = con.execute(
-                _UPDATE_DASHBOARD,
-                [title, spec, now_ns, project_id, dashboard_id],
+                _UPDATE_DASHBOARD, [title, spec, now_ns, project_id, dashboard_id]
             ).fetchone()
             return DashboardRow(*row)
 
-        result: DashboardRow | None = self.sql.write(run)
+        result: DashboardRow | int | None = self.sql.write(run)
+        if isinstance(result, int):
+            raise VersionConflict(result)
         return result
 
     def delete_dashboard(self, project_id: int, dashboard_id: int) -> bool:
