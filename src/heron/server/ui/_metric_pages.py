@@ -80,7 +80,7 @@ def explorer_query(request: Request) -> tuple[MetricQuery | None, dict[str, Any]
     """The explorer's query from the URL (None until a metric is picked) and the form's
     values, as typed."""
     q = request.query_params
-    form = {
+    form: dict[str, Any] = {
         "metric": (q.get("metric") or "").strip(),
         "agg": q.get("agg") or "avg",
         "by": (q.get("by") or "").strip(),
@@ -118,7 +118,11 @@ def explorer(kit: KitDep, request: Request) -> Response:
     state = kit.state(request)
     parsed, form = explorer_query(request)
     kind = form["type"] if form["type"] in ("line", "area", "bar", "table") else "line"
-    panels = [Panel(title=parsed.metric, type=kind, query=parsed, width=12)] if parsed else []
+    panels = (
+        [Panel.model_validate({"title": parsed.metric, "type": kind, "query": parsed, "width": 12})]
+        if parsed
+        else []
+    )
     padded = form["filters"] + [""] * max(EXPLORER_FILTERS - len(form["filters"]), 1)
     return kit.render(
         request,
