@@ -80,6 +80,8 @@ class Config:
     """Largest accepted request body, checked before and after decompression. (HERON_MAX_BODY_BYTES)"""
     queue_max_spans: int = 200_000
     """Spans waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_SPANS)"""
+    queue_max_points: int = 500_000
+    """Metric data points waiting for the writer before ingest answers 503. (HERON_QUEUE_MAX_POINTS)"""
     commit_interval_ms: float = 25.0
     """Longest time the writer waits to group more batches into one commit. (HERON_COMMIT_INTERVAL_MS)"""
     checkpoint_threshold_mb: int = 64
@@ -106,6 +108,15 @@ class Config:
     """Extra keys (comma-separated) whose values are removed from error events and logs
     before storage, on top of the built-in list (password, token, authorization...).
     (HERON_SCRUB_KEYS)"""
+    # Metrics ingest: the cardinality guard (docs/metrics.md, "Limits").
+    metric_max_series: int = 10_000
+    """Series one metric may have per project; points of further series are rejected
+    and counted. (HERON_METRIC_MAX_SERIES)"""
+    metric_max_names: int = 1_000
+    """Distinct metric names per project. (HERON_METRIC_MAX_NAMES)"""
+    metric_max_series_total: int = 100_000
+    """Series per project over all metrics (bounds the server's memory).
+    (HERON_METRIC_MAX_SERIES_TOTAL)"""
     # HTTP hygiene (server/http_guards.py)
     body_timeout_s: float = 30.0
     """Seconds a request's whole body may take to arrive; a slower one is answered 408
@@ -170,6 +181,7 @@ class Config:
             ("apdex_t_ms", self.apdex_t_ms > 0, "must be greater than 0"),
             ("max_body_bytes", self.max_body_bytes >= 1024, "must be at least 1024"),
             ("queue_max_spans", self.queue_max_spans >= 1, "must be at least 1"),
+            ("queue_max_points", self.queue_max_points >= 1, "must be at least 1"),
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
@@ -192,6 +204,9 @@ class Config:
                 "must be one of auto, true, false",
             ),
             ("body_timeout_s", self.body_timeout_s > 0, "must be greater than 0"),
+            ("metric_max_series", self.metric_max_series >= 1, "must be at least 1"),
+            ("metric_max_names", self.metric_max_names >= 1, "must be at least 1"),
+            ("metric_max_series_total", self.metric_max_series_total >= 1, "must be at least 1"),
             (
                 "trusted_proxies",
                 all(_is_network(p) for p in self.trusted_proxy_list),

@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from heron.server.model.metric import MetricWrite
+from heron.server.model.metric_rows import MetricRows, metric_rows
 from heron.server.model.rollup import ROLLUP_KEY, Rollups, merge_rollups
 from heron.server.model.span import SPAN_COLUMN_TYPES
 from heron.server.model.write import EventWrite, SpanWrite
@@ -27,6 +29,11 @@ from heron.server.store.base import DatabaseInUse, QueueFull
 from heron.server.store.duckdb.db import DuckDBDb
 from heron.server.store.duckdb.issues import DuckDBIssues
 from heron.server.store.duckdb.logs import DuckDBLogs
+from heron.server.store.duckdb.metrics import (
+    DuckDBMetrics,
+    compact_metric_rollups,
+    metric_retention,
+)
 from heron.server.store.duckdb.red import DuckDBRed
 from heron.server.store.duckdb.state import DuckDBState
 from heron.server.store.duckdb.traces import DuckDBTraces
@@ -74,6 +81,72 @@ _ROLLUP_SCHEMA = pa.schema(
     ]
 )
 
+# The metric tables' columns (``model.metric_rows``), as stored.
+_METRIC_POINT_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("time_ns", pa.int64()),
+        ("series", pa.int64()),
+        ("value", pa.float64()),
+        ("count", pa.uint64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("bounds", pa.list_(pa.float64())),
+        ("buckets", pa.list_(pa.uint64())),
+        ("quantiles", pa.list_(pa.list_(pa.float64()))),
+    ]
+)
+METRIC_ROLLUP_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("series", pa.int64()),
+        ("minute_s", pa.int64()),
+        ("count", pa.uint64()),
+        ("sum", pa.float64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("last", pa.float64()),
+        ("last_ns", pa.int64()),
+        ("bounds", pa.list_(pa.float64())),
+        ("buckets", pa.list_(pa.uint64())),
+    ]
+)
+_METRIC_EXEMPLAR_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("series", pa.int64()),
+        ("time_ns", pa.int64()),
+        ("value", pa.float64()),
+        ("trace_id", pa.binary()),
+        ("span_id", pa.uint64()),
+    ]
+)
+_METRIC_SERIES_SCHEMA = pa.schema(
+    [
+        ("project_id", pa.int32()),
+        ("series", pa.int64()),
+        ("name", pa.string()),
+        ("service", pa.string()),
+        ("kind", pa.string()),
+        ("unit", pa.string()),
+        ("description", pa.string()),
+        ("attributes", pa.string()),
+        ("first_seen_s", pa.int64()),
+        ("last_seen_s", pa.int64()),
+    ]
+)
+# New series, and known ones whose last minute moved on: one row per key (the group's
+# batches merged), the catalogue's last_seen_s only ever moves forward.
+_UPSERT_SERIES = (
+    "INSERT INTO metric_series SELECT project_id, series, any_value(name), "
+    "any_value(service), any_value(kind), any_value(unit), any_value(description), "
+    "any_value(attributes), min(first_seen_s), max(last_seen_s) FROM series_tbl "
+    "GROUP BY project_id, series ON CONFLICT (project_id, series) DO UPDATE SET "
+    "last_seen_s = greatest(metric_series.last_seen_s, excluded.last_seen_s), "
+    "first_seen_s = least(metric_series.first_seen_s, excluded.first_seen_s), "
+    "kind = excluded.kind, unit = excluded.unit, description = excluded.description"
+)
+
 
 def spans_to_arrow(write: SpanWrite) -> pa.Table:
     """Columnar form of a write batch's spans for one bulk INSERT: its rows are already
@@ -113,6 +186,24 @@ class _Batch:
         self.future: Future[int] = Future()
 
 
+class MetricBatch:
+    """One request's data points in insertable form (converted on the submitting thread)."""
+
+    __slots__ = ("n", "rows", "points", "rollups", "exemplars", "future")
+
+    def __init__(self, write: MetricWrite) -> None:
+        self.n = len(write)
+        self.rows: MetricRows = metric_rows(write)
+        self.points = pa.table(self.rows.points, schema=_METRIC_POINT_SCHEMA)
+        self.rollups = pa.table(self.rows.rollups, schema=METRIC_ROLLUP_SCHEMA)
+        self.exemplars = (
+            pa.table(self.rows.exemplars, schema=_METRIC_EXEMPLAR_SCHEMA)
+            if self.rows.exemplars["series"]
+            else None
+        )
+        self.future: Future[int] = Future()
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
     with contextlib.suppress(duckdb.Error):
@@ -143,6 +234,7 @@ class DuckDBStore:
         max_group_spans: int = 50_000,
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
+        queue_max_points: int = 500_000,
         duckdb_config: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -153,9 +245,13 @@ class DuckDBStore:
         self.max_group_spans = max_group_spans
         self.checkpoint_threshold_mb = checkpoint_threshold_mb
         self.queue_max_events = queue_max_events
+        self.queue_max_points = queue_max_points
         self._queue: queue.Queue[Any] = queue.Queue()
         self._queued_spans = 0
         self._queued_events = 0
+        self._queued_points = 0
+        # (project, series) -> the last minute the catalogue has for it: writer thread only.
+        self._series_seen: dict[tuple[int, int], int] = {}
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
         self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
@@ -166,6 +262,7 @@ class DuckDBStore:
         self.issues = DuckDBIssues(self)
         self.logs = DuckDBLogs(self)
         self.state = DuckDBState(self)
+        self.metrics = DuckDBMetrics(self)
         self._thread: threading.Thread | None = None
         self.stats = {
             "committed_spans": 0,
@@ -173,6 +270,8 @@ class DuckDBStore:
             "rejected_full": 0,
             "committed_events": 0,
             "committed_logs": 0,
+            "committed_points": 0,
+            "metric_commits": 0,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -261,6 +360,24 @@ class DuckDBStore:
         self._queue.put(batch)
         return batch.future
 
+    def submit_metrics(self, write: MetricWrite) -> Future[int]:
+        n = len(write)
+        with self._lock:
+            if self._queued_points + n > self.queue_max_points and self._queued_points:
+                self.stats["rejected_full"] += 1
+                raise QueueFull(f"write queue full ({self._queued_points} points waiting)")
+            self._queued_points += n
+        try:
+            batch = MetricBatch(write)
+        except Exception as e:  # a value out of its column's range: fail this batch only
+            with self._lock:
+                self._queued_points -= n
+            failed: Future[int] = Future()
+            failed.set_exception(e)
+            return failed
+        self._queue.put(batch)
+        return batch.future
+
     def submit_write(self, fn: Callable[[Any], Any]) -> Future[Any]:
         task = _Task(fn)
         self._queue.put(task)
@@ -278,6 +395,8 @@ class DuckDBStore:
         def job(con: Any) -> int:
             deleted = enforce_retention(con, now_ns, retention_days, rollup_retention_days)
             compact_rollups(con, compact_from_s, compact_to_s)
+            metric_retention(con, now_ns, retention_days, rollup_retention_days)
+            compact_metric_rollups(con, compact_from_s, compact_to_s)
             return deleted
 
         deleted: int = self.write(job, timeout=600)
@@ -295,11 +414,13 @@ class DuckDBStore:
             if isinstance(item, _Task):
                 self._run_task(item)
                 continue
-            group, events, stop, tasks = self._gather(item)
+            group, events, stop, tasks, metrics = self._gather(item)
             if group:
                 self._commit(group)
             if events:
                 self._commit_events(events)
+            if metrics:
+                self._commit_metrics(metrics)
             for t in tasks:
                 self._run_task(t)
             if stop:
@@ -317,15 +438,18 @@ class DuckDBStore:
                 self._db.probe()
 
     def _gather(
-        self, first: _Batch | EventBatch
-    ) -> tuple[list[_Batch], list[EventBatch], bool, list[_Task]]:
+        self, first: _Batch | EventBatch | MetricBatch
+    ) -> tuple[list[_Batch], list[EventBatch], bool, list[_Task], list[MetricBatch]]:
         """Collect more batches for one commit: whatever is queued, waiting briefly.
-        Span batches and event batches commit separately (spans' path stays as it was)."""
+        Span, event and metric batches commit separately (spans' path stays as it was)."""
         group: list[_Batch] = []
         events: list[EventBatch] = []
         tasks: list[_Task] = []
+        metrics: list[MetricBatch] = []
         if isinstance(first, EventBatch):
             events.append(first)
+        elif isinstance(first, MetricBatch):
+            metrics.append(first)
         else:
             group.append(first)
         n = first.n
@@ -341,16 +465,18 @@ class DuckDBStore:
             except queue.Empty:
                 break
             if item is _STOP:
-                return group, events, True, tasks
+                return group, events, True, tasks, metrics
             if isinstance(item, _Task):
                 tasks.append(item)
                 continue
             if isinstance(item, EventBatch):
                 events.append(item)
+            elif isinstance(item, MetricBatch):
+                metrics.append(item)
             else:
                 group.append(item)
             n += item.n
-        return group, events, False, tasks
+        return group, events, False, tasks, metrics
 
     def _commit(self, group: list[_Batch]) -> None:
         n = sum(b.n for b in group)
@@ -412,6 +538,63 @@ class DuckDBStore:
     def _insert_events(self, batches: list[EventBatch]) -> None:
         self._transaction(lambda con: write_events(con, batches, self._known_releases), [])
 
+    def _commit_metrics(self, batches: list[MetricBatch]) -> None:
+        n = sum(b.n for b in batches)
+        try:
+            error = self._written(lambda: self._insert_metrics(batches), f"commit of {n} points")
+            if error is not None:
+                self._series_seen.clear()  # it may hold series rolled back
+                for b in batches:
+                    b.future.set_exception(error)
+                return
+            self._db.succeeded()
+            self.stats["committed_points"] += n
+            self.stats["metric_commits"] += 1
+            for b in batches:
+                b.future.set_result(b.n)
+        finally:
+            with self._lock:
+                self._queued_points -= n
+
+    def _new_series(self, batches: list[MetricBatch]) -> pa.Table | None:
+        """The catalogue rows of series new to the writer or seen in a later minute."""
+        seen = self._series_seen
+        cols: dict[str, list[Any]] = {f.name: [] for f in _METRIC_SERIES_SCHEMA}
+        for b in batches:
+            s = b.rows.series
+            for i, key in enumerate(s["series"]):
+                k = (b.rows.project_id, key)
+                last = s["last_seen_s"][i]
+                if seen.get(k, -1) >= last:
+                    continue
+                seen[k] = max(last, seen.get(k, last))
+                for c, values in cols.items():
+                    values.append(s[c][i])
+        if len(seen) > 1_000_000:  # bounded: a cardinality bomb only costs upserts
+            seen.clear()
+        return pa.table(cols, schema=_METRIC_SERIES_SCHEMA) if cols["series"] else None
+
+    def _insert_metrics(self, batches: list[MetricBatch]) -> None:
+        con = self._db.writer()
+        points_tbl = pa.concat_tables([b.points for b in batches])  # noqa: F841 - read by name
+        rollup_tbl = pa.concat_tables([b.rollups for b in batches])  # noqa: F841
+        ex = [b.exemplars for b in batches if b.exemplars is not None]
+        series_tbl = self._new_series(batches)
+        sql = ["BEGIN"]
+        if series_tbl is not None:
+            sql.append(_UPSERT_SERIES)
+        sql.append("INSERT INTO metric_points BY NAME SELECT * FROM points_tbl")
+        sql.append("INSERT INTO metric_rollup_1m BY NAME SELECT * FROM rollup_tbl")
+        if ex:
+            ex_tbl = pa.concat_tables(ex)  # noqa: F841
+            sql.append("INSERT INTO metric_exemplars BY NAME SELECT * FROM ex_tbl")
+        sql.append("COMMIT")
+        try:
+            con.execute("; ".join(sql))
+        except BaseException:
+            _rollback(con)
+            raise
+
     def _run_task(self, task: _Task) -> None:
         if not task.future.set_running_or_notify_cancel():
             return
@@ -459,6 +642,10 @@ class DuckDBStore:
     @property
     def queued_events(self) -> int:
         return self._queued_events
+
+    @property
+    def queued_points(self) -> int:
+        return self._queued_points
 
     # ----------------------------------------------------------------- read side
 

@@ -29,6 +29,7 @@ def open_store(config: Config) -> Store:
     return DuckDBStore(
         config.db_path,
         queue_max_spans=config.queue_max_spans,
+        queue_max_points=config.queue_max_points,
         commit_interval_ms=config.commit_interval_ms,
         query_timeout_s=config.query_timeout_s,
         checkpoint_threshold_mb=config.checkpoint_threshold_mb,

@@ -243,7 +243,61 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
-    # Migration 5 is left to the metrics tables (branch mstore).
+    (
+        5,
+        """
+        -- Metrics (see heron.server.model.metric). The series catalogue: one row per
+        -- series (metric name + service + attributes), its labels as sorted JSON text,
+        -- the first and last minute it had data (the writer moves last_seen_s forward).
+        CREATE TABLE metric_series (
+            project_id INTEGER NOT NULL,
+            series BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            service VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            unit VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            attributes VARCHAR NOT NULL,
+            first_seen_s BIGINT NOT NULL,
+            last_seen_s BIGINT NOT NULL,
+            PRIMARY KEY (project_id, series)
+        );
+        -- Raw data points (interval values), kept retention_days.
+        CREATE TABLE metric_points (
+            project_id INTEGER NOT NULL,
+            time_ns BIGINT NOT NULL,
+            series BIGINT NOT NULL,
+            value DOUBLE NOT NULL,
+            count UBIGINT NOT NULL,
+            min DOUBLE,
+            max DOUBLE,
+            bounds DOUBLE[],
+            buckets UBIGINT[],
+            quantiles DOUBLE[][]
+        );
+        CREATE TABLE metric_exemplars (
+            project_id INTEGER NOT NULL,
+            series BIGINT NOT NULL,
+            time_ns BIGINT NOT NULL,
+            value DOUBLE NOT NULL,
+            trace_id BLOB NOT NULL,
+            span_id UBIGINT NOT NULL
+        );
+        -- Per series and minute: count (observations or points), sum, min, max, the
+        -- latest value and its time, merged histogram buckets. Several rows may exist
+        -- for one key until compaction merges them: readers always merge.
+        CREATE TABLE metric_rollup_1m (
+            project_id INTEGER NOT NULL,
+            series BIGINT NOT NULL,
+            minute_s BIGINT NOT NULL,
+            count UBIGINT NOT NULL,
+            sum DOUBLE NOT NULL,
+            min DOUBLE,
+            max DOUBLE,
+            last DOUBLE,
+            last_ns BIGINT,
+            bounds DOUBLE[],
+            buckets UBIGINT[]
     (
         6,
         """

@@ -1,0 +1,172 @@
+"""A ``MetricWrite`` in stored form: the rows every metrics writer persists (engine-neutral).
+
+- ``series``: the catalogue, one row per series of the write (name, service, kind, unit,
+  description, attributes as sorted JSON text, the first and last minute seen in it);
+- ``points``: the raw data points;
+- ``rollups``: per series and minute, the write's points merged (``metric_rollup_1m``):
+  ``count`` (observations of a histogram/summary, otherwise points), ``sum`` (of values;
+  histograms/summaries: of observations), ``min``/``max``, ``last`` and ``last_ns`` (the
+  latest value), ``bounds``/``buckets`` (histograms: bucket counts summed; points whose
+  bounds differ from the row's stay in rows of their own). Rows of different writes for
+  the same key are partial until the store merges them: readers always merge;
+- ``exemplars``: one row per exemplar, with its series.
+
+Computed on the submitting thread, so writers only insert columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from heron.server.model.metric import MetricPoint, MetricWrite, canonical_attributes
+
+NS_PER_MIN = 60 * 10**9
+
+SERIES_COLUMNS = (
+    "project_id",
+    "series",
+    "name",
+    "service",
+    "kind",
+    "unit",
+    "description",
+    "attributes",
+    "first_seen_s",
+    "last_seen_s",
+)
+POINT_COLUMNS = (
+    "project_id",
+    "time_ns",
+    "series",
+    "value",
+    "count",
+    "min",
+    "max",
+    "bounds",
+    "buckets",
+    "quantiles",
+)
+ROLLUP_COLUMNS = (
+    "project_id",
+    "series",
+    "minute_s",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "last",
+    "last_ns",
+    "bounds",
+    "buckets",
+)
+EXEMPLAR_COLUMNS = ("project_id", "series", "time_ns", "value", "trace_id", "span_id")
+
+
+@dataclass(slots=True)
+class MetricRows:
+    project_id: int
+    n: int = 0
+    series: dict[str, list[Any]] = field(default_factory=dict)
+    points: dict[str, list[Any]] = field(default_factory=dict)
+    rollups: dict[str, list[Any]] = field(default_factory=dict)
+    exemplars: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _point_stats(p: MetricPoint) -> tuple[int, float | None, float | None]:
+    """(count, min, max) a point adds to its minute."""
+    if p.kind in ("histogram", "summary"):
+        return p.count, p.min, p.max
+    return 1, p.value, p.value
+
+
+def metric_rows(write: MetricWrite) -> MetricRows:
+    pid = write.project_id
+    out = MetricRows(pid, len(write.points))
+    series: dict[int, list[Any]] = {}
+    points: dict[str, list[Any]] = {c: [] for c in POINT_COLUMNS}
+    exemplars: dict[str, list[Any]] = {c: [] for c in EXEMPLAR_COLUMNS}
+    # (series, minute, bounds) -> [count, sum, min, max, last, last_ns, buckets]
+    acc: dict[tuple[int, int, tuple[float, ...]], list[Any]] = {}
+    for p in write.points:
+        key = p.key()
+        minute = p.time_ns // NS_PER_MIN * 60
+        s = series.get(key)
+        if s is None:
+            series[key] = [
+                pid,
+                key,
+                p.name,
+                p.service,
+                p.kind,
+                p.unit,
+                p.description,
+                canonical_attributes(p.attributes),
+                minute,
+                minute,
+            ]
+        else:
+            s[8] = min(s[8], minute)
+            s[9] = max(s[9], minute)
+        count, lo, hi = _point_stats(p)
+        points["project_id"].append(pid)
+        points["time_ns"].append(p.time_ns)
+        points["series"].append(key)
+        points["value"].append(p.value)
+        points["count"].append(count)
+        points["min"].append(p.min if p.kind == "histogram" else None)
+        points["max"].append(p.max if p.kind == "histogram" else None)
+        points["bounds"].append(list(p.bounds) if p.bucket_counts else None)
+        points["buckets"].append(list(p.bucket_counts) if p.bucket_counts else None)
+        points["quantiles"].append([[q, v] for q, v in p.quantiles] if p.quantiles else None)
+        for e in p.exemplars:
+            exemplars["project_id"].append(pid)
+            exemplars["series"].append(key)
+            exemplars["time_ns"].append(e.time_ns)
+            exemplars["value"].append(e.value)
+            exemplars["trace_id"].append(e.trace_id)
+            exemplars["span_id"].append(e.span_id)
+        bounds = p.bounds if p.bucket_counts else ()
+        r = acc.get((key, minute, bounds))
+        if r is None:
+            acc[(key, minute, bounds)] = [
+                count,
+                p.value,
+                lo,
+                hi,
+                p.value,
+                p.time_ns,
+                list(p.bucket_counts) if p.bucket_counts else None,
+            ]
+            continue
+        r[0] += count
+        r[1] += p.value
+        if lo is not None:
+            r[2] = lo if r[2] is None else min(r[2], lo)
+        if hi is not None:
+            r[3] = hi if r[3] is None else max(r[3], hi)
+        if p.time_ns >= r[5]:
+            r[4], r[5] = p.value, p.time_ns
+        if r[6] is not None and len(r[6]) == len(p.bucket_counts):
+            r[6] = [a + b for a, b in zip(r[6], p.bucket_counts, strict=True)]
+    out.series = {c: [row[i] for row in series.values()] for i, c in enumerate(SERIES_COLUMNS)}
+    out.points = points
+    out.exemplars = exemplars
+    rollups: dict[str, list[Any]] = {c: [] for c in ROLLUP_COLUMNS}
+    for (key, minute, bounds), (count, total, lo, hi, last, last_ns, buckets) in acc.items():
+        for c, v in (
+            ("project_id", pid),
+            ("series", key),
+            ("minute_s", minute),
+            ("count", count),
+            ("sum", total),
+            ("min", lo),
+            ("max", hi),
+            ("last", last),
+            ("last_ns", last_ns),
+            ("bounds", list(bounds) if buckets is not None else None),
+            ("buckets", buckets),
+        ):
+            rollups[c].append(v)
+    out.rollups = rollups
+    return out

@@ -1,0 +1,279 @@
+"""DuckDB statements for: metrics — the series catalogue, per-step aggregates from the
+minute rollups, exemplars, retention and rollup compaction.
+
+Labels live in the catalogue (``metric_series.attributes``, JSON text, ~one row per
+series): filters and grouping turn the filtered series' attributes into a MAP once and
+join the resulting (series → group) table to the rollups, so grouping never touches a
+per-point JSON value. Rollup rows are partial until compaction merges them: reads merge
+per series and step first (sum, min, max, latest value), then per group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from heron.server.store.duckdb._sql import SqlReads
+from heron.server.store.metrics import (
+    MAX_GROUPS,
+    CatalogRow,
+    ExemplarRow,
+    MetricFilter,
+    StepRow,
+)
+
+NS_PER_S = 10**9
+NS_PER_DAY = 86_400 * NS_PER_S
+_MAP = "json_transform(attributes, '\"MAP(VARCHAR, VARCHAR)\"')"
+
+
+def _label(key: str, params: list[Any]) -> str:
+    """The SQL of one label of a catalogue row with ``m`` its attributes MAP; the key is
+    bound (``service`` is the series' service)."""
+    if key == "service":
+        return "service"
+    params.append(key)
+    return "coalesce(m[?], '')"
+
+
+def _series_sql(where: MetricFilter, select: str, params: list[Any]) -> str:
+    """The filtered catalogue: ``select`` over (series, service, m) rows of the metric's
+    series with data in the range, every ``match`` holding. ``select``'s own parameters
+    must already be in ``params``."""
+    clauses: list[str] = []
+    match_params: list[Any] = []
+    for key, value in where.match:
+        clauses.append(f"{_label(key, match_params)} = ?")
+        match_params.append(value)
+    sql = (
+        f"SELECT {select} FROM (SELECT series, service, {_MAP} AS m FROM metric_series "  # noqa: S608 - constants only
+        "WHERE project_id = ? AND name = ? AND last_seen_s >= ? AND first_seen_s < ?)"
+        + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+    )
+    params += [where.project_id, where.name, where.lo_s, where.hi_s, *match_params]
+    return sql
+
+
+def _attrs(text: str, service: str) -> dict[str, str]:
+    attrs: dict[str, str] = orjson.loads(text)
+    return {"service": service, **attrs}
+
+
+class DuckDBMetrics:
+    """Implements ``store.metrics.MetricReader`` on DuckDB."""
+
+    def __init__(self, sql: SqlReads) -> None:
+        self.sql = sql
+
+    def catalog(
+        self, project_id: int, lo_s: int, hi_s: int, service: str | None = None
+    ) -> list[CatalogRow]:
+        params: list[Any] = [project_id, lo_s, hi_s]
+        svc = ""
+        if service is not None:
+            svc = " AND service = ?"
+            params.append(service)
+        rows = self.sql.read(
+            "SELECT name, arg_max(kind, last_seen_s), arg_max(unit, last_seen_s), "  # noqa: S608 - constants only
+            "arg_max(description, last_seen_s), count(*), list(DISTINCT service ORDER BY service) "
+            "FROM metric_series WHERE project_id = ? AND last_seen_s >= ? AND first_seen_s < ?"
+            f"{svc} GROUP BY name ORDER BY name",
+            params,
+        )
+        return [CatalogRow(n, k, u, d, int(c), tuple(s)) for n, k, u, d, c, s in rows]
+
+    def label_keys(self, where: MetricFilter) -> list[str]:
+        params: list[Any] = []
+        sql = _series_sql(where, "unnest(map_keys(m)) AS k", params)
+        rows = self.sql.read(f"SELECT DISTINCT k FROM ({sql})", params)  # noqa: S608 - constants only
+        keys = {r[0] for r in rows}
+        if rows or self._any_series(where):
+            keys.add("service")
+        return sorted(keys)
+
+    def _any_series(self, where: MetricFilter) -> bool:
+        params: list[Any] = []
+        sql = _series_sql(where, "series", params)
+        return bool(self.sql.read(f"SELECT 1 FROM ({sql}) LIMIT 1", params))  # noqa: S608 - constants only
+
+    def label_values(self, where: MetricFilter, key: str, limit: int) -> list[tuple[str, int]]:
+        params: list[Any] = []
+        value = _label(key, params)
+        sql = _series_sql(where, f"{value} AS v", params)
+        rows = self.sql.read(
+            f"SELECT v, count(*) FROM ({sql}) WHERE v <> '' GROUP BY v "  # noqa: S608 - constants only
+            "ORDER BY 2 DESC, 1 LIMIT ?",
+            [*params, limit],
+        )
+        return [(str(v), int(n)) for v, n in rows]
+
+    def _kind(self, where: MetricFilter) -> str | None:
+        rows = self.sql.read(
+            "SELECT arg_max(kind, last_seen_s) FROM metric_series WHERE project_id = ? AND name = ?",
+            [where.project_id, where.name],
+        )
+        return rows[0][0] if rows else None
+
+    def step_rows(
+        self, where: MetricFilter, step_s: int, group_by: tuple[str, ...]
+    ) -> list[StepRow]:
+        if step_s <= 0 or step_s % 60:
+            raise ValueError(f"step must be a positive multiple of 60 s, not {step_s}")
+        grp_params: list[Any] = []
+        grp = (
+            "list_value(" + ", ".join(_label(k, grp_params) for k in group_by) + ")"
+            if group_by
+            else "[]::VARCHAR[]"
+        )
+        params = list(grp_params)
+        series_sql = _series_sql(where, f"series, {grp} AS grp", params)
+        range_params = [where.project_id, where.lo_s, where.hi_s]
+        sql = (
+            f"WITH s AS ({series_sql}), "  # noqa: S608 - constants only
+            "per AS (SELECT series, minute_s // ? * ? AS t, count(*) AS samples, "
+            "sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max, "
+            "arg_max(last, last_ns) AS last FROM metric_rollup_1m "
+            "WHERE project_id = ? AND minute_s >= ? AND minute_s < ? "
+            "AND series IN (SELECT series FROM s) GROUP BY series, t), "
+            "agg AS (SELECT grp, t, sum(samples) AS samples, sum(count) AS count, "
+            "sum(sum) AS sum, min(min) AS min, max(max) AS max, sum(last) AS last, "
+            "count(*) AS n FROM per JOIN s USING (series) GROUP BY grp, t), "
+            "top AS (SELECT grp FROM agg GROUP BY grp ORDER BY sum(count) DESC, grp LIMIT ?) "
+            "SELECT grp, t, samples, count, sum, min, max, last, n FROM agg "
+            "WHERE grp IN (SELECT grp FROM top) ORDER BY grp, t"
+        )
+        rows = self.sql.read(sql, [*params, step_s, step_s, *range_params, MAX_GROUPS])
+        hist = (
+            self._buckets(where, step_s, grp, grp_params)
+            if self._kind(where) == "histogram"
+            else {}
+        )
+        out: list[StepRow] = []
+        for g, t, samples, count, total, lo, hi, last, n in rows:
+            group = tuple(g)
+            bounds, buckets = hist.get((group, t), ((), ()))
+            out.append(
+                StepRow(
+                    group,
+                    int(t),
+                    int(samples),
+                    int(count),
+                    float(total),
+                    lo,
+                    hi,
+                    last,
+                    int(n),
+                    bounds,
+                    buckets,
+                )
+            )
+        return out
+
+    def _buckets(
+        self, where: MetricFilter, step_s: int, grp: str, grp_params: list[Any]
+    ) -> dict[tuple[tuple[str, ...], int], tuple[tuple[float, ...], tuple[int, ...]]]:
+        """Merged histogram buckets per group and step, over the rows whose bounds are
+        the group's most common ones."""
+        params = list(grp_params)
+        series_sql = _series_sql(where, f"series, {grp} AS grp", params)
+        sql = (
+            f"WITH s AS ({series_sql}), "  # noqa: S608 - constants only
+            "h AS (SELECT grp, minute_s // ? * ? AS t, bounds, buckets FROM metric_rollup_1m "
+            "JOIN s USING (series) WHERE project_id = ? AND minute_s >= ? AND minute_s < ? "
+            "AND buckets IS NOT NULL), "
+            "best AS (SELECT grp, mode(bounds) AS bounds FROM h GROUP BY grp), "
+            "e AS (SELECT h.grp, h.t, unnest(h.buckets) AS b, "
+            "generate_subscripts(h.buckets, 1) AS i FROM h JOIN best "
+            "ON h.grp = best.grp AND h.bounds = best.bounds), "
+            "m AS (SELECT grp, t, i, sum(b) AS b FROM e GROUP BY grp, t, i) "
+            "SELECT m.grp, m.t, any_value(best.bounds), list(m.b ORDER BY m.i) FROM m "
+            "JOIN best ON m.grp = best.grp GROUP BY m.grp, m.t"
+        )
+        rows = self.sql.read(
+            sql, [*params, step_s, step_s, where.project_id, where.lo_s, where.hi_s]
+        )
+        return {
+            (tuple(g), int(t)): (tuple(bounds), tuple(int(b) for b in buckets))
+            for g, t, bounds, buckets in rows
+        }
+
+    def exemplars(self, where: MetricFilter, limit: int) -> list[ExemplarRow]:
+        params: list[Any] = []
+        series_sql = _series_sql(where, "series", params)
+        rows = self.sql.read(
+            f"WITH s AS ({series_sql}) "  # noqa: S608 - constants only
+            "SELECT e.time_ns, e.value, e.trace_id, e.span_id, c.attributes, c.service "
+            "FROM metric_exemplars e JOIN metric_series c "
+            "ON c.project_id = e.project_id AND c.series = e.series "
+            "WHERE e.project_id = ? AND e.time_ns >= ? AND e.time_ns < ? "
+            "AND e.series IN (SELECT series FROM s) ORDER BY e.time_ns DESC LIMIT ?",
+            [
+                *params,
+                where.project_id,
+                where.lo_s * NS_PER_S,
+                where.hi_s * NS_PER_S,
+                limit,
+            ],
+        )
+        return [
+            ExemplarRow(int(t), float(v), bytes(tid), int(sid), _attrs(a, svc))
+            for t, v, tid, sid, a, svc in rows
+        ]
+
+    def known_series(self, project_id: int, since_s: int) -> list[tuple[str, int]]:
+        rows = self.sql.read(
+            "SELECT name, series FROM metric_series WHERE project_id = ? AND last_seen_s >= ?",
+            [project_id, since_s],
+        )
+        return [(str(n), int(s)) for n, s in rows]
+
+
+def metric_retention(
+    con: Any, now_ns: int, retention_days: int, rollup_retention_days: int
+) -> None:
+    """Delete raw points and exemplars older than ``retention_days``, rollups (and the
+    series without any left) older than ``rollup_retention_days``."""
+    cutoff = now_ns - retention_days * NS_PER_DAY
+    con.execute("DELETE FROM metric_points WHERE time_ns < ?", [cutoff])
+    con.execute("DELETE FROM metric_exemplars WHERE time_ns < ?", [cutoff])
+    rollup_cutoff_s = (now_ns - rollup_retention_days * NS_PER_DAY) // NS_PER_S
+    con.execute("DELETE FROM metric_rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
+    con.execute("DELETE FROM metric_series WHERE last_seen_s < ?", [rollup_cutoff_s])
+
+
+def compact_metric_rollups(con: Any, start_s: int, end_s: int) -> None:
+    """Merge the partial metric rollup rows of minutes [start_s, end_s): one row per
+    series, minute and histogram bounds. Only keys with several rows are rewritten."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE metric_dup AS SELECT project_id, series, minute_s "
+        "FROM metric_rollup_1m WHERE minute_s >= ? AND minute_s < ? "
+        "GROUP BY ALL HAVING count(*) > 1",
+        [start_s, end_s],
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE metric_merge AS "
+        "WITH r AS (SELECT r.* FROM metric_rollup_1m r SEMI JOIN metric_dup d "
+        "ON r.project_id = d.project_id AND r.series = d.series AND r.minute_s = d.minute_s "
+        "WHERE r.minute_s >= ? AND r.minute_s < ?), "
+        "a AS (SELECT project_id, series, minute_s, bounds, sum(count)::UBIGINT AS count, "
+        "sum(sum) AS sum, min(min) AS min, max(max) AS max, arg_max(last, last_ns) AS last, "
+        "max(last_ns) AS last_ns FROM r GROUP BY ALL), "
+        "e AS (SELECT project_id, series, minute_s, bounds, unnest(buckets) AS b, "
+        "generate_subscripts(buckets, 1) AS i FROM r WHERE buckets IS NOT NULL), "
+        "m AS (SELECT project_id, series, minute_s, bounds, i, sum(b)::UBIGINT AS b "
+        "FROM e GROUP BY ALL), "
+        "l AS (SELECT project_id, series, minute_s, bounds, list(b ORDER BY i) AS buckets "
+        "FROM m GROUP BY ALL) "
+        "SELECT a.project_id, a.series, a.minute_s, a.count, a.sum, a.min, a.max, a.last, "
+        "a.last_ns, a.bounds, l.buckets FROM a LEFT JOIN l ON a.project_id = l.project_id "
+        "AND a.series = l.series AND a.minute_s = l.minute_s AND a.bounds = l.bounds",
+        [start_s, end_s],
+    )
+    con.execute(
+        "DELETE FROM metric_rollup_1m r USING metric_dup d WHERE r.project_id = d.project_id "
+        "AND r.series = d.series AND r.minute_s = d.minute_s"
+    )
+    con.execute("INSERT INTO metric_rollup_1m BY NAME SELECT * FROM metric_merge")
+    con.execute("DROP TABLE metric_merge")
+    con.execute("DROP TABLE metric_dup")
