@@ -22,7 +22,7 @@ PanelType = Literal["line", "area", "bar", "stat", "table"]
 RedFigure = Literal["requests", "rpm", "error_rate", "p50", "p95", "p99", "apdex"]
 FORMAT_VERSION: Literal[1] = 1
 MAX_PANELS = 50
-MAX_GROUP_BY = 8
+MAX_GROUP_BY = 5  # as query.metrics allows
 MAX_FILTERS = 16
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 

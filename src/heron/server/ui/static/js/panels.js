@@ -401,13 +401,6 @@
     }
   }
 
-  // Forms that ask first (delete).
-  document.addEventListener("submit", function (ev) {
-    var form = ev.target;
-    var msg = form.getAttribute && form.getAttribute("data-confirm");
-    if (msg && !window.confirm(msg)) { ev.preventDefault(); ev.stopImmediatePropagation(); }
-  }, true);
-
   function init(root) {
     drawAll(root);
     hostPicker();
