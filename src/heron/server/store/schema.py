@@ -298,6 +298,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             last_ns BIGINT,
             bounds DOUBLE[],
             buckets UBIGINT[]
+        );
+        """,
+    ),
     (
         6,
         """
