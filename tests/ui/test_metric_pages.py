@@ -30,7 +30,7 @@ def post_form(ui: Ui, page: str, action: str, **data: Any) -> Any:
 
 def test_runtime_tab_lines_up_red_and_runtime_panels(ui: Ui) -> None:
     soup = ui.soup("/service/runtime?service=frontend&range=6h")
-    tabs = soup.select("nav.subtabs a")
+    tabs = soup.select("nav.subtabs.service a")
     assert [a.get_text() for a in tabs] == ["Overview", "Runtime"]
     assert "on" in (tabs[1].get("class") or [])
     data = json_block(soup, "panels-data")
@@ -57,7 +57,8 @@ def test_runtime_tab_lines_up_red_and_runtime_panels(ui: Ui) -> None:
 def test_host_view(ui: Ui) -> None:
     soup = ui.soup("/hosts")
     assert soup.find("ul", id="host-list") is not None
-    assert soup.select_one("nav.tabs a.on").get_text() == "Hosts"  # type: ignore[union-attr]
+    assert soup.select_one("nav.tabs a.on").get_text() == "Metrics"  # type: ignore[union-attr]
+    assert soup.select_one("nav.subtabs a.on").get_text() == "Hosts"  # type: ignore[union-attr]
     soup = ui.soup(f"/hosts?host={XSS}")
     data = json_block(soup, "panels-data")
     assert [p["query"]["metric"] for p in data["panels"]] == [

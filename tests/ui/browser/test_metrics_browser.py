@@ -54,7 +54,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsServed]:
 
 
 def panel(page: Any, title: str) -> Any:
-    return page.locator(f".panel:has(figcaption:text-is('{title}'))")
+    return page.locator(f".panel:has(.ptitle:text-is('{title}'))")
 
 
 def wait_panels(page: Any) -> None:
@@ -175,7 +175,7 @@ def drawn_panels(page: Any) -> list[tuple[str, str | None]]:
     boxes = page.locator(".panel")
     return [
         (
-            boxes.nth(i).locator("figcaption").inner_text().split("\n")[0],
+            boxes.nth(i).locator(".ptitle").inner_text(),
             boxes.nth(i).get_attribute("data-drawn"),
         )
         for i in range(boxes.count())

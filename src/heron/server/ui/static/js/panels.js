@@ -71,7 +71,7 @@
         case "percent": return v.toFixed(v >= 10 ? 1 : 2) + "%";
         case "bytes": return fmtBytes(v);
         case "seconds": return H.fmtMs(v * 1000);
-        case "ms": return H.fmtMs(v);
+        case "ms": return v === 0 ? "0" : H.fmtMs(v);
         case "per_s": return H.fmtNum(v) + "/s";
         default: return H.fmtNum(v);
       }
@@ -240,7 +240,7 @@
       width: Math.max(plotEl.clientWidth, 200), height: CHART_H, series: series,
       scales: { x: { time: true, range: [cfg.from_s, cfg.to_s] },
                 y: { range: function (u, lo, hi) { return [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1]; } } },
-      axes: [Object.assign({}, ax), Object.assign({ size: 64, values: function (u, vals) { return vals.map(fmt); } }, ax)],
+      axes: [Object.assign({}, ax), Object.assign({ size: 76, values: function (u, vals) { return vals.map(fmt); } }, ax)],
       cursor: { drag: { x: true, y: false }, sync: { key: "heron" } },
       legend: { live: true },
       hooks: {
