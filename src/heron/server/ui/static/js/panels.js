@@ -408,7 +408,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });
-  document.addEventListener("heron:refreshed", function () { drawAll(document.getElementById("main")); });
+  document.addEventListener("heron:refreshed", function () { init(document.getElementById("main")); });
   window.addEventListener("resize", function () {
     plots.forEach(function (p) {
       var box = p.root.parentElement;
