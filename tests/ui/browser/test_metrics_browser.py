@@ -61,6 +61,19 @@ def wait_panels(page: Any) -> None:
     page.wait_for_selector(".panels[data-ready]")
 
 
+def drawn_values(page: Any, title: str) -> dict[str, set[float]]:
+    """The distinct values each line of a panel's chart draws, by legend label."""
+    values = page.evaluate(
+        """(title) => {
+          const u = Heron.panelPlots.find(p => p.root.closest('.panel')
+            .querySelector('.ptitle').textContent === title);
+          return u.series.slice(1).map((s, i) => [s.label, u.data[i + 1]]);
+        }""",
+        title,
+    )
+    return {label: {round(v, 6) for v in vals if v is not None} for label, vals in values}
+
+
 def test_runtime_tab_draws_each_instance(served: MetricsServed, watched: Watched) -> None:
     page = watched.page
     watched.sign_in(served.url, "/service?service=frontend")
@@ -80,6 +93,11 @@ def test_runtime_tab_draws_each_instance(served: MetricsServed, watched: Watched
         assert box.locator("canvas").count() == 1, title
     # Throughput and latency are drawn above, on the same time axis.
     assert panel(page, "Throughput (req/min)").locator("canvas").count() == 1
+    assert drawn_values(page, "CPU utilisation") == {
+        "host.name=web-1, process.pid=101": {0.1},
+        "host.name=web-1, process.pid=202": {0.2},
+    }
+    assert sorted(drawn_values(page, "Threads").values(), key=min) == [{4.0}, {5.0}]
     legend = panel(page, "Threads").locator(".u-legend").inner_text()
     assert "web-1, 101" in legend.replace("host.name=", "").replace("process.pid=", "")
     watched.shot("runtime-tab")
@@ -116,6 +134,12 @@ def test_explorer_charts_and_reloads_the_same_state(
     assert box.get_attribute("data-series") == "3"
     legend = box.locator(".u-legend").inner_text()
     assert XSS in legend and "eu" in legend  # the hostile label value is text
+    # Two processes each count 6, 3 and 1 orders a minute: the rate sums them.
+    assert drawn_values(page, "orders.placed") == {
+        "eu": {0.2},
+        "us": {0.1},
+        XSS: {round(2 / 60, 6)},
+    }
     assert page.locator("main img[src=x]").count() == 0
 
     page.reload()

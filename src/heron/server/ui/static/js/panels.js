@@ -322,7 +322,7 @@
 
   function drawAll(root) {
     plots.forEach(function (p) { p.destroy(); });
-    plots = [];
+    plots = H.panelPlots = [];
     root.querySelectorAll(".panels[data-panels]").forEach(function (grid) {
       var cfg = H.readJson(grid.getAttribute("data-panels"));
       if (!cfg) return;
