@@ -20,15 +20,28 @@ from heron.server.api._schemas import ErrorBody
 from heron.server.auth import verify_csrf
 from heron.server.context import Ctx
 from heron.server.errors import Conflict, NotFound
+from heron.server.model.dashboard import DashboardSpec
 from heron.server.query.runtime import default_dashboard
 
 DashboardId = Annotated[int, Path(ge=1, description="The dashboard's id, as listed.")]
-_BODY = Body(
-    description=(
-        "The dashboard JSON (see docs/dashboards.md): title, description, panels. "
-        "An exported dashboard is accepted as it is."
-    ),
-)
+# The dashboard JSON's schema, documented once: the responses name the model (which puts
+# it in the OpenAPI components) and the request bodies refer to it. Bodies are validated
+# by query.parse_dashboard, whose 400 names every wrong field.
+_SCHEMA_REF = {"$ref": "#/components/schemas/DashboardSpec"}
+
+
+def _json_body() -> dict[str, Any]:
+    """A fresh ``openapi_extra`` each time: FastAPI merges into it in place."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The dashboard JSON (docs/dashboards.md); an export is accepted as is.",
+            "content": {"application/json": {"schema": dict(_SCHEMA_REF)}},
+        }
+    }
+
+
+_DOC = {"model": DashboardSpec, "description": "The dashboard (plus id, version, times)."}
 _CHANGES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "Session without a CSRF token."},
 }
@@ -74,7 +87,7 @@ def list_dashboards(ctx: Ctx, project: Project) -> dict[str, Any]:
     }
 
 
-@router.get("/dashboards/default")
+@router.get("/dashboards/default", responses={200: _DOC})
 def service_default(
     service: Annotated[str, Query(min_length=1, max_length=256, description="The service.")],
 ) -> dict[str, Any]:
@@ -83,15 +96,21 @@ def service_default(
     return default_dashboard(service).model_dump(mode="json")
 
 
-@router.post("/dashboards", status_code=201, responses=_CHANGES, dependencies=_change)
-def create(ctx: Ctx, project: Project, body: Annotated[Any, _BODY]) -> dict[str, Any]:
+@router.post(
+    "/dashboards",
+    status_code=201,
+    responses={201: _DOC, **_CHANGES},
+    dependencies=_change,
+    openapi_extra=_json_body(),
+)
+def create(ctx: Ctx, project: Project, body: Annotated[Any, Body()]) -> dict[str, Any]:
     """Create a dashboard (this is also the import of an exported one); answers it as
     stored, with its new id and version 1."""
     spec = query.parse_dashboard(body)
     return query.create_dashboard(ctx.store, project, spec, now_ns=ctx.clock()).export()
 
 
-@router.get("/dashboards/{dashboard_id}", responses=_NOT_FOUND)
+@router.get("/dashboards/{dashboard_id}", responses={200: _DOC, **_NOT_FOUND})
 def get(
     ctx: Ctx,
     project: Project,
@@ -111,17 +130,19 @@ def get(
 @router.put(
     "/dashboards/{dashboard_id}",
     responses={
+        200: _DOC,
         **_NOT_FOUND,
         **_CHANGES,
         409: {"model": ErrorBody, "description": "Stale version."},
     },
     dependencies=_change,
+    openapi_extra=_json_body(),
 )
 def update(
     ctx: Ctx,
     project: Project,
     dashboard_id: DashboardId,
-    body: Annotated[Any, _BODY],
+    body: Annotated[Any, Body()],
 ) -> dict[str, Any]:
     """Replace a dashboard. With `version` in the body, the update is refused (409) when
     the stored version differs, so two editors do not overwrite each other unseen."""
