@@ -156,8 +156,24 @@ def test_exemplar_opens_its_trace(served: MetricsServed, watched: Watched) -> No
     page = watched.page
     watched.sign_in(served.url, "/metrics?metric=http.server.request.duration&agg=p95")
     wait_panels(page)
-    link = page.locator("#exemplars a.exemplar").first
-    link.click()
+    # A dot on the chart: clicking it opens the trace.
+    body = served.heron.api(
+        "/api/v1/metrics/query", metric="http.server.request.duration", agg="p95"
+    ).json()
+    ex = body["exemplars"][0]
+    assert ex["trace_id"] == served.seed.error_trace
+    x, y = page.evaluate(
+        """([t, v]) => { const u = Heron.panelPlots[0], r = u.over.getBoundingClientRect();
+                       return [r.left + u.valToPos(t, 'x'), r.top + u.valToPos(v, 'y')]; }""",
+        [ex["time_ns"] / 1e9, ex["value"]],
+    )
+    page.mouse.click(x, y)
+    page.wait_for_url(f"**/traces/{served.seed.error_trace}**")
+    # And the list below the chart.
+    page.go_back()
+    wait_panels(page)
+    assert page.locator("#exemplars a.exemplar").count() == len(body["exemplars"])
+    page.locator("#exemplars a.exemplar").first.click()
     page.wait_for_url(f"**/traces/{served.seed.error_trace}**")
     watched.assert_clean()
 

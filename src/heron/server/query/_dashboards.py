@@ -1,8 +1,8 @@
 """Dashboards kept in the state store: list, read, create, update, duplicate, delete.
 
 The spec is validated (``model/dashboard.DashboardSpec``) before it reaches the store,
-which keeps it as JSON text; what is read back is validated again, so a row written by
-an older server that this one cannot draw fails as a clear error, not a broken page.
+which keeps it as JSON text; rows are parsed back with the same model. A change of the
+format must therefore read every version it ever wrote (``heron_dashboard`` names it).
 """
 
 from __future__ import annotations
