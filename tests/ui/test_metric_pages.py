@@ -90,6 +90,11 @@ def test_explorer_state_is_in_the_url(ui: Ui) -> None:
     assert soup.find("input", id="ex-metric")["value"] == "orders.placed"  # type: ignore[index]
     assert soup.select_one("#ex-agg option[selected]").get_text() == "rate"  # type: ignore[union-attr]
     assert [i["value"] for i in soup.select("input.ex-filter")][0] == "env=prod"
+    # "New dashboard with this chart" posts the panel as a dashboard.
+    saved = json.loads(
+        str(soup.find("form", class_="save-chart").find("input", attrs={"name": "json"})["value"])
+    )  # type: ignore[union-attr,index]
+    assert saved["title"] == "orders.placed" and saved["panels"] == [panel]
     # The time-range links keep the query.
     link = soup.select_one('a[data-range="24h"]')
     assert query_of(str(link["href"]))["metric"] == ["orders.placed"]  # type: ignore[index]

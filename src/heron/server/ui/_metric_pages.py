@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from heron.server import query
-from heron.server.model.dashboard import AGGS, MetricQuery, Panel
+from heron.server.model.dashboard import AGGS, DashboardSpec, MetricQuery, Panel
 from heron.server.query import runtime
 from heron.server.ui._kit import KitDep, UiRoute
 from heron.server.ui._state import UiState
@@ -142,4 +142,7 @@ def explorer(kit: KitDep, request: Request) -> Response:
         aggs=AGGS,
         steps=STEPS,
         panels=panels_data(state, panels, explorer=True),
+        as_dashboard=(
+            DashboardSpec(title=parsed.metric, panels=panels).to_json() if parsed else ""
+        ),
     )
