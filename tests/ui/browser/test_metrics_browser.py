@@ -115,6 +115,7 @@ def test_host_view(served: MetricsServed, watched: Watched) -> None:
     assert XSS in disk.locator(".u-legend").inner_text()  # the mount point, as text
     assert page.locator("main img[src=x]").count() == 0
     assert panel(page, "Load average (1 min)").locator("canvas").count() == 1
+    watched.shot("hosts")
     watched.assert_clean()
 
 
@@ -249,6 +250,7 @@ def test_dashboard_built_exported_deleted_imported(
     page.click("#delete-confirm")
     page.wait_for_url(f"{served.url}/dashboards")
     assert page.locator("#dashboards a:text-is('Shop board')").count() == 0
+    watched.shot("dashboards")
 
     page.set_input_files("#import-form input[type=file]", str(saved))
     page.click("#import-form button[type=submit]")
