@@ -26,7 +26,9 @@ from heron.server.exposition import install_metrics
 from heron.server.http_guards import add_http_guards, trust_proxies
 from heron.server.ingest.http import TraceIngest
 from heron.server.ingest.logs import LogIngest
+from heron.server.ingest.metrics import MetricIngest, MetricLimits, SeriesGuard
 from heron.server.ingest.pipeline import Pipeline
+from heron.server.ingest.remote_write import RemoteWriteIngest
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
@@ -137,6 +139,20 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
     sentry = SentryIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
     app.add_api_route("/v1/traces", traces, methods=["POST"], include_in_schema=False)
     app.add_api_route("/v1/logs", logs, methods=["POST"], include_in_schema=False)
+    limits = MetricLimits(
+        config.metric_max_series, config.metric_max_names, config.metric_max_series_total
+    )
+    guard = SeriesGuard(limits, store, ctx.clock)
+    metrics = MetricIngest(store, guard, ctx.projects, config.max_body_bytes, ctx.clock)
+    remote = RemoteWriteIngest(store, guard, ctx.projects, config.max_body_bytes, ctx.clock)
+    app.add_api_route("/v1/metrics", metrics, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/api/v1/write", remote, methods=["POST"], include_in_schema=False)
+
+    def metric_ingest_stats() -> dict[str, int]:
+        return {**guard.stats(), **remote.counters}
+
+    # GET /metrics reads these counters (heron_metric_*); see SeriesGuard.stats.
+    app.state.metric_ingest_stats = metric_ingest_stats
     # Sentry SDKs post to ".../envelope/"; accept the path without the slash too.
     for path, handler in (("envelope", sentry.envelope), ("store", sentry.store_event)):
         for suffix in ("/", ""):

@@ -108,6 +108,15 @@ class Config:
     """Extra keys (comma-separated) whose values are removed from error events and logs
     before storage, on top of the built-in list (password, token, authorization...).
     (HERON_SCRUB_KEYS)"""
+    # Metrics ingest: the cardinality guard (docs/metrics.md, "Limits").
+    metric_max_series: int = 10_000
+    """Series one metric may have per project; points of further series are rejected
+    and counted. (HERON_METRIC_MAX_SERIES)"""
+    metric_max_names: int = 1_000
+    """Distinct metric names per project. (HERON_METRIC_MAX_NAMES)"""
+    metric_max_series_total: int = 100_000
+    """Series per project over all metrics (bounds the server's memory).
+    (HERON_METRIC_MAX_SERIES_TOTAL)"""
     # HTTP hygiene (server/http_guards.py)
     body_timeout_s: float = 30.0
     """Seconds a request's whole body may take to arrive; a slower one is answered 408
@@ -198,6 +207,9 @@ class Config:
                 "must be one of auto, true, false",
             ),
             ("body_timeout_s", self.body_timeout_s > 0, "must be greater than 0"),
+            ("metric_max_series", self.metric_max_series >= 1, "must be at least 1"),
+            ("metric_max_names", self.metric_max_names >= 1, "must be at least 1"),
+            ("metric_max_series_total", self.metric_max_series_total >= 1, "must be at least 1"),
             (
                 "trusted_proxies",
                 all(_is_network(p) for p in self.trusted_proxy_list),

@@ -332,4 +332,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE metric_tiers (res_s BIGINT NOT NULL, built_to_s BIGINT NOT NULL);
         """,
     ),
+    (
+        6,
+        """
+        -- Dashboards: title plus the JSON spec (panels, layout), validated by the server
+        -- above the store (model/dashboard.py). version grows by one per update, so an
+        -- edit based on an old version is refused instead of overwriting a newer one.
+        CREATE SEQUENCE dashboard_ids START 1;
+        CREATE TABLE dashboards (
+            id BIGINT PRIMARY KEY DEFAULT nextval('dashboard_ids'),
+            project_id INTEGER NOT NULL,
+            title VARCHAR NOT NULL,
+            spec VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            updated_ns BIGINT NOT NULL
+        );
+        """,
+    ),
 ]
