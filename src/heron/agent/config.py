@@ -81,6 +81,7 @@ class AgentConfig:
     # Metrics (OTLP to metrics_endpoint; see heron.agent.metrics).
     metrics: bool = True  # False: no MeterProvider, no runtime metrics
     metrics_endpoint: str = DEFAULT_ENDPOINT + METRICS_PATH
+    metrics_exporter: str = "otlp"  # OTEL_METRICS_EXPORTER: "otlp" or "none"
     metric_export_interval_ms: float = DEFAULT_METRIC_EXPORT_INTERVAL_MS
     runtime_metrics: bool = True  # process, CPython GC, asyncio event-loop lag
     host_metrics: bool = True  # system CPU, load, memory, filesystems, network
@@ -304,6 +305,14 @@ def _exporter(r: _Resolver) -> str:
     return raw
 
 
+def _metrics_exporter(r: _Resolver) -> str:
+    raw = (r.text(None, "", "OTEL_METRICS_EXPORTER") or "otlp").lower()
+    if raw not in ("otlp", "none"):
+        r.problems.append(f"OTEL_METRICS_EXPORTER={raw!r} is not otlp or none; using otlp")
+        return "otlp"
+    return raw
+
+
 def _batching(r: _Resolver) -> tuple[int, int, int]:
     queue = int(r.number(None, "", "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE, minimum=1))
     batch = int(
@@ -409,6 +418,7 @@ def resolve_config(
         in_app_exclude=_listed(r, in_app_exclude, "in_app_exclude", "HERON_IN_APP_EXCLUDE"),
         metrics=r.boolean(metrics, "HERON_METRICS", True),
         metrics_endpoint=metrics_endpoint,
+        metrics_exporter=_metrics_exporter(r),
         metric_export_interval_ms=r.number(
             None,
             "",

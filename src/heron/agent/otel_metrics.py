@@ -239,12 +239,15 @@ class MetricsPipeline:
             destination=config.metrics_endpoint,
             gate=gate,
         )
-        self.reader = PeriodicExportingMetricReader(
-            self.exporter,
-            export_interval_millis=config.metric_export_interval_ms,
-            cardinality_limits=cardinality_limits(config.metric_cardinality_limit),
-        )
-        self.readers: list[MetricReader] = [self.reader]
+        # OTEL_METRICS_EXPORTER=none: no OTLP export (a Prometheus reader may still come).
+        self.reader: MetricReader | None = None
+        if config.metrics_exporter != "none":
+            self.reader = PeriodicExportingMetricReader(
+                self.exporter,
+                export_interval_millis=config.metric_export_interval_ms,
+                cardinality_limits=cardinality_limits(config.metric_cardinality_limit),
+            )
+        self.readers: list[MetricReader] = [self.reader] if self.reader is not None else []
         self._resource = resource
         self.provider: MeterProvider | None = None
         self._trace_resource = trace_resource
@@ -255,11 +258,14 @@ class MetricsPipeline:
         current = metrics.get_meter_provider()
         if isinstance(current, MeterProvider):
             logger.info("heron: adding its metric reader to the app's own MeterProvider")
-            current.add_metric_reader(self.reader)
+            for reader in self.readers:
+                current.add_metric_reader(reader)
             self.provider = current
         else:
             self.provider = MeterProvider(
-                resource=self._resource, metric_readers=[self.reader], shutdown_on_exit=False
+                resource=self._resource,
+                metric_readers=list(self.readers),
+                shutdown_on_exit=False,
             )
             metrics.set_meter_provider(self.provider)
         if hasattr(os, "register_at_fork"):
@@ -295,8 +301,14 @@ class MetricsPipeline:
         if provider is None:
             return
         provider._update_resource(Resource(update))
-        # A fresh storage per reader: the parent's counts (and locks) stay behind.
+        # A fresh storage per reader: the parent's counts (and locks) stay behind. The
+        # consumer's lock is held for a whole collection: a parent's reader thread may
+        # have held it at the fork.
         consumer = provider._measurement_consumer
+        consumer._lock = threading.Lock()
+        for meter in list(getattr(provider, "_meters", {}).values()):
+            if hasattr(meter, "_instrument_registration_lock"):
+                meter._instrument_registration_lock = threading.Lock()
         sdk_config = provider._sdk_config
         consumer._reader_storages = {
             reader: MetricReaderStorage(
@@ -315,6 +327,8 @@ class MetricsPipeline:
         """Collect and export now (every reader); False if not done within ``timeout`` s."""
         if self._closed:
             return False
+        if self.reader is None:
+            return True
         return bool(self.reader.force_flush(timeout_millis=max(timeout, 0.0) * 1000))
 
     def shutdown(self, timeout: float) -> bool:

@@ -52,9 +52,16 @@ Family = dict[str, Any]
 
 
 def metric_name(name: str, unit: str, kind: str) -> str:
+    """``process.cpu.time`` (s, counter) → ``process_cpu_time_seconds_total``.
+
+    A ``_count`` ending is kept for histograms only (promtool's rule): a counter or gauge
+    named ``*.count`` loses it for a plural, ``process.thread.count`` → ``process_threads``.
+    """
     base = _INVALID.sub("_", name)
     if base[:1].isdigit():
         base = "_" + base
+    if base.endswith("_count") and len(base) > 6:
+        base = base[: -len("_count")] + "s"
     suffix = _UNITS.get(unit or "")
     if suffix and not base.endswith("_" + suffix):
         base = f"{base}_{suffix}"
@@ -109,8 +116,11 @@ def families(metrics_data: Any) -> list[Family]:
                 else:  # exponential histograms: not in the text format
                     continue
                 name = metric_name(metric.name, metric.unit, kind)
+                help_text = metric.description or (
+                    f"{metric.name} ({metric.unit})" if metric.unit else metric.name
+                )
                 family = out.setdefault(
-                    name, {"name": name, "type": kind, "help": metric.description, "samples": []}
+                    name, {"name": name, "type": kind, "help": help_text, "samples": []}
                 )
                 for point in data.data_points:
                     labels = {label_name(k): v for k, v in (point.attributes or {}).items()}
@@ -255,8 +265,17 @@ class _State:
     lock = threading.Lock()
 
 
+def _after_fork() -> None:
+    _State.lock = threading.Lock()
+    if _State.exporter is not None:
+        _State.exporter._lock = threading.Lock()
+
+
 def install(pipeline: MetricsPipeline, config: AgentConfig) -> None:
     """Add the Prometheus reader to heron's meter provider; serve ``config.prometheus_port``."""
+    from heron.agent.fork import after_fork_in_child
+
+    after_fork_in_child(_after_fork)
     exporter = SnapshotExporter(config.prometheus_dir)
     reader = _make_reader(exporter, config)
     pipeline.add_reader(reader)

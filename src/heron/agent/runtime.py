@@ -239,7 +239,7 @@ def _install(config: AgentConfig) -> None:
         agent.install()
         _agent = agent
         _logs = _install_errors(config, agent)
-        if config.metrics:
+        if config.metrics and (config.metrics_exporter != "none" or config.prometheus):
             with capture_internal_exceptions:  # metrics must never cost the traces
                 _install_metrics(config, agent)
     os.environ.setdefault(*SEMCONV_OPT_IN)

@@ -210,6 +210,9 @@ class LoopLag:
         )  # loop -> [thread name, max lag since last read, last lag]
         self._original_run_forever: Any = None
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def watch(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Start probing ``loop`` (default: the running loop of this thread), once."""
         if loop is None:
@@ -410,6 +413,9 @@ class RuntimeMetrics:
             self._gc_instruments()
             self._asyncio_instruments()
             _lag = self.lag
+            from heron.agent.fork import after_fork_in_child
+
+            after_fork_in_child(self.lag.after_fork)
         if host:
             self._host_instruments()
 
