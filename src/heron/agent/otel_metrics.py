@@ -54,6 +54,7 @@ from opentelemetry.sdk.resources import Resource
 from heron.agent.config import AgentConfig
 from heron.agent.exporter import OutageLogGate
 from heron.agent.guard import capture_internal_exceptions
+from heron.agent.otel import run_with_timeout
 
 try:  # the synchronous Gauge arrived in SDK 1.23
     from opentelemetry.sdk.metrics import _Gauge as _SyncGauge
@@ -327,16 +328,26 @@ class MetricsPipeline:
         """Collect and export now (every reader); False if not done within ``timeout`` s."""
         if self._closed:
             return False
-        if self.reader is None:
+        reader = self.reader
+        if reader is None:
             return True
-        return bool(self.reader.force_flush(timeout_millis=max(timeout, 0.0) * 1000))
+        return run_with_timeout(
+            lambda: reader.force_flush(timeout_millis=max(timeout, 0.0) * 1000),
+            timeout,
+            "heron-flush-metrics",
+        )
 
     def shutdown(self, timeout: float) -> bool:
         """Export one last time and stop the reader's thread."""
         if self._closed:
             return True
         self._closed = True
-        for reader in self.readers:
-            with capture_internal_exceptions:
-                reader.shutdown(timeout_millis=max(timeout, 0.0) * 1000)
-        return True
+        readers = list(self.readers)
+
+        def stop() -> bool:
+            for reader in readers:
+                with capture_internal_exceptions:
+                    reader.shutdown(timeout_millis=max(timeout, 0.0) * 1000)
+            return True
+
+        return run_with_timeout(stop, timeout, "heron-shutdown-metrics")
