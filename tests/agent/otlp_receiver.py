@@ -46,12 +46,18 @@ class OtlpReceiver:
         self.logs: list[Record] = []
         self.spans: list[Record] = []
         self.points: list[Record] = []  # metric data points, one record each
+        self.refuse: set[str] = set()  # paths answered 404 (a server without that signal)
         self._lock = threading.RLock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path in receiver.refuse:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver._receive(self.path, body, self.headers.get("x-heron-key"))
@@ -162,6 +168,7 @@ def _decode_spans(body: bytes) -> list[Record]:
             for s in ss.spans:
                 out.append(
                     {
+                        "resource": _attrs(rs.resource.attributes),
                         "name": s.name,
                         "kind": s.kind,
                         "trace_id": s.trace_id.hex(),

@@ -206,12 +206,27 @@ def test_event_loop_lag_grows_while_the_loop_is_blocked(
             await asyncio.sleep(0.3)
             heron.flush(10)
 
+        def reused():  # a loop run now and then: the pause between runs is not lag
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            time.sleep(1.0)
+            loop.run_until_complete(asyncio.sleep(0.6))
+            heron.flush(10)
+            loop.close()
+
         asyncio.run(calm())
-        calm_points = heron.stats().metric_points
         t = threading.Thread(target=lambda: asyncio.run(blocked()), name="worker-loop")
+        t.start(); t.join()
+        t = threading.Thread(target=reused, name="reused-loop")
         t.start(); t.join()
         """,
     )
+    reused = [
+        p["value"]
+        for p in receiver.metric("heron.asyncio.event_loop.lag")
+        if p["attributes"]["thread.name"] == "reused-loop"
+    ]
+    assert reused and max(reused) < 0.2, reused
     main = [
         p["value"]
         for p in receiver.metric("heron.asyncio.event_loop.lag")
@@ -241,6 +256,8 @@ def test_a_forked_child_reports_as_itself_without_its_parents_counts(
         pid = os.fork()
         if pid == 0:
             c.add(2, {"who": "child"})
+            with heron.span("in-child"):
+                pass
             ok = heron.flush(10)
             print(json.dumps({"child": os.getpid(), "flushed": ok,
                               "points": heron.stats().metric_points}), flush=True)
@@ -274,8 +291,10 @@ def test_a_forked_child_reports_as_itself_without_its_parents_counts(
         if p["resource"]["process.pid"] == child["child"]
     ]
     assert uptime
-    # Traces and metrics of the child share the same service.instance.id.
-    assert receiver.latest("process.uptime") is not None
+    # The child's spans and metrics carry the same process.pid and service.instance.id.
+    (span,) = [s for s in receiver.spans if s["name"] == "in-child"]
+    assert span["resource"]["process.pid"] == child["child"]
+    assert span["resource"]["service.instance.id"] in child_instance
 
 
 def test_cardinality_overflow_is_capped_and_counted(receiver: OtlpReceiver, tmp_path: Path) -> None:
@@ -473,3 +492,67 @@ def test_scrub_keys_keep_the_users_email_off_spans(receiver: OtlpReceiver, tmp_p
     (span,) = receiver.spans
     assert span["attributes"]["enduser.id"] == "u1"
     assert "user.email" not in span["attributes"]
+
+
+def test_a_server_without_metrics_costs_one_warning_and_no_spans(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    receiver.refuse.add("/v1/metrics")  # a Heron server older than metrics: 404
+    (out,), stderr = run(
+        receiver,
+        tmp_path,
+        """
+        import logging
+        logging.basicConfig(level=logging.WARNING)
+        heron.init(host_metrics=False)
+        with heron.span("kept"):
+            pass
+        time.sleep(2)  # several failed metric exports (every 300 ms)
+        heron.flush(10)
+        s = heron.stats()
+        print(json.dumps({"exported": s.exported, "failed": s.metric_exports_failed}))
+        """,
+        HERON_LOGS="false",
+    )
+    assert out["exported"] == 1 and out["failed"] >= 3
+    assert [s["name"] for s in receiver.spans] == ["kept"]
+    assert stderr.count("heron: could not export metrics") == 1, stderr
+    assert stderr.count("404") <= 1, stderr
+
+
+def test_fastapi_request_durations_and_its_loop(receiver: OtlpReceiver, tmp_path: Path) -> None:
+    run(
+        receiver,
+        tmp_path,
+        """
+        heron.init(host_metrics=False)
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+
+        app = FastAPI()
+
+        @app.get("/items/{item_id}")
+        async def item(item_id: int):
+            return {"id": item_id}
+
+        with TestClient(app) as client:
+            for i in range(2):
+                assert client.get(f"/items/{i}").status_code == 200
+            assert client.get("/missing").status_code == 404
+        assert heron.flush(10)
+        """,
+    )
+    ok = receiver.latest("http.server.request.duration", **{"http.route": "/items/{item_id}"})
+    assert ok is not None and ok["count"] == 2
+    assert ok["attributes"]["http.response.status_code"] == 200
+    missing = [
+        p
+        for p in receiver.metric("http.server.request.duration")
+        if p["attributes"].get("http.response.status_code") == 404
+    ]
+    assert missing and missing[-1]["count"] == 1
+    # TestClient serves the app on an event loop of its own thread: it was probed too.
+    threads = {
+        p["attributes"]["thread.name"] for p in receiver.metric("heron.asyncio.event_loop.lag")
+    }
+    assert len(threads) >= 1

@@ -64,6 +64,8 @@ except ImportError:  # pragma: no cover - older SDKs
 logger = logging.getLogger("heron.agent")
 
 OVERFLOW = "otel.metric.overflow"
+# The official metric exporter logs each failed export (every interval during an outage).
+GATED_METRIC_LOGGER = "opentelemetry.exporter.otlp.proto.http.metric_exporter"
 TEMPORALITY_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
 
 _INSTRUMENTS: tuple[type, ...] = (
@@ -146,6 +148,8 @@ class CountingMetricExporter(MetricExporter):
             else:
                 self._failed += 1
                 recovered, first, self._failing = False, not self._failing, True
+        # One line of the exporter's own per outage (its reason), then silence until it works.
+        self._gate.silenced = result is not MetricExportResult.SUCCESS
         if recovered:
             logger.warning("heron: exporting metrics to %s works again", self._destination)
         if first:
@@ -232,13 +236,14 @@ class MetricsPipeline:
         *,
         exporter_factory: Callable[[], MetricExporter] | None = None,
         trace_resource: Callable[[], Resource] | None = None,
-        gate: OutageLogGate | None = None,
     ) -> None:
         self.config = config
+        self.gate = OutageLogGate()
+        logging.getLogger(GATED_METRIC_LOGGER).addFilter(self.gate)
         self.exporter = CountingMetricExporter(
             exporter_factory or otlp_metric_exporter_factory(config),
             destination=config.metrics_endpoint,
-            gate=gate,
+            gate=self.gate,
         )
         # OTEL_METRICS_EXPORTER=none: no OTLP export (a Prometheus reader may still come).
         self.reader: MetricReader | None = None

@@ -260,7 +260,6 @@ def _install_metrics(config: AgentConfig, agent: Agent) -> None:
         config,
         agent.provider.resource,
         trace_resource=lambda: agent.provider.resource,
-        gate=agent.gate,
     )
     pipeline.install()
     _metrics = pipeline

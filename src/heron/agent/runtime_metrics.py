@@ -51,7 +51,7 @@ SECONDS_BUCKETS = (
 )
 LAG_PROBE_INTERVAL_S = 0.25
 GC_PAUSES_KEPT = 20_000  # per export interval; more (a pathological app) are not timed
-SNAPSHOT_MAX_AGE_S = 1.0  # one psutil read serves every callback of one collection
+SNAPSHOT_MAX_AGE_S = 0.1  # one psutil read serves every callback of one collection
 FILESYSTEMS_REFRESH_S = 300.0
 
 
@@ -207,7 +207,7 @@ class LoopLag:
         self._lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = (
             weakref.WeakKeyDictionary()
-        )  # loop -> [thread name, max lag since last read, last lag]
+        )  # loop -> [thread name, max lag since last read, probe generation]
         self._original_run_forever: Any = None
 
     def after_fork(self) -> None:
@@ -222,41 +222,50 @@ class LoopLag:
                 return
         if loop in self._loops:
             return
+        self._start(loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(Re)start the probe chain of ``loop``; a chain from an earlier run is dropped.
+
+        A loop that stops and runs again later (``run_until_complete`` called now and
+        then) would otherwise find its pending probe late by the whole pause.
+        """
         with self._lock:
-            if loop in self._loops:
-                return
-            self._loops[loop] = [threading.current_thread().name, 0.0, 0.0]
-        self._schedule(loop)
+            state = self._loops.get(loop)
+            if state is None:
+                state = self._loops[loop] = [threading.current_thread().name, 0.0, 0]
+            state[2] += 1
+            generation = state[2]
+        self._schedule(loop, generation)
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _schedule(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
         due = loop.time() + self.interval
-        ref = weakref.ref(loop)
-        loop.call_at(due, self._probe, ref, due)
+        loop.call_at(due, self._probe, weakref.ref(loop), due, generation)
 
-    def _probe(self, ref: weakref.ref[asyncio.AbstractEventLoop], due: float) -> None:
+    def _probe(
+        self, ref: weakref.ref[asyncio.AbstractEventLoop], due: float, generation: int
+    ) -> None:
         loop = ref()
         if loop is None:
             return
         state = self._loops.get(loop)
-        if state is None:
+        if state is None or state[2] != generation:
             return
         lag = max(loop.time() - due, 0.0)
-        state[2] = lag
         if lag > state[1]:
             state[1] = lag
         if not loop.is_closed():
-            self._schedule(loop)
+            self._schedule(loop, generation)
 
     def observe(self) -> Iterator[Observation]:
         """The largest lag of each loop since the last collection (then reset)."""
         with self._lock:
             items = list(self._loops.items())
         for loop, state in items:
-            if loop.is_closed():
-                self._loops.pop(loop, None)
-                continue
             lag, state[1] = state[1], 0.0
             yield Observation(lag, {"thread.name": state[0]})
+            if loop.is_closed():  # reported one last time, then forgotten
+                self._loops.pop(loop, None)
 
     def patch_run_forever(self) -> None:
         """Probe every asyncio loop that starts running (``asyncio.run`` included)."""
@@ -269,10 +278,7 @@ class LoopLag:
 
         def run_forever(self: Any) -> None:
             with capture_internal_exceptions:
-                if self not in lag._loops:
-                    with lag._lock:
-                        lag._loops[self] = [threading.current_thread().name, 0.0, 0.0]
-                    lag._schedule(self)
+                lag._start(self)
             return original(self)
 
         run_forever.__wrapped__ = original  # type: ignore[attr-defined]

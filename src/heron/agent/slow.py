@@ -99,6 +99,7 @@ class SlowRequestProcessor(SpanProcessor):
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
+        self.flagged = 0
 
     def shutdown(self) -> None:
         pass
