@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.agent.helpers import agent_env, python
+from tests.agent.helpers import APPS, Procs, agent_env, free_port, python
 from tests.agent.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.e2e
@@ -556,3 +557,62 @@ def test_fastapi_request_durations_and_its_loop(receiver: OtlpReceiver, tmp_path
         p["attributes"]["thread.name"] for p in receiver.metric("heron.asyncio.event_loop.lag")
     }
     assert len(threads) >= 1
+
+
+def test_gunicorn_preload_workers_export_their_own_metrics(
+    receiver: OtlpReceiver, procs: Procs, tmp_path: Path
+) -> None:
+    """heron.init() in the gunicorn master (--preload), two forked workers: each exports
+    its own counts under its own process.pid and service.instance.id."""
+    import httpx
+
+    port = free_port()
+    proc = procs.start(
+        python(
+            "-m",
+            "gunicorn",
+            "--preload",
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(APPS),
+            "prom_app:app",
+        ),
+        agent_env(
+            tmp_path,
+            HERON_SERVICE="shop",
+            HERON_ENDPOINT=receiver.url,
+            OTEL_METRIC_EXPORT_INTERVAL="200",
+        ),
+        "gunicorn",
+    )
+    url = f"http://127.0.0.1:{port}"
+    procs.wait_http(proc, f"{url}/work")
+    sent, pids = 1, set()  # wait_http sent one
+    deadline = time.monotonic() + 30
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        while len(pids) < 2 and time.monotonic() < deadline:
+            answers = list(pool.map(lambda _: httpx.get(f"{url}/work", timeout=10), range(16)))
+            sent += len(answers)
+            pids |= {a.json()["pid"] for a in answers}
+    assert len(pids) == 2
+
+    def per_worker() -> dict[int, float]:
+        latest: dict[int, float] = {}
+        for p in receiver.metric("orders.placed"):
+            latest[p["resource"]["process.pid"]] = p["value"]
+        return latest
+
+    receiver.wait(lambda r: sum(per_worker().values()) == sent, timeout=20)
+    assert set(per_worker()) == pids  # nothing in the master's name
+    instances = {
+        p["resource"]["process.pid"]: p["resource"]["service.instance.id"]
+        for p in receiver.metric("process.uptime")
+    }
+    assert len(set(instances.values())) == len(instances) >= 3  # master and two workers

@@ -42,14 +42,6 @@ def promtool_check(text: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.fixture
-def procs(tmp_path: Path):  # type: ignore[no-untyped-def]
-    p = Procs(tmp_path)
-    yield p
-    for proc, _ in p.started:
-        p.kill(proc)
-
-
 def test_gunicorn_workers_are_all_in_one_scrape(procs: Procs, tmp_path: Path) -> None:
     port = free_port()
     shared = tmp_path / "prom"
@@ -152,3 +144,38 @@ def test_metrics_app_without_prometheus_answers_503(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("503 ")
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "kind", "expected"),
+    [
+        ("process.cpu.time", "s", "counter", "process_cpu_time_seconds_total"),
+        ("process.memory.usage", "By", "gauge", "process_memory_usage_bytes"),
+        ("system.cpu.utilization", "1", "gauge", "system_cpu_utilization_ratio"),
+        ("process.thread.count", "{thread}", "gauge", "process_threads"),
+        ("orders.placed", "{order}", "counter", "orders_placed_total"),
+        ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
+        ("jobs_total", "", "counter", "jobs_total"),
+        ("9lives", "", "gauge", "_9lives"),
+        ("naïve-name", "", "gauge", "na_ve_name"),
+    ],
+)
+def test_metric_names(name: str, unit: str, kind: str, expected: str) -> None:
+    from heron.agent.prometheus import metric_name
+
+    assert metric_name(name, unit, kind) == expected
+
+
+def test_label_values_are_escaped() -> None:
+    from heron.agent.prometheus import render
+
+    family = {
+        "name": "x",
+        "type": "gauge",
+        "help": "a\nb",
+        "samples": [["", {"path": 'a"b\\c\nd', "ok": True}, 1.5]],
+    }
+    text = render([[family]])
+    assert 'x{path="a\\"b\\\\c\\nd",ok="true"} 1.5' in text
+    assert "# HELP x a\\nb" in text
+    promtool_check(text)

@@ -19,7 +19,6 @@ and the instrument is counted in ``heron.stats().metrics_overflowed``.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +36,7 @@ KINDS = ("histogram", "counter", "gauge", "up_down_counter")
 
 _lock = threading.Lock()
 _instruments: dict[tuple[str, str], Any] = {}
+_recorders: dict[tuple[str, str], Any] = {}
 _warned: set[str] = set()
 
 
@@ -94,6 +94,28 @@ def _warn_once(key: str, message: str, *args: object) -> None:
         logger.warning(message, *args)
 
 
+def _recorder(kind: str, name: str, unit: str) -> Any:
+    """The bound ``record``/``add``/``set`` of ``name``'s instrument (None: bad ``kind``)."""
+    if kind not in KINDS:
+        _warn_once(
+            f"kind:{kind}",
+            "heron.record_metric(%r): kind %r is not one of %s; ignored",
+            name,
+            kind,
+            KINDS,
+        )
+        return None
+    instrument = _instrument(kind, name, unit, "")
+    if kind == "histogram":
+        method = instrument.record
+    elif kind == "gauge" and hasattr(instrument, "set"):
+        method = instrument.set
+    else:
+        method = instrument.add
+    _recorders[(kind, name)] = method
+    return method
+
+
 def record_metric(
     name: str,
     value: float,
@@ -111,33 +133,18 @@ def record_metric(
     or ``"up_down_counter"``. Attributes are keyword arguments
     (``record_metric("orders", 1, "counter", country="FR")``) and/or an ``attributes``
     mapping for names that are not identifiers (``{"payment.method": "card"}``).
+    ``unit`` applies when the instrument is created (the first call for ``name``).
     """
     with capture_internal_exceptions:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        # NaN is the one value unequal to itself; bool is an int but not a measurement.
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
             _warn_once(
                 f"value:{name}", "heron.record_metric(%r): %r is not a number; ignored", name, value
             )
             return
-        if kind not in KINDS:
-            _warn_once(
-                f"kind:{kind}",
-                "heron.record_metric(%r): kind %r is not one of %s; ignored",
-                name,
-                kind,
-                KINDS,
-            )
-            return
-        merged = {**attributes, **attrs} if attributes and attrs else attributes or attrs
-        instrument = _instrument(kind, name, unit, "")
-        if kind == "histogram":
-            instrument.record(value, merged)
-        elif kind == "gauge":
-            if hasattr(instrument, "set"):
-                instrument.set(value, merged)
-            else:  # pragma: no cover - old API
-                instrument.add(value, merged)
-        else:
-            instrument.add(value, merged)
+        record = _recorders.get((kind, name)) or _recorder(kind, name, unit)
+        if record is not None:
+            record(value, {**attributes, **attrs} if attributes and attrs else attributes or attrs)
 
 
 def metrics_app() -> Any:
@@ -156,4 +163,5 @@ def metrics_app() -> Any:
 def _reset_for_tests() -> None:
     with _lock:
         _instruments.clear()
+        _recorders.clear()
         _warned.clear()
