@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
@@ -226,6 +227,21 @@ def cardinality_limits(limit: int) -> dict[type, int]:
     return dict.fromkeys(_INSTRUMENTS, limit)
 
 
+def periodic_reader(
+    exporter: MetricExporter, interval_ms: float, limit: int
+) -> PeriodicExportingMetricReader:
+    """A periodic reader with heron's cardinality cap (SDKs before the cap: their own)."""
+    try:
+        return PeriodicExportingMetricReader(
+            exporter,
+            export_interval_millis=interval_ms,
+            cardinality_limits=cardinality_limits(limit),  # type: ignore[call-arg,unused-ignore]
+        )
+    except TypeError:  # an SDK without configurable cardinality limits
+        logger.info("heron: this OpenTelemetry SDK has no cardinality_limits; using its own")
+        return PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+
+
 class MetricsPipeline:
     """The meter provider and its OTLP reader; ``install()`` makes it the global one."""
 
@@ -248,10 +264,8 @@ class MetricsPipeline:
         # OTEL_METRICS_EXPORTER=none: no OTLP export (a Prometheus reader may still come).
         self.reader: MetricReader | None = None
         if config.metrics_exporter != "none":
-            self.reader = PeriodicExportingMetricReader(
-                self.exporter,
-                export_interval_millis=config.metric_export_interval_ms,
-                cardinality_limits=cardinality_limits(config.metric_cardinality_limit),
+            self.reader = periodic_reader(
+                self.exporter, config.metric_export_interval_ms, config.metric_cardinality_limit
             )
         self.readers: list[MetricReader] = [self.reader] if self.reader is not None else []
         self._resource = resource
@@ -293,23 +307,36 @@ class MetricsPipeline:
         self.readers.append(reader)
 
     def _after_fork(self) -> None:
-        from opentelemetry.sdk.metrics._internal.metric_reader_storage import (
-            MetricReaderStorage,
-        )
-
         self.exporter.after_fork()
+        provider: Any = self.provider
+        if provider is None:
+            return
         update: dict[str, Any] = {"process.pid": os.getpid()}
         if self._trace_resource is not None:
             instance = self._trace_resource().attributes.get("service.instance.id")
             if instance is not None:
                 update["service.instance.id"] = instance
-        provider: Any = self.provider
-        if provider is None:
-            return
-        provider._update_resource(Resource(update))
-        # A fresh storage per reader: the parent's counts (and locks) stay behind. The
-        # consumer's lock is held for a whole collection: a parent's reader thread may
-        # have held it at the fork.
+        with capture_internal_exceptions:
+            if hasattr(provider, "_update_resource"):
+                provider._update_resource(Resource(update))
+            else:  # older SDKs: one shared resource object, changed in place
+                resource = provider._sdk_config.resource
+                attributes = {**resource.attributes, **update}
+                resource._attributes = BoundedAttributes(attributes=attributes, immutable=True)
+        with capture_internal_exceptions:
+            self._fresh_storage(provider)
+
+    @staticmethod
+    def _fresh_storage(provider: Any) -> None:
+        """A fresh storage per reader: the parent's counts (and locks) stay behind.
+
+        The consumer's lock is held for a whole collection: a parent's reader thread may
+        have held it at the fork, and so may the reader's export lock.
+        """
+        from opentelemetry.sdk.metrics._internal.metric_reader_storage import (
+            MetricReaderStorage,
+        )
+
         consumer = provider._measurement_consumer
         consumer._lock = threading.Lock()
         for meter in list(getattr(provider, "_meters", {}).values()):

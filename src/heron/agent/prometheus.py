@@ -221,10 +221,9 @@ def _make_reader(exporter: SnapshotExporter, config: AgentConfig) -> Any:
         AggregationTemporality,
         MetricExporter,
         MetricExportResult,
-        PeriodicExportingMetricReader,
     )
 
-    from heron.agent.otel_metrics import _INSTRUMENTS, cardinality_limits
+    from heron.agent.otel_metrics import _INSTRUMENTS, periodic_reader
 
     class _Export(MetricExporter):
         def __init__(self) -> None:
@@ -249,11 +248,7 @@ def _make_reader(exporter: SnapshotExporter, config: AgentConfig) -> Any:
 
     # Without a shared directory there is nothing to write between scrapes: no thread.
     interval = config.metric_export_interval_ms if config.prometheus_dir else math.inf
-    return PeriodicExportingMetricReader(
-        _Export(),
-        export_interval_millis=interval,
-        cardinality_limits=cardinality_limits(config.metric_cardinality_limit),
-    )
+    return periodic_reader(_Export(), interval, config.metric_cardinality_limit)
 
 
 class _State:

@@ -235,6 +235,7 @@ def _install(config: AgentConfig) -> None:
         from heron.agent.integrations import setup_integrations
         from heron.agent.otel import Agent
 
+        _preload_exporters(config)
         agent = Agent(config)
         agent.install()
         _agent = agent
@@ -248,6 +249,33 @@ def _install(config: AgentConfig) -> None:
     _db.configure(record_sql=config.record_sql, explain_threshold_ms=config.explain_threshold_ms)
     setup_integrations(config)
     atexit.register(_shutdown_at_exit)
+
+
+# The OTLP/HTTP exporters, and requests, which their transport imports when built.
+PRELOADED_MODULES = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "requests",
+)
+
+
+def _preload_exporters(config: AgentConfig) -> None:
+    """Import the OTLP exporters (and requests) now, in the thread calling ``init()``.
+
+    Each export thread (spans, logs, metrics) would otherwise import them on its first
+    export, and two threads importing the same modules at once can see them partially
+    initialized; worse, a process forked while one was importing (gunicorn --preload)
+    inherits the import locks of a thread it does not have, and never exports. Metrics
+    export from the start (runtime metrics), so nothing is saved by waiting.
+    """
+    if config.exporter != "otlp" and not (config.metrics and config.metrics_exporter == "otlp"):
+        return  # nothing exported over OTLP by a background thread right away
+    import importlib
+
+    for module in PRELOADED_MODULES:
+        with capture_internal_exceptions:
+            importlib.import_module(module)
 
 
 def _install_metrics(config: AgentConfig, agent: Agent) -> None:

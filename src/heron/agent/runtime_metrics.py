@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,8 @@ from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observa
 
 from heron._version import __version__
 from heron.agent.guard import capture_internal_exceptions
+
+logger = logging.getLogger("heron.agent")
 
 # Seconds: fine enough for a GC pause, a query, an event-loop stall.
 SECONDS_BUCKETS = (
@@ -426,7 +429,12 @@ class RuntimeMetrics:
             self._host_instruments()
 
     def _process_instruments(self) -> None:
-        m, p = self.meter, _Process()
+        try:
+            p = _Process()
+        except ImportError:  # psutil missing: GC and asyncio metrics only
+            logger.info("heron: psutil is not installed; no process.* metrics")
+            return
+        m = self.meter
         m.create_observable_counter(
             "process.cpu.time", [_guarded(p.cpu_time)], unit="s", description="CPU seconds"
         )
@@ -491,7 +499,12 @@ class RuntimeMetrics:
         self.lag.watch()  # init() called from inside a running loop
 
     def _host_instruments(self) -> None:
-        m, h = self.meter, _Host()
+        try:
+            h = _Host()
+        except ImportError:
+            logger.info("heron: psutil is not installed; no system.* metrics")
+            return
+        m = self.meter
         m.create_observable_gauge("system.cpu.utilization", [_guarded(h.cpu_utilization)], unit="1")
         for index, window in enumerate(("1m", "5m", "15m")):
             m.create_observable_gauge(
