@@ -91,7 +91,7 @@ if mode == "runtime+host":
     with_hook = min(gcs() for _ in range(3))
     timer.uninstall()
     without = min(gcs() for _ in range(3))
-    # asyncio: CPU of an idle loop for 3 s with heron's lag probe (4 callbacks/s) and without.
+    # asyncio: CPU of an idle loop for 3 s with heron's lag probe (2 callbacks/s) and without.
     import asyncio
     def idle_loop():
         t0 = time.thread_time()

@@ -239,7 +239,8 @@ def test_event_loop_lag_grows_while_the_loop_is_blocked(
         if p["attributes"]["thread.name"] == "worker-loop"
     ]
     assert main and max(main) < 0.2, main
-    assert worker and max(worker) >= 0.5, worker
+    # Blocked 0.8 s with a probe due every 0.5 s: one probe runs at least 0.3 s late.
+    assert worker and max(worker) >= 0.28, worker
     assert receiver.metric("heron.asyncio.event_loop.lag")[0]["unit"] == "s"
 
 

@@ -52,7 +52,7 @@ SECONDS_BUCKETS = (
     5.0,
     10.0,
 )
-LAG_PROBE_INTERVAL_S = 0.25
+LAG_PROBE_INTERVAL_S = 0.5
 GC_PAUSES_KEPT = 20_000  # per export interval; more (a pathological app) are not timed
 SNAPSHOT_MAX_AGE_S = 0.1  # one psutil read serves every callback of one collection
 FILESYSTEMS_REFRESH_S = 300.0
@@ -197,7 +197,7 @@ def gc_uncollectable() -> Iterator[Observation]:
 
 
 class LoopLag:
-    """Measures how late each running event loop runs a callback scheduled every 0.25 s.
+    """Measures how late each running event loop runs a callback scheduled every 0.5 s.
 
     Every loop heron sees is probed: loops started (``run_forever``, hence also
     ``asyncio.run`` and ``run_until_complete``) after ``heron.init()``, the loop running
