@@ -257,6 +257,7 @@ class _State:
     port: int | None = None
     server: ThreadingHTTPServer | None = None
     server_pid: int = 0
+    warned = False
     lock = threading.Lock()
 
 
@@ -298,9 +299,11 @@ def serve_if_free() -> None:
         try:
             server = ThreadingHTTPServer(("0.0.0.0", port), _Handler)
         except OSError as e:
-            logger.debug(
-                "heron: Prometheus port %d is taken (%r); another process serves it", port, e
-            )
+            # With several workers sharing HERON_PROMETHEUS_DIR, one of them serves it.
+            shared = _State.exporter is not None and _State.exporter.directory is not None
+            level = logging.DEBUG if shared or _State.warned else logging.WARNING
+            _State.warned = True
+            logger.log(level, "heron: cannot serve Prometheus metrics on port %d: %r", port, e)
             return
         server.daemon_threads = True
         _State.server, _State.server_pid = server, os.getpid()
