@@ -9,15 +9,21 @@ PUBLIC = {
     "__version__",
     "capture_exception",
     "capture_message",
+    "counter",
     "flush",
+    "gauge",
+    "histogram",
     "init",
     "last_event_id",
+    "metrics_app",
+    "record_metric",
     "set_tag",
     "set_user",
     "shutdown",
     "span",
     "stats",
     "traced",
+    "up_down_counter",
 }
 
 

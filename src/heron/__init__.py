@@ -10,6 +10,10 @@
     @heron.traced
     def compute() -> int: ...
 
+    heron.record_metric("payment.amount", 42.5, currency="EUR")
+    orders = heron.counter("orders.placed")
+    orders.add(1, {"country": "FR"})
+
     try:
         charge(card)
     except PaymentError:
@@ -29,6 +33,14 @@ from heron.agent.errors import (
     set_tag,
     set_user,
 )
+from heron.agent.metrics import (
+    counter,
+    gauge,
+    histogram,
+    metrics_app,
+    record_metric,
+    up_down_counter,
+)
 from heron.agent.runtime import AgentStats, flush, init, shutdown, stats
 
 __all__ = [
@@ -36,13 +48,19 @@ __all__ = [
     "__version__",
     "capture_exception",
     "capture_message",
+    "counter",
     "flush",
+    "gauge",
+    "histogram",
     "init",
     "last_event_id",
+    "metrics_app",
+    "record_metric",
     "set_tag",
     "set_user",
     "shutdown",
     "span",
     "stats",
     "traced",
+    "up_down_counter",
 ]

@@ -1,4 +1,5 @@
-"""A real OTLP/HTTP receiver on loopback: decodes what an agent sends to /v1/logs and /v1/traces.
+"""A real OTLP/HTTP receiver on loopback: decodes what an agent sends to /v1/logs, /v1/traces
+and /v1/metrics.
 
 It keeps every raw request body too, so tests can search the exact bytes that left the
 agent (secret canaries must never be in them).
@@ -15,6 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 Record = dict[str, Any]
@@ -41,12 +45,19 @@ class OtlpReceiver:
         self.keys: list[str | None] = []
         self.logs: list[Record] = []
         self.spans: list[Record] = []
+        self.points: list[Record] = []  # metric data points, one record each
+        self.refuse: set[str] = set()  # paths answered 404 (a server without that signal)
         self._lock = threading.RLock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path in receiver.refuse:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 receiver._receive(self.path, body, self.headers.get("x-heron-key"))
@@ -82,6 +93,20 @@ class OtlpReceiver:
                 self.logs.extend(_decode_logs(body))
             elif path.endswith("/v1/traces"):
                 self.spans.extend(_decode_spans(body))
+            elif path.endswith("/v1/metrics"):
+                self.points.extend(_decode_metrics(body))
+
+    def metric(self, name: str) -> list[Record]:
+        """The data points of metric ``name`` received so far, in arrival order."""
+        with self._lock:
+            return [p for p in self.points if p["name"] == name]
+
+    def latest(self, name: str, **attributes: Any) -> Record | None:
+        """The last point of ``name`` whose attributes include ``attributes``."""
+        for point in reversed(self.metric(name)):
+            if all(point["attributes"].get(k) == v for k, v in attributes.items()):
+                return point
+        return None
 
     def raw(self, path: str = "/v1/logs") -> bytes:
         """Every body received on ``path``, as sent (after gzip decoding), joined."""
@@ -143,6 +168,7 @@ def _decode_spans(body: bytes) -> list[Record]:
             for s in ss.spans:
                 out.append(
                     {
+                        "resource": _attrs(rs.resource.attributes),
                         "name": s.name,
                         "kind": s.kind,
                         "trace_id": s.trace_id.hex(),
@@ -151,4 +177,45 @@ def _decode_spans(body: bytes) -> list[Record]:
                         "attributes": _attrs(s.attributes),
                     }
                 )
+    return out
+
+
+def _decode_metrics(body: bytes) -> list[Record]:
+    """One record per data point: name, kind, unit, resource, attributes and its values."""
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    out = []
+    for rm in request.resource_metrics:
+        resource = _attrs(rm.resource.attributes)
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                data = getattr(m, kind)
+                for p in data.data_points:
+                    point: Record = {
+                        "name": m.name,
+                        "kind": kind,
+                        "unit": m.unit,
+                        "scope": sm.scope.name,
+                        "resource": resource,
+                        "attributes": _attrs(p.attributes),
+                        "start_ns": p.start_time_unix_nano,
+                        "time_ns": p.time_unix_nano,
+                    }
+                    if kind in ("sum", "gauge"):
+                        point["value"] = p.as_double if p.HasField("as_double") else p.as_int
+                        if kind == "sum":
+                            point["monotonic"] = data.is_monotonic
+                            point["temporality"] = data.aggregation_temporality
+                    elif kind == "histogram":
+                        point.update(
+                            count=p.count,
+                            sum=p.sum,
+                            min=p.min,
+                            max=p.max,
+                            bounds=list(p.explicit_bounds),
+                            buckets=list(p.bucket_counts),
+                            temporality=data.aggregation_temporality,
+                        )
+                    out.append(point)
     return out

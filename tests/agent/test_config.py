@@ -153,3 +153,67 @@ def test_bad_keyword_values_are_coerced_not_raised() -> None:
     assert any(p.startswith("service=7") for p in config.problems)
     assert any(p.startswith("shutdown_timeout='soon'") for p in config.problems)
     assert resolve_config(environ={}).max_queue_size == DEFAULT_MAX_QUEUE_SIZE
+
+
+def test_metrics_options() -> None:
+    config = resolve_config(environ={})
+    assert config.metrics and config.runtime_metrics and config.host_metrics
+    assert config.metrics_endpoint == "http://localhost:4318/v1/metrics"
+    assert config.metric_export_interval_ms == 10_000  # heron's default (the SDK's: 60 s)
+    assert config.metric_cardinality_limit == 2000 and config.slow_request_ms == 1000
+    assert (config.prometheus, config.prometheus_port, config.metrics_exporter) == (
+        False,
+        None,
+        "otlp",
+    )
+    environ = {
+        "HERON_ENDPOINT": "http://heron:4318/v1/traces",
+        "OTEL_METRIC_EXPORT_INTERVAL": "2500",
+        "HERON_METRICS": "false",
+        "HERON_HOST_METRICS": "off",
+        "HERON_METRIC_CARDINALITY_LIMIT": "50",
+        "HERON_SLOW_REQUEST_MS": "250",
+        "HERON_PROMETHEUS": "9464",
+        "HERON_PROMETHEUS_DIR": "/run/heron",
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    config = resolve_config(environ=environ)
+    assert config.metrics_endpoint == "http://heron:4318/v1/metrics"
+    assert config.metric_export_interval_ms == 2500
+    assert not config.metrics and not config.host_metrics and config.runtime_metrics
+    assert config.metric_cardinality_limit == 50 and config.slow_request_ms == 250
+    assert (config.prometheus, config.prometheus_port) == (True, 9464)
+    assert config.prometheus_dir == "/run/heron" and config.metrics_exporter == "none"
+    assert config.problems == ()
+    config = resolve_config(
+        metrics=True,
+        prometheus=True,
+        slow_request_ms=0,
+        metric_cardinality_limit=7,
+        environ=environ,
+    )
+    assert config.metrics and (config.prometheus, config.prometheus_port) == (True, None)
+    assert config.slow_request_ms == 0 and config.metric_cardinality_limit == 7
+    per_signal = {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://collector:4318/custom"}
+    assert resolve_config(environ=per_signal).metrics_endpoint == "http://collector:4318/custom"
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, "OTEL_METRIC_EXPORT_INTERVAL"),
+        ({"HERON_PROMETHEUS": "port-80"}, "HERON_PROMETHEUS"),
+        ({"HERON_METRIC_CARDINALITY_LIMIT": "0"}, "HERON_METRIC_CARDINALITY_LIMIT"),
+        ({"HERON_SLOW_REQUEST_MS": "-1"}, "HERON_SLOW_REQUEST_MS"),
+        ({"OTEL_METRICS_EXPORTER": "prometheus"}, "OTEL_METRICS_EXPORTER"),
+    ],
+)
+def test_bad_metrics_values_become_problems_and_defaults(
+    environ: dict[str, str], complaint: str
+) -> None:
+    config = resolve_config(environ=environ)
+    assert any(complaint in p for p in config.problems), config.problems
+    defaults = AgentConfig(headers={})
+    assert config.metric_export_interval_ms == defaults.metric_export_interval_ms
+    assert config.prometheus is False and config.metrics_exporter == "otlp"
+    assert config.metric_cardinality_limit == 2000 and config.slow_request_ms == 1000

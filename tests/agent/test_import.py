@@ -24,7 +24,7 @@ SERVER_DEPENDENCIES = ("duckdb", "fastapi", "starlette", "pyarrow", "uvicorn", "
 )
 def test_the_agent_is_light(tmp_path: Path, code: str, also_absent: tuple[str, ...]) -> None:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    env = agent_env(tmp_path, OTEL_TRACES_EXPORTER="none")
+    env = agent_env(tmp_path, OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none")
     done = subprocess.run(python("-c", probe), env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout))

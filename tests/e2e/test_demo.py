@@ -211,11 +211,34 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
         line = next(x for x in logs["logs"] if x["logger"] == "demo.shop" and x["trace_id"])
         assert line["severity"] in ("info", "warn"), line
         check_slow_search_is_explained(demo, token)
+        check_metrics(demo, token)
     finally:
         rc = demo.finish(signal.SIGINT)
     assert rc == 0, demo.output
     assert "Demo stopped." in demo.output
     assert still_running(children) == []
+
+
+def check_metrics(demo: Demo, token: str) -> None:
+    """Both services send runtime metrics, and the shop its business metrics: orders
+    placed (a counter) and payment amounts (a histogram), within the demo's first minute."""
+    wanted = {"shop.orders.placed", "shop.payment.amount", "process.cpu.utilization"}
+
+    def by_name(j: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {m["name"]: m for m in j["metrics"]}
+
+    catalog = by_name(
+        demo.wait_for_api("/api/v1/metrics", token, lambda j: wanted <= set(by_name(j)))
+    )
+    assert catalog["shop.orders.placed"]["kind"] == "counter", catalog["shop.orders.placed"]
+    assert catalog["shop.payment.amount"]["kind"] == "histogram"
+    assert {SHOP_SERVICE, INVENTORY_SERVICE} <= set(
+        catalog["process.cpu.utilization"]["services"]
+    ), catalog["process.cpu.utilization"]
+    placed = demo.api("/api/v1/metrics/query", token, metric="shop.orders.placed", agg="increase")
+    assert placed is not None
+    total = sum(v or 0 for s in placed["series"] for _, v in s["points"])
+    assert total >= 1, placed
 
 
 def check_slow_search_is_explained(demo: Demo, token: str) -> None:

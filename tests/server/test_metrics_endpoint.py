@@ -17,12 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from heron.server.app import create_app
 from heron.server.config import Config
-from heron.server.exposition import LE_BOUNDS_S, labels_of
+from heron.server.context import AppContext
+from heron.server.exposition import LE_BOUNDS_S, RedCollector, labels_of
 from heron.server.ingest.otlp import decode_json
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
+from heron.server.projects import Projects
 from heron.server.query import RedCounters
-from heron.server.store.base import Store
+from heron.server.store.base import QueueFull, Store
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.red import RollupFilter
 from tests.support.prometheus import promtool_check_metrics
@@ -272,3 +274,42 @@ def test_red_counters_cap_their_series(store: Store) -> None:
         ("first", "prod", "GET /orders"): 1,
         ("(other)", "", "(other)"): 2,
     }
+
+
+def test_queue_full_rejections_are_counted(tmp_path: Path) -> None:
+    # A store whose writer is not started keeps what it queued: the second batch finds
+    # the queue (one span) full.
+    store = DuckDBStore(tmp_path / "heron.duckdb", queue_max_spans=1)
+    pipeline = Pipeline(store)
+    spans = decode_json(otlp([span(start_ns=NOW_NS, duration_ms=1)] * 2)).spans
+    pipeline.submit_spans(1, spans[:1])
+    with pytest.raises(QueueFull):
+        pipeline.submit_spans(1, spans)
+    assert pipeline.rejected == {("spans", "queue_full"): 2}
+    assert store.stats["rejected_full"] == 1
+    store.close()
+
+
+def _requests_of(families: list[Any]) -> float:
+    family = next(f for f in families if f.name == "http_server_requests")
+    return sum(s.value for s in family.samples)
+
+
+def test_red_figures_are_cached_and_survive_a_failed_refresh(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
+    ctx = AppContext(Config(data_dir=str(tmp_path)), store, Projects(store), lambda: NOW_NS)
+    now = [100.0]
+    red = RedCollector(ctx, start_ns=NOW_NS, cache_s=5, monotonic=lambda: now[0])
+    write(store, NOW_NS)
+    assert _requests_of(list(red.collect())) == 1
+    write(store, NOW_NS + 1)
+    now[0] += 4  # within the cache: no read, the same figures
+    assert _requests_of(list(red.collect())) == 1
+    now[0] += 1
+    assert _requests_of(list(red.collect())) == 2
+    store.close()  # reads now fail: the last figures are served, the failure counted
+    now[0] += 5
+    families = list(red.collect())
+    assert _requests_of(families) == 2
+    failures = next(f for f in families if f.name == "heron_red_refresh_failures")
+    assert failures.samples[0].value == 1

@@ -90,6 +90,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
         accounts = Accounts(store.state)
         ada = accounts.create_user("ada", Passwords().hash(PASSWORD), is_admin=True)
         session = accounts.start_session(ada.id, 3600)
+        for title in ("Checkout", "Runtime"):
+            store.state.create_dashboard(PROJECT, title, f'{{"title": "{title}"}}', now)
     finally:
         store.close()
     return Source(data_dir, now, session, issue_ids, seed.trace_with_logs)
@@ -285,6 +287,11 @@ def test_state_moves_with_ids_and_secrets(
     assert session_user is not None and session_user.username == "ada"
     # A new user gets an id after the imported ones.
     assert accounts.create_user("bob", Passwords().hash(PASSWORD), is_admin=False).id == 2
+    # Dashboards move with their ids and versions; a new one numbers after them.
+    boards = ch.state.list_dashboards(PROJECT)
+    assert boards == duck.state.list_dashboards(PROJECT)
+    assert [(d.id, d.title, d.version) for d in boards] == [(1, "Checkout", 1), (2, "Runtime", 1)]
+    assert ch.state.create_dashboard(PROJECT, "New", "{}", source.now_ns).id == 3
 
 
 @pytest.mark.parametrize("held", ["heron.duckdb", "state.duckdb"])

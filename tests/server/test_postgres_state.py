@@ -26,6 +26,7 @@ from heron.server.store.base import StorageUnavailable
 from heron.server.store.postgres._pool import mask
 from heron.server.store.postgres.schema import MIGRATIONS
 from heron.server.store.postgres.state import PostgresState
+from heron.server.store.state import VersionConflict
 from tests.server.postgres import POSTGRES_URL, drop_schema, fresh_schema
 
 S = 10**9
@@ -119,6 +120,29 @@ def _redeem_worker(schema: str, barrier: Any, worker: int, tokens: list[str], ou
         out.put(("error", repr(err)))
 
 
+def _edit_worker(
+    schema: str, barrier: Any, worker: int, dashboard_ids: list[int], out: Any
+) -> None:
+    """Each round: wait for the others, then save the round's dashboard as based on its
+    version 1. Reports per round whether this save won."""
+    try:
+        state = PostgresState(POSTGRES_URL, schema=schema)
+        won = []
+        for did in dashboard_ids:
+            barrier.wait(60)
+            try:
+                title = f"edit by {worker}"
+                state.update_dashboard(1, did, title, "{}", 200 + worker, expected_version=1)
+                won.append(True)
+            except VersionConflict as conflict:
+                assert conflict.current == 2
+                won.append(False)
+        state.close()
+        out.put(("ok", won))
+    except BaseException as err:
+        out.put(("error", repr(err)))
+
+
 def _migrate_worker(schema: str, barrier: Any, worker: int, out: Any) -> None:
     try:
         barrier.wait(60)
@@ -190,6 +214,20 @@ def test_racing_batches_of_many_bugs_neither_duplicate_nor_deadlock(
     states = state.issue_states(1, [next(iter(ids)) for ids in by_fp.values()])
     expected = {fp: PROCESSES * 2 * (1 if fp >= 1_070 else 2) for fp in by_fp}
     assert {s.fingerprint: s.event_count for s in states.values()} == expected
+
+
+def test_a_dashboard_edited_by_racing_processes_keeps_one_edit_per_version(
+    schema: str, state: PostgresState
+) -> None:
+    ids = [state.create_dashboard(1, f"board {i}", "{}", 100).id for i in range(5)]
+    results = run_together(_edit_worker, PROCESSES, schema, ids)
+    for r, did in enumerate(ids):
+        winners = [w for w, won in enumerate(results) if won[r]]
+        assert len(winners) == 1, (did, results)
+        row = state.get_dashboard(1, did)
+        assert row is not None and row.version == 2
+        assert row.updated_ns - 200 in range(PROCESSES)
+        assert row.title == f"edit by {row.updated_ns - 200}"  # the winner's whole edit
 
 
 def test_a_sign_in_token_raced_by_processes_signs_in_once(

@@ -1,7 +1,7 @@
 """The state store (store.state) on every backend: DuckDB (the embedded default) and
 PostgreSQL (shared by the processes of a scale-out deployment), same inputs, same
 assertions. Through its callers (the default project's bootstrap) and directly: users,
-sessions, one-time sign-in tokens, issue grouping and status.
+sessions, one-time sign-in tokens, issue grouping and status, dashboards.
 
 PostgreSQL is the machine's real server (``tests/server/postgres.py``): this module gets
 a schema of its own, emptied before each test and dropped after the module."""
@@ -26,7 +26,13 @@ from heron.server.model import ErrorEvent
 from heron.server.projects import Projects
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.postgres.state import PostgresState
-from heron.server.store.state import LastAdmin, StateStore, UnknownUser
+from heron.server.store.state import (
+    DashboardRow,
+    LastAdmin,
+    StateStore,
+    UnknownUser,
+    VersionConflict,
+)
 from tests.server.postgres import POSTGRES_URL, drop_schema, fresh_schema
 
 S = 10**9
@@ -40,6 +46,7 @@ _TABLES = (
     "login_tokens",
     "issues",
     "releases",
+    "dashboards",
 )
 
 
@@ -369,3 +376,34 @@ def test_status_changes(state: StateStore) -> None:
     assert state.set_issue_status(1, iid, "open", None, 300 * S)
     row = issue(state, iid)
     assert (row["status"], row["resolved_release"], row["regressed_ns"]) == ("open", None, None)
+
+
+# -------------------------------------------------------------- dashboards
+
+
+def test_dashboard_crud(state: StateStore) -> None:
+    assert state.list_dashboards(1) == []
+    b = state.create_dashboard(1, "b board", '{"title": "b board"}', 10)
+    a = state.create_dashboard(1, "a board", '{"title": "a board"}', 11)
+    other = state.create_dashboard(2, "elsewhere", "{}", 12)
+    assert b == DashboardRow(b.id, 1, "b board", '{"title": "b board"}', 1, 10, 10)
+    assert len({a.id, b.id, other.id}) == 3
+    assert [d.title for d in state.list_dashboards(1)] == ["a board", "b board"]
+    assert state.get_dashboard(1, a.id) == a
+    assert state.get_dashboard(1, other.id) is None  # another project's
+
+    changed = state.update_dashboard(1, b.id, "b2", '{"title": "b2"}', 20)
+    assert changed == DashboardRow(b.id, 1, "b2", '{"title": "b2"}', 2, 10, 20)
+    assert state.update_dashboard(1, b.id, "b3", "{}", 21, expected_version=2) is not None
+    with pytest.raises(VersionConflict) as stale:
+        state.update_dashboard(1, b.id, "lost", "{}", 22, expected_version=2)
+    assert stale.value.current == 3
+    assert state.get_dashboard(1, b.id).title == "b3"  # type: ignore[union-attr]
+    assert state.update_dashboard(1, 9999, "x", "{}", 23) is None
+    assert state.update_dashboard(2, a.id, "x", "{}", 23) is None
+
+    assert state.delete_dashboard(1, a.id) is True
+    assert state.delete_dashboard(1, a.id) is False
+    assert state.delete_dashboard(1, other.id) is False
+    assert [d.id for d in state.list_dashboards(1)] == [b.id]
+    assert [d.id for d in state.list_dashboards(2)] == [other.id]

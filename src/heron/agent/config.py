@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 DEFAULT_ENDPOINT = "http://localhost:4318"
 TRACES_PATH = "/v1/traces"
 LOGS_PATH = "/v1/logs"
+METRICS_PATH = "/v1/metrics"
 KEY_HEADER = "x-heron-key"
 DEFAULT_SHUTDOWN_TIMEOUT = 2.0
 # Batching (OTEL_BSP_*). The SDK's defaults (2,048 / 512 / 5 s) lose spans in a burst:
@@ -33,6 +34,10 @@ RECORD_SQL_MODES = ("obfuscated", "raw", "off")
 DEFAULT_EXPLAIN_THRESHOLD_MS = 500.0
 DEFAULT_MAX_BREADCRUMBS = 100
 DEFAULT_IGNORE_STATUS_CODES = frozenset({401, 404})
+DEFAULT_METRIC_EXPORT_INTERVAL_MS = 10_000.0
+DEFAULT_METRIC_CARDINALITY_LIMIT = 2000
+DEFAULT_SLOW_REQUEST_MS = 1000.0
+DEFAULT_PROMETHEUS_PORT = 9464
 LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
 
 #: ``before_send(event, hint) -> event | None``; ``hint`` holds ``exc_info`` / ``log_record``.
@@ -73,6 +78,18 @@ class AgentConfig:
     max_breadcrumbs: int = DEFAULT_MAX_BREADCRUMBS
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()
+    # Metrics (OTLP to metrics_endpoint; see heron.agent.metrics).
+    metrics: bool = True  # False: no MeterProvider, no runtime metrics
+    metrics_endpoint: str = DEFAULT_ENDPOINT + METRICS_PATH
+    metrics_exporter: str = "otlp"  # OTEL_METRICS_EXPORTER: "otlp" or "none"
+    metric_export_interval_ms: float = DEFAULT_METRIC_EXPORT_INTERVAL_MS
+    runtime_metrics: bool = True  # process, CPython GC, asyncio event-loop lag
+    host_metrics: bool = True  # system CPU, load, memory, filesystems, network
+    metric_cardinality_limit: int = DEFAULT_METRIC_CARDINALITY_LIMIT
+    prometheus_port: int | None = None  # serve /metrics on this port (0.0.0.0)
+    prometheus: bool = False  # keep a Prometheus view for heron.metrics_app()
+    prometheus_dir: str | None = None  # several workers: share snapshots here
+    slow_request_ms: float = DEFAULT_SLOW_REQUEST_MS  # 0: off
     problems: tuple[str, ...] = ()
 
 
@@ -137,25 +154,50 @@ def _signal_url(endpoint: str, problems: list[str], path: str = TRACES_PATH) -> 
         ok = False
     if not ok:
         problems.append(f"endpoint {endpoint!r} is not an http(s) URL; spans will be dropped")
-    for known in (TRACES_PATH, LOGS_PATH):
+    for known in (TRACES_PATH, LOGS_PATH, METRICS_PATH):
         if url.rstrip("/").endswith(known):
             url = url.rstrip("/")[: -len(known)]
     return url.rstrip("/") + path
 
 
-def _endpoint(r: _Resolver, endpoint: str | None) -> tuple[str, str]:
-    """The traces and logs URLs: one base URL, or the per-signal OTel variables."""
+def _endpoint(r: _Resolver, endpoint: str | None) -> tuple[str, str, str]:
+    """The traces, logs and metrics URLs: one base URL, or the per-signal OTel variables."""
     base = r.text(endpoint, "endpoint", "HERON_ENDPOINT")
     if base is not None:
-        return _signal_url(base, r.problems), _signal_url(base, [], LOGS_PATH)
+        return (
+            _signal_url(base, r.problems),
+            _signal_url(base, [], LOGS_PATH),
+            _signal_url(base, [], METRICS_PATH),
+        )
     fallback = r.text(None, "", "OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
     # The OTel spec: a per-signal endpoint is used exactly as given.
     traces = r.text(None, "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     logs = r.text(None, "", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+    metrics = r.text(None, "", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
     return (
         traces or _signal_url(fallback, r.problems),
         logs or _signal_url(fallback, [] if traces is None else r.problems, LOGS_PATH),
+        metrics or _signal_url(fallback, [], METRICS_PATH),
     )
+
+
+def _prometheus(r: _Resolver, value: bool | int | None) -> tuple[bool, int | None]:
+    """``prometheus``: False, True (mount ``heron.metrics_app()``) or a port to serve on."""
+    raw: object = value if value is not None else r.text(None, "", "HERON_PROMETHEUS")
+    if raw is None or raw is False:
+        return False, None
+    if raw is True:
+        return True, None
+    text = str(raw).strip().lower()
+    if text in _FALSE:
+        return False, None
+    if text in _TRUE:
+        return True, None
+    if text.isdigit() and 0 < int(text) < 65536:
+        return True, int(text)
+    source = "prometheus" if value is not None else "HERON_PROMETHEUS"
+    r.problems.append(f"{source}={raw!r} is not a boolean or a port; Prometheus is off")
+    return False, None
 
 
 def _headers(r: _Resolver, key: str | None) -> dict[str, str]:
@@ -263,6 +305,14 @@ def _exporter(r: _Resolver) -> str:
     return raw
 
 
+def _metrics_exporter(r: _Resolver) -> str:
+    raw = (r.text(None, "", "OTEL_METRICS_EXPORTER") or "otlp").lower()
+    if raw not in ("otlp", "none"):
+        r.problems.append(f"OTEL_METRICS_EXPORTER={raw!r} is not otlp or none; using otlp")
+        return "otlp"
+    return raw
+
+
 def _batching(r: _Resolver) -> tuple[int, int, int]:
     queue = int(r.number(None, "", "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE, minimum=1))
     batch = int(
@@ -302,6 +352,12 @@ def resolve_config(
     max_breadcrumbs: int | None = None,
     in_app_include: Iterable[str] | None = None,
     in_app_exclude: Iterable[str] | None = None,
+    metrics: bool | None = None,
+    runtime_metrics: bool | None = None,
+    host_metrics: bool | None = None,
+    metric_cardinality_limit: int | None = None,
+    prometheus: bool | int | None = None,
+    slow_request_ms: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
     """The configuration ``heron.init()`` runs with; see its docstring for each option."""
@@ -309,7 +365,8 @@ def resolve_config(
     sdk_disabled = r.boolean(None, "OTEL_SDK_DISABLED", False)
     queue, batch, delay = _batching(r)
     wanted = instrument if instrument is not None else r.text(None, "", "HERON_INSTRUMENT")
-    traces_endpoint, logs_endpoint = _endpoint(r, endpoint)
+    traces_endpoint, logs_endpoint, metrics_endpoint = _endpoint(r, endpoint)
+    prometheus_on, prometheus_port = _prometheus(r, prometheus)
     return AgentConfig(
         service=r.text(service, "service", "HERON_SERVICE", "OTEL_SERVICE_NAME"),
         traces_endpoint=traces_endpoint,
@@ -359,5 +416,36 @@ def resolve_config(
         ),
         in_app_include=_listed(r, in_app_include, "in_app_include", "HERON_IN_APP_INCLUDE"),
         in_app_exclude=_listed(r, in_app_exclude, "in_app_exclude", "HERON_IN_APP_EXCLUDE"),
+        metrics=r.boolean(metrics, "HERON_METRICS", True),
+        metrics_endpoint=metrics_endpoint,
+        metrics_exporter=_metrics_exporter(r),
+        metric_export_interval_ms=r.number(
+            None,
+            "",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            DEFAULT_METRIC_EXPORT_INTERVAL_MS,
+            minimum=1,
+        ),
+        runtime_metrics=r.boolean(runtime_metrics, "HERON_RUNTIME_METRICS", True),
+        host_metrics=r.boolean(host_metrics, "HERON_HOST_METRICS", True),
+        metric_cardinality_limit=int(
+            r.number(
+                metric_cardinality_limit,
+                "metric_cardinality_limit",
+                "HERON_METRIC_CARDINALITY_LIMIT",
+                DEFAULT_METRIC_CARDINALITY_LIMIT,
+                minimum=1,
+            )
+        ),
+        prometheus=prometheus_on,
+        prometheus_port=prometheus_port,
+        prometheus_dir=r.text(None, "", "HERON_PROMETHEUS_DIR"),
+        slow_request_ms=r.number(
+            slow_request_ms,
+            "slow_request_ms",
+            "HERON_SLOW_REQUEST_MS",
+            DEFAULT_SLOW_REQUEST_MS,
+            minimum=0,
+        ),
         problems=tuple(r.problems),
     )

@@ -6,8 +6,9 @@ counts its spans. The first failure of an outage is logged (with the OTLP export
 reason, once); the rest are only counted until an export succeeds again.
 
 The inner exporter is built from a factory by the first export, in the exporting
-thread: an app that never exports never loads the HTTP stack, and an exporter that
-fails to build is one more failed export. That is also what makes it fork-safe: the
+thread, and an exporter that fails to build is one more failed export. (Its modules are
+imported by ``heron.init()`` itself, see ``runtime._preload_exporters``: export threads
+importing them concurrently, or a fork in the middle of such an import, break them.) That is also what makes it fork-safe: the
 inner exporter owns an HTTP connection pool, and a pool inherited from the parent
 process shares its sockets with the parent, so the first export in a new process
 builds a fresh one.

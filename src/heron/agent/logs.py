@@ -57,7 +57,7 @@ EVENT_REF = "heron.event_ref"
 EVENT_DROPPED = "heron.event_dropped"
 _LOG_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http._log_exporter"
 # Threads that export telemetry: what they log is about exporting, never the app's.
-_EXPORT_THREADS = ("OtelBatch", "heron-flush", "heron-shutdown")
+_EXPORT_THREADS = ("OtelBatch", "OtelPeriodic", "heron-flush", "heron-shutdown")
 _IGNORED_LOGGERS = ("heron.agent", "opentelemetry")
 _busy = threading.local()  # set while this thread is inside the handler or an export
 

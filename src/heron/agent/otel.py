@@ -26,6 +26,7 @@ from heron.agent.exporter import GATED_LOGGERS, CountingSpanExporter, ExportStat
 from heron.agent.fork import after_fork_in_child
 from heron.agent.guard import capture_internal_exceptions
 from heron.agent.processor import CountingBatchSpanProcessor
+from heron.agent.slow import SlowRequestProcessor
 
 logger = logging.getLogger("heron.agent")
 
@@ -118,6 +119,11 @@ class Agent:
             gate=self.gate,
         )
         self.processor: CountingBatchSpanProcessor | None = None
+        self.slow: SlowRequestProcessor | None = None
+        if config.slow_request_ms > 0:
+            # Before the batch processor: it flags the span while it is still ours.
+            self.slow = SlowRequestProcessor(config.slow_request_ms)
+            self.provider.add_span_processor(self.slow)
         if config.exporter != "none":
             self.processor = CountingBatchSpanProcessor(
                 self.exporter,
@@ -141,6 +147,8 @@ class Agent:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider) and self.processor is not None:
             logger.info("heron: adding its exporter to the app's own TracerProvider")
+            if self.slow is not None:
+                current.add_span_processor(self.slow)
             current.add_span_processor(self.processor)
             self.provider = current
         else:
@@ -151,6 +159,8 @@ class Agent:
         self.exporter.after_fork()
         if self.processor is not None:
             self.processor.after_fork()
+        if self.slow is not None:
+            self.slow.after_fork()
 
     def flush(self, timeout: float) -> bool:
         """Export everything queued; False if it did not finish within ``timeout`` s."""

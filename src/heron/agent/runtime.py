@@ -22,6 +22,8 @@ from heron.agent.guard import capture_internal_exceptions, internal_error_count
 if TYPE_CHECKING:
     from heron.agent.logs import LogPipeline
     from heron.agent.otel import Agent
+    from heron.agent.otel_metrics import MetricsPipeline
+    from heron.agent.runtime_metrics import RuntimeMetrics
 
 logger = logging.getLogger("heron.agent")
 
@@ -57,11 +59,17 @@ class AgentStats:
     events_failed: int = 0
     logs_sent: int = 0
     logs_dropped: int = 0
+    metric_points: int = 0
+    metric_exports_failed: int = 0
+    metrics_overflowed: int = 0
+    slow_requests: int = 0
 
 
 _lock = threading.Lock()
 _agent: Agent | None = None
 _logs: LogPipeline | None = None
+_metrics: MetricsPipeline | None = None
+_runtime: RuntimeMetrics | None = None
 _config: AgentConfig | None = None  # set by the first init(), enabled or not
 
 
@@ -96,6 +104,12 @@ def init(
     max_breadcrumbs: int | None = None,
     in_app_include: Iterable[str] | None = None,
     in_app_exclude: Iterable[str] | None = None,
+    metrics: bool | None = None,
+    runtime_metrics: bool | None = None,
+    host_metrics: bool | None = None,
+    metric_cardinality_limit: int | None = None,
+    prometheus: bool | int | None = None,
+    slow_request_ms: float | None = None,
 ) -> None:
     """Configure OpenTelemetry to send traces, logs and errors to Heron; instrument libraries.
 
@@ -148,6 +162,22 @@ def init(
     - ``in_app_include`` / ``in_app_exclude``: module prefixes whose frames are (not) the
       app's own. ``HERON_IN_APP_INCLUDE`` / ``HERON_IN_APP_EXCLUDE``.
 
+    Metrics (see docs/agent.md, "Metrics"), sent over OTLP/HTTP to
+    ``<endpoint>/v1/metrics`` every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (default 10000):
+
+    - ``metrics``: set up OpenTelemetry metrics (default True). ``HERON_METRICS``.
+    - ``runtime_metrics``: process, CPython GC and asyncio event-loop metrics (default
+      True). ``HERON_RUNTIME_METRICS``.
+    - ``host_metrics``: system CPU, load, memory, filesystems, network (default True).
+      ``HERON_HOST_METRICS``.
+    - ``metric_cardinality_limit``: attribute sets kept per instrument (default 2000).
+      ``HERON_METRIC_CARDINALITY_LIMIT``.
+    - ``prometheus``: ``True`` keeps a Prometheus view for ``heron.metrics_app()``; a
+      port number also serves it at ``http://0.0.0.0:<port>/metrics``.
+      ``HERON_PROMETHEUS``; ``HERON_PROMETHEUS_DIR`` for several worker processes.
+    - ``slow_request_ms``: entry spans longer than this get ``heron.slow_request=true``
+      and a rate-limited WARNING (default 1000; 0 turns it off). ``HERON_SLOW_REQUEST_MS``.
+
     The OpenTelemetry SDK variables keep their meaning: ``OTEL_RESOURCE_ATTRIBUTES``,
     ``OTEL_TRACES_SAMPLER(_ARG)``, ``OTEL_PROPAGATORS``, ``OTEL_TRACES_EXPORTER``
     (``otlp``, ``console`` or ``none``), ``OTEL_BSP_MAX_QUEUE_SIZE``,
@@ -179,6 +209,12 @@ def init(
             max_breadcrumbs=max_breadcrumbs,
             in_app_include=in_app_include,
             in_app_exclude=in_app_exclude,
+            metrics=metrics,
+            runtime_metrics=runtime_metrics,
+            host_metrics=host_metrics,
+            metric_cardinality_limit=metric_cardinality_limit,
+            prometheus=prometheus,
+            slow_request_ms=slow_request_ms,
         )
         _install(config)
 
@@ -199,10 +235,14 @@ def _install(config: AgentConfig) -> None:
         from heron.agent.integrations import setup_integrations
         from heron.agent.otel import Agent
 
+        _preload_exporters(config)
         agent = Agent(config)
         agent.install()
         _agent = agent
         _logs = _install_errors(config, agent)
+        if config.metrics and (config.metrics_exporter != "none" or config.prometheus):
+            with capture_internal_exceptions:  # metrics must never cost the traces
+                _install_metrics(config, agent)
     os.environ.setdefault(*SEMCONV_OPT_IN)
     from heron.agent.integrations import _db
 
@@ -211,10 +251,61 @@ def _install(config: AgentConfig) -> None:
     atexit.register(_shutdown_at_exit)
 
 
+# The OTLP/HTTP exporters, and requests, which their transport imports when built.
+PRELOADED_MODULES = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "requests",
+)
+
+
+def _preload_exporters(config: AgentConfig) -> None:
+    """Import the OTLP exporters (and requests) now, in the thread calling ``init()``.
+
+    Each export thread (spans, logs, metrics) would otherwise import them on its first
+    export, and two threads importing the same modules at once can see them partially
+    initialized; worse, a process forked while one was importing (gunicorn --preload)
+    inherits the import locks of a thread it does not have, and never exports. Metrics
+    export from the start (runtime metrics), so nothing is saved by waiting.
+    """
+    if config.exporter != "otlp" and not (config.metrics and config.metrics_exporter == "otlp"):
+        return  # nothing exported over OTLP by a background thread right away
+    import importlib
+
+    for module in PRELOADED_MODULES:
+        with capture_internal_exceptions:
+            importlib.import_module(module)
+
+
+def _install_metrics(config: AgentConfig, agent: Agent) -> None:
+    """The meter provider, its OTLP reader, runtime metrics and the Prometheus view."""
+    global _metrics, _runtime
+    from heron.agent.otel_metrics import MetricsPipeline
+    from heron.agent.runtime_metrics import RuntimeMetrics
+
+    pipeline = MetricsPipeline(
+        config,
+        agent.provider.resource,
+        trace_resource=lambda: agent.provider.resource,
+    )
+    pipeline.install()
+    _metrics = pipeline
+    if config.prometheus:
+        from heron.agent import prometheus
+
+        prometheus.install(pipeline, config)
+    if (config.runtime_metrics or config.host_metrics) and pipeline.provider is not None:
+        _runtime = RuntimeMetrics(
+            pipeline.provider, host=config.host_metrics, runtime=config.runtime_metrics
+        )
+
+
 def _install_errors(config: AgentConfig, agent: Agent) -> LogPipeline:
     """Error capture and logs: the log pipeline, the client, its hooks and handler."""
     from heron._scrub import Scrubber
     from heron.agent import errors
+    from heron.agent.errors import _scope
     from heron.agent.errors._breadcrumbs import BreadcrumbProcessor
     from heron.agent.errors._client import ErrorClient
     from heron.agent.errors._hooks import install_hooks
@@ -223,6 +314,7 @@ def _install_errors(config: AgentConfig, agent: Agent) -> LogPipeline:
 
     pipeline = LogPipeline(config, gate=agent.gate)
     scrubber = Scrubber(config.scrub_keys)
+    _scope.sensitive_key = scrubber.sensitive_key
     client = ErrorClient(config, pipeline.send_event, scrubber=scrubber)
     agent.provider.add_span_processor(BreadcrumbProcessor(client.crumbs, scrubber))
     after_fork_in_child(client.after_fork)
@@ -244,10 +336,13 @@ def flush(timeout: float | None = None) -> bool:
     Returns whether everything was exported in time. Never raises.
     """
     with capture_internal_exceptions:
-        agent, logs, limit = _agent, _logs, _timeout(timeout)
-        return _both(
-            agent.flush if agent is not None else None,
-            logs.flush if logs is not None else None,
+        agent, logs, meters, limit = _agent, _logs, _metrics, _timeout(timeout)
+        return _all(
+            [
+                agent.flush if agent is not None else None,
+                logs.flush if logs is not None else None,
+                meters.flush if meters is not None else None,
+            ],
             limit,
         )
     return False
@@ -260,31 +355,44 @@ def shutdown(timeout: float | None = None) -> bool:
     be sent in time are dropped and counted. Returns whether it finished in time.
     """
     with capture_internal_exceptions:
-        agent, logs, limit = _agent, _logs, _timeout(timeout)
-        return _both(
-            agent.shutdown if agent is not None else None,
-            logs.shutdown if logs is not None else None,
+        agent, logs, meters, limit = _agent, _logs, _metrics, _timeout(timeout)
+        if _runtime is not None:
+            _runtime.close()
+        return _all(
+            [
+                agent.shutdown if agent is not None else None,
+                logs.shutdown if logs is not None else None,
+                meters.shutdown if meters is not None else None,
+            ],
             limit,
         )
     return False
 
 
-def _both(
-    spans: Callable[[float], bool] | None, logs: Callable[[float], bool] | None, timeout: float
-) -> bool:
-    """Run the span and log pipelines' ``flush``/``shutdown`` side by side, within ``timeout``."""
-    if spans is None or logs is None:
-        only = spans or logs
-        return only(timeout) if only is not None else True
-    outcome: list[bool] = []
-    worker = threading.Thread(target=lambda: outcome.append(logs(timeout)), daemon=True)
-    try:
-        worker.start()
-    except RuntimeError:  # no new threads at interpreter shutdown: one after the other
-        return spans(timeout) & logs(timeout)
-    done = spans(timeout)
-    worker.join(timeout)
-    return done and bool(outcome and outcome[0])
+def _all(steps: list[Callable[[float], bool] | None], timeout: float) -> bool:
+    """Run the pipelines' ``flush``/``shutdown`` side by side, within ``timeout``."""
+    todo = [step for step in steps if step is not None]
+    if not todo:
+        return True
+    first, rest = todo[0], todo[1:]
+    outcomes: list[list[bool]] = []
+    workers = []
+    for step in rest:
+        outcome: list[bool] = []
+        worker = threading.Thread(
+            target=lambda s=step, o=outcome: o.append(s(timeout)), daemon=True
+        )
+        try:
+            worker.start()
+        except RuntimeError:  # no new threads at interpreter shutdown: one after the other
+            outcome.append(step(timeout))
+        outcomes.append(outcome)
+        workers.append(worker)
+    done = first(timeout)
+    for worker in workers:
+        if worker.is_alive():
+            worker.join(timeout)
+    return done and all(bool(o and o[0]) for o in outcomes)
 
 
 def _shutdown_at_exit() -> None:
@@ -310,6 +418,16 @@ def stats() -> AgentStats:
                 queued=agent.queued(),
             )
         counts.update(_error_counts())
+        meters = _metrics
+        if meters is not None:
+            m = meters.exporter.stats
+            counts.update(
+                metric_points=m.points,
+                metric_exports_failed=m.failed_exports,
+                metrics_overflowed=m.overflowed,
+            )
+        if agent is not None and agent.slow is not None:
+            counts["slow_requests"] = agent.slow.flagged
         return AgentStats(**counts)
     return AgentStats(internal_errors=internal_error_count())
 

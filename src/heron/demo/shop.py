@@ -28,6 +28,7 @@ from typing import Any
 import requests
 from flask import Flask, abort, g, jsonify, request
 
+import heron
 from heron.demo import SHOP_SERVICE
 from heron.demo._serve import parse_args, serve_app
 from heron.demo._sql import Database
@@ -288,6 +289,8 @@ def _checkout(
             (order_id, i["product_id"], i["qty"], prices[int(i["product_id"])]),
         )
     con.commit()
+    # Business metrics: what the shop sells, beside how its requests perform.
+    heron.counter("shop.orders.placed", unit="{order}", description="Orders placed").add(1)
     log.info(
         "order %s placed: customer %s, %d items, %d cents", order_id, customer_id, len(items), total
     )
@@ -304,6 +307,7 @@ def _charge(
         (customer_id, amount, status, time.time()),
     )
     con.commit()
+    heron.record_metric("shop.payment.amount", amount / 100, unit="USD", status=status)
     if status == "declined":
         log.warning("payment declined: customer %s, %d cents", customer_id, amount)
         raise PaymentDeclined(f"card ending {card[-4:]} declined for {amount} cents")

@@ -110,6 +110,7 @@ def create_app(
             "version": __version__,
             "queued_spans": store.queued_spans,
             "queued_events": store.queued_events,
+            "queued_points": store.queued_points,
         }
         if problem is None:
             return JSONResponse(body)

@@ -38,6 +38,10 @@ class NotFound(HeronHTTPError):
     status = 404
 
 
+class Conflict(HeronHTTPError):
+    status = 409
+
+
 class PayloadTooLarge(HeronHTTPError):
     status = 413
 

@@ -158,7 +158,7 @@ class Maintenance:
         start = time.monotonic()
         ok = self._guarded(job, what)
         runs.last_duration_s = time.monotonic() - start
-        runs.last_end_s = time.time()
+        runs.last_end_s = self.clock() / 1e9
         if ok:
             runs.succeeded += 1
         else:

@@ -32,7 +32,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from opentelemetry import context, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -45,6 +45,25 @@ from heron.agent.guard import capture_internal_exceptions
 logger = logging.getLogger("heron.agent")
 
 PLAN_REQUESTED = "heron.db.plan.requested"
+# The semantic conventions' advised buckets for db.client.operation.duration (seconds).
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+# Metric attributes: what identifies the kind of statement, never its text.
+_METRIC_KEYS = (
+    "db.system.name",
+    "db.namespace",
+    "db.operation.name",
+    "db.collection.name",
+    "server.address",
+    "server.port",
+)
+
+# A proxy until a meter provider is installed (heron.init()), then the real histogram.
+_duration = metrics.get_meter("heron.agent.integrations.db", __version__).create_histogram(
+    "db.client.operation.duration",
+    unit="s",
+    description="Duration of database client operations",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+)
 
 R = TypeVar("R")
 
@@ -182,7 +201,16 @@ def _status_code(exc: BaseException) -> str | None:
 class Query:
     """The span of one statement between its start and its end."""
 
-    __slots__ = ("explain", "params", "span", "sql", "started", "statement", "target")
+    __slots__ = (
+        "explain",
+        "metric_attributes",
+        "params",
+        "span",
+        "sql",
+        "started",
+        "statement",
+        "target",
+    )
 
     def __init__(
         self,
@@ -192,6 +220,7 @@ class Query:
         sql: str | None,
         params: Any,
         explain: bool,
+        metric_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
         self.span = span
         self.target = target
@@ -199,19 +228,26 @@ class Query:
         self.sql = sql
         self.params = params
         self.explain = explain
-        self.started = time.perf_counter_ns() if explain else 0
+        self.metric_attributes = metric_attributes or {}
+        self.started = time.perf_counter_ns()
 
     def finish(self) -> None:
         with capture_internal_exceptions:
+            elapsed = time.perf_counter_ns() - self.started
             try:
+                _duration.record(elapsed / 1e9, self.metric_attributes)
                 if self.explain:
-                    self._maybe_explain(time.perf_counter_ns() - self.started)
+                    self._maybe_explain(elapsed)
             finally:
                 self.span.end()
 
     def fail(self, exc: BaseException) -> None:
         with capture_internal_exceptions:
+            elapsed = time.perf_counter_ns() - self.started
             try:
+                _duration.record(
+                    elapsed / 1e9, {**self.metric_attributes, "error.type": _error_type(exc)}
+                )
                 if isinstance(exc, Exception) and self.span.is_recording():
                     self._record_error(exc)
             finally:
@@ -283,7 +319,7 @@ def _attributes(
 class _Shape:
     """What every span of one statement text on one target shares (computed once)."""
 
-    __slots__ = ("attributes", "explainable", "name", "settings", "statement")
+    __slots__ = ("attributes", "explainable", "metric_attributes", "name", "settings", "statement")
 
     def __init__(
         self, target: Target, statement: _sql.Statement, sql: str | None, settings: DbSettings
@@ -292,6 +328,9 @@ class _Shape:
         self.statement = statement
         self.name = _span_name(target, statement)
         self.attributes = _attributes(target, statement, sql, settings)  # never mutated
+        self.metric_attributes = {
+            k: self.attributes[k] for k in _METRIC_KEYS if k in self.attributes
+        }
         self.explainable = (
             statement.read_only
             and target.connect is not None
@@ -394,7 +433,7 @@ class Tracing:
         span = self.tracer.start_span(shape.name, kind=SpanKind.CLIENT, attributes=attributes)
         explain = shape.explainable and not many and span.is_recording()
         statement = shape.statement
-        return Query(span, target, statement, sql, params, explain)
+        return Query(span, target, statement, sql, params, explain, shape.metric_attributes)
 
     def _begin(self, cursor: Any, query: Any, params: Any, many: bool) -> Query | None:
         with capture_internal_exceptions:

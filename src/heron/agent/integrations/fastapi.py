@@ -28,6 +28,7 @@ from typing import Any
 from heron.agent.errors import _scope
 from heron.agent.errors._request import MAX_BODY, asgi_request
 from heron.agent.guard import capture_internal_exceptions
+from heron.agent.runtime_metrics import watch_loop
 
 NAME = "fastapi"
 DISTRIBUTION = "fastapi"  # the contrib instrumentation imports it
@@ -91,6 +92,7 @@ async def _serve(
     send: Send,
 ) -> None:
     """One top-level HTTP request, with error capture and the event id header."""
+    watch_loop()  # event-loop lag of this loop too (uvloop's are not seen starting)
     body = bytearray()
     state = _scope.RequestState(describe=lambda: asgi_request(scope, bytes(body)))
     token = _scope.begin_request(state)

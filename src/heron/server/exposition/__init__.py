@@ -35,6 +35,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 __all__ = [
     "LE_BOUNDS_S",
     "CountRequests",
+    "RedCollector",
     "RequestStats",
     "bucket_samples",
     "install_metrics",

@@ -132,6 +132,7 @@ class HealthCollector(Collector):
         )
         queued.add_metric(["spans"], self.store.queued_spans)
         queued.add_metric(["events"], self.store.queued_events)
+        queued.add_metric(["points"], self.store.queued_points)
         yield queued
         yield GaugeMetricFamily(
             "heron_store_up",

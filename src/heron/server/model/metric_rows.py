@@ -72,6 +72,9 @@ class MetricRows:
     rollups: dict[str, list[Any]] = field(default_factory=dict)
     exemplars: dict[str, list[Any]] = field(default_factory=dict)
 
+    def __len__(self) -> int:
+        return self.n
+
 
 def _point_stats(p: MetricPoint) -> tuple[int, float | None, float | None]:
     """(count, min, max) a point adds to its minute."""
@@ -170,3 +173,36 @@ def metric_rows(write: MetricWrite) -> MetricRows:
             rollups[c].append(v)
     out.rollups = rollups
     return out
+
+
+class SeenSeries:
+    """What a writer knows its catalogue holds: (project, series) → the last minute
+    written. ``new_rows`` gives the catalogue rows of series new to it or seen in a later
+    minute, so a steady stream rewrites each series' row once a minute, not per point.
+    Writer thread only; ``clear()`` after a failed commit (it may hold rolled-back rows).
+    """
+
+    def __init__(self, cap: int = 1_000_000) -> None:
+        self._seen: dict[tuple[int, int], int] = {}
+        self._cap = cap  # bounded: a cardinality bomb costs catalogue writes, not memory
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+    def new_rows(self, batches: list[MetricRows]) -> dict[str, list[Any]]:
+        seen = self._seen
+        cols: dict[str, list[Any]] = {c: [] for c in SERIES_COLUMNS}
+        for b in batches:
+            s = b.series
+            for i, key in enumerate(s["series"]):
+                k = (b.project_id, key)
+                last = s["last_seen_s"][i]
+                known = seen.get(k)
+                if known is not None and known >= last:
+                    continue
+                seen[k] = last if known is None else max(known, last)
+                for c, values in cols.items():
+                    values.append(s[c][i])
+        if len(seen) > self._cap:
+            seen.clear()
+        return cols

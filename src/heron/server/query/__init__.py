@@ -236,3 +236,28 @@ __all__ += [
     "set_issue_status",
     "trace_logs",
 ]
+
+# Dashboards (issue 11); the metric queries themselves are in query.metrics.
+from heron.server.query._dashboards import (  # noqa: E402
+    Dashboard,
+    VersionConflict,
+    create_dashboard,
+    delete_dashboard,
+    duplicate_dashboard,
+    get_dashboard,
+    list_dashboards,
+    parse_dashboard,
+    update_dashboard,
+)
+
+__all__ += [
+    "Dashboard",
+    "VersionConflict",
+    "create_dashboard",
+    "delete_dashboard",
+    "duplicate_dashboard",
+    "get_dashboard",
+    "list_dashboards",
+    "parse_dashboard",
+    "update_dashboard",
+]

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from heron.server.model.metric import MetricWrite
-from heron.server.model.metric_rows import MetricRows, metric_rows
+from heron.server.model.metric_rows import MetricRows, SeenSeries, metric_rows
 from heron.server.model.rollup import ROLLUP_KEY, Rollups, merge_rollups
 from heron.server.model.span import SPAN_COLUMN_TYPES
 from heron.server.model.write import EventWrite, SpanWrite
@@ -31,6 +31,7 @@ from heron.server.store.duckdb.issues import DuckDBIssues
 from heron.server.store.duckdb.logs import DuckDBLogs
 from heron.server.store.duckdb.metrics import (
     DuckDBMetrics,
+    build_tiers,
     compact_metric_rollups,
     metric_retention,
 )
@@ -202,6 +203,8 @@ class MetricBatch:
             if self.rows.exemplars["series"]
             else None
         )
+        # Only the catalogue rows are read later (by the writer): free the rest.
+        self.rows.points = self.rows.rollups = self.rows.exemplars = {}
         self.future: Future[int] = Future()
 
 
@@ -251,8 +254,7 @@ class DuckDBStore:
         self._queued_spans = 0
         self._queued_events = 0
         self._queued_points = 0
-        # (project, series) -> the last minute the catalogue has for it: writer thread only.
-        self._series_seen: dict[tuple[int, int], int] = {}
+        self._series_seen = SeenSeries()  # writer thread only
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
         self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
@@ -400,6 +402,7 @@ class DuckDBStore:
             compact_rollups(con, compact_from_s, compact_to_s)
             metric_retention(con, now_ns, retention_days, rollup_retention_days)
             compact_metric_rollups(con, compact_from_s, compact_to_s)
+            build_tiers(con, compact_from_s, compact_to_s)
             return deleted
 
         deleted: int = self.write(job, timeout=600)
@@ -548,8 +551,12 @@ class DuckDBStore:
     def _commit_metrics(self, batches: list[MetricBatch]) -> None:
         n = sum(b.n for b in batches)
         try:
-            error = self._written(lambda: self._insert_metrics(batches), f"commit of {n} points")
+            with self.commit_times.timed("metrics"):
+                error = self._written(
+                    lambda: self._insert_metrics(batches), f"commit of {n} points"
+                )
             if error is not None:
+                self.stats["failed_commits"] += 1
                 self._series_seen.clear()  # it may hold series rolled back
                 for b in batches:
                     b.future.set_exception(error)
@@ -565,20 +572,7 @@ class DuckDBStore:
 
     def _new_series(self, batches: list[MetricBatch]) -> pa.Table | None:
         """The catalogue rows of series new to the writer or seen in a later minute."""
-        seen = self._series_seen
-        cols: dict[str, list[Any]] = {f.name: [] for f in _METRIC_SERIES_SCHEMA}
-        for b in batches:
-            s = b.rows.series
-            for i, key in enumerate(s["series"]):
-                k = (b.rows.project_id, key)
-                last = s["last_seen_s"][i]
-                if seen.get(k, -1) >= last:
-                    continue
-                seen[k] = max(last, seen.get(k, last))
-                for c, values in cols.items():
-                    values.append(s[c][i])
-        if len(seen) > 1_000_000:  # bounded: a cardinality bomb only costs upserts
-            seen.clear()
+        cols = self._series_seen.new_rows([b.rows for b in batches])
         return pa.table(cols, schema=_METRIC_SERIES_SCHEMA) if cols["series"] else None
 
     def _insert_metrics(self, batches: list[MetricBatch]) -> None:

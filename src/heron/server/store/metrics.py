@@ -82,6 +82,10 @@ class MetricReader(Protocol):
         """Metrics with data in the minutes ``[lo_s, hi_s)``, by name."""
         ...
 
+    def describe(self, project_id: int, name: str) -> CatalogRow | None:
+        """The metric's catalogue row over all its series (any time), None without any."""
+        ...
+
     def label_keys(self, where: MetricFilter) -> list[str]:
         """The label keys of the filtered series, sorted (``service`` included)."""
         ...
@@ -94,7 +98,8 @@ class MetricReader(Protocol):
         self, where: MetricFilter, step_s: int, group_by: tuple[str, ...]
     ) -> list[StepRow]:
         """One row per group and step (``step_s`` a multiple of 60), ordered by group
-        then step; at most ``MAX_GROUPS`` groups (the busiest)."""
+        then step; at most ``MAX_GROUPS`` groups (those with the most data points,
+        ``count``)."""
         ...
 
     def exemplars(self, where: MetricFilter, limit: int) -> list[ExemplarRow]:

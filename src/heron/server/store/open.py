@@ -47,6 +47,7 @@ def _clickhouse(config: Config) -> Store:
         rollup_retention_days=config.rollup_retention_days,
         query_timeout_s=config.query_timeout_s,
         commit_interval_ms=config.commit_interval_ms,
+        queue_max_points=config.queue_max_points,
         state_path=state_file(config),
         state_url=config.state_url or None,
         cluster=config.clickhouse_cluster or None,

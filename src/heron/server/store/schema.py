@@ -299,6 +299,55 @@ MIGRATIONS: list[tuple[int, str]] = [
             bounds DOUBLE[],
             buckets UBIGINT[]
         );
+        -- The same per 10 minutes and per hour (minute_s = the period's start), built
+        -- by upkeep from the minute rollups of complete periods up to the tier's
+        -- metric_tiers.built_to_s; a read whose step is whole periods takes the periods
+        -- before that from the tier, the rest from the minutes.
+        CREATE TABLE metric_rollup_10m (
+            project_id INTEGER NOT NULL,
+            series BIGINT NOT NULL,
+            minute_s BIGINT NOT NULL,
+            count UBIGINT NOT NULL,
+            sum DOUBLE NOT NULL,
+            min DOUBLE,
+            max DOUBLE,
+            last DOUBLE,
+            last_ns BIGINT,
+            bounds DOUBLE[],
+            buckets UBIGINT[]
+        );
+        CREATE TABLE metric_rollup_1h (
+            project_id INTEGER NOT NULL,
+            series BIGINT NOT NULL,
+            minute_s BIGINT NOT NULL,
+            count UBIGINT NOT NULL,
+            sum DOUBLE NOT NULL,
+            min DOUBLE,
+            max DOUBLE,
+            last DOUBLE,
+            last_ns BIGINT,
+            bounds DOUBLE[],
+            buckets UBIGINT[]
+        );
+        CREATE TABLE metric_tiers (res_s BIGINT NOT NULL, built_to_s BIGINT NOT NULL);
+        """,
+    ),
+    (
+        6,
+        """
+        -- Dashboards: title plus the JSON spec (panels, layout), validated by the server
+        -- above the store (model/dashboard.py). version grows by one per update, so an
+        -- edit based on an old version is refused instead of overwriting a newer one.
+        CREATE SEQUENCE dashboard_ids START 1;
+        CREATE TABLE dashboards (
+            id BIGINT PRIMARY KEY DEFAULT nextval('dashboard_ids'),
+            project_id INTEGER NOT NULL,
+            title VARCHAR NOT NULL,
+            spec VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            updated_ns BIGINT NOT NULL
+        );
         """,
     ),
 ]

@@ -1,5 +1,5 @@
 """Transactional state: projects, ingest keys, API tokens, users, sessions, sign-in
-tokens, issues (grouping and status) and releases.
+tokens, issues (grouping and status), releases and dashboards.
 
 The protocol auth, projects and the query layer call; each backend implements it
 (DuckDB: ``store/duckdb/state.py``). No SQL above ``store/``. Secrets arrive here as
@@ -10,7 +10,7 @@ exactly once even when two requests race for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from heron.server.analyze.issues import IssueState
@@ -26,6 +26,31 @@ class UnknownUser(LookupError):
 
 class LastAdmin(Exception):
     """The change would leave no admin."""
+
+
+class VersionConflict(Exception):
+    """The dashboard changed since the version the update was based on."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the dashboard is at version {current}")
+        self.current = current
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardRow:
+    """A stored dashboard: ``spec`` is its JSON text (validated above the store, see
+    ``model/dashboard.py``); ``version`` starts at 1 and grows by one per update."""
+
+    id: int
+    project_id: int
+    title: str
+    spec: str
+    version: int
+    created_ns: int
+    updated_ns: int
+
+
+DASHBOARD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DashboardRow))
 
 
 class StateStore(Protocol):
@@ -143,6 +168,35 @@ class StateStore(Protocol):
         """The stored state of those of ``issue_ids`` that exist, by id."""
         ...
 
+    # -------------------------------------------------------------- dashboards
+    def list_dashboards(self, project_id: int) -> list[DashboardRow]:
+        """The project's dashboards by title (then id)."""
+        ...
+
+    def get_dashboard(self, project_id: int, dashboard_id: int) -> DashboardRow | None: ...
+
+    def create_dashboard(self, project_id: int, title: str, spec: str, now_ns: int) -> DashboardRow:
+        """Store a new dashboard at version 1."""
+        ...
+
+    def update_dashboard(
+        self,
+        project_id: int,
+        dashboard_id: int,
+        title: str,
+        spec: str,
+        now_ns: int,
+        expected_version: int | None = None,
+    ) -> DashboardRow | None:
+        """Replace title and spec, version + 1; None if there is no such dashboard.
+        Raises VersionConflict when ``expected_version`` is given and is not the stored
+        one (another change came first)."""
+        ...
+
+    def delete_dashboard(self, project_id: int, dashboard_id: int) -> bool:
+        """False if there was no such dashboard."""
+        ...
+
 
 # ------------------------------------------------------------------ bulk import
 # The state tables ``heron migrate`` copies from one backend to another, each with its
@@ -160,6 +214,7 @@ STATE_TABLES: dict[str, tuple[str, ...]] = {
     "login_tokens": ("token_sha256", "user_id", "created_ns", "expires_ns"),
     "issues": ISSUE_COLUMNS,
     "releases": ("project_id", "release", "first_seen_ns"),
+    "dashboards": DASHBOARD_COLUMNS,
 }
 
 

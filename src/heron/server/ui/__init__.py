@@ -12,7 +12,15 @@ from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse
 
 from heron.server.auth import require_user, verify_csrf
-from heron.server.ui import _db_pages, _error_pages, _map_page, _pages, _trace_pages
+from heron.server.ui import (
+    _dashboard_pages,
+    _db_pages,
+    _error_pages,
+    _map_page,
+    _metric_pages,
+    _pages,
+    _trace_pages,
+)
 from heron.server.ui._render import STATIC_DIR
 from heron.server.ui._static import CachedStaticFiles
 from heron.server.ui.security import add_security_headers
@@ -24,7 +32,15 @@ pages = APIRouter(
     include_in_schema=False, dependencies=[Depends(require_user), Depends(verify_csrf)]
 )
 """Every page: signed-in users only (else 303 to /login), and CSRF checks on any POST."""
-for _module in (_pages, _trace_pages, _map_page, _db_pages, _error_pages):
+for _module in (
+    _pages,
+    _trace_pages,
+    _map_page,
+    _db_pages,
+    _error_pages,
+    _metric_pages,
+    _dashboard_pages,
+):
     pages.include_router(_module.router)
 
 router = APIRouter(include_in_schema=False)

@@ -258,6 +258,165 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (
+        4,
+        [
+            # Metrics (see heron.server.model.metric and store/clickhouse/metrics.py).
+            # The series catalogue: one row per series once merged (first/last minute
+            # seen kept by min/max), ordered by metric name for the per-metric reads.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.metric_series (
+                project_id UInt32,
+                name LowCardinality(String),
+                series Int64,
+                service SimpleAggregateFunction(any, String),
+                kind SimpleAggregateFunction(anyLast, String),
+                unit SimpleAggregateFunction(anyLast, String),
+                description SimpleAggregateFunction(anyLast, String),
+                attributes SimpleAggregateFunction(any, String),
+                first_seen_s SimpleAggregateFunction(min, Int64),
+                last_seen_s SimpleAggregateFunction(max, Int64)
+            ) ENGINE = AggregatingMergeTree
+            ORDER BY (project_id, name, series)
+            """,
+            # Raw points and exemplars: per series in time order, one partition a day.
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.metric_points (
+                project_id UInt32,
+                series Int64,
+                time_ns Int64 CODEC(Delta, ZSTD(1)),
+                value Float64 CODEC(Gorilla, ZSTD(1)),
+                count UInt64 CODEC(T64, ZSTD(1)),
+                min Nullable(Float64),
+                max Nullable(Float64),
+                bounds Array(Float64) CODEC(ZSTD(1)),
+                buckets Array(UInt64) CODEC(ZSTD(1)),
+                quantiles Array(Array(Float64)) CODEC(ZSTD(1))
+            ) ENGINE = MergeTree
+            PARTITION BY toDate(toDateTime({_EVENT_S}))
+            ORDER BY (project_id, series, time_ns)
+            SETTINGS ttl_only_drop_parts = 1
+            """,
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.metric_exemplars (
+                project_id UInt32,
+                series Int64,
+                time_ns Int64 CODEC(Delta, ZSTD(1)),
+                value Float64,
+                trace_id FixedString(16) CODEC(ZSTD(1)),
+                span_id UInt64 CODEC(ZSTD(1))
+            ) ENGINE = MergeTree
+            PARTITION BY toDate(toDateTime({_EVENT_S}))
+            ORDER BY (project_id, series, time_ns)
+            SETTINGS ttl_only_drop_parts = 1
+            """,
+            # The writer's per-minute partial rollups go into a Null table; materialized
+            # views aggregate every insert into the minute, 10-minute and hour tiers
+            # (AggregatingMergeTree: background merges fold partial rows, readers always
+            # merge), ordered by metric then time: a read takes one metric's series over
+            # a range. Unknown min/max are +inf/-inf, non-histograms have empty arrays.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_in (
+                project_id UInt32,
+                name String,
+                series Int64,
+                at_s Int64,
+                bounds Array(Float64),
+                v_count UInt64,
+                v_sum Float64,
+                v_min Float64,
+                v_max Float64,
+                v_last Float64,
+                v_last_ns Int64,
+                v_buckets Array(UInt64)
+            ) ENGINE = Null
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_1m (
+                project_id UInt32,
+                name LowCardinality(String),
+                minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
+                bounds Array(Float64),
+                count SimpleAggregateFunction(sum, UInt64),
+                sum SimpleAggregateFunction(sum, Float64),
+                min SimpleAggregateFunction(min, Float64),
+                max SimpleAggregateFunction(max, Float64),
+                last AggregateFunction(argMax, Float64, Int64),
+                last_ns SimpleAggregateFunction(max, Int64),
+                buckets AggregateFunction(sumForEach, Array(UInt64)),
+                rows SimpleAggregateFunction(sum, UInt64)
+            ) ENGINE = AggregatingMergeTree
+            PARTITION BY toDate(toDateTime(minute_s))
+            ORDER BY (project_id, name, minute_s, series, bounds)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_1m_mv TO {db}.metric_rollup_1m AS
+            SELECT project_id, name, intDiv(at_s, 60) * 60 AS minute_s, series, bounds,
+                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
+                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
+                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
+                   count() AS rows
+            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_10m (
+                project_id UInt32,
+                name LowCardinality(String),
+                minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
+                bounds Array(Float64),
+                count SimpleAggregateFunction(sum, UInt64),
+                sum SimpleAggregateFunction(sum, Float64),
+                min SimpleAggregateFunction(min, Float64),
+                max SimpleAggregateFunction(max, Float64),
+                last AggregateFunction(argMax, Float64, Int64),
+                last_ns SimpleAggregateFunction(max, Int64),
+                buckets AggregateFunction(sumForEach, Array(UInt64)),
+                rows SimpleAggregateFunction(sum, UInt64)
+            ) ENGINE = AggregatingMergeTree
+            PARTITION BY toYYYYMM(toDateTime(minute_s))
+            ORDER BY (project_id, name, minute_s, series, bounds)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_10m_mv TO {db}.metric_rollup_10m AS
+            SELECT project_id, name, intDiv(at_s, 600) * 600 AS minute_s, series, bounds,
+                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
+                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
+                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
+                   count() AS rows
+            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_1h (
+                project_id UInt32,
+                name LowCardinality(String),
+                minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
+                bounds Array(Float64),
+                count SimpleAggregateFunction(sum, UInt64),
+                sum SimpleAggregateFunction(sum, Float64),
+                min SimpleAggregateFunction(min, Float64),
+                max SimpleAggregateFunction(max, Float64),
+                last AggregateFunction(argMax, Float64, Int64),
+                last_ns SimpleAggregateFunction(max, Int64),
+                buckets AggregateFunction(sumForEach, Array(UInt64)),
+                rows SimpleAggregateFunction(sum, UInt64)
+            ) ENGINE = AggregatingMergeTree
+            PARTITION BY toYYYYMM(toDateTime(minute_s))
+            ORDER BY (project_id, name, minute_s, series, bounds)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_1h_mv TO {db}.metric_rollup_1h AS
+            SELECT project_id, name, intDiv(at_s, 3600) * 3600 AS minute_s, series, bounds,
+                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
+                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
+                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
+                   count() AS rows
+            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
+            """,
+        ],
+    ),
 ]
 
 # Table → (time expression in seconds, which retention applies). ``sql_fingerprints``
@@ -270,6 +429,12 @@ _TTL: dict[str, tuple[str, str]] = {
     "n_plus_one": (_NS_TO_S, "spans"),
     "error_events": (_EVENT_S, "spans"),
     "logs": (_LOG_S, "spans"),
+    "metric_series": ("last_seen_s", "rollups"),
+    "metric_points": (_EVENT_S, "spans"),
+    "metric_exemplars": (_EVENT_S, "spans"),
+    "metric_rollup_1m": ("minute_s", "rollups"),
+    "metric_rollup_10m": ("minute_s", "rollups"),
+    "metric_rollup_1h": ("minute_s", "rollups"),
 }
 
 
@@ -371,6 +536,8 @@ def _clustered(statement: str, cluster: str, tables: set[str]) -> list[str]:
 def _replicated(statement: str, table: str) -> str:
     """``ENGINE = XMergeTree(args)`` as ``ReplicatedXMergeTree(path, replica, args)``."""
     m = _ENGINE.search(statement)
+    if m is None and re.search(r"ENGINE = Null\b", statement):
+        return statement  # stores nothing: its views write to replicated tables
     if m is None:
         raise ValueError(f"not a MergeTree table: {table}")
     args, end = "", m.end()

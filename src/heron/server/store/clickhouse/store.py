@@ -22,6 +22,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from heron.server.model.metric import MetricWrite
+from heron.server.model.metric_rows import MetricRows, SeenSeries, metric_rows
 from heron.server.model.rollup import ROLLUP_KEY, ROLLUP_VALUES, merge_rollups
 from heron.server.model.span import SPAN_COLUMNS
 from heron.server.model.write import EventWrite, SpanWrite
@@ -32,6 +34,7 @@ from heron.server.store.clickhouse.db import ClickHouseDb
 from heron.server.store.clickhouse.events import EventWriter
 from heron.server.store.clickhouse.issues import ClickHouseIssues
 from heron.server.store.clickhouse.logs import ClickHouseLogs
+from heron.server.store.clickhouse.metrics import ClickHouseMetrics, insert_metrics
 from heron.server.store.clickhouse.red import ClickHouseRed
 from heron.server.store.clickhouse.traces import ClickHouseTraces
 from heron.server.store.duckdb_store import DuckDBStore
@@ -69,6 +72,7 @@ class ClickHouseStore:
         cluster: str | None = None,
         read_clients: int = 8,
         commit_interval_ms: float = 25.0,
+        queue_max_points: int = 500_000,
     ) -> None:
         # State (projects, keys, users, sessions, issues) is transactional: shared by
         # every process in PostgreSQL (``state_url``, schema ``state_schema``; scale-out),
@@ -111,6 +115,12 @@ class ClickHouseStore:
         self._db = ClickHouseDb(self._reads, self._writes)
         self._issues = ClickHouseIssues(self._reads, lambda: self.state)
         self._logs = ClickHouseLogs(self._reads)
+        self._metrics = ClickHouseMetrics(self._reads)
+        # Metric points share the span writer's thread and queue, with a budget of their own.
+        self.queue_max_points = queue_max_points
+        self._queued_points = 0
+        self._points_lock = threading.Lock()
+        self._series_seen = SeenSeries()  # writer thread only
         # Counted for GET /metrics (the keys of ``DuckDBStore.stats``).
         self.stats = {
             "committed_spans": 0,
@@ -118,6 +128,8 @@ class ClickHouseStore:
             "rejected_full": 0,
             "committed_events": 0,
             "committed_logs": 0,
+            "committed_points": 0,
+            "metric_commits": 0,
             "failed_commits": 0,
         }
         self.commit_times = CommitTimes()
@@ -170,6 +182,10 @@ class ClickHouseStore:
         return self._logs
 
     @property
+    def metrics(self) -> ClickHouseMetrics:
+        return self._metrics
+
+    @property
     def state(self) -> StateStore:
         if self._pg_state is not None:
             return self._pg_state
@@ -185,7 +201,41 @@ class ClickHouseStore:
 
     @property
     def queued_spans(self) -> int:
-        return sum(len(item[0]) for item in list(self._queue.queue) if item is not _STOP)
+        return sum(
+            len(item[0])
+            for item in list(self._queue.queue)
+            if item is not _STOP and isinstance(item[0], SpanWrite)
+        )
+
+    @property
+    def queued_points(self) -> int:
+        return self._queued_points
+
+    def submit_metrics(self, write: MetricWrite) -> Future[int]:
+        """Queue data points for the writer (converted to rows here, on the caller's
+        thread); the future resolves after ClickHouse acknowledged their inserts."""
+        n = len(write)
+        with self._points_lock:
+            if self._queued_points + n > self.queue_max_points and self._queued_points:
+                self.stats["rejected_full"] += 1
+                raise QueueFull(f"write queue full ({self._queued_points} points waiting)")
+            self._queued_points += n
+        fut: Future[int] = Future()
+        try:
+            rows = metric_rows(write)
+            self._queue.put_nowait((rows, fut))
+        except queue.Full:
+            self._points_done(n)
+            self.stats["rejected_full"] += 1
+            raise QueueFull from None
+        except Exception as e:  # a malformed point: fail this write only
+            self._points_done(n)
+            fut.set_exception(e)
+        return fut
+
+    def _points_done(self, n: int) -> None:
+        with self._points_lock:
+            self._queued_points -= n
 
     @property
     def queued_events(self) -> int:
@@ -272,7 +322,37 @@ class ClickHouseStore:
                 rows += len(nxt[0])
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
+    def _commit(self, items: list[tuple[Any, Future[int]]]) -> None:
+        metrics = [(w, f) for w, f in items if isinstance(w, MetricRows)]
+        if metrics:
+            self._commit_metrics(metrics)
+        batch = [(w, f) for w, f in items if not isinstance(w, MetricRows)]
+        if batch:
+            self._commit_spans(batch)
+
+    def _commit_metrics(self, batch: list[tuple[MetricRows, Future[int]]]) -> None:
+        n = sum(r.n for r, _ in batch)
+        try:
+            rows = [r for r, _ in batch]
+            # Each insert takes the writer client's lock (shared with the analysis job).
+            with self.commit_times.timed("metrics"):
+                insert_metrics(self._writes, rows, self._series_seen.new_rows(rows))
+        except (ClickHouseError, OSError, StorageUnavailable) as err:
+            self.stats["failed_commits"] += 1
+            self._series_seen.clear()
+            self._error = f"ClickHouse write failed: {err}"
+            for _, fut in batch:
+                fut.set_exception(StorageUnavailable(self._error))
+            return
+        finally:
+            self._points_done(n)
+        self._error = None
+        self.stats["committed_points"] += n
+        self.stats["metric_commits"] += 1
+        for r, fut in batch:
+            fut.set_result(r.n)
+
+    def _commit_spans(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
         writes = [w for w, _ in batch]
         try:
             with self._writes.lock, self.commit_times.timed("spans"):

@@ -1,5 +1,5 @@
 """DuckDB statements for: Transactional state: projects, ingest keys, API tokens, users,
-sessions, sign-in tokens and issue status changes. Every change runs on the writer
+sessions, sign-in tokens, issue status changes and dashboards. Every change runs on the writer
 thread, one transaction each."""
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
 from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.events import ISSUE_COLUMNS, record_releases, write_issues
-from heron.server.store.state import STATE_TABLES, LastAdmin, UnknownUser, UserRow
+from heron.server.store.state import (
+    DASHBOARD_COLUMNS,
+    STATE_TABLES,
+    DashboardRow,
+    LastAdmin,
+    UnknownUser,
+    UserRow,
+    VersionConflict,
+)
 
 _RESOLVE = (
     "UPDATE issues SET status = 'resolved', resolved_release = coalesce(?, last_release, ''), "
@@ -28,7 +36,17 @@ _REOPEN = (
 
 
 # The sequences that number a table's ids (``store/schema.py``).
-_ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids"}
+_ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids", "dashboards": "dashboard_ids"}
+_COLS = ", ".join(DASHBOARD_COLUMNS)
+_DASHBOARD = f"SELECT {_COLS} FROM dashboards "  # noqa: S608 - fixed column names
+_INSERT_DASHBOARD = (
+    "INSERT INTO dashboards (project_id, title, spec, version, created_ns, updated_ns) "  # noqa: S608
+    f"VALUES (?, ?, ?, 1, ?, ?) RETURNING {_COLS}"
+)
+_UPDATE_DASHBOARD = (
+    "UPDATE dashboards SET title = ?, spec = ?, version = version + 1, updated_ns = ? "  # noqa: S608
+    f"WHERE project_id = ? AND id = ? RETURNING {_COLS}"
+)
 
 
 class DuckDBState:
@@ -268,6 +286,72 @@ class DuckDBState:
             [project_id, list(issue_ids)],
         )
         return {int(row[0]): IssueState(*row) for row in rows}
+
+    # -------------------------------------------------------------- dashboards
+
+    def list_dashboards(self, project_id: int) -> list[DashboardRow]:
+        rows = self.sql.read(_DASHBOARD + "WHERE project_id = ? ORDER BY title, id", [project_id])
+        return [DashboardRow(*r) for r in rows]
+
+    def get_dashboard(self, project_id: int, dashboard_id: int) -> DashboardRow | None:
+        rows = self.sql.read(
+            _DASHBOARD + "WHERE project_id = ? AND id = ?", [project_id, dashboard_id]
+        )
+        return DashboardRow(*rows[0]) if rows else None
+
+    def create_dashboard(self, project_id: int, title: str, spec: str, now_ns: int) -> DashboardRow:
+        def run(con: Any) -> DashboardRow:
+            row = con.execute(
+                _INSERT_DASHBOARD,
+                [project_id, title, spec, now_ns, now_ns],
+            ).fetchone()
+            return DashboardRow(*row)
+
+        result: DashboardRow = self.sql.write(run)
+        return result
+
+    def update_dashboard(
+        self,
+        project_id: int,
+        dashboard_id: int,
+        title: str,
+        spec: str,
+        now_ns: int,
+        expected_version: int | None = None,
+    ) -> DashboardRow | None:
+        # A conflict is answered, not raised, inside the transaction: the writer logs
+        # exceptions as failures, and this one is the caller's expected outcome.
+        def run(con: Any) -> DashboardRow | int | None:
+            found = con.execute(
+                "SELECT version FROM dashboards WHERE project_id = ? AND id = ?",
+                [project_id, dashboard_id],
+            ).fetchone()
+            if found is None:
+                return None
+            if expected_version is not None and found[0] != expected_version:
+                return int(found[0])
+            row = con.execute(
+                _UPDATE_DASHBOARD, [title, spec, now_ns, project_id, dashboard_id]
+            ).fetchone()
+            return DashboardRow(*row)
+
+        result: DashboardRow | int | None = self.sql.write(run)
+        if isinstance(result, int):
+            raise VersionConflict(result)
+        return result
+
+    def delete_dashboard(self, project_id: int, dashboard_id: int) -> bool:
+        def run(con: Any) -> bool:
+            return (
+                con.execute(
+                    "DELETE FROM dashboards WHERE project_id = ? AND id = ? RETURNING id",
+                    [project_id, dashboard_id],
+                ).fetchone()
+                is not None
+            )
+
+        deleted: bool = self.sql.write(run)
+        return deleted
 
     # ------------------------------------------------------------ bulk import
 

@@ -1,6 +1,6 @@
 """``PostgresState``: the shared state of several Heron processes (scale-out mode) in
-PostgreSQL: projects, ingest keys, API tokens, users, sessions, sign-in tokens, issues
-and releases. Same semantics as ``store/duckdb/state.py``.
+PostgreSQL: projects, ingest keys, API tokens, users, sessions, sign-in tokens, issues,
+releases and dashboards. Same semantics as ``store/duckdb/state.py``.
 
 Every change is one transaction on a pooled connection (READ COMMITTED). Where two
 processes may race, the statement itself decides: ``INSERT … ON CONFLICT DO NOTHING``,
@@ -21,13 +21,16 @@ from heron.server.model.event import ErrorEvent
 from heron.server.store.postgres import schema as pg_schema
 from heron.server.store.postgres._pool import Connection, Pool
 from heron.server.store.state import (
-    ISSUE_COLUMNS as _ISSUE_COLUMNS,
-)
-from heron.server.store.state import (
+    DASHBOARD_COLUMNS,
     STATE_TABLES,
+    DashboardRow,
     LastAdmin,
     UnknownUser,
     UserRow,
+    VersionConflict,
+)
+from heron.server.store.state import (
+    ISSUE_COLUMNS as _ISSUE_COLUMNS,
 )
 
 _UPDATED_COLUMNS = _ISSUE_COLUMNS[6:]  # level … regressed_ns
@@ -63,6 +66,16 @@ _REOPEN = (
     "status_changed_ns = %s WHERE project_id = %s AND id = %s RETURNING id"
 )
 _U64 = 1 << 64
+_DASHBOARD_COLS = ", ".join(DASHBOARD_COLUMNS)
+_DASHBOARD = f"SELECT {_DASHBOARD_COLS} FROM dashboards "  # noqa: S608 - fixed column names
+_INSERT_DASHBOARD = (
+    "INSERT INTO dashboards (project_id, title, spec, version, created_ns, updated_ns) "  # noqa: S608
+    f"VALUES (%s, %s, %s, 1, %s, %s) RETURNING {_DASHBOARD_COLS}"
+)
+_UPDATE_DASHBOARD = (
+    "UPDATE dashboards SET title = %s, spec = %s, version = version + 1, updated_ns = %s "  # noqa: S608
+    f"WHERE project_id = %s AND id = %s RETURNING {_DASHBOARD_COLS}"
+)
 
 
 def _signed(fingerprint: int) -> int:
@@ -324,6 +337,71 @@ class PostgresState:
         rows = self._pool.read(_SELECT_BY_ID, [project_id, list(issue_ids)])
         return {int(row[0]): _issue(row) for row in rows}
 
+    # -------------------------------------------------------------- dashboards
+
+    def list_dashboards(self, project_id: int) -> list[DashboardRow]:
+        rows = self._pool.read(
+            _DASHBOARD + "WHERE project_id = %s ORDER BY title, id", [project_id]
+        )
+        return [DashboardRow(*r) for r in rows]
+
+    def get_dashboard(self, project_id: int, dashboard_id: int) -> DashboardRow | None:
+        rows = self._pool.read(
+            _DASHBOARD + "WHERE project_id = %s AND id = %s", [project_id, dashboard_id]
+        )
+        return DashboardRow(*rows[0]) if rows else None
+
+    def create_dashboard(self, project_id: int, title: str, spec: str, now_ns: int) -> DashboardRow:
+        def run(con: Connection) -> DashboardRow:
+            row = _one(
+                con,
+                _INSERT_DASHBOARD,
+                [project_id, title, spec, now_ns, now_ns],
+            )
+            return DashboardRow(*row)
+
+        return self._pool.transaction(run)
+
+    def update_dashboard(
+        self,
+        project_id: int,
+        dashboard_id: int,
+        title: str,
+        spec: str,
+        now_ns: int,
+        expected_version: int | None = None,
+    ) -> DashboardRow | None:
+        def run(con: Connection) -> DashboardRow | None:
+            # The row lock makes a concurrent update wait, then see the new version.
+            found = con.execute(
+                "SELECT version FROM dashboards WHERE project_id = %s AND id = %s FOR UPDATE",
+                [project_id, dashboard_id],
+            ).fetchone()
+            if found is None:
+                return None
+            if expected_version is not None and found[0] != expected_version:
+                raise VersionConflict(int(found[0]))
+            row = _one(
+                con,
+                _UPDATE_DASHBOARD,
+                [title, spec, now_ns, project_id, dashboard_id],
+            )
+            return DashboardRow(*row)
+
+        return self._pool.transaction(run)
+
+    def delete_dashboard(self, project_id: int, dashboard_id: int) -> bool:
+        def run(con: Connection) -> bool:
+            return (
+                con.execute(
+                    "DELETE FROM dashboards WHERE project_id = %s AND id = %s RETURNING id",
+                    [project_id, dashboard_id],
+                ).fetchone()
+                is not None
+            )
+
+        return self._pool.transaction(run)
+
     # ------------------------------------------------------------ bulk import
 
     def import_state(self, rows: dict[str, Sequence[Sequence[object]]]) -> dict[str, int]:
@@ -500,7 +578,11 @@ def _import_table(con: Connection, table: str, rows: Sequence[Sequence[object]])
         )
         with con.cursor() as cur:
             cur.executemany(insert, [list(r) for r in rows])
-    if table in ("users", "issues"):  # identities: the next generated id follows these
+    if table in (
+        "users",
+        "issues",
+        "dashboards",
+    ):  # identities: the next generated id follows these
         con.execute(
             sql.SQL(
                 "SELECT setval(pg_get_serial_sequence(%s, 'id'), max(id)) FROM {} "
