@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -29,9 +30,6 @@ from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from heron.server.query._common import TimeRange
-from heron.server.query.metrics import SeriesQuery, SeriesResult, query_series
-from heron.server.store.duckdb_store import DuckDBStore
 from tests.conftest import HeronProcess, make_heron
 
 PB = {"content-type": "application/x-protobuf"}
@@ -61,22 +59,40 @@ def provider(h: HeronProcess, *, delta: bool = False, service: str = "shop") -> 
     )
 
 
-def query(data_dir: Path, metric: str, agg: str, **kw: object) -> SeriesResult:
-    store = DuckDBStore(data_dir / "heron.duckdb").start()
-    try:
-        now = time.time_ns()
-        tr = TimeRange(now - 3600 * 10**9, now + 120 * 10**9)
-        return query_series(store, PROJECT, SeriesQuery(metric, agg, **kw), tr)  # type: ignore[arg-type]
-    finally:
-        store.close()
+def query(h: HeronProcess, metric: str, agg: str, by: str = "") -> dict[str, Any]:
+    """``GET /api/v1/metrics/query`` over the last hour (the JSON API the UI uses)."""
+    r = h.api("/api/v1/metrics/query", metric=metric, agg=agg, **({"by": by} if by else {}))
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
 
 
-def total(res: SeriesResult) -> float:
-    return sum(v for s in res.series for _, v in s.points if v is not None)
+def total(doc: dict[str, Any]) -> float:
+    return sum(v for s in doc["series"] for _, v in s["points"] if v is not None)
 
 
-def test_otel_sdk_counter_histogram_reset_delta_and_exemplars(tmp_path: Path) -> None:
-    h = make_heron(tmp_path).start()
+def eventually(h: HeronProcess, metric: str, agg: str, want: float, by: str = "") -> dict[str, Any]:
+    """The query's answer once its total is ``want`` (a backend may fold rows later)."""
+    deadline = time.monotonic() + 30
+    while True:
+        doc = query(h, metric, agg, by)
+        if total(doc) == want or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.25)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "clickhouse"])
+def test_otel_sdk_counter_histogram_reset_delta_and_exemplars(tmp_path: Path, backend: str) -> None:
+    env = (
+        {
+            "HERON_STORAGE_BACKEND": "clickhouse",
+            "HERON_CLICKHOUSE_URL": f"chdb://{tmp_path / 'chdb'}",
+            "HERON_CLICKHOUSE_DATABASE": "heron_metrics_e2e",
+        }
+        if backend == "clickhouse"
+        else {}
+    )
+    h = make_heron(tmp_path, **env).start()
     try:
         tracer = TracerProvider().get_tracer("t")
         mp = provider(h)
@@ -115,20 +131,26 @@ def test_otel_sdk_counter_histogram_reset_delta_and_exemplars(tmp_path: Path) ->
         c3.add(2, {"region": "us"})
         assert mp3.force_flush()
         mp3.shutdown()
+        check_sdk_values(h, trace_id)
     finally:
         h.stop()
-    by_service = query(h.data_dir, "orders.placed", "sum", group_by=("service",))
-    totals = {s.labels["service"]: sum(v or 0 for _, v in s.points) for s in by_service.series}
+
+
+def check_sdk_values(h: HeronProcess, trace_id: int) -> None:
+    by_service = eventually(h, "orders.placed", "sum", 37 + 5 + 3 + 9, by="service")
+    totals = {
+        s["labels"]["service"]: sum(v or 0 for _, v in s["points"]) for s in by_service["series"]
+    }
     assert totals == {"shop": 37 + 5 + 3, "billing": 9}
-    assert by_service.kind == "counter"
-    assert total(query(h.data_dir, "checkout.duration", "count")) == 5
-    assert total(query(h.data_dir, "checkout.duration", "sum")) == 5 + 15 + 25 + 150 + 1000
-    exemplars = query(h.data_dir, "checkout.duration", "count").exemplars
-    assert any(e.trace_id == trace_id.to_bytes(16, "big") for e in exemplars)
-    assert total(query(h.data_dir, "latency.exp", "count")) == 5
-    p50 = total(query(h.data_dir, "latency.exp", "p50"))
+    assert by_service["kind"] == "counter"
+    count = eventually(h, "checkout.duration", "count", 5)
+    assert total(count) == 5
+    assert total(eventually(h, "checkout.duration", "sum", 1195)) == 5 + 15 + 25 + 150 + 1000
+    assert any(e["trace_id"] == f"{trace_id:032x}" for e in count["exemplars"]), count["exemplars"]
+    assert total(eventually(h, "latency.exp", "count", 5)) == 5
+    p50 = total(query(h, "latency.exp", "p50"))
     assert 2.0 <= p50 <= 4.0  # the 3rd of 1.5, 3, 3.5, 100, 1000: within its bucket
-    assert total(query(h.data_dir, "orders.inflight", "last")) == 3
+    assert total(eventually(h, "orders.inflight", "last", 3)) == 3
 
 
 def post(h: HeronProcess, body: bytes, headers: dict[str, str] = PB) -> httpx.Response:
