@@ -34,8 +34,8 @@ from heron.server.ingest.otlp.metrics import (
 )
 
 _RUN_CACHE: dict[bytes, tuple[tuple[str, str], ...]] = {}
-_RUN_CACHE_MAX_ENTRIES = 32_768
-_RUN_CACHE_MAX_BYTES = 2_048
+_RUN_CACHE_MAX_ENTRIES = 16_384
+_RUN_CACHE_MAX_BYTES = 1_024
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
