@@ -295,6 +295,9 @@ def test_cardinality_bomb_is_refused_with_bounded_memory(server: HeronProcess) -
     assert accepted == 10_000 and rejected == n - 10_000
     assert any("metric 'bomb' has reached its limit of 10000 series" in s for s in messages)
     growth = proc.memory_info().rss - rss_before
+    print(
+        f"1M-series bomb: server RSS {rss_before / 2**20:.0f} → {(rss_before + growth) / 2**20:.0f} MiB"
+    )
     assert growth < 200 * 2**20, f"server RSS grew {growth / 2**20:.0f} MiB"
     # the admitted series keep working
     r = post(server, gauge_request("bomb", [2.0], [{"user_id": "5"}]).SerializeToString())
