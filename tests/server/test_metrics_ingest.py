@@ -472,3 +472,30 @@ def test_wire_and_upb_decoders_agree_on_every_shape() -> None:
     )
     assert res.points[1].value == 5.0
     assert res.points[2].exemplars[0].value == 3.0
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    n, size = len(payload), b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        size += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            break
+    return bytes([field << 3 | 2]) + size + payload
+
+
+def test_wire_decoder_takes_attributes_interleaved_with_other_fields() -> None:
+    """Fields in any order (not what SDKs send, valid protobuf): the same point."""
+    a = m.NumberDataPoint(attributes=[kv("route", "/a")]).SerializeToString()
+    mid = m.NumberDataPoint(time_unix_nano=T0 + S, as_double=2.5).SerializeToString()
+    c = m.NumberDataPoint(attributes=[kv("code", "200")]).SerializeToString()
+    metric = _ld(1, b"g") + _ld(5, _ld(1, a + mid + c))
+    resource = request().resource_metrics[0].resource.SerializeToString()
+    body = _ld(1, _ld(1, resource) + _ld(2, _ld(2, metric)))
+    wire = decode_metrics_wire(body, T0)
+    assert rows(wire) == rows(decode_metrics_protobuf(body, T0))
+    (p,) = wire.points
+    assert p.attributes == {"host.name": "h1", "process.pid": "42", "route": "/a", "code": "200"}
+    assert p.value == 2.5

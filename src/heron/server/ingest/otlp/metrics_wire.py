@@ -237,34 +237,35 @@ def _number_point(b: Any, base: dict[str, str], buf: bytes, i: int, end: int, no
     begin = i
     start = t = flags = 0
     value = 0.0
-    runs: list[tuple[int, int]] = []
-    contiguous = True
-    has_exemplars = False
+    a0 = a1 = -1  # the run of attribute fields, when they are contiguous (as SDKs send)
+    split = has_exemplars = False
+    unpack_u64, unpack_f64 = _U64.unpack_from, _F64.unpack_from
     while i < end:
         tag = buf[i]
-        if tag == 0x11:
-            start = _U64.unpack_from(buf, i + 1)[0]
-            i += 9
-        elif tag == 0x19:
-            t = _U64.unpack_from(buf, i + 1)[0]
-            i += 9
-        elif tag == 0x21:
-            value = _F64.unpack_from(buf, i + 1)[0]
-            i += 9
-        elif tag == 0x31:
-            value = float(_I64.unpack_from(buf, i + 1)[0])
-            i += 9
-        elif tag == 0x3A:
-            s = i
+        if tag == 0x3A:  # attributes first: most of a point's fields
+            if a1 != i:
+                if a0 >= 0:
+                    split = True
+                a0 = i
             n = buf[i + 1]
             if n < 0x80:
                 i += 2 + n
             else:
                 n, i = _varint(buf, i + 1)
                 i += n
-            if runs and runs[-1][1] != s:
-                contiguous = False
-            runs.append((s, i))
+            a1 = i
+        elif tag == 0x11:
+            start = unpack_u64(buf, i + 1)[0]
+            i += 9
+        elif tag == 0x19:
+            t = unpack_u64(buf, i + 1)[0]
+            i += 9
+        elif tag == 0x21:
+            value = unpack_f64(buf, i + 1)[0]
+            i += 9
+        elif tag == 0x31:
+            value = float(_I64.unpack_from(buf, i + 1)[0])
+            i += 9
         elif tag == 0x2A:
             has_exemplars = True
             n, i = _varint(buf, i + 1)
@@ -274,12 +275,33 @@ def _number_point(b: Any, base: dict[str, str], buf: bytes, i: int, end: int, no
         else:
             tag, i = _varint(buf, i)
             i = _skip(buf, i, tag & 7)
-    attrs = _attrs(base, buf, runs, contiguous)
+    if split:  # attributes interleaved with other fields: each on its own
+        attrs = _attrs(base, buf, _attr_fields(buf, begin, end, 0x3A), False)
+    elif a0 < 0:
+        attrs = dict(base)
+    else:
+        pairs = _run(buf[a0:a1])
+        attrs = None
+        if pairs is not None:
+            attrs = dict(base)
+            attrs.update(pairs)
     if attrs is None:
         b.reject(f"more than {MAX_ATTRIBUTES} attributes")
         return
     ex = _pb_exemplars(NumberDataPoint.FromString(buf[begin:end])) if has_exemplars else []
     b.number(attrs, start, t, value, flags, ex, now)
+
+
+def _attr_fields(buf: bytes, i: int, end: int, want: int) -> list[tuple[int, int]]:
+    """(start, end) of each whole field with tag ``want`` (tag byte included)."""
+    out = []
+    while i < end:
+        s = i
+        tag, i = _varint(buf, i)
+        i = _skip(buf, i, tag & 7)
+        if tag == want:
+            out.append((s, i))
+    return out
 
 
 def _histogram_point(b: Any, base: dict[str, str], buf: bytes, i: int, end: int, now: int) -> None:
