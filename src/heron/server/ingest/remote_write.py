@@ -264,6 +264,8 @@ class RemoteWriteIngest:
             return PlainTextResponse(err.message + "\n", err.status, headers=err.headers)
 
     async def _handle(self, request: Request) -> Response:
+        # The key first: an anonymous request learns nothing about what is accepted.
+        project = authenticate(request, self.projects)
         full = request.headers.get("content-type", "")
         ctype = full.split(";")[0].strip().lower()
         if ctype != "application/x-protobuf" or "io.prometheus.write.v2" in full:
@@ -276,7 +278,6 @@ class RemoteWriteIngest:
             raise UnsupportedMediaType(
                 f"unsupported Content-Encoding {encoding or '(none)'!r}: use snappy"
             )
-        project = authenticate(request, self.projects)
         body = await _read_raw(request, self.max_body_bytes)
         raw = snappy_block(body, self.max_body_bytes)
         kinds = self._kinds.setdefault(project, _Kinds())
