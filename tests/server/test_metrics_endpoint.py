@@ -313,3 +313,46 @@ def test_red_figures_are_cached_and_survive_a_failed_refresh(tmp_path: Path) -> 
     assert _requests_of(families) == 2
     failures = next(f for f in families if f.name == "heron_red_refresh_failures")
     assert failures.samples[0].value == 1
+
+
+def gauge_points(name: str, values: list[float]) -> bytes:
+    """An OTLP-JSON metrics request: one gauge, one point per value (distinct series)."""
+    points = [
+        {
+            "timeUnixNano": str(NOW_NS),
+            "asDouble": v,
+            "attributes": [{"key": "i", "value": {"stringValue": str(i)}}],
+        }
+        for i, v in enumerate(values)
+    ]
+    doc = {
+        "resourceMetrics": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]
+                },
+                "scopeMetrics": [{"metrics": [{"name": name, "gauge": {"dataPoints": points}}]}],
+            }
+        ]
+    }
+    return json.dumps(doc).encode()
+
+
+def test_metric_ingest_counters(tmp_path: Path) -> None:
+    """Points accepted, rejected as invalid and over the series cap are counted apart."""
+    with heron_app(tmp_path, metric_max_series=3) as (portal, client, _):
+
+        def send(body: bytes) -> httpx.Response:
+            return portal.call(lambda: client.post("/v1/metrics", content=body, headers=JSON))
+
+        # JSON cannot carry NaN: an invalid point is a gauge without a value of its kind.
+        r = send(gauge_points("queue.depth", [1.0, 2.0, 3.0, 4.0, 5.0]))
+        assert r.status_code == 200, r.text
+        assert r.json()["partialSuccess"]["rejectedDataPoints"] == "2"
+        s = parse(get(portal, client, "/metrics", headers=AUTH).text)
+    assert sample(s, "heron_metric_points_total", outcome="accepted") == 3
+    assert sample(s, "heron_metric_points_total", outcome="rejected_cardinality") == 2
+    assert sample(s, "heron_metric_points_total", outcome="rejected_invalid") == 0
+    assert sample(s, "heron_metric_series_active") == 3
+    assert sample(s, "heron_metric_names") == 1
+    assert sample(s, "heron_store_committed_items_total", kind="points") == 3

@@ -72,11 +72,11 @@ def test_host_view(ui: Ui) -> None:
 
 
 def test_explorer_state_is_in_the_url(ui: Ui) -> None:
-    soup = ui.soup("/metrics")
+    soup = ui.soup("/explore")
     assert soup.find(id="catalog") is not None and soup.find("script", id="panels-data")
     assert json_block(soup, "panels-data")["panels"] == []
     soup = ui.soup(
-        "/metrics?metric=orders.placed&agg=rate&by=region,+service&filter=env%3Dprod&step=300&type=bar"
+        "/explore?metric=orders.placed&agg=rate&by=region,+service&filter=env%3Dprod&step=300&type=bar"
     )
     panel = json_block(soup, "panels-data")["panels"][0]
     assert panel["type"] == "bar"
@@ -109,7 +109,7 @@ def test_explorer_state_is_in_the_url(ui: Ui) -> None:
     ],
 )
 def test_explorer_bad_query_is_a_400_page(ui: Ui, qs: str, says: str) -> None:
-    r = ui.get(f"/metrics?{qs}")
+    r = ui.get(f"/explore?{qs}")
     assert r.status_code == 400 and says in r.text
 
 

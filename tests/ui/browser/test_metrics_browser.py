@@ -123,7 +123,7 @@ def test_explorer_charts_and_reloads_the_same_state(
     served: MetricsServed, watched: Watched
 ) -> None:
     page = watched.page
-    watched.sign_in(served.url, "/metrics")
+    watched.sign_in(served.url, "/explore")
     page.fill("#ex-metric", "orders.placed")
     page.select_option("#ex-agg", "rate")
     page.fill("#ex-by", "region")
@@ -155,7 +155,7 @@ def test_explorer_charts_and_reloads_the_same_state(
 
 def test_exemplar_opens_its_trace(served: MetricsServed, watched: Watched) -> None:
     page = watched.page
-    watched.sign_in(served.url, "/metrics?metric=http.server.request.duration&agg=p95")
+    watched.sign_in(served.url, "/explore?metric=http.server.request.duration&agg=p95")
     wait_panels(page)
     # A dot on the chart: clicking it opens the trace.
     body = served.heron.api(

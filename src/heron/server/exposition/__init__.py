@@ -9,6 +9,7 @@ The route asks for the API token (or a signed-in session) unless ``metrics_publi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -51,10 +52,15 @@ def metrics_registry(
     pipeline: Pipeline | None,
     maintenance: Maintenance | None,
     red: bool,
+    metric_stats: Callable[[], dict[str, int]] | None = None,
 ) -> CollectorRegistry:
-    """A registry of everything ``GET /metrics`` shows; ``red``: include the RED figures."""
+    """A registry of everything ``GET /metrics`` shows; ``red``: include the RED figures;
+    ``metric_stats``: the metrics ingest's counters (on roles that ingest)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HealthCollector(ctx.store, requests, pipeline, maintenance, ctx.config.role))
+    health = HealthCollector(
+        ctx.store, requests, pipeline, maintenance, ctx.config.role, metric_stats=metric_stats
+    )
+    registry.register(health)
     if red:
         registry.register(RedCollector(ctx, start_ns=ctx.clock()))
     ProcessCollector(registry=registry)
@@ -73,7 +79,14 @@ def install_metrics(
 ) -> CollectorRegistry:
     """Count the app's requests and serve ``GET /metrics``; returns the registry."""
     requests = RequestStats()
-    registry = metrics_registry(ctx, requests, pipeline=pipeline, maintenance=maintenance, red=red)
+    registry = metrics_registry(
+        ctx,
+        requests,
+        pipeline=pipeline,
+        maintenance=maintenance,
+        red=red,
+        metric_stats=getattr(app.state, "metric_ingest_stats", None),
+    )
     app.add_middleware(CountRequests, stats=requests)
 
     def metrics() -> Response:

@@ -50,6 +50,7 @@ class HealthCollector(Collector):
         maintenance: Maintenance | None,
         role: str,
         clock: Callable[[], float] = time.monotonic,
+        metric_stats: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.store = store
         self.requests = requests
@@ -57,6 +58,7 @@ class HealthCollector(Collector):
         self.maintenance = maintenance
         self.role = role
         self.clock = clock
+        self.metric_stats = metric_stats
         self._storage: tuple[float, dict[str, int]] | None = None
         self._storage_lock = threading.Lock()
 
@@ -70,6 +72,7 @@ class HealthCollector(Collector):
         yield info
         yield from self._requests()
         yield from self._ingest()
+        yield from self._metric_ingest()
         yield from self._store()
         yield from self._storage_bytes()
         yield from self._jobs()
@@ -103,6 +106,39 @@ class HealthCollector(Collector):
             for (signal, reason), n in sorted(dict(self.pipeline.rejected).items()):
                 rejected.add_metric([signal, reason], n)
         yield rejected
+
+    def _metric_ingest(self) -> Iterator[Metric]:
+        """The metrics ingest's guard (``ingest/metrics.py SeriesGuard``): points by
+        outcome, the series and names it tracks (per ingest process)."""
+        if self.metric_stats is None:
+            return
+        stats = self.metric_stats()
+        points = CounterMetricFamily(
+            "heron_metric_points",
+            "Metric data points received (OTLP and remote write), by outcome: accepted, "
+            "rejected_invalid, rejected_cardinality (over a series or name cap), or "
+            "not_stored (the first point of a cumulative series, its baseline).",
+            labels=["outcome"],
+        )
+        for outcome in ("accepted", "rejected_invalid", "rejected_cardinality", "not_stored"):
+            points.add_metric([outcome], stats.get(f"points_{outcome}", 0))
+        yield points
+        stale = CounterMetricFamily(
+            "heron_metric_staleness_markers_dropped",
+            "Prometheus staleness markers (NaN samples) left out of remote writes.",
+        )
+        stale.add_metric([], stats.get("staleness_markers_dropped", 0))
+        yield stale
+        series = GaugeMetricFamily(
+            "heron_metric_series_active",
+            "Metric series this ingest process tracks (cardinality guard; unseen for an "
+            "hour, a series is forgotten).",
+        )
+        series.add_metric([], stats.get("series_active", 0))
+        yield series
+        names = GaugeMetricFamily("heron_metric_names", "Metric names this ingest process tracks.")
+        names.add_metric([], stats.get("metric_names", 0))
+        yield names
 
     def _store(self) -> Iterator[Metric]:
         stats = dict(self.store.stats)

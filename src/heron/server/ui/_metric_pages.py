@@ -113,7 +113,7 @@ def explorer_query(request: Request) -> tuple[MetricQuery | None, dict[str, Any]
     return parsed, form
 
 
-@router.get("/metrics")
+@router.get("/explore")
 def explorer(kit: KitDep, request: Request) -> Response:
     state = kit.state(request)
     parsed, form = explorer_query(request)
