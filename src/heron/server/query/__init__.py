@@ -261,3 +261,9 @@ __all__ += [
     "parse_dashboard",
     "update_dashboard",
 ]
+
+# Metrics (issue 11): the series queries and the runtime/host metric names are modules of
+# their own (``query.metrics``, ``query.runtime``), imported by name.
+from heron.server.query import metrics, runtime  # noqa: E402
+
+__all__ += ["metrics", "runtime"]
