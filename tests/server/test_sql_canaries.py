@@ -135,6 +135,23 @@ def as_otlp_json(req: ExportTraceServiceRequest) -> bytes:
     return json.dumps(doc).encode()
 
 
+METRIC = "leaky.requests"
+METRIC_LABELS = {
+    "db.password": C[3],
+    "url.full": f"https://shop.example/{CONTROL}?token={C[5]}",
+    "note": f"api_key={C[7]}",
+}
+
+
+def metrics_json() -> bytes:
+    labels = [{"key": k, "value": {"stringValue": v}} for k, v in METRIC_LABELS.items()]
+    point = {"timeUnixNano": str(NOW_NS - 5 * NS), "asDouble": 3.0, "attributes": labels}
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "leaky-shop"}}]}
+    metric = {"name": METRIC, "gauge": {"dataPoints": [point]}}
+    doc = {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [metric]}]}]}
+    return json.dumps(doc).encode()
+
+
 @dataclass
 class Server:
     portal: anyio.from_thread.BlockingPortal
@@ -142,6 +159,7 @@ class Server:
     app: FastAPI
     store: DuckDBStore
     db_path: Path
+    dashboard_id: str = ""
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -185,6 +203,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             )
         )
         assert r.status_code == 200, r.text
+        # A metric whose labels carry secrets (a password label, a token in a URL): they
+        # are scrubbed like span attributes before the series is stored.
+        r = portal.call(
+            lambda: client.post(
+                "/v1/metrics",
+                content=metrics_json(),
+                headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+            )
+        )
+        assert r.status_code == 200 and "partialSuccess" not in r.json(), r.text
+        board = {
+            "title": "Leaky",
+            "panels": [
+                {"title": "requests", "type": "line", "query": {"metric": METRIC, "agg": "last"}}
+            ],
+        }
+        r = portal.call(
+            lambda: client.post(
+                "/api/v1/dashboards", json=board, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+        )
+        assert r.status_code in (200, 201), r.text
+        srv.dashboard_id = str(r.json()["id"])
         app.state.maintenance.analyze_once()
         try:
             yield srv
@@ -223,6 +264,7 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "{trace_id}": traces[0],
         "{issue_id}": str(issue["id"]),
         "{event_id}": "ab" * 16,
+        "{dashboard_id}": server.dashboard_id,
     }
     widest: dict[str, dict[str, Any]] = {
         "/api/v1/traces": {"limit": 1000},
@@ -231,6 +273,13 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "/api/v1/db/slow/calls": {"threshold_ms": 0, "limit": 1000},
         "/api/v1/n-plus-one": {"min_total_ms": 0},
     }
+    # Routes that answer only with parameters: the metric with canary labels, by them.
+    required: dict[str, dict[str, Any]] = {
+        "/api/v1/metrics/labels": {"metric": METRIC},
+        "/api/v1/metrics/label-values": {"metric": METRIC, "key": "url.full"},
+        "/api/v1/metrics/query": {"metric": METRIC, "agg": "last", "by": ",".join(METRIC_LABELS)},
+        "/api/v1/dashboards/default": {"service": "leaky-shop"},
+    }
     paths = [p for p, ops in server.app.openapi()["paths"].items() if "get" in ops]
     seen_control = False
     for path in paths:
@@ -238,6 +287,7 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         for placeholder, value in fill.items():
             url = url.replace(placeholder, value)
         for params in ({}, widest.get(path, {})):
+            params = {**required.get(path, {}), **params}
             r = server.get(url, **params)
             assert r.status_code == 200, (url, r.text)
             assert leaks(r.text) == [], (url, r.text)

@@ -142,7 +142,7 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
     limits = MetricLimits(
         config.metric_max_series, config.metric_max_names, config.metric_max_series_total
     )
-    guard = SeriesGuard(limits, store, ctx.clock)
+    guard = SeriesGuard(limits, store, ctx.clock, config.scrub_key_list)
     metrics = MetricIngest(store, guard, ctx.projects, config.max_body_bytes, ctx.clock)
     remote = RemoteWriteIngest(store, guard, ctx.projects, config.max_body_bytes, ctx.clock)
     app.add_api_route("/v1/metrics", metrics, methods=["POST"], include_in_schema=False)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +40,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from starlette.requests import Request
 from starlette.responses import Response
 
+from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.errors import BadRequest, HeronHTTPError, ServiceUnavailable
 from heron.server.ingest.http import (
     JSON,
@@ -75,13 +76,16 @@ class MetricLimits:
 
 
 class _Series:
-    __slots__ = ("key", "name", "kind", "seen_s", "cum")
+    __slots__ = ("key", "name", "kind", "seen_s", "cum", "attributes")
 
-    def __init__(self, key: int, name: str, kind: MetricKind, seen_s: int) -> None:
+    def __init__(
+        self, key: int, name: str, kind: MetricKind, seen_s: int, attributes: dict[str, str]
+    ) -> None:
         self.key = key
         self.name = name
         self.kind = kind
         self.seen_s = seen_s
+        self.attributes = attributes  # scrubbed: what is stored and keyed
         self.cum: tuple[Any, ...] | None = None  # the last cumulative point's totals
 
 
@@ -106,8 +110,12 @@ class SeriesGuard:
         limits: MetricLimits,
         store: Store | None = None,
         clock: Callable[[], int] = time.time_ns,
+        scrub_keys: Iterable[str] = (),
     ) -> None:
         self.limits = limits
+        # Labels are scrubbed like span attributes (secret keys, URLs, text), once per
+        # new series: an admitted series keeps its scrubbed labels for every point.
+        self.scrubber = SpanScrubber(scrub_keys)
         self.store = store
         self.clock = clock
         self.started_ns = clock()
@@ -171,6 +179,7 @@ class SeriesGuard:
                 continue
             s.seen_s = now_s
             p.series = s.key
+            p.attributes = s.attributes
             result.append(s)
         return result
 
@@ -189,7 +198,8 @@ class SeriesGuard:
             out.reject(f"metric {name[:64]!r} is a {kind}; a {p.kind} point cannot join it")
             self.counters["points_rejected_invalid"] += 1
             return None
-        key = series_key(name, p.service, p.attributes)
+        attributes = self.scrubber.attributes(p.attributes)
+        key = series_key(name, p.service, attributes)
         keys = ps.by_name.get(name)
         if keys is None:
             if len(ps.by_name) >= lim.max_names:
@@ -212,7 +222,7 @@ class SeriesGuard:
             ps.total += 1
         keys[key] = now_s
         ps.kinds[name] = p.kind
-        s = _Series(key, name, p.kind, now_s)
+        s = _Series(key, name, p.kind, now_s, attributes)
         if len(ps.lookup) < 2 * lim.max_series_total:
             ps.lookup[ident] = s
         return s
