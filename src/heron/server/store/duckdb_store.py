@@ -459,10 +459,12 @@ class DuckDBStore:
         else:
             group.append(first)
         n = first.n
-        # Events commit at once with whatever else is queued: their senders wait for the
-        # commit one request at a time (a Sentry SDK's single transport thread), and
-        # requests arriving during a commit still group into the next one.
-        wait_s = 0.0 if isinstance(first, EventBatch) else self.commit_interval_s
+        # Events and metrics commit at once with whatever else is queued: their senders
+        # wait for the commit one request at a time (a Sentry SDK's single transport
+        # thread, an OTel exporter or a Prometheus shard), and requests arriving during
+        # a commit still group into the next one. A window would only add its length to
+        # every request's latency and leave the writer idle while it is open.
+        wait_s = 0.0 if isinstance(first, (EventBatch, MetricBatch)) else self.commit_interval_s
         deadline = time.monotonic() + wait_s
         while n < self.max_group_spans:
             timeout = deadline - time.monotonic()
