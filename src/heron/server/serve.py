@@ -68,7 +68,7 @@ def tune_gc() -> None:
 
 
 # How long a thread may keep the GIL while another waits for it (Python's default: 5 ms).
-GIL_SWITCH_INTERVAL_S = 0.0005
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 def tune_gil() -> None:
