@@ -1,7 +1,9 @@
 """A ``MetricWrite`` in stored form: the rows every metrics writer persists (engine-neutral).
 
 - ``series``: the catalogue, one row per series of the write (name, service, kind, unit,
-  description, attributes as sorted JSON text, the first and last minute seen in it);
+  description, attributes, the first and last minute seen in it); the attributes are
+  the point's dict here, made sorted JSON text by ``SeenSeries.new_rows`` for the rows
+  to be written (a steady stream writes each series' row once a minute);
 - ``points``: the raw data points;
 - ``rollups``: per series and minute, the write's points merged (``metric_rollup_1m``):
   ``count`` (observations of a histogram/summary, otherwise points), ``sum`` (of values;
@@ -153,7 +155,7 @@ def metric_rows(write: MetricWrite) -> MetricRows:
         "kind": [p.kind for p in pts],
         "unit": [p.unit for p in pts],
         "description": [p.description for p in pts],
-        "attributes": [canonical_attributes(p.attributes) for p in pts],
+        "attributes": [p.attributes for p in pts],  # as text in ``SeenSeries.new_rows``
         "first_seen_s": minutes,
         "last_seen_s": minutes,
     }
@@ -200,7 +202,7 @@ def _merged_rows(
                 p.kind,
                 p.unit,
                 p.description,
-                canonical_attributes(p.attributes),
+                p.attributes,
                 minute,
                 minute,
             ]
@@ -279,6 +281,9 @@ class SeenSeries:
                 seen[k] = last if known is None else max(known, last)
                 for c, values in cols.items():
                     values.append(s[c][i])
+                # only rows written need their attributes as text
+                attrs = cols["attributes"]
+                attrs[-1] = canonical_attributes(attrs[-1])
         if len(seen) > self._cap:
             seen.clear()
         return cols
