@@ -203,3 +203,31 @@ def test_a_full_queue_refuses_the_prepared_batch(tmp_path: Path) -> None:
         assert first.result(30) == 1
     finally:
         store.close()
+
+
+def test_a_metric_batch_that_cannot_convert_fails_alone(tmp_path: Path) -> None:
+    """Metric batches become Arrow tables on the writer: one whose value is out of its
+    column's range fails its own request only; the batch committed with it is stored."""
+    from heron.server.model.metric import MetricPoint, MetricWrite
+
+    def point(count: int, route: str) -> MetricPoint:
+        return MetricPoint(
+            1_700_000_000 * 10**9, "h", "histogram", "svc", {"r": route}, 1.5, count=count
+        )
+
+    store = DuckDBStore(tmp_path / "m.duckdb", commit_interval_ms=0).start()
+    try:
+        release = threading.Event()
+        busy = store.submit_write(lambda con: release.wait(30))
+        bad = store.submit_metrics(MetricWrite(1, [point(-1, "/bad")]))  # count is UBIGINT
+        good = store.submit_metrics(MetricWrite(1, [point(3, "/good")]))
+        release.set()  # both are queued: the writer takes them into one commit
+        busy.result(30)
+        assert good.result(30) == 1
+        with pytest.raises(Exception, match="integer|overflow|range|negative"):
+            bad.result(30)
+        assert store.read("SELECT count, value FROM metric_points") == [(3, 1.5)]
+        assert store.read("SELECT attributes FROM metric_series") == [('{"r":"/good"}',)]
+        assert store._queued_points == 0
+    finally:
+        store.close()

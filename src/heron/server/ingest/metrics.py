@@ -27,6 +27,7 @@ one of its series (a retried request) is not stored again.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -347,7 +348,9 @@ def to_increase(
     prev_counts = prev[5]
     counts = p.bucket_counts
     if prev_counts and counts:
-        diff = tuple(a - b for a, b in zip(counts, prev_counts, strict=True))
+        if len(counts) != len(prev_counts):  # equal bounds make this impossible
+            raise ValueError("bucket counts do not match their bounds")
+        diff = tuple(map(operator.sub, counts, prev_counts))
         if min(diff) < 0:
             return True  # a bucket went down: a reset
         p.bucket_counts = diff

@@ -189,23 +189,35 @@ class _Batch:
 
 
 class MetricBatch:
-    """One request's data points in insertable form (converted on the submitting thread)."""
+    """One request's data points, turned into insertable form by the writer
+    (:meth:`convert`), unlike spans: the event loop decoding the next requests is the
+    metrics path's limit, while the writer mostly waits on DuckDB with the GIL released.
+    """
 
-    __slots__ = ("n", "rows", "points", "rollups", "exemplars", "future")
+    __slots__ = ("n", "write", "rows", "points", "rollups", "exemplars", "future")
 
     def __init__(self, write: MetricWrite) -> None:
         self.n = len(write)
-        self.rows: MetricRows = metric_rows(write)
-        self.points = pa.table(self.rows.points, schema=_METRIC_POINT_SCHEMA)
-        self.rollups = pa.table(self.rows.rollups, schema=METRIC_ROLLUP_SCHEMA)
-        self.exemplars = (
-            pa.table(self.rows.exemplars, schema=_METRIC_EXEMPLAR_SCHEMA)
-            if self.rows.exemplars["series"]
-            else None
-        )
-        # Only the catalogue rows are read later (by the writer): free the rest.
-        self.rows.points = self.rows.rollups = self.rows.exemplars = {}
+        self.write: MetricWrite | None = write
+        self.rows = MetricRows(write.project_id)
+        self.points: pa.Table | None = None
+        self.rollups: pa.Table | None = None
+        self.exemplars: pa.Table | None = None
         self.future: Future[int] = Future()
+
+    def convert(self) -> None:
+        """The write's rows as Arrow tables (raises for a value out of its column's
+        range: the caller fails this batch only)."""
+        assert self.write is not None
+        rows = metric_rows(self.write)
+        self.points = pa.table(rows.points, schema=_METRIC_POINT_SCHEMA)
+        self.rollups = pa.table(rows.rollups, schema=METRIC_ROLLUP_SCHEMA)
+        if rows.exemplars["series"]:
+            self.exemplars = pa.table(rows.exemplars, schema=_METRIC_EXEMPLAR_SCHEMA)
+        # Only the catalogue rows are read later (by the writer): free the rest.
+        rows.points = rows.rollups = rows.exemplars = {}
+        self.rows = rows
+        self.write = None
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -372,14 +384,7 @@ class DuckDBStore:
                 self.stats["rejected_full"] += 1
                 raise QueueFull(f"write queue full ({self._queued_points} points waiting)")
             self._queued_points += n
-        try:
-            batch = MetricBatch(write)
-        except Exception as e:  # a value out of its column's range: fail this batch only
-            with self._lock:
-                self._queued_points -= n
-            failed: Future[int] = Future()
-            failed.set_exception(e)
-            return failed
+        batch = MetricBatch(write)  # converted by the writer
         self._queue.put(batch)
         return batch.future
 
@@ -459,10 +464,12 @@ class DuckDBStore:
         else:
             group.append(first)
         n = first.n
-        # Events commit at once with whatever else is queued: their senders wait for the
-        # commit one request at a time (a Sentry SDK's single transport thread), and
-        # requests arriving during a commit still group into the next one.
-        wait_s = 0.0 if isinstance(first, EventBatch) else self.commit_interval_s
+        # Events and metrics commit at once with whatever else is queued: their senders
+        # wait for the commit one request at a time (a Sentry SDK's single transport
+        # thread, an OTel exporter or a Prometheus shard), and requests arriving during
+        # a commit still group into the next one. A window would only add its length to
+        # every request's latency and leave the writer idle while it is open.
+        wait_s = 0.0 if isinstance(first, (EventBatch, MetricBatch)) else self.commit_interval_s
         deadline = time.monotonic() + wait_s
         while n < self.max_group_spans:
             timeout = deadline - time.monotonic()
@@ -548,9 +555,20 @@ class DuckDBStore:
     def _insert_events(self, batches: list[EventBatch]) -> None:
         self._transaction(lambda con: write_events(con, batches, self._known_releases), [])
 
-    def _commit_metrics(self, batches: list[MetricBatch]) -> None:
-        n = sum(b.n for b in batches)
+    def _commit_metrics(self, all_batches: list[MetricBatch]) -> None:
+        queued = sum(b.n for b in all_batches)
         try:
+            batches = []
+            for b in all_batches:
+                try:
+                    b.convert()
+                except Exception as e:  # a value out of its column's range: this batch only
+                    b.future.set_exception(e)
+                    continue
+                batches.append(b)
+            if not batches:
+                return
+            n = sum(b.n for b in batches)
             with self.commit_times.timed("metrics"):
                 error = self._written(
                     lambda: self._insert_metrics(batches), f"commit of {n} points"
@@ -568,7 +586,7 @@ class DuckDBStore:
                 b.future.set_result(b.n)
         finally:
             with self._lock:
-                self._queued_points -= n
+                self._queued_points -= queued
 
     def _new_series(self, batches: list[MetricBatch]) -> pa.Table | None:
         """The catalogue rows of series new to the writer or seen in a later minute."""
@@ -577,8 +595,8 @@ class DuckDBStore:
 
     def _insert_metrics(self, batches: list[MetricBatch]) -> None:
         con = self._db.writer()
-        points_tbl = pa.concat_tables([b.points for b in batches])  # noqa: F841 - read by name
-        rollup_tbl = pa.concat_tables([b.rollups for b in batches])  # noqa: F841
+        points_tbl = pa.concat_tables([b.points for b in batches if b.points is not None])  # noqa: F841 - read by name
+        rollup_tbl = pa.concat_tables([b.rollups for b in batches if b.rollups is not None])  # noqa: F841
         ex = [b.exemplars for b in batches if b.exemplars is not None]
         series_tbl = self._new_series(batches)
         sql = ["BEGIN"]
