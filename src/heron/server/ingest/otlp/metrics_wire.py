@@ -32,41 +32,16 @@ from heron.server.ingest.otlp.metrics import (
     identifying,
     metric_builder,
 )
+from heron.server.ingest.otlp.protowire import U64 as _U64
+from heron.server.ingest.otlp.protowire import Unsupported as _Unsupported
+from heron.server.ingest.otlp.protowire import skip as _skip
+from heron.server.ingest.otlp.protowire import varint as _varint
 
 _RUN_CACHE: dict[bytes, tuple[tuple[str, str], ...]] = {}
 _RUN_CACHE_MAX_ENTRIES = 16_384
 _RUN_CACHE_MAX_BYTES = 1_024
-_U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
-
-
-class _Unsupported(Exception):
-    """Wire data the fast path does not walk (group fields); use the upb path instead."""
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, i
-        shift += 7
-
-
-def _skip(buf: bytes, i: int, wire_type: int) -> int:
-    if wire_type == 0:
-        return _varint(buf, i)[1]
-    if wire_type == 1:
-        return i + 8
-    if wire_type == 2:
-        n, i = _varint(buf, i)
-        return i + n
-    if wire_type == 5:
-        return i + 4
-    raise _Unsupported(f"wire type {wire_type}")
 
 
 def _fields(buf: bytes, i: int, end: int) -> list[tuple[int, int, int]]:

@@ -12,7 +12,6 @@ scopes) are read from the upb objects with the same code as the reference decode
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -23,6 +22,10 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from heron.server.ingest.limits import MAX_TIME_NS
 from heron.server.ingest.otlp.common import DecodeError, ResourceInfo, as_int, pb_attrs, pb_value
+from heron.server.ingest.otlp.protowire import U64 as _U64
+from heron.server.ingest.otlp.protowire import Unsupported as _Unsupported
+from heron.server.ingest.otlp.protowire import skip as _skip
+from heron.server.ingest.otlp.protowire import varint as _varint
 from heron.server.ingest.otlp.reference import decode_protobuf
 from heron.server.ingest.otlp.traces import check_events, check_span, pb_events_links
 from heron.server.model.span import BatchDecodeResult, SpanBatch, json_text
@@ -54,41 +57,12 @@ _RESOURCE_CACHE_MAX_ENTRIES = 1_024
 _RESOURCE_CACHE_MAX_BYTES = 16_384
 _TAIL_TAGS = frozenset((0x4A, 0x50, 0x7A, 0x85))  # attributes, dropped count, status, flags
 _ZERO16, _ZERO8 = bytes(16), bytes(8)
-_U64 = struct.Struct("<Q")
-
-
-class _Unsupported(Exception):
-    """Wire data the fast path does not walk (group fields); use the upb path instead."""
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, i
-        shift += 7
 
 
 def _int32(v: int) -> int:
     """A varint read as protobuf int32/enum (two's complement, low 32 bits)."""
     v &= 0xFFFFFFFF
     return v - 0x100000000 if v & 0x80000000 else v
-
-
-def _skip(buf: bytes, i: int, wire_type: int) -> int:
-    if wire_type == 0:
-        return _varint(buf, i)[1]
-    if wire_type == 1:
-        return i + 8
-    if wire_type == 2:
-        n, i = _varint(buf, i)
-        return i + n
-    if wire_type == 5:
-        return i + 4
-    raise _Unsupported(f"wire type {wire_type}")
 
 
 def _len_fields(buf: bytes, i: int, end: int, want: int) -> Iterator[tuple[int, int]]:
