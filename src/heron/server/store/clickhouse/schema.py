@@ -47,6 +47,43 @@ _EVENT_S = "intDiv(time_ns, 1000000000)"
 _LOG_S = _EVENT_S
 MAX_RETENTION_DAYS = 7300
 
+
+def _metric_tier(table: str, period_s: int, partition: str) -> list[str]:
+    """One metric rollup tier: its AggregatingMergeTree and the view that folds every
+    insert into ``metric_rollup_in`` into rows of ``period_s`` (``minute_s`` is the
+    period's start)."""
+    return [
+        f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.{table} (
+                project_id UInt32,
+                name LowCardinality(String),
+                minute_s Int64 CODEC(Delta, ZSTD(1)),
+                series Int64,
+                bounds Array(Float64),
+                count SimpleAggregateFunction(sum, UInt64),
+                sum SimpleAggregateFunction(sum, Float64),
+                min SimpleAggregateFunction(min, Float64),
+                max SimpleAggregateFunction(max, Float64),
+                last AggregateFunction(argMax, Float64, Int64),
+                last_ns SimpleAggregateFunction(max, Int64),
+                buckets AggregateFunction(sumForEach, Array(UInt64)),
+                rows SimpleAggregateFunction(sum, UInt64)
+            ) ENGINE = AggregatingMergeTree
+            PARTITION BY {partition}
+            ORDER BY (project_id, name, minute_s, series, bounds)
+            """,
+        f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS
+            SELECT project_id, name, intDiv(at_s, {period_s}) * {period_s} AS minute_s, series, bounds,
+                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
+                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
+                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
+                   count() AS rows
+            FROM {{db}}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
+            """,  # noqa: S608 - DDL from constants (table names and periods of this module)
+    ]
+
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (
         1,
@@ -331,90 +368,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 v_buckets Array(UInt64)
             ) ENGINE = Null
             """,
-            """
-            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_1m (
-                project_id UInt32,
-                name LowCardinality(String),
-                minute_s Int64 CODEC(Delta, ZSTD(1)),
-                series Int64,
-                bounds Array(Float64),
-                count SimpleAggregateFunction(sum, UInt64),
-                sum SimpleAggregateFunction(sum, Float64),
-                min SimpleAggregateFunction(min, Float64),
-                max SimpleAggregateFunction(max, Float64),
-                last AggregateFunction(argMax, Float64, Int64),
-                last_ns SimpleAggregateFunction(max, Int64),
-                buckets AggregateFunction(sumForEach, Array(UInt64)),
-                rows SimpleAggregateFunction(sum, UInt64)
-            ) ENGINE = AggregatingMergeTree
-            PARTITION BY toDate(toDateTime(minute_s))
-            ORDER BY (project_id, name, minute_s, series, bounds)
-            """,
-            """
-            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_1m_mv TO {db}.metric_rollup_1m AS
-            SELECT project_id, name, intDiv(at_s, 60) * 60 AS minute_s, series, bounds,
-                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
-                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
-                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
-                   count() AS rows
-            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_10m (
-                project_id UInt32,
-                name LowCardinality(String),
-                minute_s Int64 CODEC(Delta, ZSTD(1)),
-                series Int64,
-                bounds Array(Float64),
-                count SimpleAggregateFunction(sum, UInt64),
-                sum SimpleAggregateFunction(sum, Float64),
-                min SimpleAggregateFunction(min, Float64),
-                max SimpleAggregateFunction(max, Float64),
-                last AggregateFunction(argMax, Float64, Int64),
-                last_ns SimpleAggregateFunction(max, Int64),
-                buckets AggregateFunction(sumForEach, Array(UInt64)),
-                rows SimpleAggregateFunction(sum, UInt64)
-            ) ENGINE = AggregatingMergeTree
-            PARTITION BY toYYYYMM(toDateTime(minute_s))
-            ORDER BY (project_id, name, minute_s, series, bounds)
-            """,
-            """
-            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_10m_mv TO {db}.metric_rollup_10m AS
-            SELECT project_id, name, intDiv(at_s, 600) * 600 AS minute_s, series, bounds,
-                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
-                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
-                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
-                   count() AS rows
-            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS {db}.metric_rollup_1h (
-                project_id UInt32,
-                name LowCardinality(String),
-                minute_s Int64 CODEC(Delta, ZSTD(1)),
-                series Int64,
-                bounds Array(Float64),
-                count SimpleAggregateFunction(sum, UInt64),
-                sum SimpleAggregateFunction(sum, Float64),
-                min SimpleAggregateFunction(min, Float64),
-                max SimpleAggregateFunction(max, Float64),
-                last AggregateFunction(argMax, Float64, Int64),
-                last_ns SimpleAggregateFunction(max, Int64),
-                buckets AggregateFunction(sumForEach, Array(UInt64)),
-                rows SimpleAggregateFunction(sum, UInt64)
-            ) ENGINE = AggregatingMergeTree
-            PARTITION BY toYYYYMM(toDateTime(minute_s))
-            ORDER BY (project_id, name, minute_s, series, bounds)
-            """,
-            """
-            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.metric_rollup_1h_mv TO {db}.metric_rollup_1h AS
-            SELECT project_id, name, intDiv(at_s, 3600) * 3600 AS minute_s, series, bounds,
-                   sum(v_count) AS count, sum(v_sum) AS sum, min(v_min) AS min,
-                   max(v_max) AS max, argMaxState(v_last, v_last_ns) AS last,
-                   max(v_last_ns) AS last_ns, sumForEachState(v_buckets) AS buckets,
-                   count() AS rows
-            FROM {db}.metric_rollup_in GROUP BY project_id, name, minute_s, series, bounds
-            """,
+            *_metric_tier("metric_rollup_1m", 60, "toDate(toDateTime(minute_s))"),
+            *_metric_tier("metric_rollup_10m", 600, "toYYYYMM(toDateTime(minute_s))"),
+            *_metric_tier("metric_rollup_1h", 3600, "toYYYYMM(toDateTime(minute_s))"),
         ],
     ),
 ]
