@@ -64,8 +64,8 @@ def authenticate(request: Request, projects: Projects) -> int:
     return project
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, decompressed, never more than ``limit`` bytes either side."""
+async def read_raw(request: Request, limit: int) -> bytes:
+    """The request body as sent (not decompressed), never more than ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
@@ -77,7 +77,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed, never more than ``limit`` bytes either side."""
+    body = await read_raw(request, limit)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body

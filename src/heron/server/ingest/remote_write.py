@@ -43,7 +43,7 @@ from heron.server.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
-from heron.server.ingest.http import authenticate, committed
+from heron.server.ingest.http import authenticate, committed, read_raw
 from heron.server.ingest.limits import MAX_TIME_NS
 from heron.server.ingest.metrics import SeriesGuard, submit
 from heron.server.ingest.otlp.metrics import (
@@ -278,7 +278,7 @@ class RemoteWriteIngest:
             raise UnsupportedMediaType(
                 f"unsupported Content-Encoding {encoding or '(none)'!r}: use snappy"
             )
-        body = await _read_raw(request, self.max_body_bytes)
+        body = await read_raw(request, self.max_body_bytes)
         raw = snappy_block(body, self.max_body_bytes)
         kinds = self._kinds.setdefault(project, _Kinds())
         result, stale = decode_write_request(raw, kinds)
@@ -298,18 +298,3 @@ class RemoteWriteIngest:
                 "; ".join(result.errors),
             )
         return Response(status_code=204)
-
-
-async def _read_raw(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body of {declared} bytes exceeds the limit of {limit} bytes"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
