@@ -27,6 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.model import Span as ModelSpan
+from heron.server.model.metric import MetricPoint, MetricWrite
 from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb_store import DuckDBStore
 from tests.conftest import HeronProcess, make_heron
@@ -326,3 +327,64 @@ def test_pages_and_api_answer_503_while_the_database_is_reopened(
     finally:
         h.stop()
     assert _stored(h.data_dir / "heron.duckdb")[ids[0]] == 1
+
+
+def _metric_write(first_series: int, n: int) -> tuple[MetricWrite, set[int]]:
+    """``n`` gauge points, one per new series (labels padded so the disk fills fast)."""
+    now = time.time_ns()
+    points = []
+    for i in range(first_series, first_series + n):
+        p = MetricPoint(
+            time_ns=now,
+            name="disk.fill",
+            kind="gauge",
+            service="svc",
+            attributes={"i": str(i), "padding": os.urandom(100).hex()},
+            value=float(i),
+        )
+        p.key()
+        points.append(p)
+    return MetricWrite(1, points), {p.series for p in points}
+
+
+def test_metric_points_on_a_full_disk_fail_then_resume_without_loss(small_fs: Path) -> None:
+    """A metrics commit that cannot be written fails its writes (StorageUnavailable, the
+    503 of /v1/metrics); once there is room the same store stores again; every point
+    acknowledged is stored once and none that failed."""
+    db = small_fs / "heron.duckdb"
+    store = DuckDBStore(db, commit_interval_ms=0, checkpoint_threshold_mb=0).start()
+    acked: set[int] = set()
+    failed: set[int] = set()
+    try:
+        write, keys = _metric_write(0, 500)
+        assert store.submit_metrics(write).result(30) == 500
+        acked |= keys
+        filler = _fill(small_fs, leave_bytes=256 << 10)
+        first = 500
+        for _ in range(50):  # until a commit finds the disk full
+            write, keys = _metric_write(first, 2_000)
+            first += 2_000
+            try:
+                store.submit_metrics(write).result(30)
+                acked |= keys
+            except StorageUnavailable:
+                failed |= keys
+                break
+        assert failed, "no metrics commit failed: the disk never filled"
+        assert store.health() is not None
+        filler.unlink()
+        _wait("the store to heal", lambda: store.health() is None, timeout=30)
+        write, keys = _metric_write(first, 500)
+        assert store.submit_metrics(write).result(30) == 500
+        acked |= keys
+    finally:
+        store.close()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT series, count(*) FROM metric_points GROUP BY series").fetchall()
+    finally:
+        con.close()
+    stored = {int(s): n for s, n in rows}
+    assert [s for s, n in stored.items() if n > 1] == [], "points stored twice"
+    assert acked <= set(stored), f"{len(acked - set(stored))} acknowledged points lost"
+    assert not (failed & set(stored)), "points of a failed commit were stored"
