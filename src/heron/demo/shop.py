@@ -87,7 +87,7 @@ REVIEW_WORDS = (
     "quality",
     "daily",
 )
-REVIEW_COUNT = 20_000  # enough for the unindexed search to take ~0.15-0.5 s
+REVIEW_COUNT = 40_000  # enough for the unindexed search to take ~0.2-0.5 s (20k: ~0.1 s here)
 ORDER_COUNT = 50_000  # order history: ~125k unindexed order_items, ~5 ms a lookup
 RECENT_ORDERS = 20
 DECLINED_CARD_SUFFIX = "0002"  # like the payment providers' test cards
