@@ -137,8 +137,12 @@ class _Failed:
     err: Exception
 
 
-def _range(now_ns: int, window_s: int) -> TimeRange:
-    return TimeRange(now_ns - window_s * NS_PER_S, now_ns)
+def window_range(now_ns: int, window_s: int) -> TimeRange:
+    """The window ending now, in whole rollup minutes: the minute holding ``now_ns``
+    (partial) and the ones before it, ``window_s`` in all (rounded up to a minute)."""
+    end_s = -(-now_ns // (60 * NS_PER_S)) * 60
+    start_s = end_s - -(-window_s // 60) * 60
+    return TimeRange(start_s * NS_PER_S, max(now_ns, start_s * NS_PER_S + 1))
 
 
 def evaluate_condition(
@@ -173,7 +177,7 @@ def _red_value(stats: query.ServiceStats | query.EndpointStats, cond: RedConditi
 
 
 def _red(reads: CycleReads, pid: int, cond: RedCondition, now_ns: int) -> list[Sample]:
-    tr = _range(now_ns, cond.window)
+    tr = window_range(now_ns, cond.window)
     services = [
         s.service
         for s in reads.services(pid, tr, cond.environment, cond.release)
@@ -214,7 +218,7 @@ def metric_values(
         try:
             return mq.window_values(reads.store, pid, q, tr)
         except (mq.UnknownMetric, query.InvalidQuery) as err:
-            raise ConditionError(str(err).strip("'\"")) from None
+            raise ConditionError(str(err.args[0] if err.args else err)) from None
 
     return reads.get(("metric", pid, q, tr), read)
 
@@ -223,7 +227,7 @@ def _metric(reads: CycleReads, pid: int, cond: MetricCondition, now_ns: int) -> 
     by = tuple(cond.by)
     match = tuple(sorted(cond.filter.items()))
     values = metric_values(
-        reads, pid, cond.metric, cond.agg, by, match, _range(now_ns, cond.window)
+        reads, pid, cond.metric, cond.agg, by, match, window_range(now_ns, cond.window)
     )
     link = _link("/explore", metric=cond.metric, agg=cond.agg, by=",".join(by) or None)
     return [Sample(dict(zip(by, g, strict=True)), v, link) for g, v in sorted(values.items())]
@@ -231,7 +235,7 @@ def _metric(reads: CycleReads, pid: int, cond: MetricCondition, now_ns: int) -> 
 
 # ---------------------------------------------------------------------- errors
 def _errors(reads: CycleReads, pid: int, cond: ErrorCondition, now_ns: int) -> list[Sample]:
-    tr = _range(now_ns, cond.window)
+    tr = window_range(now_ns, cond.window)
     issues = reads.get(
         ("issues", pid, tr, cond.service, cond.environment),
         lambda: query.list_issues(
@@ -260,7 +264,7 @@ def _errors(reads: CycleReads, pid: int, cond: ErrorCondition, now_ns: int) -> l
 
 # -------------------------------------------------------------------- database
 def _db(reads: CycleReads, pid: int, cond: DbCondition, now_ns: int) -> list[Sample]:
-    tr = _range(now_ns, cond.window)
+    tr = window_range(now_ns, cond.window)
     if cond.event == "fingerprint_p95":
         stats = reads.get(
             ("top_queries", pid, tr, cond.service),
@@ -339,7 +343,7 @@ def _new_findings(reads: CycleReads, pid: int, cond: DbCondition, tr: TimeRange)
 def _absence(reads: CycleReads, pid: int, cond: AbsenceCondition, now_ns: int) -> list[Sample]:
     """Groups with data in the lookback but none in the window; the value is the
     window (seconds silent, at least)."""
-    recent, older = _range(now_ns, cond.window), _range(now_ns, cond.lookback)
+    recent, older = window_range(now_ns, cond.window), window_range(now_ns, cond.lookback)
     silent = float(cond.window)
     if cond.target == "service":
         now_seen = {s.service for s in reads.services(pid, recent, None, None) if s.requests}
