@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from heron.server import query
+from heron.server.alerting import slo
+from heron.server.alerting._cycle import ConditionError, CycleReads, Sample
 from heron.server.model.alerting import (
     AbsenceCondition,
     DbCondition,
@@ -26,9 +26,7 @@ from heron.server.model.alerting import (
 )
 from heron.server.query import metrics as mq
 from heron.server.query._common import NS_PER_S, TimeRange
-from heron.server.store.base import Store
 
-T = TypeVar("T")
 SLOW_QUERY_MS = 100.0
 """A database call this slow counts as a slow query (the /db/slow page's default)."""
 NEW_FINDING_LOOKBACK_S = 86_400
@@ -40,23 +38,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-
-
-class ConditionError(Exception):
-    """The condition cannot be evaluated as written (an unknown metric, a deleted SLO):
-    the rule is marked broken with this message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One group's value: an alert instance when it holds. ``link`` is a path of Heron's
-    UI showing the group. ``holds`` overrides the op/threshold comparison (absence and
-    SLO burn conditions decide themselves)."""
-
-    labels: dict[str, str]
-    value: float | None
-    link: str
-    holds: bool | None = None
 
 
 def compare(value: float | None, op: str, threshold: float) -> bool:
@@ -77,64 +58,6 @@ def sample_holds(rule: RuleSpec, sample: Sample) -> bool:
 def _link(path: str, **params: str | None) -> str:
     kept = {k: v for k, v in params.items() if v is not None}
     return f"{path}?{urlencode(kept)}" if kept else path
-
-
-class CycleReads:
-    """Reads of one evaluation cycle, each made once: keyed by what was asked (project,
-    window end and length, filters). Make a new one per cycle (cached values go stale)."""
-
-    def __init__(self, store: Store, *, apdex_t_ms: float = 500.0) -> None:
-        self.store = store
-        self.apdex_t_ms = apdex_t_ms
-        self._cache: dict[tuple[Any, ...], Any] = {}
-        self.reads = 0
-        """Reads actually made (the rest were answered from the cache)."""
-
-    def get(self, key: tuple[Any, ...], read: Callable[[], T]) -> T:
-        """``read()``, made once per key; a read that raised raises again for every rule
-        asking (it is not retried within the cycle)."""
-        if key not in self._cache:
-            self.reads += 1
-            try:
-                self._cache[key] = read()
-            except Exception as err:
-                self._cache[key] = _Failed(err)
-        got = self._cache[key]
-        if isinstance(got, _Failed):
-            raise got.err
-        return got
-
-    # ------------------------------------------------------------------ RED
-    def services(
-        self, pid: int, tr: TimeRange, env: str | None, release: str | None
-    ) -> list[query.ServiceStats]:
-        return self.get(
-            ("services", pid, tr, env, release),
-            lambda: query.service_table(
-                self.store, pid, tr, environment=env, release=release, apdex_t_ms=self.apdex_t_ms
-            ),
-        )
-
-    def endpoints(
-        self, pid: int, tr: TimeRange, service: str, env: str | None, release: str | None
-    ) -> list[query.EndpointStats]:
-        return self.get(
-            ("endpoints", pid, tr, service, env, release),
-            lambda: query.endpoint_table(
-                self.store,
-                pid,
-                tr,
-                service,
-                environment=env,
-                release=release,
-                apdex_t_ms=self.apdex_t_ms,
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    err: Exception
 
 
 def window_range(now_ns: int, window_s: int) -> TimeRange:
@@ -161,8 +84,6 @@ def evaluate_condition(
         return _db(reads, project_id, cond, now_ns)
     if isinstance(cond, AbsenceCondition):
         return _absence(reads, project_id, cond, now_ns)
-    from heron.server.alerting import slo  # slo reads conditions' CycleReads
-
     return slo.burn_samples(reads, project_id, cond, now_ns)
 
 
