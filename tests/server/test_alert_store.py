@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -394,3 +395,33 @@ def test_racing_dispatchers_share_groups_on_postgres(postgres_state: PostgresSta
     groups = postgres_state.notification_groups(P)
     assert sorted(g.group_key for g in groups) == ["g0", "g1", "g2", "g3", "g4"]
     assert len(postgres_state.list_notifications(P, limit=1000)) == 80
+
+
+def test_racing_replacers_and_creators_on_postgres(postgres_state: PostgresState) -> None:
+    """Processes loading the same rule file at once end with one object per name, ids
+    kept; API creates racing for one name: exactly one wins."""
+    _empty(postgres_state.schema)
+    items = [(f"r{i}", f'{{"i": {i}}}') for i in range(20)]
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(
+            pool.map(
+                lambda _: postgres_state.replace_alert_config_source(P, "rule", "file", items, S),
+                range(8),
+            )
+        )
+    assert all(run == runs[0] for run in runs)
+    assert [r.name for r in postgres_state.list_alert_config(P, "rule")] == sorted(
+        n for n, _ in items
+    )
+
+    def create(i: int) -> str:
+        try:
+            postgres_state.create_alert_config(P, "slo", "one", f'{{"i": {i}}}', "api", S)
+        except NameTaken:
+            return "taken"
+        return "created"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(create, range(8)))
+    assert outcomes == ["created"] + ["taken"] * 7
+    assert len(postgres_state.list_alert_config(P, "slo")) == 1

@@ -188,7 +188,8 @@ class AlertStore(Protocol):
 
     def delete_alert_config(self, project_id: int, kind: ConfigKind, config_id: int) -> bool:
         """False if there was no such object. Deleting a rule deletes its instances and
-        status too (its history stays)."""
+        status too (its history stays); deleting a channel deletes its notification
+        groups (its notification log stays)."""
         ...
 
     def replace_alert_config_source(
