@@ -34,7 +34,7 @@ from tests.server.postgres import POSTGRES_URL, drop_schema, fresh_schema
 
 S = 10**9
 P = 1
-_TABLES = tuple(t for t in STATE_TABLES if t.startswith(("alert_", "notification")))
+_TABLES = (*(t for t in STATE_TABLES if t.startswith(("alert_", "notification"))), "alert_lease")
 
 
 @pytest.fixture(scope="module")
@@ -425,3 +425,19 @@ def test_racing_replacers_and_creators_on_postgres(postgres_state: PostgresState
         outcomes = sorted(pool.map(create, range(8)))
     assert outcomes == ["created"] + ["taken"] * 7
     assert len(postgres_state.list_alert_config(P, "slo")) == 1
+
+
+def test_alerting_lease_one_holder_at_a_time(state: StateStore) -> None:
+    assert state.claim_alerting("a", 10 * S, 30 * S) is True
+    assert state.claim_alerting("b", 20 * S, 30 * S) is False  # a's runs to 40 s
+    assert state.claim_alerting("a", 35 * S, 30 * S) is True  # renewed to 65 s
+    assert state.claim_alerting("b", 64 * S, 30 * S) is False
+    assert state.claim_alerting("b", 65 * S, 30 * S) is True  # a stopped renewing
+    assert state.claim_alerting("a", 70 * S, 30 * S) is False
+
+
+def test_racing_lease_claims_on_postgres(postgres_state: PostgresState) -> None:
+    _empty(postgres_state.schema)
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(lambda h: postgres_state.claim_alerting(f"h{h}", S, 30 * S), range(16)))
+    assert won.count(True) == 1

@@ -289,6 +289,13 @@ class AlertStore(Protocol):
         """The notification log, newest first (``before_id`` pages)."""
         ...
 
+    def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        """Take or renew the alerting lease for ``holder`` until ``now_ns + ttl_ns``: True
+        when it is ``holder``'s now (it held it, or nobody's lease runs), False while
+        another holder's runs. An engine evaluates and dispatches only while it holds
+        it, so two jobs processes overlapping (a rolling restart) never both send."""
+        ...
+
     def prune_alerting(self, before_ns: int) -> int:
         """Delete history and sent or failed notifications older than ``before_ns``;
         returns the rows deleted."""

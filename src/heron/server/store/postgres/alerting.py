@@ -90,6 +90,13 @@ _INSERT_NOTIFICATION = (
     f"VALUES ({_marks(len(NOTIFICATION_COLUMNS) - 1)}) RETURNING id"
 )
 _UNACK = f"UPDATE alert_instances SET {acks(_M)} WHERE rule_id = %s AND fingerprint = %s"  # noqa: S608
+# Taken when free, expired or already ours; the statement decides, so racers cannot both win.
+_CLAIM = (
+    "INSERT INTO alert_lease VALUES ('alerting', %s, %s) ON CONFLICT (name) DO UPDATE "
+    "SET holder = excluded.holder, expires_ns = excluded.expires_ns "
+    "WHERE alert_lease.holder = excluded.holder OR alert_lease.expires_ns <= %s "
+    "RETURNING holder"
+)
 _NOTIFICATIONS = f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "  # noqa: S608
 
 
@@ -356,6 +363,12 @@ class PostgresAlerts:
             _NOTIFICATIONS + f"WHERE {where} ORDER BY id DESC LIMIT %s", [*params, limit]
         )
         return [NotificationRow(*r) for r in rows]
+
+    def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        def run(con: Connection) -> bool:
+            return con.execute(_CLAIM, [holder, now_ns + ttl_ns, now_ns]).fetchone() is not None
+
+        return self._pool.transaction(run)
 
     def prune_alerting(self, before_ns: int) -> int:
         def run(con: Connection) -> int:

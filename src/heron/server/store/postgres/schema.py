@@ -198,6 +198,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE INDEX notifications_due ON notifications (status, next_attempt_ns);
         CREATE INDEX notifications_log ON notifications (project_id, id);
+        -- Which process runs alerting (claim_alerting): one row, renewed while it runs.
+        CREATE TABLE alert_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_ns BIGINT NOT NULL
+        );
         """,
     ),
 ]
