@@ -384,3 +384,18 @@ def test_engine_cycle_and_app_wiring(fresh: Store, tmp_path: Path) -> None:
         create_app(Config(data_dir=str(tmp_path / "b"), alerts_enabled=False)).state.alert_engine
         is None
     )
+
+
+def test_second_engine_stands_by_while_the_first_holds_the_lease(fresh: Store) -> None:
+    cond = {"kind": "red", "figure": "requests", "window": "1h"}
+    rid = add_rule(fresh, rule(name="lease", condition=cond))
+    at = NOW + 600 * NS  # past the lease an earlier test's engine took at NOW
+    cfg = Config(alert_tick_s=5)
+    first, second = AlertEngine(fresh, cfg, lambda: at), AlertEngine(fresh, cfg, lambda: at)
+    first.run_cycle()
+    second.run_cycle()
+    assert (first.stats.cycles, second.stats.cycles, second.stats.standby_cycles) == (1, 0, 1)
+    assert instances(fresh)[(rid, "api")].state == "firing"
+    late = AlertEngine(fresh, cfg, lambda: at + 31 * NS)  # the first's lease (30 s) ran out
+    late.run_cycle()
+    assert (late.stats.cycles, late.stats.standby_cycles) == (1, 0)

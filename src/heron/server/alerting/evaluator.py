@@ -56,6 +56,8 @@ class CycleStats:
     instances: int = 0
     reads: int = 0
     seconds: float = 0.0
+    save_seconds: float = 0.0
+    """Of ``seconds``, the time persisting the outcome (``save_evaluation``)."""
     cpu_seconds: float = 0.0
 
 
@@ -184,8 +186,10 @@ class Evaluator:
                 unack += out.unack
         for rule_id, orphans in by_rule.items():  # rules deleted under us: drop leftovers
             dels += [(rule_id, i.fingerprint) for i in orphans]
+        saving = time.perf_counter()
         if statuses or dels:
             state.save_evaluation(ups, dels, hist, statuses, unack)
+        stats.save_seconds = time.perf_counter() - saving
         stats.instances = sum(s.instances for s in statuses)
         stats.reads = reads.reads
         stats.seconds = time.perf_counter() - start
