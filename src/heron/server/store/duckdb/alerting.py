@@ -446,9 +446,26 @@ def _values(row: object, columns: Sequence[str]) -> list[Any]:
     return [getattr(row, c) for c in columns]
 
 
+_CHUNK = 200
+
+
 def _many(con: Any, statement: str, rows: list[list[Any]]) -> None:
-    if rows:
+    """Run ``statement`` for each row. An INSERT goes as multi-row VALUES of up to
+    ``_CHUNK`` rows per statement (still bound parameters): DuckDB's ``executemany``
+    costs ~2.5 ms a row, which made a 1,000-rule evaluation spend seconds saving."""
+    if not rows:
+        return
+    at = statement.find(" VALUES (")
+    if at < 0:
         con.executemany(statement, rows)
+        return
+    close = statement.index(")", at)
+    group = statement[at + len(" VALUES ") : close + 1]
+    head, tail = statement[:at], statement[close + 1 :]
+    for i in range(0, len(rows), _CHUNK):
+        chunk = rows[i : i + _CHUNK]
+        sql = f"{head} VALUES {', '.join([group] * len(chunk))}{tail}"
+        con.execute(sql, [v for row in chunk for v in row])
 
 
 def _raise_outcome(result: ConfigRow | Conflict | Taken | None, kind: str) -> ConfigRow | None:
