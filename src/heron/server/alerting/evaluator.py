@@ -89,7 +89,7 @@ def advance(
             return _start(rule, rule_id, project_id, sample, now_ns)
         if prev is not None and now_ns - prev.resolved_ns >= RESOLVED_KEEP_NS:
             return None, []
-        return (None if prev is None else replace(prev, last_eval_ns=now_ns)), []
+        return prev, []  # unchanged: not rewritten
     if prev.state == "pending":
         if not holds:
             return None, ["inactive"]
@@ -245,7 +245,7 @@ class Evaluator:
             if after is None:
                 if before is not None:
                     dels.append((row.id, fp))
-            else:
+            elif after is not before:
                 if sample is not None and after.state != "resolved":
                     after = replace(after, annotations=self._annotate(rule, after, sample))
                 ups.append(after)
@@ -256,7 +256,10 @@ class Evaluator:
             hist += [
                 HistoryRow(0, row.project_id, row.id, fp, labels, s, value, now) for s in entered
             ]
-        return _Outcome(ups, dels, hist, unack, sum(u.state != "resolved" for u in ups))
+        live = {fp for fp, i in old.items() if i.state != "resolved"} - {fp for fp, _ in dels}
+        live |= {u.fingerprint for u in ups if u.state != "resolved"}
+        live -= {u.fingerprint for u in ups if u.state == "resolved"}
+        return _Outcome(ups, dels, hist, unack, len(live))
 
     def _annotate(self, rule: RuleSpec, inst: InstanceRow, sample: Sample) -> str:
         labels = json.loads(inst.labels)
