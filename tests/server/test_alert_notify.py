@@ -455,3 +455,69 @@ def test_send_refuses_loopback_unless_allowed(store: Any, hook: Receiver) -> Non
     assert ok.status == "sent" and ok.kind == "test" and ok.sent_ns == T0 + S
     assert hook.received[0].body["alerts"][0]["labels"]["alertname"] == "Heron test notification"
     assert [(n.kind, n.status) for n in log(store)] == [("test", "failed"), ("test", "sent")]
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_email_over_tls(
+    store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, security: str
+) -> None:
+    import ssl
+    import subprocess
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server only
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    got: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            got.append((session.authenticated, envelope.rcpt_tos))
+            return "250 OK"
+
+    def auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        return AuthResult(success=data.password == b"pw", handled=False)
+
+    port = free_port()
+    tls: dict[str, Any] = (
+        {"tls_context": server_ctx, "require_starttls": True}
+        if security == "starttls"
+        # aiosmtpd does not count implicit TLS as TLS for AUTH: the socket is TLS anyway.
+        else {"ssl_context": server_ctx, "auth_require_tls": False}
+    )
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=auth, **tls)
+    smtp.start()
+    try:
+        cfg = {"type": "email", "host": "127.0.0.1", "port": port, "security": security,
+               "username": "heron", "password": "pw", "from": "heron@x.test",
+               "to": ["a@x.test", "b@x.test"]}  # fmt: skip
+        cid = channel(store, "mail", cfg)
+        row = send_test(
+            store, P, store.state.get_alert_config(P, "channel", cid), T0, config=CONFIG
+        )
+        assert row.status == "sent", row.last_error
+        assert got == [(True, ["a@x.test", "b@x.test"])]
+    finally:
+        smtp.stop()
+
+
+def test_unknown_channel_is_skipped_and_logged_once(
+    store: Any, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    channel(store, "hook", {"type": "webhook", "url": hook.url})
+    rid = rule(store, "Slow", channels=["nope", "hook"], group_wait=0)
+    put(store, rid, "firing", T0)
+    d = Dispatcher(store, public_url="http://heron.test", clock=clock)
+    assert d.run(T0) == 1 and d.run(T0 + S) == 0
+    warnings = [r.getMessage() for r in caplog.records if "no channel" in r.getMessage()]
+    assert warnings == ["alerting: rule 'Slow' names no channel 'nope'; skipped"]
