@@ -11,9 +11,12 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from heron.server.alerting.notify import (
     Deliverer,
@@ -27,6 +30,9 @@ from heron.server.config import Config
 from heron.server.model.alerting import fingerprint, instance_labels, parse_rule
 from heron.server.store.alerting import InstanceRow
 from heron.server.store.duckdb_store import DuckDBStore
+from heron.server.store.postgres.state import PostgresState
+from heron.server.store.state import STATE_TABLES
+from tests.server.postgres import POSTGRES_URL, drop_schema, fresh_schema
 from tests.support.receivers import Receiver, alertmanager, free_port, receiver
 
 S = 10**9
@@ -43,11 +49,32 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Any]:
-    s = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
-    yield s
-    s.close()
+@pytest.fixture(scope="module")
+def postgres_state() -> Iterator[PostgresState]:
+    schema = fresh_schema()
+    state = PostgresState(POSTGRES_URL, schema=schema)
+    yield state
+    state.close()
+    drop_schema(schema)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A store whose ``state`` is DuckDB's or PostgreSQL's (emptied for each test)."""
+    if request.param == "duckdb":
+        s = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
+        yield s
+        s.close()
+        return
+    pg: PostgresState = request.getfixturevalue("postgres_state")
+    tables = [t for t in STATE_TABLES if t.startswith(("alert_", "notification"))]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+        con.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
+                sql.SQL(", ").join(sql.Identifier(pg.schema, t) for t in tables)
+            )
+        )
+    yield SimpleNamespace(state=pg)
 
 
 @pytest.fixture
@@ -367,7 +394,7 @@ def test_email_over_smtp_with_auth(store: Any) -> None:
         cfg = {"type": "email", "host": "127.0.0.1", "port": port, "security": "none",
                "username": "heron", "password": "pw", "from": "heron@x.test",
                "to": ["ops@x.test"]}  # fmt: skip
-        channel(store, "mail", cfg)
+        mail = channel(store, "mail", cfg)
         rid = rule(store, "Slow <b>", channels=["mail"], group_wait=0)
         put(store, rid, "firing", T0, service="<script>x</script>")
         assert cycle(store, clock, 0) == 1
@@ -381,9 +408,11 @@ def test_email_over_smtp_with_auth(store: Any) -> None:
         assert "&lt;script&gt;" in parts["text/html"] and "<script>" not in parts["text/html"]
         # A wrong password: the SMTP server's 535 fails the notification at once.
         bad = dict(cfg, password="nope")
-        store.state.update_alert_config(P, "channel", 1, "mail",
+        store.state.update_alert_config(P, "channel", mail, "mail",
                                          json.dumps({"name": "mail", "config": bad}), T0)  # fmt: skip
-        row = send_test(store, P, store.state.get_alert_config(P, "channel", 1), T0, config=CONFIG)
+        row = send_test(
+            store, P, store.state.get_alert_config(P, "channel", mail), T0, config=CONFIG
+        )
         assert row.status == "failed" and "535" in row.last_error
     finally:
         smtp.stop()
