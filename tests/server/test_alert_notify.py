@@ -550,3 +550,35 @@ def test_unknown_channel_is_skipped_and_logged_once(
     assert d.run(T0) == 1 and d.run(T0 + S) == 0
     warnings = [r.getMessage() for r in caplog.records if "no channel" in r.getMessage()]
     assert warnings == ["alerting: rule 'Slow' names no channel 'nope'; skipped"]
+
+
+def test_deleted_channel_fails_its_pending_notification(store: Any, hook: Receiver) -> None:
+    clock = Clock()
+    hook.answers = [(503, {})]
+    cid = channel(store, "hook", {"type": "webhook", "url": hook.url})
+    put(store, rule(store, "Slow", channels=["hook"], group_wait=0), "firing", T0)
+    assert cycle(store, clock, 0) == 1
+    assert store.state.delete_alert_config(P, "channel", cid)
+    cycle(store, clock, 10)
+    (row,) = log(store)
+    assert row.status == "failed" and row.last_error == "the channel was deleted"
+    assert hook.attempts == 1
+
+
+def test_webhook_max_alerts_truncates() -> None:
+    from heron.server.alerting.notify import build_payload
+    from heron.server.model.alerting import parse_channel
+
+    spec = parse_channel({"name": "w", "config": {"type": "webhook", "url": "http://x.test/",
+                                                  "max_alerts": 2}})  # fmt: skip
+    alerts = [
+        {"status": "firing", "labels": {"n": str(i)}, "annotations": {}, "value": 1.0,
+         "starts_ns": T0, "ends_ns": 0, "fingerprint": f"{i:016x}", "link": ""}
+        for i in range(5)
+    ]  # fmt: skip
+    n = {"kind": "firing", "status": "firing", "group_key": "1:ab", "group_labels": {},
+         "common_labels": {}, "common_annotations": {}, "receiver": "w",
+         "external_url": "http://heron.test", "link": "", "title": "T", "alerts": alerts}  # fmt: skip
+    body = json.loads(build_payload("firing", spec, n))
+    assert body["truncatedAlerts"] == 3 and [a["labels"]["n"] for a in body["alerts"]] == ["0", "1"]
+    assert body["alerts"][0]["startsAt"] == "2027-01-15T08:00:00.000Z"
