@@ -160,6 +160,15 @@ class Config:
     """PostgreSQL (``postgresql://user@host/db``) holding the state several processes
     share: projects, keys, users, sessions, issue status. Empty means a local DuckDB file
     in ``data_dir``. (HERON_STATE_URL)"""
+    alerts_enabled: bool = True
+    """Evaluate alert rules and send notifications (in the ``all`` and ``jobs`` roles).
+    (HERON_ALERTS_ENABLED)"""
+    alert_tick_s: float = 5.0
+    """How often the alert engine wakes to evaluate due rules and deliver notifications;
+    each rule still runs on its own interval. (HERON_ALERT_TICK_S)"""
+    public_url: str = ""
+    """Base URL of Heron's UI in notification links, e.g. ``https://heron.example.com``;
+    empty means ``http://{host}:{port}``. (HERON_PUBLIC_URL)"""
 
     # Alerting (docs/alerting.md).
     alert_rules_path: str = ""
@@ -172,6 +181,15 @@ class Config:
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "heron.duckdb"
+
+    @property
+    def base_url(self) -> str:
+        """``public_url``, or the address this server listens on, without a final slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def scrub_key_list(self) -> tuple[str, ...]:
@@ -196,6 +214,12 @@ class Config:
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
+            ("alert_tick_s", 0.05 <= self.alert_tick_s <= 3600, "must be between 0.05 and 3600"),
+            (
+                "public_url",
+                not self.public_url or self.public_url.startswith(("http://", "https://")),
+                "must start with http:// or https://",
+            ),
             ("memory_limit_mb", self.memory_limit_mb >= 512, "must be at least 512"),
             (
                 "log_level",
