@@ -128,6 +128,17 @@ class Config:
     metrics_public: bool = False
     """Serve ``GET /metrics`` (Prometheus) without the API token; by default it needs
     ``Authorization: Bearer <api token>``. (HERON_METRICS_PUBLIC)"""
+    # Alert notifications (docs/alerting.md, "Channels").
+    alert_allowed_hosts: str = ""
+    """Hosts, addresses or networks (comma-separated) that alert channels may call even
+    though they are loopback, link-local or a cloud metadata address (refused by default
+    against SSRF). (HERON_ALERT_ALLOWED_HOSTS)"""
+    alert_delivery_timeout_s: float = 10.0
+    """Seconds one notification send may take (connect, send, answer).
+    (HERON_ALERT_DELIVERY_TIMEOUT_S)"""
+    alert_retry_max_s: float = 86400.0
+    """Seconds a notification is retried (backoff from 5 s to 5 min) before it is given
+    up as failed. (HERON_ALERT_RETRY_MAX_S)"""
     # Memory (see docs/configuration.md, "Memory").
     memory_limit_mb: int = 1024
     """The server's memory budget in MiB: DuckDB gets half (its memory_limit, spilling to
@@ -252,6 +263,12 @@ class Config:
                 all(_is_network(p) for p in self.trusted_proxy_list),
                 "must be IP addresses or networks separated by commas",
             ),
+            (
+                "alert_delivery_timeout_s",
+                self.alert_delivery_timeout_s > 0,
+                "must be greater than 0",
+            ),
+            ("alert_retry_max_s", self.alert_retry_max_s >= 0, "must not be negative"),
         ]
         for key, ok, why in [*checks, *self._storage_checks()]:
             if not ok:
