@@ -75,6 +75,13 @@ _INSERT_NOTIFICATION = (
     f"VALUES ({', '.join('?' * (len(NOTIFICATION_COLUMNS) - 1))}) RETURNING id"
 )
 _UNACK = f"UPDATE alert_instances SET {acks('?')} WHERE rule_id = ? AND fingerprint = ?"  # noqa: S608
+# Taken when free, expired or already ours; the statement decides, so racers cannot both win.
+_CLAIM = (
+    "INSERT INTO alert_lease VALUES ('alerting', ?, ?) ON CONFLICT (name) DO UPDATE "
+    "SET holder = excluded.holder, expires_ns = excluded.expires_ns "
+    "WHERE alert_lease.holder = excluded.holder OR alert_lease.expires_ns <= ? "
+    "RETURNING holder"
+)
 _NOTIFICATIONS = f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "  # noqa: S608
 
 
@@ -177,8 +184,11 @@ class DuckDBAlerts:
             for name in wanted:
                 if name in stored and stored[name][1] != source:
                     return Taken(name)
-            stale = [cid for name, (cid, src, _) in stored.items() if src == source]
-            stale = [cid for cid in stale if _name_of(stored, cid) not in wanted]
+            stale = [
+                cid
+                for name, (cid, src, _) in stored.items()
+                if src == source and name not in wanted
+            ]
             if stale:
                 con.execute(
                     "DELETE FROM alert_config WHERE list_contains(?::BIGINT[], id)", [stale]
@@ -362,6 +372,13 @@ class DuckDBAlerts:
         )
         return [NotificationRow(*r) for r in rows]
 
+    def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        def run(con: Any) -> bool:
+            return bool(con.execute(_CLAIM, [holder, now_ns + ttl_ns, now_ns]).fetchall())
+
+        claimed: bool = self.sql.write(run)
+        return claimed
+
     def prune_alerting(self, before_ns: int) -> int:
         def run(con: Any) -> int:
             history = con.execute("DELETE FROM alert_history WHERE at_ns < ?", [before_ns])
@@ -395,10 +412,6 @@ def _owner(con: Any, project_id: int, kind: str, name: str) -> int | None:
         [project_id, kind, name],
     ).fetchone()
     return int(row[0]) if row else None
-
-
-def _name_of(stored: dict[str, tuple[int, str, str]], config_id: int) -> str:
-    return next(name for name, (cid, _, _) in stored.items() if cid == config_id)
 
 
 def _cascade(con: Any, kind: str, config_ids: list[int]) -> None:
