@@ -236,6 +236,8 @@ class Evaluator:
         for fp in sorted(old.keys() | keyed.keys()):
             before, sample = old.get(fp), keyed.get(fp)
             after, entered = advance(rule, row.id, row.project_id, before, sample, now)
+            if after is None and before is None:
+                continue  # a sample that does not hold, and no instance
             if after is None:
                 if before is not None:
                     dels.append((row.id, fp))

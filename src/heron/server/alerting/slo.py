@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from heron.server.alerting.conditions import CycleReads, Sample
+from heron.server.alerting._cycle import ConditionError, CycleReads, Sample
 from heron.server.histogram import count_at_most
 from heron.server.model.alerting import (
     RuleSpec,
@@ -150,8 +150,6 @@ def window_burn(
 
 
 def _slo_spec(reads: CycleReads, pid: int, slo_id: int) -> SloSpec:
-    from heron.server.alerting.conditions import ConditionError
-
     def read() -> SloSpec:
         row = reads.store.state.get_alert_config(pid, "slo", slo_id)
         if row is None:
