@@ -181,6 +181,14 @@ class Config:
     """Base URL of Heron's UI in notification links, e.g. ``https://heron.example.com``;
     empty means ``http://{host}:{port}``. (HERON_PUBLIC_URL)"""
 
+    # Alerting (docs/alerting.md).
+    alert_rules_path: str = ""
+    """A TOML rule file, or a directory of ``*.toml`` rule files, loaded at start and on
+    ``POST /api/v1/alerts/rules/reload``; empty means none. (HERON_ALERT_RULES_PATH)"""
+    alert_starter_rules: str = "disabled"
+    """The starter rule set (p95 > 2 s, errors > 5 %, CPU > 80 %, memory > 90 %, disk >
+    85 %), created once per project: off, disabled or enabled. (HERON_ALERT_STARTER_RULES)"""
+
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "heron.duckdb"
@@ -245,6 +253,11 @@ class Config:
             ("metric_max_series", self.metric_max_series >= 1, "must be at least 1"),
             ("metric_max_names", self.metric_max_names >= 1, "must be at least 1"),
             ("metric_max_series_total", self.metric_max_series_total >= 1, "must be at least 1"),
+            (
+                "alert_starter_rules",
+                self.alert_starter_rules in ("off", "disabled", "enabled"),
+                "must be one of off, disabled, enabled",
+            ),
             (
                 "trusted_proxies",
                 all(_is_network(p) for p in self.trusted_proxy_list),
