@@ -10,7 +10,6 @@ re-sent, nothing forgotten). A failing step is logged and counted, never stops t
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
@@ -19,9 +18,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from heron.server.alerting.evaluator import CycleStats, Evaluator
+from heron.server.alerting.files import load_rule_files
+from heron.server.alerting.notify.deliver import Deliverer
+from heron.server.alerting.notify.dispatch import Dispatcher
 from heron.server.config import Config
 from heron.server.store.base import Store
 
@@ -42,14 +43,6 @@ class EngineStats:
     notifications_sent: int = 0
 
 
-def _optional(module: str, name: str) -> Any:
-    """A notify/files piece when that part of alerting is installed, else None."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 class AlertEngine:
     """Evaluates rules, dispatches notifications and delivers them, on one thread."""
 
@@ -65,12 +58,8 @@ class AlertEngine:
         self.evaluator = Evaluator(
             store, clock, public_url=config.base_url, apdex_t_ms=config.apdex_t_ms
         )
-        dispatcher = _optional("heron.server.alerting.notify.dispatch", "Dispatcher")
-        deliverer = _optional("heron.server.alerting.notify.deliver", "Deliverer")
-        self.dispatcher = (
-            dispatcher(store, public_url=config.base_url, clock=clock) if dispatcher else None
-        )
-        self.deliverer = deliverer(store, config=config, clock=clock) if deliverer else None
+        self.dispatcher = Dispatcher(store, public_url=config.base_url, clock=clock)
+        self.deliverer = Deliverer(store, config=config, clock=clock)
         self.stats = EngineStats()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         """This engine's name in the alerting lease (``AlertStore.claim_alerting``)."""
@@ -81,15 +70,12 @@ class AlertEngine:
         self._lock = threading.Lock()
 
     def load_files(self) -> list[str]:
-        """Load the rule files (and the starter rules) of every project, when the files
-        part is installed; returns the errors."""
-        load = _optional("heron.server.alerting.files", "load_rule_files")
-        if load is None:
-            return []
+        """Load the rule files (and the starter rules) of every project; returns the
+        errors (each also logged)."""
         errors: list[str] = []
         for project_id in self._projects():
             try:
-                errors += load(self.store, project_id, self.config, self.clock())
+                errors += load_rule_files(self.store, project_id, self.config, self.clock())
             except Exception as err:
                 log.exception("loading alert rule files failed")
                 errors.append(f"{type(err).__name__}: {err}")
@@ -110,10 +96,8 @@ class AlertEngine:
                     return
                 self.last = self.evaluator.run(now)
                 self.stats.broken_rules = self.last.broken
-                if self.dispatcher is not None:
-                    self.stats.notifications_queued += int(self.dispatcher.run(now) or 0)
-                if self.deliverer is not None:
-                    self.stats.notifications_sent += int(self.deliverer.deliver_due(now) or 0)
+                self.stats.notifications_queued += self.dispatcher.run(now)
+                self.stats.notifications_sent += self.deliverer.deliver_due(now)
                 self.stats.cycles += 1
             except Exception:
                 self.stats.failed_cycles += 1
