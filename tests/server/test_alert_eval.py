@@ -158,6 +158,15 @@ def test_metric_groups_and_unknown_metric(store: Store) -> None:
     }
     cond_max = {**cond, "agg": "max", "by": [], "filter": {"host": "b"}}
     assert samples(store, rule(condition=cond_max)) == {"": pytest.approx(0.5)}
+    # filtered on a grouped label: answered from the grouped read of the same cycle
+    reads = CycleReads(store)
+    both = [parse_rule(rule(condition={**cond, "filter": {"host": h}})) for h in "ab"]
+    got = [evaluate_condition(reads, P, r, NOW) for r in both]
+    assert [[(s.labels, s.value) for s in g] for g in got] == [
+        [({"host": "a"}, pytest.approx(0.9))],
+        [({"host": "b"}, pytest.approx(0.5))],
+    ]
+    assert reads.reads == 1
     from heron.server.alerting.conditions import ConditionError
 
     with pytest.raises(ConditionError, match="no metric named 'nope'"):
