@@ -377,9 +377,12 @@ def test_preview_replays_the_state_machine(store: Store) -> None:
 def test_engine_cycle_and_app_wiring(fresh: Store, tmp_path: Path) -> None:
     rid = add_rule(fresh, rule(name="e", condition={"kind": "red", "figure": "requests"}))
     cfg = Config(data_dir=str(tmp_path), port=4999)
-    engine = AlertEngine(fresh, cfg, lambda: NOW)
+    jobs: dict[str, Any] = {}
+    engine = AlertEngine(fresh, cfg, lambda: NOW, jobs=jobs)
     engine.run_cycle()
     assert engine.stats.cycles == 1 and engine.stats.failed_cycles == 0
+    assert (jobs["alerts"].succeeded, jobs["alerts"].failed) == (1, 0)  # GET /metrics
+    assert jobs["alerts"].last_end_s == NOW / 1e9
     assert instances(fresh)[(rid, "api")].state == "firing"
     assert json.loads(instances(fresh)[(rid, "api")].annotations)["link"] == (
         "http://127.0.0.1:4999/service?service=api"
@@ -389,6 +392,7 @@ def test_engine_cycle_and_app_wiring(fresh: Store, tmp_path: Path) -> None:
 
     app = create_app(Config(data_dir=str(tmp_path / "a")))
     assert isinstance(app.state.alert_engine, AlertEngine)
+    assert app.state.alert_engine.jobs is app.state.maintenance.jobs
     assert (
         create_app(Config(data_dir=str(tmp_path / "b"), alerts_enabled=False)).state.alert_engine
         is None

@@ -24,6 +24,7 @@ from heron.server.alerting.files import load_rule_files
 from heron.server.alerting.notify.deliver import Deliverer
 from heron.server.alerting.notify.dispatch import Dispatcher
 from heron.server.config import Config
+from heron.server.jobs import JobRuns
 from heron.server.store.base import Store
 
 log = logging.getLogger("heron.alerts")
@@ -51,8 +52,13 @@ class AlertEngine:
         store: Store,
         config: Config,
         clock: Callable[[], int] = time.time_ns,
+        *,
+        jobs: dict[str, JobRuns] | None = None,
     ) -> None:
+        """``jobs``: the background jobs' run counters (``Maintenance.jobs``, shown by
+        ``GET /metrics``), where cycles are counted as job ``alerts``."""
         self.store = store
+        self.jobs = jobs if jobs is not None else {}
         self.config = config
         self.clock = clock
         self.evaluator = Evaluator(
@@ -99,11 +105,22 @@ class AlertEngine:
                 self.stats.notifications_queued += self.dispatcher.run(now)
                 self.stats.notifications_sent += self.deliverer.deliver_due(now)
                 self.stats.cycles += 1
+                self._count(start, ok=True)
             except Exception:
                 self.stats.failed_cycles += 1
+                self._count(start, ok=False)
                 log.exception("alert cycle failed")
             finally:
                 self.stats.last_cycle_s = time.perf_counter() - start
+
+    def _count(self, start: float, *, ok: bool) -> None:
+        runs = self.jobs.setdefault("alerts", JobRuns())
+        runs.last_duration_s = time.perf_counter() - start
+        runs.last_end_s = self.clock() / 1e9
+        if ok:
+            runs.succeeded += 1
+        else:
+            runs.failed += 1
 
     def start(self) -> None:
         """Load rule files, then run a cycle every ``alert_tick_s`` on thread
