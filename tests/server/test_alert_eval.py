@@ -24,6 +24,7 @@ from heron.server.model.metric import MetricPoint, MetricWrite
 from heron.server.store.base import Store
 from heron.server.store.duckdb_store import DuckDBStore
 from tests.server import errors_seed
+from tests.server.backends import BACKENDS, open_store
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -412,3 +413,39 @@ def test_second_engine_stands_by_while_the_first_holds_the_lease(fresh: Store) -
     late = AlertEngine(fresh, cfg, lambda: at + 31 * NS)  # the first's lease (30 s) ran out
     late.run_cycle()
     assert (late.stats.cycles, late.stats.standby_cycles) == (1, 0)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def any_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Store]:
+    s = open_store(request.param, tmp_path_factory.mktemp("alerts-any"), chdb_dir)
+    Pipeline(s).submit_spans(P, traffic()).result(60)
+    s.submit_metrics(MetricWrite(P, metrics())).result(60)
+    yield s
+    s.close()
+
+
+def test_conditions_and_slo_agree_on_every_backend(any_store: Store) -> None:
+    """The same seeded data gives the same samples and SLO figures on each backend."""
+    from heron.server.alerting.slo import slo_status
+    from heron.server.model.alerting import parse_slo
+
+    s = any_store
+    assert samples(s, rule(condition={"kind": "red", "figure": "error_rate"})) == {
+        "service=api": pytest.approx(5.0)
+    }
+    p95 = samples(s, rule(condition={"kind": "red", "figure": "p95_ms", "per": "endpoint"}))
+    assert 2500 < p95["endpoint=GET /slow,service=api"] < 3600  # type: ignore[operator]
+    cond = {"kind": "metric", "metric": "system.cpu.utilization", "by": ["host"]}
+    assert samples(s, rule(condition=cond)) == {
+        "host=a": pytest.approx(0.9),
+        "host=b": pytest.approx(0.5),
+    }
+    assert samples(s, rule(condition={"kind": "absence", "target": "service"})) == {
+        "service=web": 600.0
+    }
+    spec = parse_slo({"name": "a", "service": "api", "objective": 99, "window_days": 7})
+    st = slo_status(s, P, 1, spec, NOW)
+    assert (st.good, st.total) == (950, 1000)
+    assert st.burn_rates["5m"] == pytest.approx(5.0)
