@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,7 @@ class Server:
     store: DuckDBStore
     db_path: Path
     dashboard_id: str = ""
+    alert_ids: dict[str, str] = field(default_factory=dict)
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -227,6 +228,40 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert r.status_code in (200, 201), r.text
         srv.dashboard_id = str(r.json()["id"])
         app.state.maintenance.analyze_once()
+        # Alerting: rules over the queries and the errors, an SLO and a silence; one
+        # evaluation cycle, so the alerts routes have instances (labels from telemetry).
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        made: dict[str, str] = {}
+        for kind, path, body in (
+            (
+                "rule",
+                "/api/v1/alerts/rules",
+                {
+                    "name": "slow sql",
+                    "condition": {"kind": "db", "event": "fingerprint_p95", "threshold": 0},
+                },
+            ),
+            (
+                "rule2",
+                "/api/v1/alerts/rules",
+                {"name": "new issue", "condition": {"kind": "error", "event": "new_issue"}},
+            ),
+            ("slo", "/api/v1/slos", {"name": "shop up", "service": "leaky-shop"}),
+            (
+                "silence",
+                "/api/v1/alerts/silences",
+                {
+                    "matchers": [{"label": "service", "value": "leaky-shop"}],
+                    "starts": "2020-01-01T00:00:00Z",
+                    "ends": "2099-01-01T00:00:00Z",
+                },
+            ),
+        ):
+            r = portal.call(lambda p=path, b=body: client.post(p, json=b, headers=auth))
+            assert r.status_code == 201, r.text
+            made[kind] = str(r.json()["id"])
+        srv.alert_ids = made
+        app.state.alert_engine.run_cycle()
         try:
             yield srv
         finally:
@@ -265,7 +300,13 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "{issue_id}": str(issue["id"]),
         "{event_id}": "ab" * 16,
         "{dashboard_id}": server.dashboard_id,
+        "{rule_id}": server.alert_ids["rule"],
+        "{slo_id}": server.alert_ids["slo"],
+        "{silence_id}": server.alert_ids["silence"],
+        "{channel_id}": str(server.get("/api/v1/alerts/channels").json()["channels"][0]["id"]),
     }
+    alerts = server.get("/api/v1/alerts").json()["alerts"]
+    assert {a["labels"]["alertname"] for a in alerts} >= {"slow sql", "new issue"}, alerts
     widest: dict[str, dict[str, Any]] = {
         "/api/v1/traces": {"limit": 1000},
         "/api/v1/db/queries/{fingerprint}": {"samples": 100},
