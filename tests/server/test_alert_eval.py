@@ -136,7 +136,8 @@ def instances(store: Store) -> dict[tuple[int, str], Any]:
 # ------------------------------------------------------------------ conditions
 def test_red_figures_per_service_and_endpoint(store: Store) -> None:
     err = samples(store, rule(condition={"kind": "red", "figure": "error_rate"}))
-    # the 5-minute window: minutes -4..0, 500 requests, 25 errors (the web service is older)
+    # the 5-minute window at :30 is minutes -5..0 (at least 5 minutes, in whole rollup
+    # minutes): 600 requests, 30 errors (the web service is older)
     assert err == {"service=api": pytest.approx(5.0)}
     req = samples(store, rule(condition={"kind": "red", "figure": "requests", "window": "10m"}))
     assert req == {"service=api": 1000}
@@ -147,7 +148,7 @@ def test_red_figures_per_service_and_endpoint(store: Store) -> None:
     assert set(p95) == {"endpoint=GET /fast,service=api", "endpoint=GET /slow,service=api"}
     assert p95["endpoint=GET /fast,service=api"] < 20  # type: ignore[operator]
     assert 2500 < p95["endpoint=GET /slow,service=api"] < 3600  # type: ignore[operator]
-    few = samples(store, rule(condition={"kind": "red", "figure": "p50_ms", "min_requests": 501}))
+    few = samples(store, rule(condition={"kind": "red", "figure": "p50_ms", "min_requests": 601}))
     assert few == {"service=api": None}
 
 
@@ -364,14 +365,14 @@ def test_preview_replays_the_state_machine(store: Store) -> None:
     assert series.labels == {"service": "api"}
     assert len(series.points) == 60
     values = {t: v for t, v in series.points if v is not None}
-    assert max(values.values()) == 500
+    assert max(values.values()) == 600  # a window at :30 holds 6 rollup minutes
     (event,) = p.events
     # > 300 requests in 5 min: from the 4th minute of traffic (M-6) on, pending 2 min
     assert event.labels == {"service": "api"}
     # steps at :30 of each minute; a 5-minute window holds > 300 requests from the step in
     # the 4th minute of traffic (minute -6) until the step whose window has only 3 (+2)
     assert event.fired_ns == (MINUTE_S - 330 + 120) * NS  # pending 2 minutes first
-    assert event.resolved_ns == (MINUTE_S + 150) * NS
+    assert event.resolved_ns == (MINUTE_S + 210) * NS  # minutes -2..3 hold only 3
 
 
 # ---------------------------------------------------------------------- engine

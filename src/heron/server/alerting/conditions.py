@@ -62,10 +62,10 @@ def _link(path: str, **params: str | None) -> str:
 
 
 def window_range(now_ns: int, window_s: int) -> TimeRange:
-    """The window ending now, in whole rollup minutes: the minute holding ``now_ns``
-    (partial) and the ones before it, ``window_s`` in all (rounded up to a minute)."""
-    end_s = -(-now_ns // (60 * NS_PER_S)) * 60
-    start_s = end_s - -(-window_s // 60) * 60
+    """At least ``window_s`` ending now, in whole rollup minutes: from the start of the
+    minute ``window_s`` ago to now, so the current (partial) minute never stands alone:
+    a 1-minute window just after a minute boundary still holds the last full minute."""
+    start_s = (now_ns // NS_PER_S - window_s) // 60 * 60
     return TimeRange(start_s * NS_PER_S, max(now_ns, start_s * NS_PER_S + 1))
 
 
