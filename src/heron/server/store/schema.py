@@ -350,4 +350,92 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        7,
+        """
+        -- Alerting (store/alerting.py). Rules, channels, silences and SLOs: one table of
+        -- JSON specs validated above the store (model/alerting.py), names unique per
+        -- project and kind; source: api, file or slo:<id> (who owns the object).
+        CREATE SEQUENCE alert_config_ids START 1;
+        CREATE TABLE alert_config (
+            id BIGINT PRIMARY KEY DEFAULT nextval('alert_config_ids'),
+            project_id INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            spec VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            created_ns BIGINT NOT NULL,
+            updated_ns BIGINT NOT NULL,
+            UNIQUE (project_id, kind, name)
+        );
+        -- What is pending, firing or recently resolved, per rule and label set.
+        CREATE TABLE alert_instances (
+            rule_id BIGINT NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            project_id INTEGER NOT NULL,
+            labels VARCHAR NOT NULL,
+            annotations VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            value DOUBLE,
+            active_since_ns BIGINT NOT NULL,
+            fired_ns BIGINT NOT NULL,
+            resolved_ns BIGINT NOT NULL,
+            last_eval_ns BIGINT NOT NULL,
+            last_true_ns BIGINT NOT NULL,
+            acked_by VARCHAR NOT NULL DEFAULT '',
+            acked_ns BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (rule_id, fingerprint)
+        );
+        CREATE SEQUENCE alert_history_ids START 1;
+        CREATE TABLE alert_history (
+            id BIGINT PRIMARY KEY DEFAULT nextval('alert_history_ids'),
+            project_id INTEGER NOT NULL,
+            rule_id BIGINT NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            labels VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            value DOUBLE,
+            at_ns BIGINT NOT NULL
+        );
+        CREATE TABLE alert_rule_status (
+            rule_id BIGINT PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            last_eval_ns BIGINT NOT NULL,
+            duration_ms DOUBLE NOT NULL,
+            error VARCHAR NOT NULL,
+            instances INTEGER NOT NULL
+        );
+        -- Per channel and group: what was sent last and when (group_wait,
+        -- group_interval and repeat_interval hold across restarts).
+        CREATE TABLE notification_groups (
+            project_id INTEGER NOT NULL,
+            channel_id BIGINT NOT NULL,
+            group_key VARCHAR NOT NULL,
+            labels VARCHAR NOT NULL,
+            first_ns BIGINT NOT NULL,
+            last_sent_ns BIGINT NOT NULL,
+            digest VARCHAR NOT NULL,
+            escalated_ns BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (channel_id, group_key)
+        );
+        -- The outbox (pending) and the notification log (sent, failed).
+        CREATE SEQUENCE notification_ids START 1;
+        CREATE TABLE notifications (
+            id BIGINT PRIMARY KEY DEFAULT nextval('notification_ids'),
+            project_id INTEGER NOT NULL,
+            channel_id BIGINT NOT NULL,
+            group_key VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            payload VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_ns BIGINT NOT NULL,
+            last_error VARCHAR NOT NULL,
+            created_ns BIGINT NOT NULL,
+            sent_ns BIGINT NOT NULL
+        );
+        CREATE INDEX notifications_due ON notifications (status, next_attempt_ns);
+        """,
+    ),
 ]

@@ -1,5 +1,6 @@
 """Transactional state: projects, ingest keys, API tokens, users, sessions, sign-in
-tokens, issues (grouping and status), releases and dashboards.
+tokens, issues (grouping and status), releases, dashboards and alerting
+(``store/alerting.py``).
 
 The protocol auth, projects and the query layer call; each backend implements it
 (DuckDB: ``store/duckdb/state.py``). No SQL above ``store/``. Secrets arrive here as
@@ -15,6 +16,15 @@ from typing import Protocol
 
 from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
+from heron.server.store.alerting import (
+    CONFIG_COLUMNS,
+    GROUP_COLUMNS,
+    HISTORY_COLUMNS,
+    INSTANCE_COLUMNS,
+    NOTIFICATION_COLUMNS,
+    RULE_STATUS_COLUMNS,
+    AlertStore,
+)
 
 # (id, username, is_admin)
 UserRow = tuple[int, str, bool]
@@ -53,7 +63,7 @@ class DashboardRow:
 DASHBOARD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DashboardRow))
 
 
-class StateStore(Protocol):
+class StateStore(AlertStore, Protocol):
     # ---------------------------------------------------------------- projects
     def ensure_project(self, name: str, ingest_key: str, now_ns: int) -> tuple[int, str, bool]:
         """The project named ``name`` (created with ``ingest_key`` if missing): its id,
@@ -215,6 +225,12 @@ STATE_TABLES: dict[str, tuple[str, ...]] = {
     "issues": ISSUE_COLUMNS,
     "releases": ("project_id", "release", "first_seen_ns"),
     "dashboards": DASHBOARD_COLUMNS,
+    "alert_config": CONFIG_COLUMNS,
+    "alert_instances": INSTANCE_COLUMNS,
+    "alert_history": HISTORY_COLUMNS,
+    "alert_rule_status": RULE_STATUS_COLUMNS,
+    "notification_groups": GROUP_COLUMNS,
+    "notifications": NOTIFICATION_COLUMNS,
 }
 
 

@@ -1,5 +1,5 @@
 """DuckDB statements for: Transactional state: projects, ingest keys, API tokens, users,
-sessions, sign-in tokens, issue status changes and dashboards. Every change runs on the writer
+sessions, sign-in tokens, issue status changes and dashboards (alerting: ``alerting.py``). Every change runs on the writer
 thread, one transaction each."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
 from heron.server.store.duckdb._sql import SqlReads
+from heron.server.store.duckdb.alerting import DuckDBAlerts
 from heron.server.store.events import ISSUE_COLUMNS, record_releases, write_issues
 from heron.server.store.state import (
     DASHBOARD_COLUMNS,
@@ -36,7 +37,14 @@ _REOPEN = (
 
 
 # The sequences that number a table's ids (``store/schema.py``).
-_ID_SEQUENCES = {"users": "user_ids", "issues": "issue_ids", "dashboards": "dashboard_ids"}
+_ID_SEQUENCES = {
+    "users": "user_ids",
+    "issues": "issue_ids",
+    "dashboards": "dashboard_ids",
+    "alert_config": "alert_config_ids",
+    "alert_history": "alert_history_ids",
+    "notifications": "notification_ids",
+}
 _COLS = ", ".join(DASHBOARD_COLUMNS)
 _DASHBOARD = f"SELECT {_COLS} FROM dashboards "  # noqa: S608 - fixed column names
 _INSERT_DASHBOARD = (
@@ -49,7 +57,7 @@ _UPDATE_DASHBOARD = (
 )
 
 
-class DuckDBState:
+class DuckDBState(DuckDBAlerts):
     """Implements ``store.state.StateStore`` (and ``StateImport``) on DuckDB."""
 
     def __init__(self, sql: SqlReads) -> None:
