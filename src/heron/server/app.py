@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from heron._version import __version__
+from heron.server.alerting.engine import AlertEngine
 from heron.server.api.routes import router as api_router
 from heron.server.api_docs import add_api_docs
 from heron.server.auth import install_auth
@@ -65,6 +66,11 @@ def create_app(
         if role in ("all", "jobs")
         else None
     )
+    alert_engine = (
+        AlertEngine(store, config, clock)
+        if role in ("all", "jobs") and config.alerts_enabled
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,9 +80,13 @@ def create_app(
             cb(ctx.bootstrap)
         if maintenance is not None:
             maintenance.start()
+        if alert_engine is not None:
+            alert_engine.start()
         try:
             yield
         finally:
+            if alert_engine is not None:
+                alert_engine.stop()
             if maintenance is not None:
                 maintenance.stop()
             store.close()
@@ -95,6 +105,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.maintenance = maintenance  # None unless this process runs the jobs
+    app.state.alert_engine = alert_engine  # None unless it runs the jobs with alerting on
 
     install_error_handlers(app)
     pipeline = _add_ingest_routes(app, ctx) if role in ("all", "ingest") else None

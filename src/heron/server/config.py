@@ -128,6 +128,17 @@ class Config:
     metrics_public: bool = False
     """Serve ``GET /metrics`` (Prometheus) without the API token; by default it needs
     ``Authorization: Bearer <api token>``. (HERON_METRICS_PUBLIC)"""
+    # Alert notifications (docs/alerting.md, "Channels").
+    alert_allowed_hosts: str = ""
+    """Hosts, addresses or networks (comma-separated) that alert channels may call even
+    though they are loopback, link-local or a cloud metadata address (refused by default
+    against SSRF). (HERON_ALERT_ALLOWED_HOSTS)"""
+    alert_delivery_timeout_s: float = 10.0
+    """Seconds one notification send may take (connect, send, answer).
+    (HERON_ALERT_DELIVERY_TIMEOUT_S)"""
+    alert_retry_max_s: float = 86400.0
+    """Seconds a notification is retried (backoff from 5 s to 5 min) before it is given
+    up as failed. (HERON_ALERT_RETRY_MAX_S)"""
     # Memory (see docs/configuration.md, "Memory").
     memory_limit_mb: int = 1024
     """The server's memory budget in MiB: DuckDB gets half (its memory_limit, spilling to
@@ -160,10 +171,36 @@ class Config:
     """PostgreSQL (``postgresql://user@host/db``) holding the state several processes
     share: projects, keys, users, sessions, issue status. Empty means a local DuckDB file
     in ``data_dir``. (HERON_STATE_URL)"""
+    alerts_enabled: bool = True
+    """Evaluate alert rules and send notifications (in the ``all`` and ``jobs`` roles).
+    (HERON_ALERTS_ENABLED)"""
+    alert_tick_s: float = 5.0
+    """How often the alert engine wakes to evaluate due rules and deliver notifications;
+    each rule still runs on its own interval. (HERON_ALERT_TICK_S)"""
+    public_url: str = ""
+    """Base URL of Heron's UI in notification links, e.g. ``https://heron.example.com``;
+    empty means ``http://{host}:{port}``. (HERON_PUBLIC_URL)"""
+
+    # Alerting (docs/alerting.md).
+    alert_rules_path: str = ""
+    """A TOML rule file, or a directory of ``*.toml`` rule files, loaded at start and on
+    ``POST /api/v1/alerts/rules/reload``; empty means none. (HERON_ALERT_RULES_PATH)"""
+    alert_starter_rules: str = "disabled"
+    """The starter rule set (p95 > 2 s, errors > 5 %, CPU > 80 %, memory > 90 %, disk >
+    85 %), created once per project: off, disabled or enabled. (HERON_ALERT_STARTER_RULES)"""
 
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "heron.duckdb"
+
+    @property
+    def base_url(self) -> str:
+        """``public_url``, or the address this server listens on, without a final slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def scrub_key_list(self) -> tuple[str, ...]:
@@ -188,6 +225,12 @@ class Config:
             ("commit_interval_ms", self.commit_interval_ms >= 0, "must not be negative"),
             ("checkpoint_threshold_mb", self.checkpoint_threshold_mb >= 0, "must not be negative"),
             ("query_timeout_s", self.query_timeout_s > 0, "must be greater than 0"),
+            ("alert_tick_s", 0.05 <= self.alert_tick_s <= 3600, "must be between 0.05 and 3600"),
+            (
+                "public_url",
+                not self.public_url or self.public_url.startswith(("http://", "https://")),
+                "must start with http:// or https://",
+            ),
             ("memory_limit_mb", self.memory_limit_mb >= 512, "must be at least 512"),
             (
                 "log_level",
@@ -211,10 +254,21 @@ class Config:
             ("metric_max_names", self.metric_max_names >= 1, "must be at least 1"),
             ("metric_max_series_total", self.metric_max_series_total >= 1, "must be at least 1"),
             (
+                "alert_starter_rules",
+                self.alert_starter_rules in ("off", "disabled", "enabled"),
+                "must be one of off, disabled, enabled",
+            ),
+            (
                 "trusted_proxies",
                 all(_is_network(p) for p in self.trusted_proxy_list),
                 "must be IP addresses or networks separated by commas",
             ),
+            (
+                "alert_delivery_timeout_s",
+                self.alert_delivery_timeout_s > 0,
+                "must be greater than 0",
+            ),
+            ("alert_retry_max_s", self.alert_retry_max_s >= 0, "must not be negative"),
         ]
         for key, ok, why in [*checks, *self._storage_checks()]:
             if not ok:

@@ -14,7 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from heron.server import query
-from heron.server.api import _dashboard_routes, _db_routes, _error_routes, _metric_routes
+from heron.server.api import (
+    _alert_routes,
+    _dashboard_routes,
+    _db_routes,
+    _error_routes,
+    _metric_routes,
+)
 from heron.server.api._auth import require_api_token
 from heron.server.api._params import Project, WindowDep
 from heron.server.api._route import ApiRoute
@@ -239,3 +245,4 @@ router.include_router(_db_routes.router)
 router.include_router(_error_routes.router)
 router.include_router(_metric_routes.router)
 router.include_router(_dashboard_routes.router)
+router.include_router(_alert_routes.router)

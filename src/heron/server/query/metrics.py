@@ -246,3 +246,50 @@ def query_series(store: Store, project_id: int, q: SeriesQuery, tr: TimeRange) -
     ]
     exemplars = store.metrics.exemplars(where, EXEMPLAR_LIMIT)
     return SeriesResult(q.metric, info.kind, info.unit, q.agg, step, series, exemplars)
+
+
+def window_values(
+    store: Store, project_id: int, q: SeriesQuery, tr: TimeRange
+) -> dict[tuple[str, ...], float | None]:
+    """One value per group of ``q.group_by`` over the whole range (the alert evaluator's
+    read): the per-minute rows of each group merged into one, then aggregated as
+    :func:`query_series` aggregates a step (``rate`` per second of the range).
+
+    Raises ``UnknownMetric`` and ``InvalidQuery`` as :func:`query_series` does.
+    """
+    if q.agg not in AGGS:
+        raise InvalidQuery(f"unknown aggregation {q.agg!r}; one of: {', '.join(AGGS)}")
+    info = metric_info(store, project_id, q.metric)
+    if info is None:
+        raise UnknownMetric(f"no metric named {q.metric!r}")
+    if q.agg not in AGGS_BY_KIND.get(info.kind, ()):
+        raise InvalidQuery(f"{q.agg!r} does not apply to {q.metric!r} (a {info.kind})")
+    where = _filter(project_id, q.metric, tr, q.match)
+    merged: dict[tuple[str, ...], StepRow] = {}
+    for row in store.metrics.step_rows(where, 60, q.group_by):  # ordered by group, step
+        prev = merged.get(row.group)
+        merged[row.group] = row if prev is None else _merge(prev, row)
+    span_s = max(where.hi_s - where.lo_s, 60)
+    return {g: _value(q.agg, info.kind, row, span_s) for g, row in merged.items()}
+
+
+def _merge(a: StepRow, b: StepRow) -> StepRow:
+    """Two steps of one group as one (``b`` the later: its ``last`` wins)."""
+    same = a.bounds == b.bounds
+    return StepRow(
+        group=a.group,
+        step_s=a.step_s,
+        samples=a.samples + b.samples,
+        count=a.count + b.count,
+        sum=a.sum + b.sum,
+        min=b.min if a.min is None else a.min if b.min is None else min(a.min, b.min),
+        max=b.max if a.max is None else a.max if b.max is None else max(a.max, b.max),
+        last=b.last if b.last is not None else a.last,
+        series=max(a.series, b.series),
+        bounds=a.bounds or b.bounds,
+        buckets=(
+            tuple(x + y for x, y in zip(a.buckets, b.buckets, strict=True))
+            if same and a.buckets and b.buckets
+            else a.buckets or b.buckets
+        ),
+    )
