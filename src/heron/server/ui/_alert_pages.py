@@ -39,7 +39,14 @@ NEW_RULE: dict[str, Any] = {
     "channels": [],
 }
 NEW_CHANNEL: dict[str, Any] = {"name": "server log", "config": {"type": "log"}}
-EDIT_ERRORS = (SpecError, NameTaken, VersionConflict, service.ReadOnly, InvalidQuery)
+EDIT_ERRORS = (
+    SpecError,
+    NameTaken,
+    VersionConflict,
+    service.ReadOnly,
+    service.ChannelInUse,
+    InvalidQuery,
+)
 
 
 def as_labels(value: object) -> dict[str, str]:
@@ -193,7 +200,10 @@ async def delete_rule(kit: KitDep, request: Request, rule_id: int) -> Response:
     rule = _rule(kit, rule_id)
     if rule.read_only:
         raise InvalidQuery(f"rule {rule.name!r} comes from {rule.source}: change it there")
-    await run_in_threadpool(service.delete_rule, kit.ctx.store, kit.project, rule_id)
+    try:
+        await run_in_threadpool(service.delete_rule, kit.ctx.store, kit.project, rule_id)
+    except service.ReadOnly as err:
+        raise InvalidQuery(str(err)) from None
     return back(kit, request, "/alerts/rules")
 
 
@@ -346,10 +356,11 @@ def new_silence_form(kit: KitDep, request: Request) -> Response:
 @router.post("/alerts/silences/new")
 async def create_silence(kit: KitDep, request: Request) -> Response:
     f = await form_text(request, "json")
+    user = require_user(request).username
     try:
         data = parse_json(f["json"])
         await run_in_threadpool(
-            service.create_silence, kit.ctx.store, kit.project, data, kit.ctx.clock()
+            service.create_silence, kit.ctx.store, kit.project, data, kit.ctx.clock(), user
         )
     except EDIT_ERRORS as err:
         return _silence_editor(kit, request, f["json"], edit_error(err))
@@ -442,7 +453,10 @@ async def update_channel(kit: KitDep, request: Request, channel_id: int) -> Resp
 
 @router.post("/alerts/channels/{channel_id}/delete")
 async def delete_channel(kit: KitDep, request: Request, channel_id: int) -> Response:
-    await run_in_threadpool(service.delete_channel, kit.ctx.store, kit.project, channel_id)
+    try:
+        await run_in_threadpool(service.delete_channel, kit.ctx.store, kit.project, channel_id)
+    except (service.ReadOnly, service.ChannelInUse) as err:
+        raise InvalidQuery(str(err)) from None
     return back(kit, request, "/alerts/channels")
 
 
@@ -493,12 +507,19 @@ async def _save_channel(kit: Kit, request: Request, channel_id: int | None) -> R
     now = kit.ctx.clock()
     try:
         data = parse_json(f["json"])
+        hosts = kit.ctx.config.alert_allowed_hosts
         if channel_id is None:
-            await run_in_threadpool(service.create_channel, kit.ctx.store, kit.project, data, now)
+            await run_in_threadpool(
+                lambda: service.create_channel(
+                    kit.ctx.store, kit.project, data, now, allowed_hosts=hosts
+                )
+            )
         else:
             version = data.pop("version", None) if isinstance(data, dict) else None
             saved = await run_in_threadpool(
-                service.update_channel, kit.ctx.store, kit.project, channel_id, data, now, version
+                lambda: service.update_channel(
+                    kit.ctx.store, kit.project, channel_id, data, now, version, allowed_hosts=hosts
+                )
             )
             if saved is None:
                 raise NotFound(f"Channel {channel_id} was not found.")
@@ -529,7 +550,7 @@ def notifications_page(kit: KitDep, request: Request) -> Response:
         page_params={"status": status} if status else {},
         rows=rows,
         channels=channels,
-        status=status,
+        shown_status=status,
         statuses=NOTIFICATION_STATUSES,
         summary=notification_summary,
     )

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from heron.server.alerting import service
-from heron.server.alerting.slo import SloStatus, slo_status
+from heron.server.alerting.slo import SloStatus
 from heron.server.errors import NotFound
 from heron.server.ui._alert_pages import EDIT_ERRORS, back, edit_error, form_text, parse_json, pretty
 from heron.server.ui._kit import Kit, KitDep, UiRoute
@@ -47,7 +47,7 @@ async def create_slo(kit: KitDep, request: Request) -> Response:
     return await _save(kit, request, None)
 
 
-def _found(kit: Kit, slo_id: int) -> Any:
+def _found(kit: Kit, slo_id: int) -> service.Slo:
     slo = service.get_slo(kit.ctx.store, kit.project, slo_id)
     if slo is None:
         raise NotFound(f"SLO {slo_id} was not found.")
@@ -58,7 +58,7 @@ def _found(kit: Kit, slo_id: int) -> Any:
 def slo_page(kit: KitDep, request: Request, slo_id: int) -> Response:
     state = kit.state(request)
     slo = _found(kit, slo_id)
-    status = slo_status(kit.ctx.store, kit.project, slo.id, slo.spec, kit.ctx.clock())
+    current = service.slo_state(kit.ctx.store, kit.project, slo, kit.ctx.clock())
     rules = [r for r in service.list_rules(kit.ctx.store, kit.project) if r.source == f"slo:{slo_id}"]
     return kit.render(
         request,
@@ -66,10 +66,10 @@ def slo_page(kit: KitDep, request: Request, slo_id: int) -> Response:
         state,
         nav="slos",
         slo=slo,
-        status=status,
+        slo_status=current,
         windows=BURN_WINDOWS,
         rules=rules,
-        burndown=burndown_chart(status),
+        burndown=burndown_chart(current),
     )
 
 
@@ -99,7 +99,9 @@ def burndown_chart(status: SloStatus) -> dict[str, Any]:
     }
 
 
-def _editor(kit: Kit, request: Request, slo: Any, text: str, error: str) -> Response:
+def _editor(
+    kit: Kit, request: Request, slo: service.Slo | None, text: str, error: str
+) -> Response:
     return kit.render(
         request,
         "alert_edit.html",

@@ -42,9 +42,11 @@
                     value: function (u, v) { return H.fmtNum(v); } });
       cols.push(s.values);
     });
-    series.push({ label: "threshold " + data.op + " " + H.fmtNum(data.threshold), stroke: bad, width: 1, dash: [6, 4],
-                  points: { show: false }, value: function () { return H.fmtNum(data.threshold); } });
-    cols.push(data.t.map(function () { return data.threshold; }));
+    if (data.threshold !== null && data.threshold !== undefined) {
+      series.push({ label: "threshold " + data.op + " " + H.fmtNum(data.threshold), stroke: bad, width: 1, dash: [6, 4],
+                    points: { show: false }, value: function () { return H.fmtNum(data.threshold); } });
+      cols.push(data.t.map(function () { return data.threshold; }));
+    }
     var plotEl = fig.querySelector(".plot");
     var opts = {
       width: Math.max(plotEl.clientWidth, 240), height: CHART_H, series: series, axes: axes(),
