@@ -8,6 +8,7 @@ group's last send is in the state store); the gauge drops → the resolve arrive
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -65,9 +66,7 @@ def gauge(value: float) -> dict[str, Any]:
                 "resource": {
                     "attributes": [{"key": "service.name", "value": {"stringValue": "worker"}}]
                 },
-                "scopeMetrics": [
-                    {"metrics": [{"name": METRIC, "gauge": {"dataPoints": [point]}}]}
-                ],
+                "scopeMetrics": [{"metrics": [{"name": METRIC, "gauge": {"dataPoints": [point]}}]}],
             }
         ]
     }
@@ -87,15 +86,13 @@ class Feeder:
             h = self.heron
             if h is None:
                 continue
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # the server is restarting
                 httpx.post(
                     f"{h.url}/v1/metrics",
                     json=gauge(self.value),
                     headers={"x-heron-key": h.key},
                     timeout=5,
                 )
-            except httpx.HTTPError:
-                pass  # the server is restarting
 
 
 def notifications(sink: AlertSink) -> list[dict[str, Any]]:
@@ -165,4 +162,3 @@ def test_fires_once_survives_a_kill_and_resolves(tmp_path: Path, sink: AlertSink
         feeder.stop.set()
         feeder.thread.join(5)
         h.stop()
-

@@ -62,6 +62,7 @@ class AlertSink:
     ``/received.json``."""
 
     def __init__(self, host: str = HOST, port: int = 0) -> None:
+        self.host = host
         self.received: deque[dict[str, Any]] = deque(maxlen=MAX_KEPT)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -72,8 +73,8 @@ class AlertSink:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self.server.server_address[1]
+        return f"http://{self.host}:{port}"
 
     def start(self) -> AlertSink:
         self.thread.start()
@@ -113,7 +114,10 @@ class AlertSink:
                 f"<td>{html.escape(names)}</td><td><details><summary>payload</summary>"
                 f"<pre>{html.escape(body)}</pre></details></td></tr>"
             )
-        table = "".join(rows) or '<tr><td colspan="4">Nothing yet: rules fire after ~2 minutes.</td></tr>'
+        table = (
+            "".join(rows)
+            or '<tr><td colspan="4">Nothing yet: rules fire after ~2 minutes.</td></tr>'
+        )
         return (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
             '<meta http-equiv="refresh" content="10"><title>Demo webhook receiver</title></head>'
@@ -148,7 +152,7 @@ def _handler(sink: AlertSink) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the page shows what arrived
 
     return Handler

@@ -143,7 +143,8 @@ def window_burn(
 ) -> float | None:
     lo, hi = _minute_bounds(now_ns, BURN_KEYS[key])
     good, total = reads.get(
-        ("slo", pid, slo_id, spec.to_json(), lo, hi), lambda: _counts(reads.store, pid, spec, lo, hi)
+        ("slo", pid, slo_id, spec.to_json(), lo, hi),
+        lambda: _counts(reads.store, pid, spec, lo, hi),
     )
     return burn_rate(good, total, spec.objective)
 

@@ -118,7 +118,13 @@ async def ack(kit: KitDep, request: Request) -> Response:
     user = require_user(request).username
     rule_id = _int(f["rule_id"], "rule_id")
     done = await run_in_threadpool(
-        service.ack_alert, kit.ctx.store, kit.project, rule_id, f["fingerprint"], user, kit.ctx.clock()
+        service.ack_alert,
+        kit.ctx.store,
+        kit.project,
+        rule_id,
+        f["fingerprint"],
+        user,
+        kit.ctx.clock(),
     )
     if not done:
         raise NotFound("That alert is no longer active.")
@@ -168,7 +174,9 @@ def rule_page(kit: KitDep, request: Request, rule_id: int) -> Response:
     state = kit.state(request)
     rule = _rule(kit, rule_id)
     now = kit.ctx.clock()
-    alerts = [a for a in service.list_alerts(kit.ctx.store, kit.project, now) if a.rule_id == rule_id]
+    alerts = [
+        a for a in service.list_alerts(kit.ctx.store, kit.project, now) if a.rule_id == rule_id
+    ]
     return kit.render(
         request,
         "alert_rule.html",
@@ -266,8 +274,11 @@ async def _save_rule(kit: Kit, request: Request, rule_id: int | None) -> Respons
             spec = parse_rule(data)
             shown = await run_in_threadpool(_preview, kit, spec, now)
             return _rule_editor(kit, request, rule, f["json"], "", shown)
+        saved: service.Rule | None
         if rule_id is None:
-            saved = await run_in_threadpool(service.create_rule, kit.ctx.store, kit.project, data, now)
+            saved = await run_in_threadpool(
+                service.create_rule, kit.ctx.store, kit.project, data, now
+            )
         else:
             version = data.pop("version", None) if isinstance(data, dict) else None
             saved = await run_in_threadpool(
@@ -342,7 +353,9 @@ def new_silence_form(kit: KitDep, request: Request) -> Response:
     if q.get("fingerprint"):
         for a in service.list_alerts(kit.ctx.store, kit.project, now):
             if a.fingerprint == q["fingerprint"] and str(a.rule_id) == q.get("rule_id", ""):
-                matchers = [{"label": k, "value": v, "op": "="} for k, v in sorted(a.labels.items())]
+                matchers = [
+                    {"label": k, "value": v, "op": "="} for k, v in sorted(a.labels.items())
+                ]
     data = {
         "matchers": matchers,
         "starts": iso_s(now // NS),
@@ -408,16 +421,18 @@ def iso_s(seconds: int) -> str:
 # ----------------------------------------------------------------------- channels
 @router.get("/alerts/channels")
 def channels_page(kit: KitDep, request: Request) -> Response:
-    state = kit.state(request)
-    channels = service.list_channels(kit.ctx.store, kit.project)
+    return _channels(kit, request, None)
+
+
+def _channels(kit: Kit, request: Request, tested: dict[str, str] | None) -> Response:
     return kit.render(
         request,
         "alert_channels.html",
-        state,
+        kit.state(request),
         nav="alerts",
         tab="channels",
-        channels=channels,
-        tested=request.query_params.get("tested", ""),
+        channels=service.list_channels(kit.ctx.store, kit.project),
+        tested=tested,
         pretty=pretty,
     )
 
@@ -462,17 +477,17 @@ async def delete_channel(kit: KitDep, request: Request, channel_id: int) -> Resp
 
 @router.post("/alerts/channels/{channel_id}/test")
 async def test_channel(kit: KitDep, request: Request, channel_id: int) -> Response:
-    _channel(kit, channel_id)
+    """Send a test notification now and show the channels with its outcome."""
+    channel = _channel(kit, channel_id)
     row = await run_in_threadpool(
         lambda: service.test_channel(
             kit.ctx.store, kit.project, channel_id, kit.ctx.clock(), config=kit.ctx.config
         )
     )
-    state = kit.state(request)
-    return RedirectResponse(
-        state.url("/alerts/channels", tested=f"{channel_id}:{row.status}:{row.last_error}"[:500]),
-        status_code=303,
-    )
+    if row is None:
+        raise NotFound(f"Channel {channel_id} was not found.")
+    tested = {"name": channel.name, "status": row.status, "error": row.last_error}
+    return await run_in_threadpool(_channels, kit, request, tested)
 
 
 def _channel_editor(

@@ -14,7 +14,14 @@ from starlette.responses import Response
 from heron.server.alerting import service
 from heron.server.alerting.slo import SloStatus
 from heron.server.errors import NotFound
-from heron.server.ui._alert_pages import EDIT_ERRORS, back, edit_error, form_text, parse_json, pretty
+from heron.server.ui._alert_pages import (
+    EDIT_ERRORS,
+    back,
+    edit_error,
+    form_text,
+    parse_json,
+    pretty,
+)
 from heron.server.ui._kit import Kit, KitDep, UiRoute
 
 router = APIRouter(route_class=UiRoute)
@@ -59,7 +66,9 @@ def slo_page(kit: KitDep, request: Request, slo_id: int) -> Response:
     state = kit.state(request)
     slo = _found(kit, slo_id)
     current = service.slo_state(kit.ctx.store, kit.project, slo, kit.ctx.clock())
-    rules = [r for r in service.list_rules(kit.ctx.store, kit.project) if r.source == f"slo:{slo_id}"]
+    rules = [
+        r for r in service.list_rules(kit.ctx.store, kit.project) if r.source == f"slo:{slo_id}"
+    ]
     return kit.render(
         request,
         "slo.html",
@@ -99,9 +108,7 @@ def burndown_chart(status: SloStatus) -> dict[str, Any]:
     }
 
 
-def _editor(
-    kit: Kit, request: Request, slo: service.Slo | None, text: str, error: str
-) -> Response:
+def _editor(kit: Kit, request: Request, slo: service.Slo | None, text: str, error: str) -> Response:
     return kit.render(
         request,
         "alert_edit.html",
@@ -130,8 +137,11 @@ async def _save(kit: Kit, request: Request, slo_id: int | None) -> Response:
     now = kit.ctx.clock()
     try:
         data = parse_json(f["json"])
+        saved: service.Slo | None
         if slo_id is None:
-            saved = await run_in_threadpool(service.create_slo, kit.ctx.store, kit.project, data, now)
+            saved = await run_in_threadpool(
+                service.create_slo, kit.ctx.store, kit.project, data, now
+            )
         else:
             version = data.pop("version", None) if isinstance(data, dict) else None
             saved = await run_in_threadpool(
