@@ -11,6 +11,7 @@ import pytest
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import Maintenance
 from heron.server.model import Span
+from heron.server.store.alerting import HistoryRow, NotificationRow
 from heron.server.store.base import StorageUnavailable
 from heron.server.store.duckdb.upkeep import NS_PER_DAY
 from heron.server.store.duckdb_store import DuckDBStore
@@ -48,6 +49,29 @@ def test_retention_deletes_old_spans_and_rollups(tmp_path: Path) -> None:
         assert m.run_once() == 5
         assert store.read("SELECT count(*) FROM spans") == [(7,)]
         assert store.read("SELECT sum(count) FROM rollup_1m") == [(7,)]
+    finally:
+        store.close()
+
+
+def test_alert_history_and_finished_notifications_expire_with_retention(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "h.duckdb", commit_interval_ms=0).start()
+    try:
+        old, recent = NOW - 8 * NS_PER_DAY, NOW - NS_PER_DAY
+        store.state.save_evaluation(
+            [],
+            [],
+            [HistoryRow(0, 1, 1, "fp", "{}", "firing", 1.0, t) for t in (old, recent)],
+            [],
+        )
+        rows = [
+            NotificationRow(0, 1, 1, "g", "firing", "{}", status, 1, 0, "", t, 0)
+            for status, t in (("sent", old), ("pending", old), ("failed", recent))
+        ]
+        store.state.save_dispatch([], [], rows)
+        m = Maintenance(store, retention_days=7, rollup_retention_days=8, clock=lambda: NOW)
+        assert m.prune_alerting_once() == 2
+        assert [h.at_ns for h in store.state.alert_history(1)] == [recent]
+        assert [n.status for n in store.state.list_notifications(1)] == ["failed", "pending"]
     finally:
         store.close()
 

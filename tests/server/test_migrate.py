@@ -29,6 +29,13 @@ from heron.server.auth._passwords import Passwords
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.query import LogQuery, TimeRange
+from heron.server.store.alerting import (
+    GroupRow,
+    HistoryRow,
+    InstanceRow,
+    NotificationRow,
+    RuleStatusRow,
+)
 from heron.server.store.clickhouse.store import ClickHouseStore
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.migrate import TELEMETRY
@@ -92,9 +99,31 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
         session = accounts.start_session(ada.id, 3600)
         for title in ("Checkout", "Runtime"):
             store.state.create_dashboard(PROJECT, title, f'{{"title": "{title}"}}', now)
+        alert_state(store, now)
     finally:
         store.close()
     return Source(data_dir, now, session, issue_ids, seed.trace_with_logs)
+
+
+def alert_state(store: DuckDBStore, now: int) -> None:
+    """A rule firing with its history and status, a channel with a group and a sent
+    notification."""
+    state = store.state
+    rule = state.create_alert_config(PROJECT, "rule", "slow", '{"name": "slow"}', "api", now)
+    channel = state.create_alert_config(PROJECT, "channel", "ops", '{"type": "log"}', "api", now)
+    firing = InstanceRow(rule.id, "fp", PROJECT, "{}", "{}", "firing", 3.0, now, now, 0, now, now)
+    state.save_evaluation(
+        [firing],
+        [],
+        [HistoryRow(0, PROJECT, rule.id, "fp", "{}", "firing", 3.0, now)],
+        [RuleStatusRow(rule.id, PROJECT, now, 1.0, "", 1)],
+    )
+    state.ack_alert(PROJECT, rule.id, "fp", "ada", now)
+    state.save_dispatch(
+        [GroupRow(PROJECT, channel.id, "g", "{}", now, now, "fp")],
+        [],
+        [NotificationRow(0, PROJECT, channel.id, "g", "firing", "{}", "sent", 1, 0, "", now, now)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +321,23 @@ def test_state_moves_with_ids_and_secrets(
     assert boards == duck.state.list_dashboards(PROJECT)
     assert [(d.id, d.title, d.version) for d in boards] == [(1, "Checkout", 1), (2, "Runtime", 1)]
     assert ch.state.create_dashboard(PROJECT, "New", "{}", source.now_ns).id == 3
+
+
+def test_alerting_state_moves(stores: tuple[DuckDBStore, ClickHouseStore], source: Source) -> None:
+    duck, ch = stores
+    for kind in ("rule", "channel"):
+        assert ch.state.list_alert_config(PROJECT, kind) == duck.state.list_alert_config(
+            PROJECT, kind
+        )
+    moved = ch.state.alert_instances(PROJECT)
+    assert moved == duck.state.alert_instances(PROJECT) and moved[0].acked_by == "ada"
+    assert ch.state.alert_history(PROJECT) == duck.state.alert_history(PROJECT)
+    assert ch.state.rule_statuses(PROJECT) == duck.state.rule_statuses(PROJECT)
+    assert ch.state.notification_groups(PROJECT) == duck.state.notification_groups(PROJECT)
+    assert ch.state.list_notifications(PROJECT) == duck.state.list_notifications(PROJECT)
+    # New objects number after the imported ones.
+    made = ch.state.create_alert_config(PROJECT, "silence", "s1", "{}", "api", source.now_ns)
+    assert made.id == 3
 
 
 @pytest.mark.parametrize("held", ["heron.duckdb", "state.duckdb"])

@@ -125,6 +125,12 @@ class Maintenance:
             log.info("retention: deleted %d spans older than %d days", deleted, self.retention_days)
         return deleted
 
+    def prune_alerting_once(self) -> int:
+        """Delete alert history and delivered or failed notifications older than
+        ``retention_days`` (the alerts page and the notification log read them)."""
+        before = self.clock() - self.retention_days * 86_400 * 1_000_000_000
+        return self.store.state.prune_alerting(before)
+
     def analyze_once(self) -> int:
         """Run the analysis job now; returns the repeat groups in its window."""
         return analyze_recent(self.store, self.clock(), window_s=self.analysis_window_s)
@@ -151,6 +157,7 @@ class Maintenance:
             if now >= next_upkeep:
                 next_upkeep = now + self.interval_s
                 self.run_job(self.run_once, "maintenance")
+                self.run_job(self.prune_alerting_once, "alert_prune")
 
     def run_job(self, job: Callable[[], object], what: str) -> None:
         """Run ``job`` guarded (never raises), counted in :attr:`jobs` under ``what``."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from heron.server import query
+from heron.server.alerting import slo
+from heron.server.alerting._cycle import ConditionError, CycleReads, Sample
 from heron.server.model.alerting import (
     AbsenceCondition,
     DbCondition,
@@ -26,9 +26,7 @@ from heron.server.model.alerting import (
 )
 from heron.server.query import metrics as mq
 from heron.server.query._common import NS_PER_S, TimeRange
-from heron.server.store.base import Store
 
-T = TypeVar("T")
 SLOW_QUERY_MS = 100.0
 """A database call this slow counts as a slow query (the /db/slow page's default)."""
 NEW_FINDING_LOOKBACK_S = 86_400
@@ -40,23 +38,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-
-
-class ConditionError(Exception):
-    """The condition cannot be evaluated as written (an unknown metric, a deleted SLO):
-    the rule is marked broken with this message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One group's value: an alert instance when it holds. ``link`` is a path of Heron's
-    UI showing the group. ``holds`` overrides the op/threshold comparison (absence and
-    SLO burn conditions decide themselves)."""
-
-    labels: dict[str, str]
-    value: float | None
-    link: str
-    holds: bool | None = None
 
 
 def compare(value: float | None, op: str, threshold: float) -> bool:
@@ -79,66 +60,12 @@ def _link(path: str, **params: str | None) -> str:
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
-class CycleReads:
-    """Reads of one evaluation cycle, each made once: keyed by what was asked (project,
-    window end and length, filters). Make a new one per cycle (cached values go stale)."""
-
-    def __init__(self, store: Store, *, apdex_t_ms: float = 500.0) -> None:
-        self.store = store
-        self.apdex_t_ms = apdex_t_ms
-        self._cache: dict[tuple[Any, ...], Any] = {}
-        self.reads = 0
-        """Reads actually made (the rest were answered from the cache)."""
-
-    def get(self, key: tuple[Any, ...], read: Callable[[], T]) -> T:
-        """``read()``, made once per key; a read that raised raises again for every rule
-        asking (it is not retried within the cycle)."""
-        if key not in self._cache:
-            self.reads += 1
-            try:
-                self._cache[key] = read()
-            except Exception as err:
-                self._cache[key] = _Failed(err)
-        got = self._cache[key]
-        if isinstance(got, _Failed):
-            raise got.err
-        return got
-
-    # ------------------------------------------------------------------ RED
-    def services(
-        self, pid: int, tr: TimeRange, env: str | None, release: str | None
-    ) -> list[query.ServiceStats]:
-        return self.get(
-            ("services", pid, tr, env, release),
-            lambda: query.service_table(
-                self.store, pid, tr, environment=env, release=release, apdex_t_ms=self.apdex_t_ms
-            ),
-        )
-
-    def endpoints(
-        self, pid: int, tr: TimeRange, service: str, env: str | None, release: str | None
-    ) -> list[query.EndpointStats]:
-        return self.get(
-            ("endpoints", pid, tr, service, env, release),
-            lambda: query.endpoint_table(
-                self.store,
-                pid,
-                tr,
-                service,
-                environment=env,
-                release=release,
-                apdex_t_ms=self.apdex_t_ms,
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    err: Exception
-
-
-def _range(now_ns: int, window_s: int) -> TimeRange:
-    return TimeRange(now_ns - window_s * NS_PER_S, now_ns)
+def window_range(now_ns: int, window_s: int) -> TimeRange:
+    """The window ending now, in whole rollup minutes: the minute holding ``now_ns``
+    (partial) and the ones before it, ``window_s`` in all (rounded up to a minute)."""
+    end_s = -(-now_ns // (60 * NS_PER_S)) * 60
+    start_s = end_s - -(-window_s // 60) * 60
+    return TimeRange(start_s * NS_PER_S, max(now_ns, start_s * NS_PER_S + 1))
 
 
 def evaluate_condition(
@@ -157,8 +84,6 @@ def evaluate_condition(
         return _db(reads, project_id, cond, now_ns)
     if isinstance(cond, AbsenceCondition):
         return _absence(reads, project_id, cond, now_ns)
-    from heron.server.alerting import slo  # slo reads conditions' CycleReads
-
     return slo.burn_samples(reads, project_id, cond, now_ns)
 
 
@@ -173,7 +98,7 @@ def _red_value(stats: query.ServiceStats | query.EndpointStats, cond: RedConditi
 
 
 def _red(reads: CycleReads, pid: int, cond: RedCondition, now_ns: int) -> list[Sample]:
-    tr = _range(now_ns, cond.window)
+    tr = window_range(now_ns, cond.window)
     services = [
         s.service
         for s in reads.services(pid, tr, cond.environment, cond.release)
@@ -214,7 +139,7 @@ def metric_values(
         try:
             return mq.window_values(reads.store, pid, q, tr)
         except (mq.UnknownMetric, query.InvalidQuery) as err:
-            raise ConditionError(str(err).strip("'\"")) from None
+            raise ConditionError(str(err.args[0] if err.args else err)) from None
 
     return reads.get(("metric", pid, q, tr), read)
 
@@ -223,7 +148,7 @@ def _metric(reads: CycleReads, pid: int, cond: MetricCondition, now_ns: int) -> 
     by = tuple(cond.by)
     match = tuple(sorted(cond.filter.items()))
     values = metric_values(
-        reads, pid, cond.metric, cond.agg, by, match, _range(now_ns, cond.window)
+        reads, pid, cond.metric, cond.agg, by, match, window_range(now_ns, cond.window)
     )
     link = _link("/explore", metric=cond.metric, agg=cond.agg, by=",".join(by) or None)
     return [Sample(dict(zip(by, g, strict=True)), v, link) for g, v in sorted(values.items())]
@@ -231,7 +156,7 @@ def _metric(reads: CycleReads, pid: int, cond: MetricCondition, now_ns: int) -> 
 
 # ---------------------------------------------------------------------- errors
 def _errors(reads: CycleReads, pid: int, cond: ErrorCondition, now_ns: int) -> list[Sample]:
-    tr = _range(now_ns, cond.window)
+    tr = window_range(now_ns, cond.window)
     issues = reads.get(
         ("issues", pid, tr, cond.service, cond.environment),
         lambda: query.list_issues(
@@ -260,7 +185,7 @@ def _errors(reads: CycleReads, pid: int, cond: ErrorCondition, now_ns: int) -> l
 
 # -------------------------------------------------------------------- database
 def _db(reads: CycleReads, pid: int, cond: DbCondition, now_ns: int) -> list[Sample]:
-    tr = _range(now_ns, cond.window)
+    tr = window_range(now_ns, cond.window)
     if cond.event == "fingerprint_p95":
         stats = reads.get(
             ("top_queries", pid, tr, cond.service),
@@ -339,7 +264,7 @@ def _new_findings(reads: CycleReads, pid: int, cond: DbCondition, tr: TimeRange)
 def _absence(reads: CycleReads, pid: int, cond: AbsenceCondition, now_ns: int) -> list[Sample]:
     """Groups with data in the lookback but none in the window; the value is the
     window (seconds silent, at least)."""
-    recent, older = _range(now_ns, cond.window), _range(now_ns, cond.lookback)
+    recent, older = window_range(now_ns, cond.window), window_range(now_ns, cond.lookback)
     silent = float(cond.window)
     if cond.target == "service":
         now_seen = {s.service for s in reads.services(pid, recent, None, None) if s.requests}

@@ -1,18 +1,22 @@
 """The alert engine: a daemon thread in the jobs role (``all`` or ``jobs``) that runs
 evaluate → dispatch → deliver every ``alert_tick_s``.
 
-Run exactly one per deployment (like the other background jobs): every step reads and
-writes the state store in single transactions, so a restarted engine carries on from
-what was persisted (nothing re-sent, nothing forgotten). A failing step is logged and
-counted, never stops the loop.
+One engine works at a time: each cycle first takes or renews the alerting lease in the
+state store (``claim_alerting``), so two jobs processes overlapping in a rolling restart
+never both evaluate or send. Every step reads and writes the state store in single
+transactions, so a restarted engine carries on from what was persisted (nothing
+re-sent, nothing forgotten). A failing step is logged and counted, never stops the loop.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +34,8 @@ class EngineStats:
 
     cycles: int = 0
     failed_cycles: int = 0
+    standby_cycles: int = 0
+    """Ticks skipped because another engine holds the alerting lease."""
     last_cycle_s: float = 0.0
     broken_rules: int = 0
     notifications_queued: int = 0
@@ -66,6 +72,9 @@ class AlertEngine:
         )
         self.deliverer = deliverer(store, config=config, clock=clock) if deliverer else None
         self.stats = EngineStats()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """This engine's name in the alerting lease (``AlertStore.claim_alerting``)."""
+        self.lease_ns = int(max(30.0, 3 * config.alert_tick_s) * 1e9)
         self.last: CycleStats | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +105,9 @@ class AlertEngine:
             start = time.perf_counter()
             try:
                 now = self.clock()
+                if not self.store.state.claim_alerting(self.holder, now, self.lease_ns):
+                    self.stats.standby_cycles += 1  # another jobs process runs alerting
+                    return
                 self.last = self.evaluator.run(now)
                 self.stats.broken_rules = self.last.broken
                 if self.dispatcher is not None:

@@ -56,6 +56,8 @@ class CycleStats:
     instances: int = 0
     reads: int = 0
     seconds: float = 0.0
+    save_seconds: float = 0.0
+    """Of ``seconds``, the time persisting the outcome (``save_evaluation``)."""
     cpu_seconds: float = 0.0
 
 
@@ -87,7 +89,7 @@ def advance(
             return _start(rule, rule_id, project_id, sample, now_ns)
         if prev is not None and now_ns - prev.resolved_ns >= RESOLVED_KEEP_NS:
             return None, []
-        return (None if prev is None else replace(prev, last_eval_ns=now_ns)), []
+        return prev, []  # unchanged: not rewritten
     if prev.state == "pending":
         if not holds:
             return None, ["inactive"]
@@ -184,8 +186,10 @@ class Evaluator:
                 unack += out.unack
         for rule_id, orphans in by_rule.items():  # rules deleted under us: drop leftovers
             dels += [(rule_id, i.fingerprint) for i in orphans]
+        saving = time.perf_counter()
         if statuses or dels:
             state.save_evaluation(ups, dels, hist, statuses, unack)
+        stats.save_seconds = time.perf_counter() - saving
         stats.instances = sum(s.instances for s in statuses)
         stats.reads = reads.reads
         stats.seconds = time.perf_counter() - start
@@ -236,10 +240,12 @@ class Evaluator:
         for fp in sorted(old.keys() | keyed.keys()):
             before, sample = old.get(fp), keyed.get(fp)
             after, entered = advance(rule, row.id, row.project_id, before, sample, now)
+            if after is None and before is None:
+                continue  # a sample that does not hold, and no instance
             if after is None:
                 if before is not None:
                     dels.append((row.id, fp))
-            else:
+            elif after is not before:
                 if sample is not None and after.state != "resolved":
                     after = replace(after, annotations=self._annotate(rule, after, sample))
                 ups.append(after)
@@ -250,7 +256,10 @@ class Evaluator:
             hist += [
                 HistoryRow(0, row.project_id, row.id, fp, labels, s, value, now) for s in entered
             ]
-        return _Outcome(ups, dels, hist, unack, sum(u.state != "resolved" for u in ups))
+        live = {fp for fp, i in old.items() if i.state != "resolved"} - {fp for fp, _ in dels}
+        live |= {u.fingerprint for u in ups if u.state != "resolved"}
+        live -= {u.fingerprint for u in ups if u.state == "resolved"}
+        return _Outcome(ups, dels, hist, unack, len(live))
 
     def _annotate(self, rule: RuleSpec, inst: InstanceRow, sample: Sample) -> str:
         labels = json.loads(inst.labels)

@@ -18,8 +18,9 @@ budget fraction × SLO window ÷ long window (14.4 for 2 % over 1 h of 30 days).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from heron.server.alerting.conditions import CycleReads, Sample
+from heron.server.alerting._cycle import ConditionError, CycleReads, Sample
 from heron.server.histogram import count_at_most
 from heron.server.model.alerting import (
     RuleSpec,
@@ -106,16 +107,22 @@ def burn_rules(slo_id: int, spec: SloSpec) -> list[RuleSpec]:
     return rules
 
 
-def _counts(store: Store, pid: int, spec: SloSpec, lo_s: int, hi_s: int) -> tuple[int, int]:
-    """(good, total) of the SLO's requests in the rollup minutes ``[lo_s, hi_s)``."""
-    where = RollupFilter(
-        pid, lo_s, hi_s, service=spec.service, environment=spec.environment, endpoint=spec.endpoint
+def _counts(reads: CycleReads, pid: int, spec: SloSpec, lo_s: int, hi_s: int) -> tuple[int, int]:
+    """(good, total) of the SLO's requests in the rollup minutes ``[lo_s, hi_s)``. The
+    rollup read is per window and environment (every service's, or one service's
+    endpoints), shared by every SLO of the cycle asking for the same window."""
+    by: Literal["service", "endpoint"] = "service" if spec.endpoint is None else "endpoint"
+    service = None if spec.endpoint is None else spec.service
+    where = RollupFilter(pid, lo_s, hi_s, service=service, environment=spec.environment)
+    rows = reads.get(
+        ("slo_totals", where, by),
+        lambda: {r[0]: r for r in reads.store.red.group_totals(where, by)},
     )
-    good = total = 0
-    for _, n, e, _, buckets, counts, _ in store.red.group_totals(where, "service"):
-        good_n, total_n = _good(spec, int(n), int(e), buckets, counts)
-        good, total = good + good_n, total + total_n
-    return good, total
+    row = rows.get(spec.service if spec.endpoint is None else spec.endpoint)
+    if row is None:
+        return 0, 0
+    _, n, e, _, buckets, counts, _ = row
+    return _good(spec, int(n), int(e), buckets, counts)
 
 
 def _good(spec: SloSpec, n: int, e: int, buckets: list[int], counts: list[int]) -> tuple[int, int]:
@@ -142,23 +149,19 @@ def window_burn(
     reads: CycleReads, pid: int, slo_id: int, spec: SloSpec, key: str, now_ns: int
 ) -> float | None:
     lo, hi = _minute_bounds(now_ns, BURN_KEYS[key])
-    good, total = reads.get(
-        ("slo", pid, slo_id, spec.to_json(), lo, hi),
-        lambda: _counts(reads.store, pid, spec, lo, hi),
-    )
+    good, total = _counts(reads, pid, spec, lo, hi)
     return burn_rate(good, total, spec.objective)
 
 
 def _slo_spec(reads: CycleReads, pid: int, slo_id: int) -> SloSpec:
-    from heron.server.alerting.conditions import ConditionError
-
-    def read() -> SloSpec:
-        row = reads.store.state.get_alert_config(pid, "slo", slo_id)
-        if row is None:
-            raise ConditionError(f"condition.slo_id: no SLO with id {slo_id}")
-        return parse_slo_json(row.spec)
-
-    return reads.get(("slo_spec", pid, slo_id), read)
+    """The SLO's spec (the project's SLOs are read once per cycle)."""
+    slos = reads.get(
+        ("slos", pid),
+        lambda: {r.id: r.spec for r in reads.store.state.list_alert_config(pid, "slo")},
+    )
+    if slo_id not in slos:
+        raise ConditionError(f"condition.slo_id: no SLO with id {slo_id}")
+    return reads.get(("slo_spec", pid, slo_id), lambda: parse_slo_json(slos[slo_id]))
 
 
 def parse_slo_json(text: str) -> SloSpec:

@@ -188,7 +188,8 @@ class AlertStore(Protocol):
 
     def delete_alert_config(self, project_id: int, kind: ConfigKind, config_id: int) -> bool:
         """False if there was no such object. Deleting a rule deletes its instances and
-        status too (its history stays)."""
+        status too (its history stays); deleting a channel deletes its notification
+        groups (its notification log stays)."""
         ...
 
     def replace_alert_config_source(
@@ -286,6 +287,13 @@ class AlertStore(Protocol):
         channel_id: int | None = None,
     ) -> list[NotificationRow]:
         """The notification log, newest first (``before_id`` pages)."""
+        ...
+
+    def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        """Take or renew the alerting lease for ``holder`` until ``now_ns + ttl_ns``: True
+        when it is ``holder``'s now (it held it, or nobody's lease runs), False while
+        another holder's runs. An engine evaluates and dispatches only while it holds
+        it, so two jobs processes overlapping (a rolling restart) never both send."""
         ...
 
     def prune_alerting(self, before_ns: int) -> int:

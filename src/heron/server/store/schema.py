@@ -436,6 +436,12 @@ MIGRATIONS: list[tuple[int, str]] = [
             sent_ns BIGINT NOT NULL
         );
         CREATE INDEX notifications_due ON notifications (status, next_attempt_ns);
+        -- Which process runs alerting (claim_alerting): one row, renewed while it runs.
+        CREATE TABLE alert_lease (
+            name VARCHAR PRIMARY KEY,
+            holder VARCHAR NOT NULL,
+            expires_ns BIGINT NOT NULL
+        );
         """,
     ),
 ]

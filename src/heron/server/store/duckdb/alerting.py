@@ -75,6 +75,13 @@ _INSERT_NOTIFICATION = (
     f"VALUES ({', '.join('?' * (len(NOTIFICATION_COLUMNS) - 1))}) RETURNING id"
 )
 _UNACK = f"UPDATE alert_instances SET {acks('?')} WHERE rule_id = ? AND fingerprint = ?"  # noqa: S608
+# Taken when free, expired or already ours; the statement decides, so racers cannot both win.
+_CLAIM = (
+    "INSERT INTO alert_lease VALUES ('alerting', ?, ?) ON CONFLICT (name) DO UPDATE "
+    "SET holder = excluded.holder, expires_ns = excluded.expires_ns "
+    "WHERE alert_lease.holder = excluded.holder OR alert_lease.expires_ns <= ? "
+    "RETURNING holder"
+)
 _NOTIFICATIONS = f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "  # noqa: S608
 
 
@@ -177,8 +184,11 @@ class DuckDBAlerts:
             for name in wanted:
                 if name in stored and stored[name][1] != source:
                     return Taken(name)
-            stale = [cid for name, (cid, src, _) in stored.items() if src == source]
-            stale = [cid for cid in stale if _name_of(stored, cid) not in wanted]
+            stale = [
+                cid
+                for name, (cid, src, _) in stored.items()
+                if src == source and name not in wanted
+            ]
             if stale:
                 con.execute(
                     "DELETE FROM alert_config WHERE list_contains(?::BIGINT[], id)", [stale]
@@ -362,6 +372,13 @@ class DuckDBAlerts:
         )
         return [NotificationRow(*r) for r in rows]
 
+    def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
+        def run(con: Any) -> bool:
+            return bool(con.execute(_CLAIM, [holder, now_ns + ttl_ns, now_ns]).fetchall())
+
+        claimed: bool = self.sql.write(run)
+        return claimed
+
     def prune_alerting(self, before_ns: int) -> int:
         def run(con: Any) -> int:
             history = con.execute("DELETE FROM alert_history WHERE at_ns < ?", [before_ns])
@@ -397,10 +414,6 @@ def _owner(con: Any, project_id: int, kind: str, name: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def _name_of(stored: dict[str, tuple[int, str, str]], config_id: int) -> str:
-    return next(name for name, (cid, _, _) in stored.items() if cid == config_id)
-
-
 def _cascade(con: Any, kind: str, config_ids: list[int]) -> None:
     """What goes with deleted objects: a rule's instances and status, a channel's
     notification groups (history and the notification log stay)."""
@@ -433,9 +446,26 @@ def _values(row: object, columns: Sequence[str]) -> list[Any]:
     return [getattr(row, c) for c in columns]
 
 
+_CHUNK = 200
+
+
 def _many(con: Any, statement: str, rows: list[list[Any]]) -> None:
-    if rows:
+    """Run ``statement`` for each row. An INSERT goes as multi-row VALUES of up to
+    ``_CHUNK`` rows per statement (still bound parameters): DuckDB's ``executemany``
+    costs ~2.5 ms a row, which made a 1,000-rule evaluation spend seconds saving."""
+    if not rows:
+        return
+    at = statement.find(" VALUES (")
+    if at < 0:
         con.executemany(statement, rows)
+        return
+    close = statement.index(")", at)
+    group = statement[at + len(" VALUES ") : close + 1]
+    head, tail = statement[:at], statement[close + 1 :]
+    for i in range(0, len(rows), _CHUNK):
+        chunk = rows[i : i + _CHUNK]
+        sql = f"{head} VALUES {', '.join([group] * len(chunk))}{tail}"
+        con.execute(sql, [v for row in chunk for v in row])
 
 
 def _raise_outcome(result: ConfigRow | Conflict | Taken | None, kind: str) -> ConfigRow | None:

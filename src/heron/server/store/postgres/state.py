@@ -1,6 +1,7 @@
 """``PostgresState``: the shared state of several Heron processes (scale-out mode) in
 PostgreSQL: projects, ingest keys, API tokens, users, sessions, sign-in tokens, issues,
-releases and dashboards. Same semantics as ``store/duckdb/state.py``.
+releases, dashboards and alerting (``alerting.py``). Same semantics as
+``store/duckdb/state.py``.
 
 Every change is one transaction on a pooled connection (READ COMMITTED). Where two
 processes may race, the statement itself decides: ``INSERT … ON CONFLICT DO NOTHING``,
@@ -20,6 +21,7 @@ from heron.server.analyze.issues import IssueState, apply_event, new_issue
 from heron.server.model.event import ErrorEvent
 from heron.server.store.postgres import schema as pg_schema
 from heron.server.store.postgres._pool import Connection, Pool
+from heron.server.store.postgres.alerting import PostgresAlerts
 from heron.server.store.state import (
     DASHBOARD_COLUMNS,
     STATE_TABLES,
@@ -87,7 +89,7 @@ def _unsigned(stored: int) -> int:
     return stored + _U64 if stored < 0 else stored
 
 
-class PostgresState:
+class PostgresState(PostgresAlerts):
     """Implements ``store.state.StateStore`` on PostgreSQL, in the schema ``schema``
     (created and migrated on construction; see ``postgres/schema.py``).
 
@@ -582,6 +584,9 @@ def _import_table(con: Connection, table: str, rows: Sequence[Sequence[object]])
         "users",
         "issues",
         "dashboards",
+        "alert_config",
+        "alert_history",
+        "notifications",
     ):  # identities: the next generated id follows these
         con.execute(
             sql.SQL(

@@ -1,0 +1,90 @@
+"""What one evaluation cycle shares: its samples' shape, the condition error, and the
+read cache (:class:`CycleReads`). Kept apart from ``conditions`` so ``slo`` (which
+``conditions`` calls for burn-rate conditions) can use them without an import cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from heron.server import query
+from heron.server.query import TimeRange
+from heron.server.store.base import Store
+
+T = TypeVar("T")
+
+
+class ConditionError(Exception):
+    """The condition cannot be evaluated as written (an unknown metric, a deleted SLO):
+    the rule is marked broken with this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One group's value: an alert instance when it holds. ``link`` is a path of Heron's
+    UI showing the group. ``holds`` overrides the op/threshold comparison (absence and
+    SLO burn conditions decide themselves)."""
+
+    labels: dict[str, str]
+    value: float | None
+    link: str
+    holds: bool | None = None
+
+
+class CycleReads:
+    """Reads of one evaluation cycle, each made once: keyed by what was asked (project,
+    window end and length, filters). Make a new one per cycle (cached values go stale)."""
+
+    def __init__(self, store: Store, *, apdex_t_ms: float = 500.0) -> None:
+        self.store = store
+        self.apdex_t_ms = apdex_t_ms
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self.reads = 0
+        """Reads actually made (the rest were answered from the cache)."""
+
+    def get(self, key: tuple[Any, ...], read: Callable[[], T]) -> T:
+        """``read()``, made once per key; a read that raised raises again for every rule
+        asking (it is not retried within the cycle)."""
+        if key not in self._cache:
+            self.reads += 1
+            try:
+                self._cache[key] = read()
+            except Exception as err:
+                self._cache[key] = _Failed(err)
+        got = self._cache[key]
+        if isinstance(got, _Failed):
+            raise got.err
+        return got
+
+    # ------------------------------------------------------------------ RED
+    def services(
+        self, pid: int, tr: TimeRange, env: str | None, release: str | None
+    ) -> list[query.ServiceStats]:
+        return self.get(
+            ("services", pid, tr, env, release),
+            lambda: query.service_table(
+                self.store, pid, tr, environment=env, release=release, apdex_t_ms=self.apdex_t_ms
+            ),
+        )
+
+    def endpoints(
+        self, pid: int, tr: TimeRange, service: str, env: str | None, release: str | None
+    ) -> list[query.EndpointStats]:
+        return self.get(
+            ("endpoints", pid, tr, service, env, release),
+            lambda: query.endpoint_table(
+                self.store,
+                pid,
+                tr,
+                service,
+                environment=env,
+                release=release,
+                apdex_t_ms=self.apdex_t_ms,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    err: Exception
