@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-server assets browser prometheus demo wheel test lint format check bench clean
+.PHONY: install install-server assets browser prometheus alertmanager demo wheel test lint format check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ browser:  ## Debian's Chromium for the browser tests (apt; sudo when not root)
 prometheus:  ## Debian's Prometheus and promtool for the /metrics tests (apt; sudo when not root)
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || scripts/install_prometheus.sh
 
+alertmanager:  ## Debian's Alertmanager for the alert-push tests (apt; sudo when not root)
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || scripts/install_alertmanager.sh
+
 demo: install-server  ## run the demo: server + two-service shop + traffic
 	$(BIN)/heron demo
 
@@ -41,7 +44,7 @@ format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: install browser prometheus  ## the whole test suite
+test: install browser prometheus alertmanager  ## the whole test suite
 	$(BIN)/pytest
 
 check: lint test  ## what CI runs

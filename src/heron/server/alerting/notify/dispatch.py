@@ -172,6 +172,7 @@ class Dispatcher:
         self._store = store
         self._public_url = public_url.rstrip("/")
         self._clock = clock
+        self._warned: set[tuple[int, str, str]] = set()  # (project, rule, channel) logged
 
     # ------------------------------------------------------------------ the cycle
     def run(self, now_ns: int) -> int:
@@ -254,7 +255,9 @@ class Dispatcher:
         for name in names:
             found = by_name.get((project_id, name))
             if found is None:
-                log.warning("alerting: rule %r names no channel %r; skipped", spec.name, name)
+                if (project_id, spec.name, name) not in self._warned:
+                    self._warned.add((project_id, spec.name, name))
+                    log.warning("alerting: rule %r names no channel %r; skipped", spec.name, name)
             else:
                 out.append(found)
         return out
