@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from heron.server.alerting._common import ChannelInUse, ReadOnly
-from heron.server.alerting.notify import send_test
-from heron.server.alerting.notify.ssrf import UnsafeUrl, check_url
+from heron.server.alerting.notify.deliver import send_test
+from heron.server.alerting.notify.ssrf import UnsafeUrl, check_host, check_url
 from heron.server.config import Config
 from heron.server.model.alerting import (
     SECRET_FIELDS,
     ChannelSpec,
+    EmailChannel,
     RuleSpec,
     SloSpec,
     SpecError,
@@ -85,15 +86,17 @@ def _unmask(data: Any, stored: ChannelSpec) -> Any:
 
 
 def check_channel_urls(spec: ChannelSpec, allowed_hosts: str) -> None:
-    """Refuse a URL to loopback, link-local or metadata addresses unless allowed
-    (SpecError naming ``config.url``)."""
-    url = getattr(spec.config, "url", None)
-    if url is None:
-        return
+    """Refuse a URL (or SMTP host) at a loopback, link-local or metadata address unless
+    allowed (SpecError naming ``config.url`` or ``config.host``)."""
+    cfg = spec.config
     try:
-        check_url(url, allowed_hosts)
+        if isinstance(cfg, EmailChannel):
+            check_host(cfg.host, cfg.port, allowed_hosts)
+        elif (url := getattr(cfg, "url", None)) is not None:
+            check_url(url, allowed_hosts)
     except UnsafeUrl as err:
-        raise SpecError(f"invalid channel: config.url: {err}") from None
+        where = "host" if isinstance(cfg, EmailChannel) else "url"
+        raise SpecError(f"invalid channel: config.{where}: {err}") from None
 
 
 def list_channels(store: Store, project_id: int) -> list[Channel]:

@@ -40,7 +40,7 @@ from heron.server.query.runtime import (
     SYSTEM_FILESYSTEM,
     SYSTEM_MEMORY,
 )
-from heron.server.store.alerting import ConfigRow, NameTaken
+from heron.server.store.alerting import ConfigKind, ConfigRow, NameTaken
 from heron.server.store.base import Store
 
 if sys.version_info >= (3, 11):
@@ -163,11 +163,12 @@ def _missing_channels(
 
 
 def _forget_missing_files(store: Store, project_id: int, loaded: set[str], now_ns: int) -> None:
-    for kind in ("rule", "channel"):
-        rows: list[ConfigRow] = store.state.list_alert_config(project_id, kind)  # type: ignore[arg-type]
+    kinds: tuple[ConfigKind, ...] = ("rule", "channel")
+    for kind in kinds:
+        rows: list[ConfigRow] = store.state.list_alert_config(project_id, kind)
         gone = {r.source for r in rows if r.source.startswith(FILE_SOURCE)} - loaded
         for source in sorted(gone):
-            store.state.replace_alert_config_source(project_id, kind, source, [], now_ns)  # type: ignore[arg-type]
+            store.state.replace_alert_config_source(project_id, kind, source, [], now_ns)
 
 
 # ------------------------------------------------------------------------ starter set

@@ -38,6 +38,7 @@ from heron.server.alerting._slos import (
     slo_state,
     update_slo,
 )
+from heron.server.alerting.notify.dispatch import muted
 from heron.server.model.alerting import (
     RuleSpec,
     SilenceSpec,
@@ -288,8 +289,6 @@ def list_alerts(
 ) -> list[Alert]:
     """The project's alert instances, firing first, then by severity and age; ``states``
     keeps only those states (pending, firing, resolved)."""
-    from heron.server.alerting.notify.dispatch import muted
-
     rules = store.state.list_alert_config(project_id, "rule")
     by_id = {r.id: r for r in rules}
     instances = [

@@ -31,8 +31,11 @@ from heron.server.query import iso
 from heron.server.store.alerting import NameTaken, NotificationRow
 from heron.server.store.state import VersionConflict
 
-_META = ("id", "version", "created", "updated", "source", "read_only", "status")
-_META += ("missing_channels", "state", "rule_ids", "type")
+# Keys a GET adds to an object's JSON: dropped from a body, so a GET can be sent back.
+_META = frozenset(
+    ("id", "version", "created", "updated", "source", "read_only", "status")
+    + ("missing_channels", "state", "rule_ids")
+)
 
 
 class AlertRoute(ApiRoute):
