@@ -1,7 +1,7 @@
 """Alert latency: from a condition becoming true to the webhook receiving the notification.
 
 A real ``heron serve`` (subprocess, its own data dir) loads one rule file: a metric rule
-(``agg = "last"`` of a gauge over 1 minute, one alert per ``queue`` label, > 5) notifying a
+(``agg = "last"`` of a gauge over 2 minutes, one alert per ``queue`` label, > 5) notifying a
 webhook channel on a local receiver, ``group_wait = 0`` (grouping would add its wait on
 purpose). Each trial uses a new ``queue`` value, so it is a new alert instance and a new
 notification group: the clock starts when the server acknowledges the OTLP point that
@@ -9,9 +9,11 @@ makes the condition true (stored, committed) and stops when the receiver has the
 notification for that queue. Trials are spaced by a random part of the evaluation
 interval, so the wait for the next evaluation is sampled evenly.
 
-Target (issue 12): ≤ ``for`` + one evaluation interval + 1 s.
+Target (issue 12): ≤ ``for`` + one evaluation interval + 1 s. (The window is 2 minutes
+because a window is whole rollup minutes ending with the current, partial one: a 1-minute
+window just after a minute boundary holds a few seconds of data only.)
 
-    python bench/alert_latency.py [--trials 10] [--interval 10] [--for 0] [--tick 0.5]
+    python bench/alert_latency.py [--trials 10] [--interval 10] [--for 0] [--tick 0.5] [--data-dir D]
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ for = "{for_s}s"
 group_wait = "0s"
 group_by = ["alertname", "queue"]
 channels = ["bench webhook"]
-condition = {{ kind = "metric", metric = "{METRIC}", agg = "last", by = ["queue"], window = "1m", op = ">", threshold = 5 }}
+condition = {{ kind = "metric", metric = "{METRIC}", agg = "last", by = ["queue"], window = "2m", op = ">", threshold = 5 }}
 """
     )
     return path
@@ -137,12 +139,14 @@ def main() -> None:
     ap.add_argument("--interval", type=int, default=10, help="the rule's interval, seconds")
     ap.add_argument("--for", dest="for_s", type=int, default=0, help="the rule's for, seconds")
     ap.add_argument("--tick", type=float, default=0.5, help="alert_tick_s")
+    ap.add_argument("--data-dir", help="keep the server's data and log here (default: a temp dir)")
     args = ap.parse_args()
     target = args.for_s + args.interval + 1.0
     sink = AlertSink().start()
     rng = random.Random(12)
     with tempfile.TemporaryDirectory(prefix="heron-alert-bench-") as tmp:
-        data = Path(tmp)
+        data = Path(args.data_dir or tmp)
+        data.mkdir(parents=True, exist_ok=True)
         rules = rule_file(data / "rules.toml", sink.url + "/hook", args.interval, args.for_s)
         proc, url = start_server(data, rules, args.tick)
         latencies: list[float] = []
