@@ -46,7 +46,7 @@ group_interval = "0s"
 repeat_interval = "1h"
 channels = ["e2e webhook"]
 group_by = ["alertname", "queue"]
-condition = {{ kind = "metric", metric = "{METRIC}", agg = "last", by = ["queue"], window = "1m", op = ">", threshold = 5 }}
+condition = {{ kind = "metric", metric = "{METRIC}", agg = "last", by = ["queue"], window = "2m", op = ">", threshold = 5 }}
 annotations = {{ summary = "queue {{{{ labels.queue }}}} holds {{{{ value }}}} jobs" }}
 """
     )
