@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_s": round(st.seconds, 3),
                     "save_s": round(st.save_seconds, 3),
                     "cpu_s": round(st.cpu_seconds, 3),
+                    "read_s": st.read_seconds,
                 }
             )
             print(f"    cycle {i + 1}: {cycles[-1]}", flush=True)

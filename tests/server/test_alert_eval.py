@@ -24,6 +24,7 @@ from heron.server.model.metric import MetricPoint, MetricWrite
 from heron.server.store.base import Store
 from heron.server.store.duckdb_store import DuckDBStore
 from tests.server import errors_seed
+from tests.server.backends import BACKENDS, open_store
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -158,6 +159,15 @@ def test_metric_groups_and_unknown_metric(store: Store) -> None:
     }
     cond_max = {**cond, "agg": "max", "by": [], "filter": {"host": "b"}}
     assert samples(store, rule(condition=cond_max)) == {"": pytest.approx(0.5)}
+    # filtered on a grouped label: answered from the grouped read of the same cycle
+    reads = CycleReads(store)
+    both = [parse_rule(rule(condition={**cond, "filter": {"host": h}})) for h in "ab"]
+    got = [evaluate_condition(reads, P, r, NOW) for r in both]
+    assert [[(s.labels, s.value) for s in g] for g in got] == [
+        [({"host": "a"}, pytest.approx(0.9))],
+        [({"host": "b"}, pytest.approx(0.5))],
+    ]
+    assert reads.reads == 1
     from heron.server.alerting.conditions import ConditionError
 
     with pytest.raises(ConditionError, match="no metric named 'nope'"):
@@ -368,9 +378,12 @@ def test_preview_replays_the_state_machine(store: Store) -> None:
 def test_engine_cycle_and_app_wiring(fresh: Store, tmp_path: Path) -> None:
     rid = add_rule(fresh, rule(name="e", condition={"kind": "red", "figure": "requests"}))
     cfg = Config(data_dir=str(tmp_path), port=4999)
-    engine = AlertEngine(fresh, cfg, lambda: NOW)
+    jobs: dict[str, Any] = {}
+    engine = AlertEngine(fresh, cfg, lambda: NOW, jobs=jobs)
     engine.run_cycle()
     assert engine.stats.cycles == 1 and engine.stats.failed_cycles == 0
+    assert (jobs["alerts"].succeeded, jobs["alerts"].failed) == (1, 0)  # GET /metrics
+    assert jobs["alerts"].last_end_s == NOW / 1e9
     assert instances(fresh)[(rid, "api")].state == "firing"
     assert json.loads(instances(fresh)[(rid, "api")].annotations)["link"] == (
         "http://127.0.0.1:4999/service?service=api"
@@ -380,6 +393,7 @@ def test_engine_cycle_and_app_wiring(fresh: Store, tmp_path: Path) -> None:
 
     app = create_app(Config(data_dir=str(tmp_path / "a")))
     assert isinstance(app.state.alert_engine, AlertEngine)
+    assert app.state.alert_engine.jobs is app.state.maintenance.jobs
     assert (
         create_app(Config(data_dir=str(tmp_path / "b"), alerts_enabled=False)).state.alert_engine
         is None
@@ -399,3 +413,39 @@ def test_second_engine_stands_by_while_the_first_holds_the_lease(fresh: Store) -
     late = AlertEngine(fresh, cfg, lambda: at + 31 * NS)  # the first's lease (30 s) ran out
     late.run_cycle()
     assert (late.stats.cycles, late.stats.standby_cycles) == (1, 0)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def any_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Store]:
+    s = open_store(request.param, tmp_path_factory.mktemp("alerts-any"), chdb_dir)
+    Pipeline(s).submit_spans(P, traffic()).result(60)
+    s.submit_metrics(MetricWrite(P, metrics())).result(60)
+    yield s
+    s.close()
+
+
+def test_conditions_and_slo_agree_on_every_backend(any_store: Store) -> None:
+    """The same seeded data gives the same samples and SLO figures on each backend."""
+    from heron.server.alerting.slo import slo_status
+    from heron.server.model.alerting import parse_slo
+
+    s = any_store
+    assert samples(s, rule(condition={"kind": "red", "figure": "error_rate"})) == {
+        "service=api": pytest.approx(5.0)
+    }
+    p95 = samples(s, rule(condition={"kind": "red", "figure": "p95_ms", "per": "endpoint"}))
+    assert 2500 < p95["endpoint=GET /slow,service=api"] < 3600  # type: ignore[operator]
+    cond = {"kind": "metric", "metric": "system.cpu.utilization", "by": ["host"]}
+    assert samples(s, rule(condition=cond)) == {
+        "host=a": pytest.approx(0.9),
+        "host=b": pytest.approx(0.5),
+    }
+    assert samples(s, rule(condition={"kind": "absence", "target": "service"})) == {
+        "service=web": 600.0
+    }
+    spec = parse_slo({"name": "a", "service": "api", "objective": 99, "window_days": 7})
+    st = slo_status(s, P, 1, spec, NOW)
+    assert (st.good, st.total) == (950, 1000)
+    assert st.burn_rates["5m"] == pytest.approx(5.0)

@@ -67,7 +67,7 @@ def create_app(
         else None
     )
     alert_engine = (
-        AlertEngine(store, config, clock)
+        AlertEngine(store, config, clock, jobs=maintenance.jobs if maintenance else None)
         if role in ("all", "jobs") and config.alerts_enabled
         else None
     )

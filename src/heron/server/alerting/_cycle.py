@@ -4,6 +4,7 @@ read cache (:class:`CycleReads`). Kept apart from ``conditions`` so ``slo`` (whi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,6 +42,8 @@ class CycleReads:
         self.apdex_t_ms = apdex_t_ms
         self._cache: dict[tuple[Any, ...], Any] = {}
         self.reads = 0
+        self.seconds: dict[str, float] = {}
+        """Time spent reading, by what was read (the key's first part)."""
         """Reads actually made (the rest were answered from the cache)."""
 
     def get(self, key: tuple[Any, ...], read: Callable[[], T]) -> T:
@@ -48,10 +51,13 @@ class CycleReads:
         asking (it is not retried within the cycle)."""
         if key not in self._cache:
             self.reads += 1
+            start = time.perf_counter()
             try:
                 self._cache[key] = read()
             except Exception as err:
                 self._cache[key] = _Failed(err)
+            what = str(key[0])
+            self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - start
         got = self._cache[key]
         if isinstance(got, _Failed):
             raise got.err

@@ -26,6 +26,7 @@ from heron.server.model.alerting import (
 )
 from heron.server.query import metrics as mq
 from heron.server.query._common import NS_PER_S, TimeRange
+from heron.server.store.metrics import MAX_GROUPS
 
 SLOW_QUERY_MS = 100.0
 """A database call this slow counts as a slow query (the /db/slow page's default)."""
@@ -146,10 +147,20 @@ def metric_values(
 
 def _metric(reads: CycleReads, pid: int, cond: MetricCondition, now_ns: int) -> list[Sample]:
     by = tuple(cond.by)
-    match = tuple(sorted(cond.filter.items()))
-    values = metric_values(
-        reads, pid, cond.metric, cond.agg, by, match, window_range(now_ns, cond.window)
-    )
+    tr = window_range(now_ns, cond.window)
+    every = None
+    if cond.filter and set(cond.filter) <= set(by):
+        # The groups are keyed by the filtered labels already: one read serves every
+        # rule filtering the same grouping differently (one host each, say), unless
+        # the read was cut at MAX_GROUPS (the group wanted may be among those left out).
+        every = metric_values(reads, pid, cond.metric, cond.agg, by, (), tr)
+        every = every if len(every) < MAX_GROUPS else None
+    if every is not None:
+        want = [(by.index(k), v) for k, v in cond.filter.items()]
+        values = {g: v for g, v in every.items() if all(g[i] == x for i, x in want)}
+    else:
+        match = tuple(sorted(cond.filter.items()))
+        values = metric_values(reads, pid, cond.metric, cond.agg, by, match, tr)
     link = _link("/explore", metric=cond.metric, agg=cond.agg, by=",".join(by) or None)
     return [Sample(dict(zip(by, g, strict=True)), v, link) for g, v in sorted(values.items())]
 

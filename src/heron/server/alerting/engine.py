@@ -10,7 +10,6 @@ re-sent, nothing forgotten). A failing step is logged and counted, never stops t
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
@@ -19,10 +18,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from heron.server.alerting.evaluator import CycleStats, Evaluator
+from heron.server.alerting.files import load_rule_files
+from heron.server.alerting.notify.deliver import Deliverer
+from heron.server.alerting.notify.dispatch import Dispatcher
 from heron.server.config import Config
+from heron.server.jobs import JobRuns
 from heron.server.store.base import Store
 
 log = logging.getLogger("heron.alerts")
@@ -42,14 +44,6 @@ class EngineStats:
     notifications_sent: int = 0
 
 
-def _optional(module: str, name: str) -> Any:
-    """A notify/files piece when that part of alerting is installed, else None."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 class AlertEngine:
     """Evaluates rules, dispatches notifications and delivers them, on one thread."""
 
@@ -58,19 +52,20 @@ class AlertEngine:
         store: Store,
         config: Config,
         clock: Callable[[], int] = time.time_ns,
+        *,
+        jobs: dict[str, JobRuns] | None = None,
     ) -> None:
+        """``jobs``: the background jobs' run counters (``Maintenance.jobs``, shown by
+        ``GET /metrics``), where cycles are counted as job ``alerts``."""
         self.store = store
+        self.jobs = jobs if jobs is not None else {}
         self.config = config
         self.clock = clock
         self.evaluator = Evaluator(
             store, clock, public_url=config.base_url, apdex_t_ms=config.apdex_t_ms
         )
-        dispatcher = _optional("heron.server.alerting.notify.dispatch", "Dispatcher")
-        deliverer = _optional("heron.server.alerting.notify.deliver", "Deliverer")
-        self.dispatcher = (
-            dispatcher(store, public_url=config.base_url, clock=clock) if dispatcher else None
-        )
-        self.deliverer = deliverer(store, config=config, clock=clock) if deliverer else None
+        self.dispatcher = Dispatcher(store, public_url=config.base_url, clock=clock)
+        self.deliverer = Deliverer(store, config=config, clock=clock)
         self.stats = EngineStats()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         """This engine's name in the alerting lease (``AlertStore.claim_alerting``)."""
@@ -81,15 +76,12 @@ class AlertEngine:
         self._lock = threading.Lock()
 
     def load_files(self) -> list[str]:
-        """Load the rule files (and the starter rules) of every project, when the files
-        part is installed; returns the errors."""
-        load = _optional("heron.server.alerting.files", "load_rule_files")
-        if load is None:
-            return []
+        """Load the rule files (and the starter rules) of every project; returns the
+        errors (each also logged)."""
         errors: list[str] = []
         for project_id in self._projects():
             try:
-                errors += load(self.store, project_id, self.config, self.clock())
+                errors += load_rule_files(self.store, project_id, self.config, self.clock())
             except Exception as err:
                 log.exception("loading alert rule files failed")
                 errors.append(f"{type(err).__name__}: {err}")
@@ -110,16 +102,25 @@ class AlertEngine:
                     return
                 self.last = self.evaluator.run(now)
                 self.stats.broken_rules = self.last.broken
-                if self.dispatcher is not None:
-                    self.stats.notifications_queued += int(self.dispatcher.run(now) or 0)
-                if self.deliverer is not None:
-                    self.stats.notifications_sent += int(self.deliverer.deliver_due(now) or 0)
+                self.stats.notifications_queued += self.dispatcher.run(now)
+                self.stats.notifications_sent += self.deliverer.deliver_due(now)
                 self.stats.cycles += 1
+                self._count(start, ok=True)
             except Exception:
                 self.stats.failed_cycles += 1
+                self._count(start, ok=False)
                 log.exception("alert cycle failed")
             finally:
                 self.stats.last_cycle_s = time.perf_counter() - start
+
+    def _count(self, start: float, *, ok: bool) -> None:
+        runs = self.jobs.setdefault("alerts", JobRuns())
+        runs.last_duration_s = time.perf_counter() - start
+        runs.last_end_s = self.clock() / 1e9
+        if ok:
+            runs.succeeded += 1
+        else:
+            runs.failed += 1
 
     def start(self) -> None:
         """Load rule files, then run a cycle every ``alert_tick_s`` on thread

@@ -10,6 +10,11 @@ inactive → pending → firing → resolved, persisted in one ``save_evaluation
 - resolved instances are kept :data:`RESOLVED_KEEP_NS` (the resolve notification and
   the alerts page need them), then deleted; one that holds again starts over, unacked.
 
+An instance is rewritten only when something a later evaluation (or the dispatcher)
+reads changed: a pending or firing one whose value is the same is left as stored (its
+``last_eval_ns`` then says when it last changed; the rule's status says when it ran),
+except that ``keep_firing_for`` needs ``last_true_ns`` kept current.
+
 A rule that raises (a bad condition, a template error, a failed read) is marked broken
 in its status and keeps its instances untouched; the others still run.
 :func:`advance` is pure, so the preview replays the same machine over past data.
@@ -21,7 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from heron.server.alerting.conditions import (
     ConditionError,
@@ -58,6 +63,8 @@ class CycleStats:
     seconds: float = 0.0
     save_seconds: float = 0.0
     """Of ``seconds``, the time persisting the outcome (``save_evaluation``)."""
+    read_seconds: dict[str, float] = field(default_factory=dict)
+    """Of ``seconds``, the time reading, by kind of read."""
     cpu_seconds: float = 0.0
 
 
@@ -96,9 +103,11 @@ def advance(
         row = replace(prev, value=value, last_eval_ns=now_ns, last_true_ns=now_ns)
         if now_ns - prev.active_since_ns >= rule.for_ * NS:
             return replace(row, state="firing", fired_ns=now_ns), ["firing"]
-        return row, []
+        return (prev if value == prev.value else row), []
     # firing
     if holds or not recovered(rule, value):
+        if value == prev.value and rule.keep_firing_for == 0:
+            return prev, []  # nothing a later step reads changed: not rewritten
         return replace(prev, value=value, last_eval_ns=now_ns, last_true_ns=now_ns), []
     if now_ns - prev.last_true_ns >= rule.keep_firing_for * NS:
         row = replace(prev, value=value, state="resolved", resolved_ns=now_ns, last_eval_ns=now_ns)
@@ -192,6 +201,7 @@ class Evaluator:
         stats.save_seconds = time.perf_counter() - saving
         stats.instances = sum(s.instances for s in statuses)
         stats.reads = reads.reads
+        stats.read_seconds = {k: round(v, 4) for k, v in reads.seconds.items()}
         stats.seconds = time.perf_counter() - start
         stats.cpu_seconds = time.process_time() - cpu
         self.last = stats
