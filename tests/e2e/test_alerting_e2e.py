@@ -23,6 +23,8 @@ import pytest
 from heron.demo.alerts import AlertSink
 from tests.conftest import HeronProcess, make_heron
 
+pytestmark = pytest.mark.e2e
+
 METRIC = "e2e.queue.depth"
 RULE = "Queue too deep"
 TICK_S = "0.5"
