@@ -26,6 +26,7 @@ from pathlib import Path
 
 from heron.demo import DEMO_API_TOKEN, DEMO_INGEST_KEY
 from heron.demo._procs import Child, ChildFailed
+from heron.demo.alerts import AlertSink, rules_toml
 from heron.demo.traffic import TrafficGenerator
 from heron.server.auth import DatabaseInUse, prepare_one_time_sign_in
 from heron.server.config import Config
@@ -79,6 +80,7 @@ class Demo:
         self.app_urls: dict[str, str] = {}
         self.traffic: TrafficGenerator | None = None
         self.password = secrets.token_urlsafe(12)  # new each run; printed in the banner
+        self.sink: AlertSink | None = None
         self.sign_in_link = ""
 
     def start(self) -> bool:
@@ -86,6 +88,8 @@ class Demo:
         (self.data_dir / "apps").mkdir(parents=True, exist_ok=True)
         print(f"Starting the Heron demo (data in {self.data_dir}) ...", flush=True)
         self._prepare_sign_in()
+        self.sink = AlertSink().start()
+        (self.data_dir / "alert_rules.toml").write_text(rules_toml(self.sink.url + "/hook"))
         self.server = Child.start(
             "heron server",
             [sys.executable, "-m", "heron", "serve"],
@@ -130,6 +134,8 @@ class Demo:
             self._stop(app, APP_STOP_TIMEOUT_S)
         if self.server is not None:
             self._stop(self.server, SERVER_STOP_TIMEOUT_S)
+        if self.sink is not None:
+            self.sink.stop()
         print("Demo stopped.", flush=True)
 
     def banner(self) -> str:
@@ -152,6 +158,10 @@ class Demo:
                 f"  demo-inventory: {self.app_urls['inventory']}",
                 f"  traffic:        ~{TRAFFIC_RATE:g} requests/s: products, search (slow), "
                 "checkout (fails sometimes), orders (N+1; /v2/orders is the JOIN fix)",
+                f"  alerts:         {self.url}/alerts   (rules in "
+                f"{self.data_dir / 'alert_rules.toml'}: slow search, failing checkout)",
+                f"  webhook page:   {self.sink.url if self.sink else ''}   "
+                "(what the demo's webhook channel received)",
                 f"  logs:           {self.logs}",
                 "",
                 "Try the API (the first spans arrive within a few seconds):",
@@ -246,6 +256,10 @@ class Demo:
             "HERON_DATA_DIR": str(self.data_dir),
             "HERON_INGEST_KEY": DEMO_INGEST_KEY,
             "HERON_API_TOKEN": DEMO_API_TOKEN,
+            # The demo's rules and its loopback webhook receiver (docs/alerting.md).
+            "HERON_ALERT_RULES_PATH": str(self.data_dir / "alert_rules.toml"),
+            "HERON_ALERT_ALLOWED_HOSTS": HOST,
+            "HERON_ALERT_TICK_S": "5",
         }
 
     def _app_env(self) -> dict[str, str]:

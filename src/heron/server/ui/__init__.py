@@ -13,12 +13,14 @@ from starlette.responses import FileResponse
 
 from heron.server.auth import require_user, verify_csrf
 from heron.server.ui import (
+    _alert_pages,
     _dashboard_pages,
     _db_pages,
     _error_pages,
     _map_page,
     _metric_pages,
     _pages,
+    _slo_pages,
     _trace_pages,
 )
 from heron.server.ui._render import STATIC_DIR
@@ -40,6 +42,8 @@ for _module in (
     _error_pages,
     _metric_pages,
     _dashboard_pages,
+    _alert_pages,
+    _slo_pages,
 ):
     pages.include_router(_module.router)
 
