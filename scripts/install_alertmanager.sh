@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install Debian's Alertmanager (prometheus-alertmanager) for the tests that push Heron's
-# alerts to a real Alertmanager (tests/support/alertmanager.py).
+# alerts to a real Alertmanager (tests/support/receivers.py).
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
