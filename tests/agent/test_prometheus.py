@@ -116,6 +116,10 @@ def test_prometheus_port_serves_the_metrics(tmp_path: Path, procs: Procs) -> Non
     env = agent_env(tmp_path, HERON_SERVICE="worker", OTEL_METRICS_EXPORTER="none")
     proc = procs.start(python("-c", textwrap.dedent(program)), env, "app")
     procs.wait_http(proc, f"http://127.0.0.1:{port}/metrics")
+    # The port answers from init on; scrape once the program has recorded ("ready").
+    deadline = time.monotonic() + 30
+    while "ready" not in procs.log(proc) and time.monotonic() < deadline:
+        time.sleep(0.05)
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     ((labels, value),) = samples(text, "jobs_done_total")
     assert value == 5 and labels["queue"] == "email" and labels["service_name"] == "worker"
