@@ -149,7 +149,7 @@ def children_after_banner(demo: Demo) -> list[psutil.Process]:
 
 
 def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) -> None:
-    demo = Demo(tmp_path, "--duration", "45")
+    demo = Demo(tmp_path, "--duration", "240")
     children: list[psutil.Process] = []
     try:
         token = demo.wait_for_output(r"API token:\s+(\S+)", READY_WITHIN_S).group(1)
@@ -212,11 +212,43 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
         assert line["severity"] in ("info", "warn"), line
         check_slow_search_is_explained(demo, token)
         check_metrics(demo, token)
+        check_alerts_fire_and_arrive(demo, token)
     finally:
         rc = demo.finish(signal.SIGINT)
     assert rc == 0, demo.output
     assert "Demo stopped." in demo.output
     assert still_running(children) == []
+
+
+ALERTS_WITHIN_S = 180.0  # the demo's rules: 2-minute windows, for 1m, 15 s interval
+
+
+def check_alerts_fire_and_arrive(demo: Demo, token: str) -> None:
+    """The demo's rule file fires on the slow search and the failing checkout, and the
+    notifications reach the log channel and the demo's webhook receiver page."""
+    sink = demo.wait_for_output(r"webhook page:\s+(http://\S+)", 5).group(1)
+    wanted = {"Slow search", "Checkout failing"}
+    got: set[str] = set()
+    received: list[Any] = []
+    while time.monotonic() < demo.started + ALERTS_WITHIN_S and got != wanted:
+        received = httpx.get(f"{sink}/received.json", timeout=10).json()
+        got = {
+            a["labels"]["alertname"]
+            for r in received
+            if r["payload"].get("status") == "firing"
+            for a in r["payload"]["alerts"]
+        } & wanted
+        time.sleep(1)
+    assert got == wanted, (received, demo.output[-3000:])
+    firing = demo.api("/api/v1/alerts", token, state="firing")["alerts"]
+    assert wanted <= {a["labels"]["alertname"] for a in firing}, firing
+    search = next(a for a in firing if a["labels"]["alertname"] == "Slow search")
+    assert search["labels"]["endpoint"] == "GET /search" and search["value"] > 100, search
+    assert "GET /search p95 is" in search["annotations"]["summary"], search
+    page = httpx.get(sink, timeout=10).text
+    assert "Slow search" in page or "GET /search p95 is" in page
+    log = demo.api("/api/v1/alerts/notifications", token)["notifications"]
+    assert any(n["status"] == "sent" and n["channel"] == "demo log" for n in log), log
 
 
 def check_metrics(demo: Demo, token: str) -> None:

@@ -364,6 +364,10 @@ def test_preview_answers_series_and_events(api: Api) -> None:
     assert p["op"] == ">" and p["threshold"] == 800 and p["step_s"] >= 60
     assert p["series"] == [] and p["events"] == []  # no data stored
     assert "condition" in api.error("POST", "/api/v1/alerts/rules/preview", 400, json={"name": "x"})
+    # A condition that cannot run (no such metric): 400 with the reason, not a 500.
+    nope = {"name": "x", "condition": {"kind": "metric", "metric": "nope", "threshold": 1}}
+    err = api.error("POST", "/api/v1/alerts/rules/preview", 400, json=nope)
+    assert "condition: no metric named 'nope'" in err
 
 
 GOOD_FILE = """

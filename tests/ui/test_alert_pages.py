@@ -207,6 +207,15 @@ def test_preview_shows_the_condition_and_when_it_would_have_fired(aui: Ui) -> No
     assert "Preview me" not in names
 
 
+def test_a_rule_whose_condition_cannot_run_shows_why(aui: Ui) -> None:
+    # The starter disk rule on a server that has no host metrics yet: the rule page
+    # answers 200 and says why there is no preview (it was a 500).
+    rule_id = make_rule(aui, "Disk", condition={"kind": "metric", "metric": "nope", "threshold": 1})
+    page = aui.get(f"/alerts/rules/{rule_id}")
+    assert page.status_code == 200, page.text[:2000]
+    assert "no metric named" in page.text
+
+
 def test_alerts_page_shows_firing_and_pending_escaped_and_acks(aui: Ui) -> None:
     rule_id = make_rule(aui, "Latency high")
     fp = put_instance(aui, rule_id, "Latency high", "firing", {"service": XSS_LABEL})

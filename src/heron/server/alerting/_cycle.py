@@ -16,9 +16,9 @@ from heron.server.store.base import Store
 T = TypeVar("T")
 
 
-class ConditionError(Exception):
+class ConditionError(ValueError):
     """The condition cannot be evaluated as written (an unknown metric, a deleted SLO):
-    the rule is marked broken with this message."""
+    the rule is marked broken with this message (a preview answers it with 400)."""
 
 
 @dataclass(frozen=True, slots=True)

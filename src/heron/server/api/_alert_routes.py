@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from heron.server.alerting import service
+from heron.server.alerting.conditions import ConditionError
 from heron.server.alerting.files import load_rule_files
 from heron.server.alerting.preview import preview_rule
 from heron.server.alerting.slo import SloStatus
@@ -49,6 +50,8 @@ class AlertRoute(ApiRoute):
                 return await handler(request)
             except SpecError as e:
                 raise BadRequest(str(e)) from None
+            except ConditionError as e:  # a preview of a condition that cannot run
+                raise BadRequest(f"condition: {e}") from None
             except (NameTaken, service.ReadOnly, service.ChannelInUse) as e:
                 raise Conflict(str(e)) from None
             except VersionConflict as e:
