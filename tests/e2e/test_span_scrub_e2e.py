@@ -158,9 +158,58 @@ def heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeronProcess]:
         h.wait_for("/api/v1/issues", lambda j: len(j["issues"]) == 1)
         h.wait_for("/api/v1/db/queries", lambda j: len(j["queries"]) == 1, timeout=60)
         h.wait_for("/api/v1/metrics", lambda j: METRIC in {m["name"] for m in j["metrics"]})
+        add_alerting(h)
         yield h
     finally:
         h.stop()
+
+
+# Rules whose alert labels and annotations come from the secret-bearing telemetry: the
+# metric grouped by its (scrubbed) URL label, the query's fingerprint p95, the new issue.
+ALERT_RULES = [
+    {"name": "by url", "interval": "10s", "annotations": {"summary": "{{ labels }}"},
+     "condition": {"kind": "metric", "metric": METRIC, "agg": "increase", "by": ["url.full", "note"],
+                   "window": "1h", "op": ">=", "threshold": 0}},
+    {"name": "slow sql", "interval": "10s", "annotations": {"summary": "{{ labels }} {{ link }}"},
+     "condition": {"kind": "db", "event": "fingerprint_p95", "window": "1h", "threshold": -1}},
+    {"name": "new issue", "interval": "10s", "annotations": {"description": "{{ labels }}"},
+     "condition": {"kind": "error", "event": "new_issue", "window": "1h"}},
+]  # fmt: skip
+
+
+def add_alerting(h: HeronProcess) -> None:
+    """The rules above, an SLO and a silence; then wait until the engine fired them all."""
+    auth = {"Authorization": f"Bearer {h.token}"}
+    slo = {"name": "cb up", "service": SERVICE}
+    silence = {
+        "matchers": [{"label": "alertname", "value": "by url"}],
+        "starts": "2020-01-01T00:00:00Z",
+        "ends": "2099-01-01T00:00:00Z",
+    }
+    for path, body in (
+        *(("/api/v1/alerts/rules", rule) for rule in ALERT_RULES),
+        ("/api/v1/slos", slo),
+        ("/api/v1/alerts/silences", silence),
+    ):
+        r = httpx.post(f"{h.url}{path}", json=body, headers=auth, timeout=30)
+        assert r.status_code == 201, r.text
+    names = {r["name"] for r in ALERT_RULES}
+    h.wait_for(
+        "/api/v1/alerts",
+        lambda j: names <= {a["labels"]["alertname"] for a in j["alerts"]},
+        timeout=60,
+    )
+
+
+def alert_ids(h: HeronProcess) -> dict[str, str]:
+    """An id for each alerting path parameter (the objects ``add_alerting`` made)."""
+    first = {
+        "{rule_id}": ("/api/v1/alerts/rules", "rules"),
+        "{slo_id}": ("/api/v1/slos", "slos"),
+        "{silence_id}": ("/api/v1/alerts/silences", "silences"),
+        "{channel_id}": ("/api/v1/alerts/channels", "channels"),
+    }
+    return {k: str(h.api(path).json()[key][0]["id"]) for k, (path, key) in first.items()}
 
 
 def ids(h: HeronProcess) -> dict[str, Any]:
@@ -195,6 +244,7 @@ def test_no_api_response_holds_a_secret(heron: HeronProcess) -> None:
         "{fingerprint}": got["fingerprint"],
         "{issue_id}": got["issue"],
         "{event_id}": got["event"],
+        **alert_ids(heron),
     }
     paths = [p for p, ops in heron.api("/openapi.json").json()["paths"].items() if "get" in ops]
     urls = [*paths, *(f"/api/v1/traces/{t}" for t in got["traces"])]
@@ -238,6 +288,12 @@ def test_no_page_holds_a_secret(heron: HeronProcess) -> None:
         "/db/slow",
         "/n-plus-one",
         "/map",
+        "/alerts",
+        "/alerts/rules",
+        *(f"/alerts/rules/{r['id']}" for r in heron.api("/api/v1/alerts/rules").json()["rules"]),
+        "/alerts/silences",
+        "/alerts/notifications",
+        "/slos",
     ]
     try:
         html = [ui.get(path) for path in pages]
