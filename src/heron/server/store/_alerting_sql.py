@@ -12,8 +12,18 @@ from typing import Any
 from heron.server.store.alerting import (
     CONFIG_COLUMNS,
     GROUP_COLUMNS,
+    HISTORY_COLUMNS,
     INSTANCE_COLUMNS,
+    NOTIFICATION_COLUMNS,
     RULE_STATUS_COLUMNS,
+    ConfigKind,
+    ConfigRow,
+    GroupRow,
+    HistoryRow,
+    InstanceRow,
+    NotificationRow,
+    NotificationStatus,
+    RuleStatusRow,
 )
 
 CONFIG = ", ".join(CONFIG_COLUMNS)
@@ -94,3 +104,114 @@ def notification_filters(
             parts.append(f"{column} {op} {mark}")
             params.append(value)
     return " AND ".join(parts), params
+
+
+_NOTIFICATIONS = f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "  # noqa: S608
+
+
+class AlertReads:
+    """The reading half of ``AlertStore``: the same SQL on every state backend. A backend
+    names its parameter mark (``_mark``) and how it reads rows (``_rows``); statements
+    here are written with ``?`` and get the backend's mark."""
+
+    _mark = "?"
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._rows(sql.replace("?", self._mark), params)
+
+    def list_alert_config(self, project_id: int | None, kind: ConfigKind) -> list[ConfigRow]:
+        where, params = in_project(project_id, "kind = ?", [kind])
+        rows = self._read(f"SELECT {CONFIG} FROM alert_config {where} ORDER BY name, id", params)  # noqa: S608
+        return [ConfigRow(*r) for r in rows]
+
+    def get_alert_config(
+        self, project_id: int, kind: ConfigKind, config_id: int
+    ) -> ConfigRow | None:
+        rows = self._read(
+            f"SELECT {CONFIG} FROM alert_config WHERE project_id = ? AND kind = ? AND id = ?",  # noqa: S608
+            [project_id, kind, config_id],
+        )
+        return ConfigRow(*rows[0]) if rows else None
+
+    def alert_instances(self, project_id: int | None = None) -> list[InstanceRow]:
+        where, params = in_project(project_id)
+        rows = self._read(
+            f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM alert_instances {where} "  # noqa: S608
+            "ORDER BY rule_id, fingerprint",
+            params,
+        )
+        return [InstanceRow(*r) for r in rows]
+
+    def alert_history(
+        self,
+        project_id: int,
+        *,
+        rule_id: int | None = None,
+        fingerprint: str | None = None,
+        since_ns: int = 0,
+        limit: int = 200,
+    ) -> list[HistoryRow]:
+        where, params = history_filters("?", project_id, rule_id, fingerprint, since_ns)
+        rows = self._read(
+            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM alert_history WHERE {where} "  # noqa: S608
+            "ORDER BY at_ns DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [HistoryRow(*r) for r in rows]
+
+    def rule_statuses(self, project_id: int | None = None) -> list[RuleStatusRow]:
+        where, params = in_project(project_id)
+        rows = self._read(
+            f"SELECT {', '.join(RULE_STATUS_COLUMNS)} FROM alert_rule_status {where} "  # noqa: S608
+            "ORDER BY rule_id",
+            params,
+        )
+        return [RuleStatusRow(*r) for r in rows]
+
+    def notification_groups(self, project_id: int | None = None) -> list[GroupRow]:
+        where, params = in_project(project_id)
+        rows = self._read(
+            f"SELECT {', '.join(GROUP_COLUMNS)} FROM notification_groups {where} "  # noqa: S608
+            "ORDER BY channel_id, group_key",
+            params,
+        )
+        return [GroupRow(*r) for r in rows]
+
+    def due_notifications(self, now_ns: int, limit: int = 100) -> list[NotificationRow]:
+        rows = self._read(
+            _NOTIFICATIONS + "WHERE status = 'pending' AND next_attempt_ns <= ? "
+            "ORDER BY id LIMIT ?",
+            [now_ns, limit],
+        )
+        return [NotificationRow(*r) for r in rows]
+
+    def list_notifications(
+        self,
+        project_id: int,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        status: NotificationStatus | None = None,
+        channel_id: int | None = None,
+    ) -> list[NotificationRow]:
+        where, params = notification_filters("?", project_id, before_id, status, channel_id)
+        rows = self._read(
+            _NOTIFICATIONS + f"WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        return [NotificationRow(*r) for r in rows]
+
+
+def in_project(
+    project_id: int | None, condition: str = "", params: Sequence[Any] = ()
+) -> tuple[str, list[Any]]:
+    """A WHERE clause (``?`` marks): ``condition`` and, unless ``project_id`` is None,
+    the project."""
+    parts = [condition] if condition else []
+    values = list(params)
+    if project_id is not None:
+        parts.append("project_id = ?")
+        values.append(project_id)
+    return ("WHERE " + " AND ".join(parts) if parts else ""), values

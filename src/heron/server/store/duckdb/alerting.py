@@ -18,12 +18,11 @@ from heron.server.store._alerting_sql import (
     GROUP_UPDATE,
     INSTANCE_UPDATE,
     RULE_STATUS_UPDATE,
+    AlertReads,
     Conflict,
     Taken,
     acks,
     duplicate_name,
-    history_filters,
-    notification_filters,
 )
 from heron.server.store.alerting import (
     GROUP_COLUMNS,
@@ -84,29 +83,18 @@ _CLAIM = (
     "WHERE alert_lease.holder = excluded.holder OR alert_lease.expires_ns <= ? "
     "RETURNING holder"
 )
-_NOTIFICATIONS = f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "  # noqa: S608
 
 
-class DuckDBAlerts:
+class DuckDBAlerts(AlertReads):
     """Implements ``store.alerting.AlertStore`` on DuckDB (a part of ``DuckDBState``)."""
 
     sql: SqlReads
 
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.sql.read(sql, params)
+        return rows
+
     # ------------------------------------------------- rules, channels, silences, SLOs
-
-    def list_alert_config(self, project_id: int | None, kind: ConfigKind) -> list[ConfigRow]:
-        where, params = _in_project(project_id, "kind = ?", [kind])
-        rows = self.sql.read(f"SELECT {CONFIG} FROM alert_config {where} ORDER BY name, id", params)  # noqa: S608
-        return [ConfigRow(*r) for r in rows]
-
-    def get_alert_config(
-        self, project_id: int, kind: ConfigKind, config_id: int
-    ) -> ConfigRow | None:
-        rows = self.sql.read(
-            f"SELECT {CONFIG} FROM alert_config WHERE project_id = ? AND kind = ? AND id = ?",  # noqa: S608
-            [project_id, kind, config_id],
-        )
-        return ConfigRow(*rows[0]) if rows else None
 
     def create_alert_config(
         self, project_id: int, kind: ConfigKind, name: str, spec: str, source: str, now_ns: int
@@ -216,15 +204,6 @@ class DuckDBAlerts:
 
     # ------------------------------------------------------------ evaluation state
 
-    def alert_instances(self, project_id: int | None = None) -> list[InstanceRow]:
-        where, params = _in_project(project_id)
-        rows = self.sql.read(
-            f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM alert_instances {where} "  # noqa: S608
-            "ORDER BY rule_id, fingerprint",
-            params,
-        )
-        return [InstanceRow(*r) for r in rows]
-
     def save_evaluation(
         self,
         upserts: Sequence[InstanceRow],
@@ -262,42 +241,7 @@ class DuckDBAlerts:
         acked: bool = self.sql.write(run)
         return acked
 
-    def alert_history(
-        self,
-        project_id: int,
-        *,
-        rule_id: int | None = None,
-        fingerprint: str | None = None,
-        since_ns: int = 0,
-        limit: int = 200,
-    ) -> list[HistoryRow]:
-        where, params = history_filters(_MARKS, project_id, rule_id, fingerprint, since_ns)
-        rows = self.sql.read(
-            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM alert_history WHERE {where} "  # noqa: S608
-            "ORDER BY at_ns DESC, id DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [HistoryRow(*r) for r in rows]
-
-    def rule_statuses(self, project_id: int | None = None) -> list[RuleStatusRow]:
-        where, params = _in_project(project_id)
-        rows = self.sql.read(
-            f"SELECT {', '.join(RULE_STATUS_COLUMNS)} FROM alert_rule_status {where} "  # noqa: S608
-            "ORDER BY rule_id",
-            params,
-        )
-        return [RuleStatusRow(*r) for r in rows]
-
     # --------------------------------------------------------------- notifications
-
-    def notification_groups(self, project_id: int | None = None) -> list[GroupRow]:
-        where, params = _in_project(project_id)
-        rows = self.sql.read(
-            f"SELECT {', '.join(GROUP_COLUMNS)} FROM notification_groups {where} "  # noqa: S608
-            "ORDER BY channel_id, group_key",
-            params,
-        )
-        return [GroupRow(*r) for r in rows]
 
     def save_dispatch(
         self,
@@ -321,14 +265,6 @@ class DuckDBAlerts:
         ids: list[int] = self.sql.write(run)
         return ids
 
-    def due_notifications(self, now_ns: int, limit: int = 100) -> list[NotificationRow]:
-        rows = self.sql.read(
-            _NOTIFICATIONS + "WHERE status = 'pending' AND next_attempt_ns <= ? "
-            "ORDER BY id LIMIT ?",
-            [now_ns, limit],
-        )
-        return [NotificationRow(*r) for r in rows]
-
     def finish_attempt(
         self,
         notification_id: int,
@@ -346,21 +282,6 @@ class DuckDBAlerts:
                 [status, attempts, next_attempt_ns, last_error, sent_ns, notification_id],
             )
         )
-
-    def list_notifications(
-        self,
-        project_id: int,
-        *,
-        limit: int = 100,
-        before_id: int | None = None,
-        status: NotificationStatus | None = None,
-        channel_id: int | None = None,
-    ) -> list[NotificationRow]:
-        where, params = notification_filters(_MARKS, project_id, before_id, status, channel_id)
-        rows = self.sql.read(
-            _NOTIFICATIONS + f"WHERE {where} ORDER BY id DESC LIMIT ?", [*params, limit]
-        )
-        return [NotificationRow(*r) for r in rows]
 
     def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
         def run(con: Any) -> bool:
@@ -381,18 +302,6 @@ class DuckDBAlerts:
 
         pruned: int = self.sql.write(run)
         return pruned
-
-
-def _in_project(
-    project_id: int | None, condition: str = "", params: Sequence[Any] = ()
-) -> tuple[str, list[Any]]:
-    """A WHERE clause: ``condition`` and, unless ``project_id`` is None, the project."""
-    parts = [condition] if condition else []
-    values = list(params)
-    if project_id is not None:
-        parts.append("project_id = ?")
-        values.append(project_id)
-    return ("WHERE " + " AND ".join(parts) if parts else ""), values
 
 
 def _owner(con: Any, project_id: int, kind: str, name: str) -> int | None:

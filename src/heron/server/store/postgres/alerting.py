@@ -21,12 +21,11 @@ from heron.server.store._alerting_sql import (
     GROUP_UPDATE,
     INSTANCE_UPDATE,
     RULE_STATUS_UPDATE,
+    AlertReads,
     Conflict,
     Taken,
     acks,
     duplicate_name,
-    history_filters,
-    notification_filters,
 )
 from heron.server.store.alerting import (
     GROUP_COLUMNS,
@@ -97,34 +96,20 @@ _CLAIM = (
     "WHERE alert_lease.holder = excluded.holder OR alert_lease.expires_ns <= %s "
     "RETURNING holder"
 )
-_NOTIFICATIONS = f"SELECT {', '.join(NOTIFICATION_COLUMNS)} FROM notifications "  # noqa: S608
 
 
-class PostgresAlerts:
+class PostgresAlerts(AlertReads):
     """Implements ``store.alerting.AlertStore`` on PostgreSQL (a part of
     ``PostgresState``)."""
 
     _pool: Pool
+    _mark = "%s"
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._pool.read(sql, params)
+        return rows
 
     # ------------------------------------------------- rules, channels, silences, SLOs
-
-    def list_alert_config(self, project_id: int | None, kind: ConfigKind) -> list[ConfigRow]:
-        where, params = _in_project(project_id, "kind = %s", [kind])
-        rows = self._pool.read(
-            f"SELECT {CONFIG} FROM alert_config {where} ORDER BY name, id",  # noqa: S608
-            params,
-        )
-        return [ConfigRow(*r) for r in rows]
-
-    def get_alert_config(
-        self, project_id: int, kind: ConfigKind, config_id: int
-    ) -> ConfigRow | None:
-        rows = self._pool.read(
-            f"SELECT {CONFIG} FROM alert_config "  # noqa: S608
-            "WHERE project_id = %s AND kind = %s AND id = %s",
-            [project_id, kind, config_id],
-        )
-        return ConfigRow(*rows[0]) if rows else None
 
     def create_alert_config(
         self, project_id: int, kind: ConfigKind, name: str, spec: str, source: str, now_ns: int
@@ -213,15 +198,6 @@ class PostgresAlerts:
 
     # ------------------------------------------------------------ evaluation state
 
-    def alert_instances(self, project_id: int | None = None) -> list[InstanceRow]:
-        where, params = _in_project(project_id)
-        rows = self._pool.read(
-            f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM alert_instances {where} "  # noqa: S608
-            "ORDER BY rule_id, fingerprint",
-            params,
-        )
-        return [InstanceRow(*r) for r in rows]
-
     def save_evaluation(
         self,
         upserts: Sequence[InstanceRow],
@@ -264,42 +240,7 @@ class PostgresAlerts:
 
         return self._pool.transaction(run)
 
-    def alert_history(
-        self,
-        project_id: int,
-        *,
-        rule_id: int | None = None,
-        fingerprint: str | None = None,
-        since_ns: int = 0,
-        limit: int = 200,
-    ) -> list[HistoryRow]:
-        where, params = history_filters(_M, project_id, rule_id, fingerprint, since_ns)
-        rows = self._pool.read(
-            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM alert_history WHERE {where} "  # noqa: S608
-            "ORDER BY at_ns DESC, id DESC LIMIT %s",
-            [*params, limit],
-        )
-        return [HistoryRow(*r) for r in rows]
-
-    def rule_statuses(self, project_id: int | None = None) -> list[RuleStatusRow]:
-        where, params = _in_project(project_id)
-        rows = self._pool.read(
-            f"SELECT {', '.join(RULE_STATUS_COLUMNS)} FROM alert_rule_status {where} "  # noqa: S608
-            "ORDER BY rule_id",
-            params,
-        )
-        return [RuleStatusRow(*r) for r in rows]
-
     # --------------------------------------------------------------- notifications
-
-    def notification_groups(self, project_id: int | None = None) -> list[GroupRow]:
-        where, params = _in_project(project_id)
-        rows = self._pool.read(
-            f"SELECT {', '.join(GROUP_COLUMNS)} FROM notification_groups {where} "  # noqa: S608
-            "ORDER BY channel_id, group_key",
-            params,
-        )
-        return [GroupRow(*r) for r in rows]
 
     def save_dispatch(
         self,
@@ -323,14 +264,6 @@ class PostgresAlerts:
 
         return self._pool.transaction(run)
 
-    def due_notifications(self, now_ns: int, limit: int = 100) -> list[NotificationRow]:
-        rows = self._pool.read(
-            _NOTIFICATIONS + "WHERE status = 'pending' AND next_attempt_ns <= %s "
-            "ORDER BY id LIMIT %s",
-            [now_ns, limit],
-        )
-        return [NotificationRow(*r) for r in rows]
-
     def finish_attempt(
         self,
         notification_id: int,
@@ -348,21 +281,6 @@ class PostgresAlerts:
                 [status, attempts, next_attempt_ns, last_error, sent_ns, notification_id],
             )
         )
-
-    def list_notifications(
-        self,
-        project_id: int,
-        *,
-        limit: int = 100,
-        before_id: int | None = None,
-        status: NotificationStatus | None = None,
-        channel_id: int | None = None,
-    ) -> list[NotificationRow]:
-        where, params = notification_filters(_M, project_id, before_id, status, channel_id)
-        rows = self._pool.read(
-            _NOTIFICATIONS + f"WHERE {where} ORDER BY id DESC LIMIT %s", [*params, limit]
-        )
-        return [NotificationRow(*r) for r in rows]
 
     def claim_alerting(self, holder: str, now_ns: int, ttl_ns: int) -> bool:
         def run(con: Connection) -> bool:
@@ -420,18 +338,6 @@ def _replace(
         [project_id, kind, source],
     ).fetchall()
     return [ConfigRow(*r) for r in rows]
-
-
-def _in_project(
-    project_id: int | None, condition: str = "", params: Sequence[Any] = ()
-) -> tuple[str, list[Any]]:
-    """A WHERE clause: ``condition`` and, unless ``project_id`` is None, the project."""
-    parts = [condition] if condition else []
-    values = list(params)
-    if project_id is not None:
-        parts.append("project_id = %s")
-        values.append(project_id)
-    return ("WHERE " + " AND ".join(parts) if parts else ""), values
 
 
 def _cascade(con: Connection, kind: str, config_ids: list[int]) -> None:
