@@ -249,6 +249,11 @@ def check_alerts_fire_and_arrive(demo: Demo, token: str) -> None:
     assert "Slow search" in page or "GET /search p95 is" in page
     log = demo.api("/api/v1/alerts/notifications", token)["notifications"]
     assert any(n["status"] == "sent" and n["channel"] == "demo log" for n in log), log
+    # The demo's SLOs: the failing checkout spends the availability budget.
+    slos = {s["name"]: s for s in demo.api("/api/v1/slos", token)["slos"]}
+    assert set(slos) == {"Checkout availability", "Search under 300 ms"}, slos
+    checkout = slos["Checkout availability"]
+    assert checkout["status"]["budget_remaining"] < 0, checkout  # ~25 % errors vs 1 %
 
 
 def check_metrics(demo: Demo, token: str) -> None:

@@ -363,8 +363,26 @@ def test_slos_sorted_by_budget_with_burn_rates_and_burndown(aui: Ui) -> None:
     assert [td["data-window"] for td in rates] == ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
     burndown = json_block(soup, "burndown-data")
     assert len(burndown["t"]) == len(burndown["values"]) and burndown["t"]
+    # The chart spans the SLO's whole window, which starts with the whole budget.
+    assert burndown["hi"] - burndown["lo"] == 7 * 86400 and burndown["hi"] == NOW_NS // 10**9
+    assert (burndown["t"][0], burndown["values"][0]) == (burndown["lo"], 100.0)
     rules = [a.get_text() for a in soup.select("#slo-rules a")]
     assert rules == ["Frontend strict — fast burn", "Frontend strict — slow burn"]
+    # Once its rules were evaluated (one healthy, one broken), the page still renders.
+    rule_ids = [int(a["href"].rsplit("/", 1)[1]) for a in soup.select("#slo-rules a")]  # type: ignore[union-attr]
+    state(aui).save_evaluation(
+        [],
+        [],
+        [],
+        [
+            RuleStatusRow(rule_ids[0], project(aui), NOW_NS, 1.0, "", 0),
+            RuleStatusRow(rule_ids[1], project(aui), NOW_NS, 1.0, "the SLO went away", 0),
+        ],
+    )
+    page = aui.get(f"/slos/{ids[1]}")
+    assert page.status_code == 200, page.text[:2000]
+    badges = BeautifulSoup(page.text, "html.parser").select("#slo-rules .badge")
+    assert [b["title"] for b in badges] == ["the SLO went away"]
     r = save_json(
         aui, "/slos/new", "/slos/new", {"name": "x", "service": "frontend", "sli": "latency"}
     )

@@ -85,6 +85,8 @@ def test_formatting() -> None:
         "1.23%",
         "50.0%",
     ]
+    # An overspent error budget is negative: shown as such, not as "<0.01%".
+    assert [fmt_pct(v) for v in (-0.005, -28.77)] == ["-0.5%", "-2,877%"]
     assert [fmt_num(v) for v in (None, 3, 2.5, 12.34, 12_345, 2_500_000)] == [
         "–",
         "3",

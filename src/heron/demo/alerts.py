@@ -56,6 +56,29 @@ annotations = {{ summary = "checkout error rate {{{{ value|round(1) }}}} % (over
 """
 
 
+# Created through the API at start: checkout fails often (~25 %), search is slow.
+DEMO_SLOS: list[dict[str, Any]] = [
+    {
+        "name": "Checkout availability",
+        "service": "demo-shop",
+        "endpoint": "POST /checkout",
+        "objective": 99.0,
+        "window_days": 7,
+        "channels": ["demo log", "demo webhook"],
+    },
+    {
+        "name": "Search under 300 ms",
+        "service": "demo-shop",
+        "endpoint": "GET /search",
+        "sli": "latency",
+        "threshold_ms": 300,
+        "objective": 95.0,
+        "window_days": 7,
+        "channels": ["demo log"],
+    },
+]
+
+
 class AlertSink:
     """A webhook receiver on a loopback port: keeps the last notifications in memory,
     shows them at ``/`` (escaped: alert labels are telemetry) and as JSON at

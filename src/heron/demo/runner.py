@@ -26,7 +26,7 @@ from pathlib import Path
 
 from heron.demo import DEMO_API_TOKEN, DEMO_INGEST_KEY
 from heron.demo._procs import Child, ChildFailed
-from heron.demo.alerts import AlertSink, rules_toml
+from heron.demo.alerts import DEMO_SLOS, AlertSink, rules_toml
 from heron.demo.traffic import TrafficGenerator
 from heron.server.auth import DatabaseInUse, prepare_one_time_sign_in
 from heron.server.config import Config
@@ -105,6 +105,7 @@ class Demo:
         ):
             return False
         self._check_ingest_key()
+        self._create_slos()
         self.traffic = TrafficGenerator(self.app_urls["shop"], rate=TRAFFIC_RATE)
         self.traffic.start()
         return True
@@ -160,6 +161,7 @@ class Demo:
                 "checkout (fails sometimes), orders (N+1; /v2/orders is the JOIN fix)",
                 f"  alerts:         {self.url}/alerts   (rules in "
                 f"{self.data_dir / 'alert_rules.toml'}: slow search, failing checkout)",
+                f"  SLOs:           {self.url}/slos   (checkout availability, search latency)",
                 f"  webhook page:   {self.sink.url if self.sink else ''}   "
                 "(what the demo's webhook channel received)",
                 f"  logs:           {self.logs}",
@@ -237,6 +239,27 @@ class Demo:
                 f"the server rejected the demo's ingest key ({e.code}): {self.data_dir} was "
                 "not created by `heron demo`; pass a fresh --data-dir"
             ) from None
+
+    def _create_slos(self) -> None:
+        """The demo's SLOs (through the API, as a user would): their budgets burn on the
+        failing checkout and the slow search, so the SLO pages and burn alerts have data.
+        A data dir from an earlier demo has them already (409: kept)."""
+        for slo in DEMO_SLOS:
+            req = urllib.request.Request(
+                f"{self.url}/api/v1/slos",
+                data=json.dumps(slo).encode(),
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {DEMO_API_TOKEN}",
+                },
+            )
+            try:
+                urllib.request.urlopen(req, timeout=10).close()
+            except urllib.error.HTTPError as e:
+                if e.code != 409:
+                    raise ChildFailed(
+                        f"creating the demo's SLO failed ({e.code}): {e.read()!r}"
+                    ) from None
 
     def _stop(self, child: Child, timeout: float) -> None:
         clean = child.stop(timeout)

@@ -60,6 +60,8 @@ def fmt_pct(value: float | None) -> str:
     pct = value * 100
     if pct == 0:
         return "0%"
+    if pct < 0:  # an overspent error budget
+        return f"{pct:,.0f}%" if pct <= -10 else f"{pct:.1f}%"
     if pct < 0.01:
         return "<0.01%"
     return f"{pct:.2f}%" if pct < 10 else f"{pct:.1f}%"

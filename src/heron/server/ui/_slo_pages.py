@@ -14,6 +14,7 @@ from starlette.responses import Response
 from heron.server.alerting import service
 from heron.server.alerting.slo import SloStatus
 from heron.server.errors import NotFound
+from heron.server.model.alerting import SloSpec
 from heron.server.ui._alert_pages import (
     EDIT_ERRORS,
     back,
@@ -65,7 +66,8 @@ def _found(kit: Kit, slo_id: int) -> service.Slo:
 def slo_page(kit: KitDep, request: Request, slo_id: int) -> Response:
     state = kit.state(request)
     slo = _found(kit, slo_id)
-    current = service.slo_state(kit.ctx.store, kit.project, slo, kit.ctx.clock())
+    now_ns = kit.ctx.clock()
+    current = service.slo_state(kit.ctx.store, kit.project, slo, now_ns)
     rules = [
         r for r in service.list_rules(kit.ctx.store, kit.project) if r.source == f"slo:{slo_id}"
     ]
@@ -78,7 +80,7 @@ def slo_page(kit: KitDep, request: Request, slo_id: int) -> Response:
         slo_status=current,
         windows=BURN_WINDOWS,
         rules=rules,
-        burndown=burndown_chart(current),
+        burndown=burndown_chart(current, slo.spec, now_ns),
     )
 
 
@@ -100,12 +102,14 @@ async def delete_slo(kit: KitDep, request: Request, slo_id: int) -> Response:
     return back(kit, request, "/slos")
 
 
-def burndown_chart(status: SloStatus) -> dict[str, Any]:
-    """Chart data for alerts.js: budget remaining (percent of the budget) over time."""
-    return {
-        "t": [t for t, _ in status.burndown],
-        "values": [round(v * 100, 3) for _, v in status.burndown],
-    }
+def burndown_chart(status: SloStatus, spec: SloSpec, now_ns: int) -> dict[str, Any]:
+    """Chart data for alerts.js: budget remaining (percent of the budget) over the SLO's
+    window, which starts with the whole budget (the x axis spans the whole window)."""
+    hi = now_ns // 10**9
+    lo = hi - spec.window_days * 86400
+    points = [(t, round(v * 100, 3)) for t, v in status.burndown if lo < t <= hi]
+    points = [(lo, 100.0), *points]
+    return {"t": [t for t, _ in points], "values": [v for _, v in points], "lo": lo, "hi": hi}
 
 
 def _editor(kit: Kit, request: Request, slo: service.Slo | None, text: str, error: str) -> Response:

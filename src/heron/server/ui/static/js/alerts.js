@@ -60,15 +60,21 @@
   function burndownChart(fig, data) {
     var accent = H.css("--accent", "#2f6fde");
     var plotEl = fig.querySelector(".plot");
-    var pct = function (v) { return v === null || v === undefined ? "–" : v.toFixed(1) + "%"; };
+    var pct = function (v) {
+      if (v === null || v === undefined) return "–";
+      return (Math.abs(v) >= 100 ? Math.round(v).toLocaleString() : v.toFixed(1)) + "%";
+    };
     var opts = {
       width: Math.max(plotEl.clientWidth, 240), height: CHART_H, axes: axes(),
       series: [{}, { label: "budget remaining", stroke: accent, fill: accent + "22", width: 1.5,
                      value: function (u, v) { return pct(v); } }],
-      scales: { x: { time: true }, y: { range: function (u, lo, hi) { return [Math.min(lo, 0), Math.max(hi, 100)]; } } },
+      // The x axis is the SLO's whole window (data.lo..data.hi), which starts at 100 %.
+      scales: { x: { time: true, range: function (u, lo, hi) { return [data.lo || lo, data.hi || hi]; } },
+                y: { range: function (u, lo, hi) { return [Math.min(lo, 0), Math.max(hi, 100)]; } } },
       legend: { live: true }, cursor: { drag: { x: false, y: false } },
     };
     opts.axes[1].values = function (u, vals) { return vals.map(pct); };
+    opts.axes[1].size = 72;  // room for an overspent budget's "-2,900%"
     return new uPlot(opts, [data.t, data.values], plotEl);
   }
 
