@@ -366,6 +366,8 @@ def test_slos_sorted_by_budget_with_burn_rates_and_burndown(aui: Ui) -> None:
     # The chart spans the SLO's whole window, which starts with the whole budget.
     assert burndown["hi"] - burndown["lo"] == 7 * 86400 and burndown["hi"] == NOW_NS // 10**9
     assert (burndown["t"][0], burndown["values"][0]) == (burndown["lo"], 100.0)
+    assert burndown["t"][-1] == burndown["hi"] and len(burndown["t"]) >= 2  # up to now
+    assert burndown["t"] == sorted(burndown["t"])
     rules = [a.get_text() for a in soup.select("#slo-rules a")]
     assert rules == ["Frontend strict — fast burn", "Frontend strict — slow burn"]
     # Once its rules were evaluated (one healthy, one broken), the page still renders.

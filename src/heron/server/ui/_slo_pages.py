@@ -107,7 +107,8 @@ def burndown_chart(status: SloStatus, spec: SloSpec, now_ns: int) -> dict[str, A
     window, which starts with the whole budget (the x axis spans the whole window)."""
     hi = now_ns // 10**9
     lo = hi - spec.window_days * 86400
-    points = [(t, round(v * 100, 3)) for t, v in status.burndown if lo < t <= hi]
+    # A point closes its step; the current step's closes at "now" (not after it).
+    points = [(min(t, hi), round(v * 100, 3)) for t, v in status.burndown if t > lo]
     points = [(lo, 100.0), *points]
     return {"t": [t for t, _ in points], "values": [v for _, v in points], "lo": lo, "hi": hi}
 
