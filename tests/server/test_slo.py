@@ -57,6 +57,8 @@ def test_availability_status(store: Store) -> None:  # noqa: F811
     assert st.budget_remaining == pytest.approx(1 - 0.05 / 0.01)  # -4: overspent
     assert st.burn_rates == {k: pytest.approx(5.0) for k in KEYS}
     assert st.burndown[-1][1] == pytest.approx(st.budget_remaining)
+    assert st.burndown[0][1] == 1.0  # the whole budget before the first request
+    assert [t for t, _ in st.burndown] == sorted({t for t, _ in st.burndown})
     assert all(t % 60 == 0 for t, _ in st.burndown)
     assert st.firing == []
 

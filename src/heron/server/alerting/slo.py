@@ -205,6 +205,8 @@ def slo_status(store: Store, project_id: int, slo_id: int, spec: SloSpec, now_ns
     good = total = 0
     burndown: list[tuple[int, float]] = []
     steps = sorted(store.red.step_totals(where, step), key=lambda r: int(r[0]))  # type: ignore[call-overload]
+    if steps:  # nothing is spent before the first request: the whole budget is left
+        burndown.append((int(steps[0][0]), 1.0))  # type: ignore[call-overload]
     for t, n, e, _, buckets, counts, _ in steps:
         g, n_ = _good(spec, int(n), int(e), buckets, counts)
         good, total = good + g, total + n_
