@@ -25,17 +25,23 @@ from heron.server.analyze.scrub import scrub_db_spans
 from heron.server.analyze.span_scrub import SpanScrubber
 from heron.server.model import ErrorEvent, LogRecord, Span
 from heron.server.model.rollup import Rollups, rollup_rows
+from heron.server.model.rum import RumEvent, RumRollups, RumWrite, rollup_rum
 from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.base import QueueFull, Store
 
 
-def prepare_spans(project_id: int, spans: Sequence[Span], scrubber: SpanScrubber) -> SpanWrite:
+def prepare_spans(
+    project_id: int, spans: Sequence[Span], scrubber: SpanScrubber, *, rollup: bool = True
+) -> SpanWrite:
     """Spans ready for the writer: SQL obfuscated and fingerprinted, secrets scrubbed,
-    rolled up (from the scrubbed spans, so rollups never hold a secret either)."""
+    rolled up (from the scrubbed spans, so rollups never hold a secret either). Browser
+    spans (``rollup=False``) are stored but not rolled up: page loads and a page's fetch
+    calls are not endpoints of a service's RED metrics."""
     obfuscated, fingerprints = scrub_db_spans(spans)
     batch = scrubber.spans(obfuscated)
     rollups: Rollups = {}
-    rollup_rows(project_id, batch, rollups)
+    if rollup:
+        rollup_rows(project_id, batch, rollups)
     return SpanWrite(project_id, batch, fingerprints, rollups)
 
 
@@ -73,11 +79,14 @@ class Pipeline:
             key = (signal, reason)
             self.rejected[key] = self.rejected.get(key, 0) + n
 
-    def submit_spans(self, project_id: int, spans: Sequence[Span]) -> Future[int]:
+    def submit_spans(
+        self, project_id: int, spans: Sequence[Span], *, rollup: bool = True
+    ) -> Future[int]:
         """Prepare spans and queue them; the future resolves after their commit.
         Raises QueueFull at once when the writer is overloaded."""
         try:
-            return self.writer.submit_spans(prepare_spans(project_id, spans, self.span_scrubber))
+            write = prepare_spans(project_id, spans, self.span_scrubber, rollup=rollup)
+            return self.writer.submit_spans(write)
         except QueueFull:
             self.count_rejected("spans", "queue_full", len(spans))
             raise
@@ -93,4 +102,16 @@ class Pipeline:
         except QueueFull:
             self.count_rejected("events", "queue_full", len(events))
             self.count_rejected("logs", "queue_full", len(logs))
+            raise
+
+    def submit_rum(self, project_id: int, events: list[RumEvent]) -> Future[int]:
+        """Queue RUM events (already scrubbed by ``ingest/rum``) with their per-minute
+        rollups; the future resolves after their commit. Raises QueueFull at once when
+        the writer is overloaded."""
+        rollups: RumRollups = {}
+        rollup_rum(project_id, events, rollups)
+        try:
+            return self.writer.submit_rum(RumWrite(project_id, events, rollups))
+        except QueueFull:
+            self.count_rejected("rum", "queue_full", len(events))
             raise

@@ -6,12 +6,14 @@ from concurrent.futures import Future
 from typing import Protocol, Self
 
 from heron.server.model.metric import MetricWrite
+from heron.server.model.rum import RumWrite
 from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.db import DbReader
 from heron.server.store.issues import IssueReader
 from heron.server.store.logs import LogReader
 from heron.server.store.metrics import MetricReader
 from heron.server.store.red import RedReader
+from heron.server.store.rum import RumReader
 from heron.server.store.state import StateStore
 from heron.server.store.stats import CommitTimes
 from heron.server.store.traces import TraceReader
@@ -56,6 +58,8 @@ class Store(Protocol):
     @property
     def metrics(self) -> MetricReader: ...
     @property
+    def rum(self) -> RumReader: ...
+    @property
     def state(self) -> StateStore: ...
 
     def submit_spans(self, write: SpanWrite) -> Future[int]:
@@ -77,6 +81,14 @@ class Store(Protocol):
         """Queue data points (interval values, series keys set, see ``model/metric``)
         for the writer, which stores the points and their series' per-minute rollups;
         the future resolves after the commit holding them.
+
+        Raises QueueFull at once when the queue cannot take them.
+        """
+
+    def submit_rum(self, write: RumWrite) -> Future[int]:
+        """Queue RUM events (scrubbed, see ``ingest/rum``) and their per-minute rollups
+        for the writer; the future resolves after the commit holding them. Several
+        beacons' writes may commit together.
 
         Raises QueueFull at once when the queue cannot take them.
         """
