@@ -9,13 +9,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install-server: $(BIN)/python  ## heron with the server extra only (editable) + UI assets: what the demo needs
-	$(BIN)/pip install --quiet -e ".[server]"
+install-server: $(BIN)/python  ## heron with the server and demo extras (editable) + UI assets: what the demo needs
+	$(BIN)/pip install --quiet -e ".[server,demo]"
 	$(BIN)/python scripts/build_assets.py
 
 install: install-server  ## + the dev extra (tests, lint, database drivers; apt build deps)
 	scripts/install_build_deps.sh
-	$(BIN)/pip install --quiet -e ".[server,dev]"
+	$(BIN)/pip install --quiet -e ".[server,demo,dev]"
 
 assets: $(BIN)/python  ## rebuild the web UI's npm assets
 	$(BIN)/python scripts/build_assets.py
@@ -29,7 +29,9 @@ prometheus:  ## Debian's Prometheus and promtool for the /metrics tests (apt; su
 alertmanager:  ## Debian's Alertmanager for the alert-push tests (apt; sudo when not root)
 	@command -v prometheus-alertmanager >/dev/null 2>&1 || scripts/install_alertmanager.sh
 
-demo: install-server  ## run the demo: server + two-service shop + traffic
+demo: install-server  ## run the demo: server + two-service shop + traffic (+ Chromium on its pages)
+	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh || \
+		echo "make demo: could not install Chromium; the demo runs without browser traffic"
 	$(BIN)/heron demo
 
 wheel: install  ## sdist + wheel in dist/, with the UI assets (hatch_build.py)

@@ -31,7 +31,9 @@ def parse_args(argv: Sequence[str] | None, description: str) -> argparse.Namespa
     p.add_argument("--ready-file", required=True, type=Path, help="receives the bound port")
     p.add_argument("--heron-url", required=True, help="Heron OTLP endpoint")
     p.add_argument("--key", required=True, help="Heron ingest key")
+    p.add_argument("--port", type=int, default=0, help="port to bind (default: any free one)")
     p.add_argument("--inventory-url", help="demo-inventory base URL (shop only)")
+    p.add_argument("--browser-key", help="Heron browser key for the pages' RUM SDK (shop only)")
     return p.parse_args(argv)
 
 
@@ -53,7 +55,7 @@ def serve_app(service: str, args: argparse.Namespace, build: Callable[[], Any]) 
         # demo lowers the threshold to show SQLite's plan of it in the slow query log.
         explain_threshold_ms=EXPLAIN_THRESHOLD_MS,
     )
-    server = make_server("127.0.0.1", 0, build(), threaded=True)
+    server = make_server("127.0.0.1", args.port, build(), threaded=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
     stop = _install_stop_handlers(server)
     _write_ready(args.ready_file, server.server_port)

@@ -1,8 +1,9 @@
 """``heron demo``: start the server, the two demo services and traffic; stop them cleanly.
 
 Start order: ``heron serve`` and ``demo-inventory`` together, then ``demo-shop`` (it needs
-the inventory's port), then traffic once the server is healthy. Stop order is the reverse:
-traffic, then the apps (their agents flush on SIGTERM), then the server. Every socket is
+the inventory's port), then traffic — HTTP requests and a headless Chromium on the shop's
+pages — once the server is healthy. The shop's port is chosen up front: the server's RUM
+origin allow-list names it. Stop order is the reverse: traffic, then the apps (their agents flush on SIGTERM), then the server. Every socket is
 on 127.0.0.1; every child runs in its own process group and is waited for, so nothing
 outlives the demo.
 """
@@ -24,9 +25,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from heron.demo import DEMO_API_TOKEN, DEMO_INGEST_KEY
+from heron.demo import DEMO_API_TOKEN, DEMO_BROWSER_KEY, DEMO_INGEST_KEY
 from heron.demo._procs import Child, ChildFailed
 from heron.demo.alerts import DEMO_SLOS, AlertSink, rules_toml
+from heron.demo.browser import BrowserTraffic
 from heron.demo.traffic import TrafficGenerator
 from heron.server.auth import DatabaseInUse, prepare_one_time_sign_in
 from heron.server.config import Config
@@ -36,6 +38,7 @@ START_TIMEOUT_S = 60.0
 APP_STOP_TIMEOUT_S = 10.0
 SERVER_STOP_TIMEOUT_S = 20.0
 TRAFFIC_RATE = 4.0  # requests/s: visible in the API quickly, light on a 2-core machine
+BROWSER_INTERVAL_S = 3.0  # pause between two Chromium journeys (each ~10 s of page loads)
 DEMO_MARKER = ".heron-demo"  # marks a data dir as the demo's own
 APP_EXPORT_DELAY_MS = "1000"  # OTEL_BSP_SCHEDULE_DELAY: spans show up within ~a second
 DEMO_USER = "demo"
@@ -79,6 +82,9 @@ class Demo:
         self.apps: list[Child] = []  # in start order
         self.app_urls: dict[str, str] = {}
         self.traffic: TrafficGenerator | None = None
+        self.browser: BrowserTraffic | None = None
+        self.browser_note = ""  # why there is no browser traffic, when there is none
+        self.shop_port = _free_port()
         self.password = secrets.token_urlsafe(12)  # new each run; printed in the banner
         self.sink: AlertSink | None = None
         self.sign_in_link = ""
@@ -98,7 +104,8 @@ class Demo:
         )
         if not self._start_app("inventory", []):
             return False
-        if not self._start_app("shop", ["--inventory-url", self.app_urls["inventory"]]):
+        shop_args = ["--inventory-url", self.app_urls["inventory"], "--port", str(self.shop_port)]
+        if not self._start_app("shop", [*shop_args, "--browser-key", DEMO_BROWSER_KEY]):
             return False
         if not self.server.wait_until(
             self._server_healthy, START_TIMEOUT_S, self.stop_event.is_set
@@ -108,7 +115,18 @@ class Demo:
         self._create_slos()
         self.traffic = TrafficGenerator(self.app_urls["shop"], rate=TRAFFIC_RATE)
         self.traffic.start()
+        self._start_browser()
         return True
+
+    def _start_browser(self) -> None:
+        browser = BrowserTraffic(self.app_urls["shop"], interval_s=BROWSER_INTERVAL_S)
+        problem = browser.unavailable()
+        if problem:
+            self.browser_note = f"no browser traffic: {problem}; the RUM pages stay empty"
+            print(f"heron demo: {self.browser_note}", flush=True)
+            return
+        self.browser = browser
+        browser.start()
 
     def run_until(self, deadline: float | None) -> None:
         """Block until stopped, the deadline passes, or a child dies (ChildFailed)."""
@@ -124,6 +142,9 @@ class Demo:
         if not self._children():
             return
         print("\nStopping the demo ...", flush=True)
+        if self.browser is not None:
+            self.browser.stop()
+            print(f"  browser traffic stopped after {self.browser.journeys} visits", flush=True)
         if self.traffic is not None:
             self.traffic.stop()
             print(
@@ -162,6 +183,9 @@ class Demo:
                 f"  alerts:         {self.url}/alerts   (rules in "
                 f"{self.data_dir / 'alert_rules.toml'}: slow search, failing checkout)",
                 f"  SLOs:           {self.url}/slos   (checkout availability, search latency)",
+                f"  RUM:            {self.url}/rum   (web vitals, slow resources and "
+                f"interactions, JS errors of {self.app_urls['shop']}/shop)",
+                f"                  {self.browser_note or 'headless Chromium shops there every few seconds'}",
                 f"  webhook page:   {self.sink.url if self.sink else ''}   "
                 "(what the demo's webhook channel received)",
                 f"  logs:           {self.logs}",
@@ -283,6 +307,9 @@ class Demo:
             "HERON_ALERT_RULES_PATH": str(self.data_dir / "alert_rules.toml"),
             "HERON_ALERT_ALLOWED_HOSTS": HOST,
             "HERON_ALERT_TICK_S": "5",
+            # The shop's pages send RUM beacons from the shop's origin (docs/rum.md).
+            "HERON_RUM_BROWSER_KEY": DEMO_BROWSER_KEY,
+            "HERON_RUM_ALLOWED_ORIGINS": f"http://{HOST}:{self.shop_port}",
         }
 
     def _app_env(self) -> dict[str, str]:
@@ -313,6 +340,12 @@ def _claim_data_dir(data_dir: Path) -> str | None:
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("Created by `heron demo`: its ingest key and API token are demo-only.\n")
     return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:

@@ -10,6 +10,8 @@
   (~5 ms): the loop costs ~100 ms, as an N+1 over a network database would.
 - ``GET /v2/orders``: the fix; the same data in one JOIN (one scan, ~10 ms). Heron must
   flag the first and not this one.
+- ``/shop/...``: the HTML pages real users load, with Heron's browser SDK
+  (:mod:`heron.demo.pages`).
 
 Run by the demo runner: ``python -m heron.demo.shop --db ... --inventory-url ...``.
 """
@@ -29,7 +31,8 @@ import requests
 from flask import Flask, abort, g, jsonify, request
 
 import heron
-from heron.demo import SHOP_SERVICE
+from heron._version import __version__
+from heron.demo import SHOP_SERVICE, pages
 from heron.demo._serve import parse_args, serve_app
 from heron.demo._sql import Database
 from heron.demo.inventory import PRODUCT_COUNT
@@ -188,7 +191,7 @@ def _seed_orders(con: sqlite3.Connection, rng: random.Random) -> None:
     )
 
 
-def create_app(db: Database, inventory_url: str) -> Flask:
+def create_app(db: Database, inventory_url: str, rum: pages.RumSettings | None = None) -> Flask:
     app = Flask(SHOP_SERVICE)
 
     @app.before_request
@@ -253,6 +256,7 @@ def create_app(db: Database, inventory_url: str) -> Flask:
     def orders_v2() -> Any:
         return jsonify(orders=_recent_orders_joined(db, g.con))
 
+    pages.register(app, db, inventory_url, rum)
     return app
 
 
@@ -356,7 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("demo-shop: --inventory-url is required", file=sys.stderr)
         return 2
     seed(args.db)
-    return serve_app(SHOP_SERVICE, args, lambda: create_app(Database(args.db), args.inventory_url))
+    rum = None
+    if args.browser_key:
+        rum = pages.RumSettings(args.heron_url, args.browser_key, release=__version__)
+    return serve_app(
+        SHOP_SERVICE, args, lambda: create_app(Database(args.db), args.inventory_url, rum)
+    )
 
 
 if __name__ == "__main__":
