@@ -75,7 +75,7 @@ def _blueprint(db: Database, inventory_url: str) -> Blueprint:
             "SELECT id, name, category, price_cents FROM products ORDER BY id LIMIT ? OFFSET ?",
             (PAGE_SIZE, (page - 1) * PAGE_SIZE),
         )
-        return render_template("shop/list.html", products=rows, page=page, route="/shop")
+        return render_template("shop/list.html", products=rows, page=page)
 
     @bp.get("/products/<int:product_id>")
     def product(product_id: int) -> str:
@@ -83,23 +83,19 @@ def _blueprint(db: Database, inventory_url: str) -> Blueprint:
         if not rows:
             abort(404)
         stock = _stock(inventory_url, product_id)
-        return render_template(
-            "shop/product.html", product=rows[0], stock=stock, route="/shop/products/:id"
-        )
+        return render_template("shop/product.html", product=rows[0], stock=stock)
 
     @bp.get("/cart")
     def cart() -> str:
         items = _products(db, _cart_ids())
         total = sum(int(p["price_cents"]) for p in items)
-        return render_template("shop/cart.html", items=items, total=total, route="/shop/cart")
+        return render_template("shop/cart.html", items=items, total=total)
 
     @bp.get("/checkout")
     def checkout() -> str:
         items = _products(db, _cart_ids())
         total = sum(int(p["price_cents"]) for p in items)
-        return render_template(
-            "shop/checkout.html", items=items, total=total, route="/shop/checkout"
-        )
+        return render_template("shop/checkout.html", items=items, total=total)
 
     @bp.get("/assets/hero.png")
     def hero() -> Response:
