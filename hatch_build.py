@@ -1,7 +1,8 @@
 """Hatchling build hook: every sdist and wheel ships the web UI's npm-built assets.
 
-The assets (the chart library, Swagger UI) are gitignored and built from
-``src/heron/server/ui/package-lock.json`` by ``scripts/build_assets.py``. When they are
+The assets (the chart library, Swagger UI, the RUM browser SDK bundles) are gitignored and
+built from ``src/heron/server/ui/package-lock.json`` and ``browser/package-lock.json`` by
+``scripts/build_assets.py``. When they are
 missing, this hook builds them before the files are collected; without npm the build
 fails with a message saying so, rather than producing a wheel whose charts are blank.
 An editable install is left alone: it serves the checkout's files, which

@@ -6,6 +6,11 @@ integrity-checked) and copies the files the pages load into
 ``src/heron/server/ui/static/vendor/`` (gitignored), with the packages' licences. The UI
 then works with no internet access: nothing is loaded from a CDN.
 
+It also runs ``npm ci`` in ``browser/`` (the RUM browser SDK, with web-vitals) and bundles
+it with esbuild into the same directory: ``rum.js`` (script tag, global ``heron``),
+``rum.mjs`` (ESM) and ``rum-react.mjs`` (the React helper, importing ``./rum.mjs``),
+served by every role at ``/rum.js``, ``/rum.mjs`` and ``/rum-react.mjs``.
+
     python scripts/build_assets.py           # npm ci + copy
     python scripts/build_assets.py --check   # exit 1 unless the vendor files are present
 
@@ -24,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 UI = ROOT / "src" / "heron" / "server" / "ui"
 VENDOR = UI / "static" / "vendor"
+BROWSER = ROOT / "browser"
 # (file in node_modules, name under static/vendor)
 FILES = [
     ("uplot/dist/uPlot.iife.min.js", "uPlot.iife.min.js"),
@@ -34,6 +40,9 @@ FILES = [
     ("swagger-ui-dist/LICENSE", "swagger-ui.LICENSE.txt"),
     ("swagger-ui-dist/NOTICE", "swagger-ui.NOTICE.txt"),
 ]
+# the browser SDK's bundles (browser/build.mjs) and the licence of what they bundle
+SDK_BUNDLES = ["rum.js", "rum.mjs", "rum-react.mjs"]
+SDK_FILES = [("web-vitals/LICENSE", "web-vitals.LICENSE.txt")]
 
 
 class AssetBuildError(RuntimeError):
@@ -41,7 +50,8 @@ class AssetBuildError(RuntimeError):
 
 
 def missing() -> list[str]:
-    return [name for _, name in FILES if not (VENDOR / name).is_file()]
+    names = [name for _, name in FILES + SDK_FILES] + SDK_BUNDLES
+    return [name for name in names if not (VENDOR / name).is_file()]
 
 
 def build() -> None:
@@ -51,15 +61,26 @@ def build() -> None:
             "build_assets: npm not found; the web UI's chart library and API docs are built "
             "from npm. Install Node.js 18+ (it provides npm) and retry"
         )
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-        cwd=UI,
-        check=True,
-    )
+    for directory in (UI, BROWSER):
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            cwd=directory,
+            check=True,
+        )
     VENDOR.mkdir(parents=True, exist_ok=True)
     for source, name in FILES:
         shutil.copyfile(UI / "node_modules" / source, VENDOR / name)
-    print(f"build_assets: {len(FILES)} files in {VENDOR.relative_to(ROOT)}")
+    build_sdk(npm)
+    count = len(FILES) + len(SDK_FILES) + len(SDK_BUNDLES)
+    print(f"build_assets: {count} files in {VENDOR.relative_to(ROOT)}")
+
+
+def build_sdk(npm: str) -> None:
+    """Bundle the RUM SDK (``browser/build.mjs``, esbuild from its lockfile) into VENDOR."""
+    node = shutil.which("node") or str(Path(npm).with_name("node"))
+    subprocess.run([node, "build.mjs", str(VENDOR)], cwd=BROWSER, check=True)
+    for source, name in SDK_FILES:
+        shutil.copyfile(BROWSER / "node_modules" / source, VENDOR / name)
 
 
 def main() -> int:

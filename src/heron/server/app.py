@@ -30,6 +30,7 @@ from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.metrics import MetricIngest, MetricLimits, SeriesGuard
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.remote_write import RemoteWriteIngest
+from heron.server.ingest.rum_sdk import add_sdk_routes
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
@@ -128,6 +129,7 @@ def create_app(
         retry = {"Retry-After": str(StorageUnavailable.retry_after_s)}
         return JSONResponse(body, 503, headers=retry)
 
+    add_sdk_routes(app)  # GET /rum.js, /rum.mjs, /rum-react.mjs: public, on every role
     if serves_ui:
         add_api_docs(app)
         install_auth(app, ctx)
