@@ -20,6 +20,7 @@ from heron.server.api import (
     _db_routes,
     _error_routes,
     _metric_routes,
+    _rum_routes,
 )
 from heron.server.api._auth import require_api_token
 from heron.server.api._params import Project, WindowDep
@@ -246,3 +247,4 @@ router.include_router(_error_routes.router)
 router.include_router(_metric_routes.router)
 router.include_router(_dashboard_routes.router)
 router.include_router(_alert_routes.router)
+router.include_router(_rum_routes.router)

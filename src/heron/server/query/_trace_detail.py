@@ -41,6 +41,8 @@ class SpanDetail:
     scope: str | None
     depth: int = 0
     children: list[str] = field(default_factory=list)
+    browser: bool = False
+    """A browser span (``heron.rum.kind`` set: a page load, its phases, a page's fetch)."""
 
 
 @dataclass(slots=True)
@@ -55,6 +57,8 @@ class TraceDetail:
     """Ordered by start time."""
     roots: list[str]
     """Spans without a parent in this trace (the root, or orphans of a partial trace)."""
+    rum_session: str | None = None
+    """The browser session whose page load is this trace's root (docs/rum.md), if any."""
 
 
 def parse_trace_id(text: str) -> bytes:
@@ -66,6 +70,43 @@ def parse_trace_id(text: str) -> bytes:
 
 def _json(text: str | None, empty: Any) -> Any:
     return orjson.loads(text) if text else empty
+
+
+RUM_KIND = "heron.rum.kind"
+RUM_DOCUMENT_SPAN = "heron.rum.document_span"
+RUM_SESSION = "heron.rum.session"
+
+
+def reroot_pageload(spans: list[SpanDetail]) -> str | None:
+    """Make a page load the root of its trace (docs/rum.md): the backend span that served
+    the document (``heron.rum.document_span``), when it is a root of this trace, is nested
+    under the page load's ``request`` phase (the page load itself when that phase is
+    missing). Returns the page load's browser session, or None without a page load."""
+    by_id = {s.span_id: s for s in spans}
+    session: str | None = None
+    for load in spans:
+        if load.attributes.get(RUM_KIND) != "pageload":
+            continue
+        sid = load.attributes.get(RUM_SESSION)
+        session = session or (sid if isinstance(sid, str) and sid else None)
+        doc = load.attributes.get(RUM_DOCUMENT_SPAN)
+        served = by_id.get(doc.lower()) if isinstance(doc, str) else None
+        if served is None or served is load or served.browser:
+            continue
+        if served.parent_id is not None and served.parent_id in by_id:
+            continue  # already under another span of this trace: not the document's root
+        phase = next(
+            (
+                c
+                for c in spans
+                if c.parent_id == load.span_id
+                and c.name == "request"
+                and c.attributes.get(RUM_KIND) == "phase"
+            ),
+            None,
+        )
+        served.parent_id = (phase or load).span_id
+    return session
 
 
 def _span(r: SpanRow) -> SpanDetail:
@@ -92,6 +133,7 @@ def _span(r: SpanRow) -> SpanDetail:
         environment=r.environment,
         release=r.release,
         scope=r.scope,
+        browser=RUM_KIND in attrs,
     )
 
 
@@ -134,6 +176,7 @@ def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | N
         if span.span_id not in ids:  # a retried export may have stored a span twice
             ids.add(span.span_id)
             spans.append(span)
+    session = reroot_pageload(spans)
     roots = _link_tree(spans)
     start = min(s.start_ns for s in spans)
     end = max(s.start_ns + s.duration_ns for s in spans)
@@ -146,4 +189,5 @@ def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | N
         services=sorted({s.service for s in spans}),
         spans=spans,
         roots=roots,
+        rum_session=session,
     )

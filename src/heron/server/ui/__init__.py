@@ -20,6 +20,7 @@ from heron.server.ui import (
     _map_page,
     _metric_pages,
     _pages,
+    _rum_pages,
     _slo_pages,
     _trace_pages,
 )
@@ -44,6 +45,7 @@ for _module in (
     _dashboard_pages,
     _alert_pages,
     _slo_pages,
+    _rum_pages,
 ):
     pages.include_router(_module.router)
 

@@ -109,6 +109,7 @@ def waterfall_doc(trace: TraceDetail) -> dict[str, Any]:
                     "env": s.environment,
                     "release": s.release,
                     "scope": s.scope,
+                    "browser": s.browser,
                 },
             ]
         )

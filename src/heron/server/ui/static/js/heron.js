@@ -121,15 +121,21 @@
       errors: [{ label: "error %", stroke: bad, fill: bad + "22", values: data.error_rate }],
       // Latency lines come labelled ("p50"/"p95"/"p99", or "mean"/"p95"/"max" for queries).
       latency: (data.latency || []).map(function (line, i) {
-        return { label: line.label, stroke: [accent, warn, bad][i % 3], values: line.values };
+        return { label: line.label, stroke: [accent, warn, bad, H.css("--good", "#12805c")][i % 4], values: line.values };
+      }),
+      // A unitless score per step (web vitals' CLS p75).
+      score: (data.score || []).map(function (line) {
+        return { label: line.label, stroke: accent, values: line.values };
       }),
       // An issue's occurrences per step.
       events: [{ label: "events", stroke: bad, fill: bad + "22", values: data.events }],
     }[kind];
     var fmt = kind === "latency" ? H.fmtMs : kind === "errors"
-      ? function (v) { return v === null ? "–" : v.toFixed(2) + "%"; } : H.fmtNum;
+      ? function (v) { return v === null ? "–" : v.toFixed(2) + "%"; }
+      : kind === "score" ? function (v) { return v === null || v === undefined ? "–" : String(+v.toFixed(3)); } : H.fmtNum;
     var tick = kind === "latency" ? H.tickMs : kind === "errors"
-      ? function (v) { return +v.toFixed(2) + "%"; } : H.fmtNum;
+      ? function (v) { return +v.toFixed(2) + "%"; }
+      : kind === "score" ? function (v) { return String(+v.toFixed(3)); } : H.fmtNum;
     var series = [{}].concat(defs.map(function (d) {
       return { label: d.label, stroke: d.stroke, fill: d.fill, width: 1.5, spanGaps: kind !== "errors",
                value: function (u, v, si, i) { return fmt(i === null || i === undefined ? v : d.values[i]); } };

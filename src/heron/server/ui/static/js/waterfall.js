@@ -89,7 +89,8 @@
     row.sname = el("span", "wf-sname");
     row.name = el("span", "wf-name");
     row.count = el("span", "wf-count");
-    label.append(row.tog, row.svc, row.sname, row.name, row.count);
+    row.browser = el("span", "badge browser wf-browser", "browser");
+    label.append(row.tog, row.svc, row.sname, row.browser, row.name, row.count);
     row.label = label;
     var track = el("div", "wf-track");
     row.bar = el("div", "wf-bar");
@@ -121,6 +122,7 @@
     row.tog.setAttribute("aria-label", this.collapsed[i] ? "Expand" : "Collapse");
     row.sname.textContent = svc[0];
     row.name.textContent = s[NAME];
+    row.browser.hidden = !s[DETAIL].browser;
     row.count.textContent = this.collapsed[i] ? "+" + (s[END] - i - 1) : "";
     var left = (s[START] / this.total) * 100, width = (s[DUR] / this.total) * 100;
     row.bar.style.left = left + "%";
