@@ -1,8 +1,9 @@
 """``heron demo`` end to end: real subprocesses, real sockets, the real read API.
 
 Within 30 s of launch the API must show both demo services, the shop's normal, slow,
-erroring and N+1 endpoints, and a trace crossing both services; then Ctrl-C (SIGINT)
-must stop everything with exit code 0 and leave no child process behind.
+erroring and N+1 endpoints, and a trace crossing both services; within 90 s the headless
+Chromium's visits must fill the RUM views; then Ctrl-C (SIGINT) must stop everything with
+exit code 0 and leave no child process behind (Chromium included).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from heron.demo._sql import span_name
 pytestmark = pytest.mark.e2e
 
 READY_WITHIN_S = 30.0
+RUM_WITHIN_S = 90.0  # Chromium's first journeys, each page load's beacons on leaving it
 EXIT_WITHIN_S = 45.0
 SHOP_ENDPOINTS = {
     "GET /products/<int:product_id>",  # normal, calls demo-inventory
@@ -102,16 +104,23 @@ class Demo:
         )
         return r.json() if r.status_code == 200 else None
 
-    def wait_for_api(self, path: str, token: str, ok: Callable[[Any], bool], **params: str) -> Any:
-        """Poll until ``ok(json)``; the deadline is READY_WITHIN_S after launch."""
+    def wait_for_api(
+        self,
+        path: str,
+        token: str,
+        ok: Callable[[Any], bool],
+        within_s: float = READY_WITHIN_S,
+        **params: str,
+    ) -> Any:
+        """Poll until ``ok(json)``; the deadline is ``within_s`` after launch."""
         last = None
-        while time.monotonic() < self.started + READY_WITHIN_S:
+        while time.monotonic() < self.started + within_s:
             last = self.api(path, token, **params)
             if last is not None and ok(last):
                 return last
             time.sleep(0.5)
         raise AssertionError(
-            f"{path} {params} not ready within {READY_WITHIN_S:.0f}s "
+            f"{path} {params} not ready within {within_s:.0f}s "
             f"of launch; last answer: {last}\noutput:\n{self.output}"
         )
 
@@ -212,6 +221,11 @@ def test_demo_shows_services_endpoints_and_cross_service_traces(tmp_path: Path) 
         assert line["severity"] in ("info", "warn"), line
         check_slow_search_is_explained(demo, token)
         check_metrics(demo, token)
+        check_rum(demo, token)
+        # Chromium started after the banner: it must stop with the demo too.
+        later = psutil.Process(demo.proc.pid).children(recursive=True)
+        assert any("chrom" in p.name().lower() for p in later), later
+        children += [p for p in later if p not in children]
         check_alerts_fire_and_arrive(demo, token)
     finally:
         rc = demo.finish(signal.SIGINT)
@@ -254,6 +268,51 @@ def check_alerts_fire_and_arrive(demo: Demo, token: str) -> None:
     assert set(slos) == {"Checkout availability", "Search under 300 ms"}, slos
     checkout = slos["Checkout availability"]
     assert checkout["status"]["budget_remaining"] < 0, checkout  # ~25 % errors vs 1 %
+
+
+def check_rum(demo: Demo, token: str) -> None:
+    """Chromium shops on the shop's pages (a desktop and an iPhone-like context): page
+    views and web vitals of both device classes, the heavy hero image as a slow resource,
+    the slow Add to cart as a long interaction, and the coupon's TypeError as an issue."""
+    assert "RUM:" in demo.output and "no browser traffic" not in demo.output, demo.output
+
+    def filled(j: dict[str, Any]) -> bool:
+        o = j["overview"]
+        vitals = {v["name"]: v["count"] for v in o["vitals"]}
+        devices = {d for d, vs in o["by_device"].items() if any(v["count"] for v in vs)}
+        return (
+            o["views"] >= 2
+            and all(vitals.get(n) for n in ("LCP", "FCP", "TTFB"))
+            and {"desktop", "mobile"} <= devices
+        )
+
+    overview = demo.wait_for_api("/api/v1/rum/overview", token, filled, RUM_WITHIN_S)
+    lcp = next(v for v in overview["overview"]["vitals"] if v["name"] == "LCP")
+    assert 1000 < lcp["p75"] < 60_000, lcp  # the hero image arrives after ~1.3 s
+
+    def slow_parts(j: dict[str, Any]) -> bool:
+        d = j["detail"]
+        return any(r["name"].endswith("/hero.png") for r in d["resources"]) and any(
+            "add-to-cart" in i["target"] for i in d["interactions"]
+        )
+
+    page = demo.wait_for_api(
+        "/api/v1/rum/page", token, slow_parts, RUM_WITHIN_S, page="/shop/products/:id"
+    )["detail"]
+    hero = next(r for r in page["resources"] if r["name"].endswith("/hero.png"))
+    assert hero["p75"] > 1000 and hero["target"] == "img", hero
+    click = next(i for i in page["interactions"] if "add-to-cart" in i["target"])
+    assert click["p75"] > 200, click  # the handler busy-waits 250 ms
+    issues = demo.wait_for_api(
+        "/api/v1/issues",
+        token,
+        lambda j: any(i["exc_type"] == "TypeError" for i in j["issues"]),
+        RUM_WITHIN_S,
+    )["issues"]
+    coupon = next(i for i in issues if i["exc_type"] == "TypeError")
+    latest = demo.api(f"/api/v1/issues/{coupon['id']}", token)["latest"]
+    assert latest["platform"] == "javascript" and latest["service"] == "shop-web", latest
+    assert any(f["function"] == "applyCoupon" for f in latest["exceptions"][-1]["frames"])
 
 
 def check_metrics(demo: Demo, token: str) -> None:

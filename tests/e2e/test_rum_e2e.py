@@ -34,7 +34,7 @@ BROWSER_KEY = "hb_test_browser_key_0123456789"
 CHROMIUM = os.environ.get("HERON_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"]
 ARRIVE_WITHIN_S = 30.0
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$")
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
 @dataclass
