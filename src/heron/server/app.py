@@ -172,6 +172,7 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
     app.state.metric_ingest_stats = metric_ingest_stats
     if config.rum_enabled:  # browsers post RUM beacons (docs/rum.md, "Beacon endpoint")
         rum = RumIngest(pipeline, ctx.projects, config, ctx.clock)
+        app.state.rum_ingest = rum
         app.add_api_route("/rum/v1/events", rum.events, methods=["POST"], include_in_schema=False)
         app.add_api_route(
             "/rum/v1/events", rum.preflight, methods=["OPTIONS"], include_in_schema=False

@@ -274,7 +274,13 @@ def _time_ns(ev: dict[str, Any]) -> int:
     ts = ev.get("ts")
     if not _is_num(ts) or not MIN_MS <= ts <= MAX_MS:
         raise InvalidEvent("ts must be epoch milliseconds")
-    return int(ts * 1_000_000)
+    return ms_to_ns(ts)
+
+
+def ms_to_ns(ms: float) -> int:
+    """Epoch milliseconds as nanoseconds, to the microsecond (a float's ms carry no
+    more, and rounding keeps ``…123.4`` from becoming ``…123399936``)."""
+    return round(ms * 1000) * 1000
 
 
 def _numbers(d: Any, keys: frozenset[str] | tuple[str, ...]) -> dict[str, float]:
@@ -530,8 +536,8 @@ def _span(
         trace_id=trace_id,
         span_id=span_id,
         parent_id=parent,
-        start_ns=int(start_ms * 1_000_000),
-        duration_ns=max(0, int(dur_ms * 1_000_000)),
+        start_ns=ms_to_ns(start_ms),
+        duration_ns=max(0, ms_to_ns(dur_ms)),
         name="",
         kind=SPAN_KIND_CLIENT,
         status=STATUS_UNSET,
