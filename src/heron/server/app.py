@@ -122,6 +122,7 @@ def create_app(
             "queued_spans": store.queued_spans,
             "queued_events": store.queued_events,
             "queued_points": store.queued_points,
+            "queued_rum": store.queued_rum,
         }
         if problem is None:
             return JSONResponse(body)

@@ -169,6 +169,7 @@ class HealthCollector(Collector):
         queued.add_metric(["spans"], self.store.queued_spans)
         queued.add_metric(["events"], self.store.queued_events)
         queued.add_metric(["points"], self.store.queued_points)
+        queued.add_metric(["rum"], self.store.queued_rum)
         yield queued
         yield GaugeMetricFamily(
             "heron_store_up",

@@ -121,6 +121,10 @@ class Store(Protocol):
     def queued_points(self) -> int:
         """Metric data points accepted but not yet committed (``/healthz``)."""
 
+    @property
+    def queued_rum(self) -> int:
+        """RUM events accepted but not yet committed (``/healthz``)."""
+
     def health(self) -> str | None:
         """None while writes succeed; otherwise why they fail (cleared on recovery)."""
 

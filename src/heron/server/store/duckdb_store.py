@@ -23,6 +23,7 @@ import pyarrow as pa
 from heron.server.model.metric import MetricWrite
 from heron.server.model.metric_rows import MetricRows, SeenSeries, metric_rows
 from heron.server.model.rollup import ROLLUP_KEY, Rollups, merge_rollups
+from heron.server.model.rum import RumWrite, merge_rum_rollups
 from heron.server.model.span import SPAN_COLUMN_TYPES
 from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.base import DatabaseInUse, QueueFull
@@ -36,6 +37,13 @@ from heron.server.store.duckdb.metrics import (
     metric_retention,
 )
 from heron.server.store.duckdb.red import DuckDBRed
+from heron.server.store.duckdb.rum import (
+    DuckDBRum,
+    compact_rum_rollups,
+    rum_events_to_arrow,
+    rum_retention,
+    rum_rollups_to_arrow,
+)
 from heron.server.store.duckdb.state import DuckDBState
 from heron.server.store.duckdb.traces import DuckDBTraces
 from heron.server.store.duckdb.upkeep import compact_rollups, enforce_retention
@@ -226,6 +234,19 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
 
 
+class RumBatch:
+    """One beacon's (or one batch's) RUM events, converted on the submitting thread like
+    spans' (the writer then mostly waits on DuckDB)."""
+
+    __slots__ = ("n", "table", "rollups", "future")
+
+    def __init__(self, write: RumWrite) -> None:
+        self.n = len(write)
+        self.table = rum_events_to_arrow(write) if self.n else None
+        self.rollups = write.rollups
+        self.future: Future[int] = Future()
+
+
 class _Task:
     __slots__ = ("fn", "future")
 
@@ -251,6 +272,7 @@ class DuckDBStore:
         checkpoint_threshold_mb: int = 64,
         queue_max_events: int = 50_000,
         queue_max_points: int = 500_000,
+        queue_max_rum: int = 200_000,
         duckdb_config: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -262,10 +284,12 @@ class DuckDBStore:
         self.checkpoint_threshold_mb = checkpoint_threshold_mb
         self.queue_max_events = queue_max_events
         self.queue_max_points = queue_max_points
+        self.queue_max_rum = queue_max_rum
         self._queue: queue.Queue[Any] = queue.Queue()
         self._queued_spans = 0
         self._queued_events = 0
         self._queued_points = 0
+        self._queued_rum = 0
         self._series_seen = SeenSeries()  # writer thread only
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
         self._lock = threading.Lock()
@@ -278,6 +302,7 @@ class DuckDBStore:
         self.logs = DuckDBLogs(self)
         self.state = DuckDBState(self)
         self.metrics = DuckDBMetrics(self)
+        self.rum = DuckDBRum(self)
         self._thread: threading.Thread | None = None
         self.stats = {
             "committed_spans": 0,
@@ -287,6 +312,7 @@ class DuckDBStore:
             "committed_logs": 0,
             "committed_points": 0,
             "metric_commits": 0,
+            "committed_rum": 0,
             "failed_commits": 0,
         }
         self.commit_times = CommitTimes()  # GET /metrics: commit latency per writer
@@ -388,6 +414,24 @@ class DuckDBStore:
         self._queue.put(batch)
         return batch.future
 
+    def submit_rum(self, write: RumWrite) -> Future[int]:
+        n = len(write)
+        with self._lock:
+            if self._queued_rum + n > self.queue_max_rum and self._queued_rum:
+                self.stats["rejected_full"] += 1
+                raise QueueFull(f"write queue full ({self._queued_rum} RUM events waiting)")
+            self._queued_rum += n
+        try:
+            batch = RumBatch(write)
+        except Exception as e:  # a value out of its column's range: fail this batch only
+            with self._lock:
+                self._queued_rum -= n
+            failed: Future[int] = Future()
+            failed.set_exception(e)
+            return failed
+        self._queue.put(batch)
+        return batch.future
+
     def submit_write(self, fn: Callable[[Any], Any]) -> Future[Any]:
         task = _Task(fn)
         self._queue.put(task)
@@ -407,6 +451,8 @@ class DuckDBStore:
             compact_rollups(con, compact_from_s, compact_to_s)
             metric_retention(con, now_ns, retention_days, rollup_retention_days)
             compact_metric_rollups(con, compact_from_s, compact_to_s)
+            rum_retention(con, now_ns, retention_days, rollup_retention_days)
+            compact_rum_rollups(con, compact_from_s, compact_to_s)
             build_tiers(con, compact_from_s, compact_to_s)
             return deleted
 
@@ -425,13 +471,15 @@ class DuckDBStore:
             if isinstance(item, _Task):
                 self._run_task(item)
                 continue
-            group, events, stop, tasks, metrics = self._gather(item)
+            group, events, stop, tasks, metrics, rum = self._gather(item)
             if group:
                 self._commit(group)
             if events:
                 self._commit_events(events)
             if metrics:
                 self._commit_metrics(metrics)
+            if rum:
+                self._commit_rum(rum)
             for t in tasks:
                 self._run_task(t)
             if stop:
@@ -449,18 +497,24 @@ class DuckDBStore:
                 self._db.probe()
 
     def _gather(
-        self, first: _Batch | EventBatch | MetricBatch
-    ) -> tuple[list[_Batch], list[EventBatch], bool, list[_Task], list[MetricBatch]]:
+        self, first: _Batch | EventBatch | MetricBatch | RumBatch
+    ) -> tuple[
+        list[_Batch], list[EventBatch], bool, list[_Task], list[MetricBatch], list[RumBatch]
+    ]:
         """Collect more batches for one commit: whatever is queued, waiting briefly.
-        Span, event and metric batches commit separately (spans' path stays as it was)."""
+        Span, event, metric and RUM batches commit separately (spans' path stays as it
+        was)."""
         group: list[_Batch] = []
         events: list[EventBatch] = []
         tasks: list[_Task] = []
         metrics: list[MetricBatch] = []
+        rum: list[RumBatch] = []
         if isinstance(first, EventBatch):
             events.append(first)
         elif isinstance(first, MetricBatch):
             metrics.append(first)
+        elif isinstance(first, RumBatch):
+            rum.append(first)
         else:
             group.append(first)
         n = first.n
@@ -478,7 +532,7 @@ class DuckDBStore:
             except queue.Empty:
                 break
             if item is _STOP:
-                return group, events, True, tasks, metrics
+                return group, events, True, tasks, metrics, rum
             if isinstance(item, _Task):
                 tasks.append(item)
                 continue
@@ -486,10 +540,12 @@ class DuckDBStore:
                 events.append(item)
             elif isinstance(item, MetricBatch):
                 metrics.append(item)
+            elif isinstance(item, RumBatch):
+                rum.append(item)
             else:
                 group.append(item)
             n += item.n
-        return group, events, False, tasks, metrics
+        return group, events, False, tasks, metrics, rum
 
     def _commit(self, group: list[_Batch]) -> None:
         n = sum(b.n for b in group)
@@ -614,6 +670,44 @@ class DuckDBStore:
             _rollback(con)
             raise
 
+    def _commit_rum(self, batches: list[RumBatch]) -> None:
+        n = sum(b.n for b in batches)
+        try:
+            with self.commit_times.timed("rum"):
+                error = self._written(
+                    lambda: self._insert_rum(batches), f"commit of {n} RUM events"
+                )
+            if error is not None:
+                self.stats["failed_commits"] += 1
+                for b in batches:
+                    b.future.set_exception(error)
+                return
+            self._db.succeeded()
+            self.stats["committed_rum"] += n
+            for b in batches:
+                b.future.set_result(b.n)
+        finally:
+            with self._lock:
+                self._queued_rum -= n
+
+    def _insert_rum(self, batches: list[RumBatch]) -> None:
+        con = self._db.writer()
+        tables = [b.table for b in batches if b.table is not None]
+        acc = merge_rum_rollups([b.rollups for b in batches if b.rollups])
+        sql = ["BEGIN"]
+        if tables:
+            rum_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
+            sql.append("INSERT INTO rum_events BY NAME SELECT * FROM rum_tbl")
+        if acc:
+            rum_rollup_tbl = rum_rollups_to_arrow(acc)  # noqa: F841
+            sql.append("INSERT INTO rum_rollup_1m BY NAME SELECT * FROM rum_rollup_tbl")
+        sql.append("COMMIT")
+        try:
+            con.execute("; ".join(sql))
+        except BaseException:
+            _rollback(con)
+            raise
+
     def _run_task(self, task: _Task) -> None:
         if not task.future.set_running_or_notify_cancel():
             return
@@ -671,6 +765,10 @@ class DuckDBStore:
     @property
     def queued_points(self) -> int:
         return self._queued_points
+
+    @property
+    def queued_rum(self) -> int:
+        return self._queued_rum
 
     # ----------------------------------------------------------------- read side
 

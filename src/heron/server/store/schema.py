@@ -444,4 +444,54 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        8,
+        """
+        -- Real-user monitoring (store/rum.py, model/rum.py): one row per thing a page
+        -- reported (page view, vital, slow resource/interaction, long frame, error,
+        -- traced fetch, slow render), columns in model.rum.RUM_FIELDS order after
+        -- project_id. trace_id/span_id: the backend trace a view or fetch joined (NULL/0
+        -- when none); attributes: the rest of the event as JSON text.
+        CREATE TABLE rum_events (
+            project_id INTEGER NOT NULL,
+            time_ns BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,
+            session_id VARCHAR NOT NULL,
+            view_id VARCHAR NOT NULL,
+            page VARCHAR NOT NULL,
+            url VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE NOT NULL,
+            rating VARCHAR NOT NULL,
+            target VARCHAR NOT NULL,
+            browser VARCHAR NOT NULL,
+            browser_version VARCHAR NOT NULL,
+            os VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            app VARCHAR NOT NULL,
+            release VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL,
+            trace_id BLOB,
+            span_id UBIGINT NOT NULL,
+            attributes VARCHAR
+        );
+        -- Per-minute web-vitals rollup (model.rum.RUM_ROLLUP_KEY + count): one row per
+        -- value bucket; like rollup_1m, several rows may hold the same key until upkeep
+        -- compacts them, so readers always SUM.
+        CREATE TABLE rum_rollup_1m (
+            project_id INTEGER NOT NULL,
+            minute_s BIGINT NOT NULL,
+            app VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            page VARCHAR NOT NULL,
+            browser VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            rating VARCHAR NOT NULL,
+            bucket USMALLINT NOT NULL,
+            count UBIGINT NOT NULL
+        );
+        """,
+    ),
 ]

@@ -19,6 +19,9 @@
   issue_id, time_ns)`` (every issue page reads one issue's events in a range), day
   partitions, a bloom filter on ``event_id`` (event by id, duplicate checks). Issues
   themselves are transactional state (``store/state.py``), not telemetry.
+- ``rum_events``, ``rum_rollup_1m`` (migration 5): real-user monitoring's raw events
+  (day partitions, keyed by project, kind and time; bloom filters on session, page view
+  and trace ids) and its per-minute web-vitals rollup (a SummingMergeTree).
 - ``logs`` (migration 3): keyed like ``spans`` by project, service, minute and time; a
   bloom filter on ``trace_id`` and an n-gram bloom filter on ``lowerUTF8(body)`` (the
   case-insensitive text search) skip granules; ``position`` (assigned by the writer,
@@ -373,6 +376,69 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             *_metric_tier("metric_rollup_1h", 3600, "toYYYYMM(toDateTime(minute_s))"),
         ],
     ),
+    (
+        5,
+        [
+            # Real-user monitoring (store/clickhouse/rum.py): one row per thing a page
+            # reported, columns of ``model.rum.RUM_FIELDS``. Reads name a project, a time
+            # range and mostly one kind (the slowest resources, the errors…), so the key
+            # is (project, kind, minute, time); a session's, a page view's and a trace's
+            # events are found through bloom filters. Day partitions: retention drops
+            # whole parts.
+            f"""
+            CREATE TABLE IF NOT EXISTS {{db}}.rum_events (
+                project_id UInt32,
+                time_ns Int64 CODEC(Delta, ZSTD(1)),
+                kind LowCardinality(String),
+                session_id String CODEC(ZSTD(1)),
+                view_id String CODEC(ZSTD(1)),
+                page LowCardinality(String),
+                url String CODEC(ZSTD(1)),
+                name String CODEC(ZSTD(1)),
+                value Float64 CODEC(ZSTD(1)),
+                rating LowCardinality(String),
+                target String CODEC(ZSTD(1)),
+                browser LowCardinality(String),
+                browser_version LowCardinality(String),
+                os LowCardinality(String),
+                device LowCardinality(String),
+                app LowCardinality(String),
+                release LowCardinality(String),
+                environment LowCardinality(String),
+                user_id String CODEC(ZSTD(1)),
+                trace_id Nullable(FixedString(16)) CODEC(ZSTD(1)),
+                span_id UInt64 CODEC(ZSTD(1)),
+                attributes Nullable(String) CODEC(ZSTD(1)),
+                INDEX session_bloom session_id TYPE bloom_filter(0.001) GRANULARITY 1,
+                INDEX view_bloom view_id TYPE bloom_filter(0.001) GRANULARITY 1,
+                INDEX trace_id_bloom trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+            ) ENGINE = MergeTree
+            PARTITION BY toDate(toDateTime({_EVENT_S}))
+            ORDER BY (project_id, kind, intDiv(time_ns, 60000000000), time_ns)
+            SETTINGS ttl_only_drop_parts = 1
+            """,
+            # The per-minute web-vitals rollup (``model.rum.RUM_ROLLUP_KEY``): background
+            # merges add partial rows of a key up, readers always ``sum``.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.rum_rollup_1m (
+                project_id UInt32,
+                minute_s Int64 CODEC(Delta, ZSTD(1)),
+                app LowCardinality(String),
+                environment LowCardinality(String),
+                page LowCardinality(String),
+                browser LowCardinality(String),
+                device LowCardinality(String),
+                metric LowCardinality(String),
+                rating LowCardinality(String),
+                bucket UInt16,
+                count UInt64 CODEC(T64, ZSTD(1))
+            ) ENGINE = SummingMergeTree((count))
+            PARTITION BY toYYYYMM(toDateTime(minute_s))
+            ORDER BY (project_id, metric, minute_s, page, browser, device, app, environment,
+                      rating, bucket)
+            """,
+        ],
+    ),
 ]
 
 # Table → (time expression in seconds, which retention applies). ``sql_fingerprints``
@@ -391,6 +457,8 @@ _TTL: dict[str, tuple[str, str]] = {
     "metric_rollup_1m": ("minute_s", "rollups"),
     "metric_rollup_10m": ("minute_s", "rollups"),
     "metric_rollup_1h": ("minute_s", "rollups"),
+    "rum_events": (_EVENT_S, "spans"),
+    "rum_rollup_1m": ("minute_s", "rollups"),
 }
 
 

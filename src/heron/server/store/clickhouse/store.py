@@ -25,6 +25,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from heron.server.model.metric import MetricWrite
 from heron.server.model.metric_rows import MetricRows, SeenSeries, metric_rows
 from heron.server.model.rollup import ROLLUP_KEY, ROLLUP_VALUES, merge_rollups
+from heron.server.model.rum import RumWrite
 from heron.server.model.span import SPAN_COLUMNS
 from heron.server.model.write import EventWrite, SpanWrite
 from heron.server.store.base import QueueFull, StorageUnavailable
@@ -36,6 +37,7 @@ from heron.server.store.clickhouse.issues import ClickHouseIssues
 from heron.server.store.clickhouse.logs import ClickHouseLogs
 from heron.server.store.clickhouse.metrics import ClickHouseMetrics, insert_metrics
 from heron.server.store.clickhouse.red import ClickHouseRed
+from heron.server.store.clickhouse.rum import ClickHouseRum, insert_rum
 from heron.server.store.clickhouse.traces import ClickHouseTraces
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.postgres.state import PostgresState
@@ -73,6 +75,7 @@ class ClickHouseStore:
         read_clients: int = 8,
         commit_interval_ms: float = 25.0,
         queue_max_points: int = 500_000,
+        queue_max_rum: int = 200_000,
     ) -> None:
         # State (projects, keys, users, sessions, issues) is transactional: shared by
         # every process in PostgreSQL (``state_url``, schema ``state_schema``; scale-out),
@@ -116,11 +119,15 @@ class ClickHouseStore:
         self._issues = ClickHouseIssues(self._reads, lambda: self.state)
         self._logs = ClickHouseLogs(self._reads)
         self._metrics = ClickHouseMetrics(self._reads)
+        self._rum = ClickHouseRum(self._reads)
         # Metric points share the span writer's thread and queue, with a budget of their own.
         self.queue_max_points = queue_max_points
         self._queued_points = 0
         self._points_lock = threading.Lock()
         self._series_seen = SeenSeries()  # writer thread only
+        # RUM events too, with a budget of their own.
+        self.queue_max_rum = queue_max_rum
+        self._queued_rum = 0
         # Counted for GET /metrics (the keys of ``DuckDBStore.stats``).
         self.stats = {
             "committed_spans": 0,
@@ -130,6 +137,7 @@ class ClickHouseStore:
             "committed_logs": 0,
             "committed_points": 0,
             "metric_commits": 0,
+            "committed_rum": 0,
             "failed_commits": 0,
         }
         self.commit_times = CommitTimes()
@@ -186,6 +194,10 @@ class ClickHouseStore:
         return self._metrics
 
     @property
+    def rum(self) -> ClickHouseRum:
+        return self._rum
+
+    @property
     def state(self) -> StateStore:
         if self._pg_state is not None:
             return self._pg_state
@@ -232,6 +244,32 @@ class ClickHouseStore:
             self._points_done(n)
             fut.set_exception(e)
         return fut
+
+    @property
+    def queued_rum(self) -> int:
+        return self._queued_rum
+
+    def submit_rum(self, write: RumWrite) -> Future[int]:
+        """Queue RUM events for the writer; the future resolves after ClickHouse
+        acknowledged their inserts (events, then rollups)."""
+        n = len(write)
+        with self._points_lock:
+            if self._queued_rum + n > self.queue_max_rum and self._queued_rum:
+                self.stats["rejected_full"] += 1
+                raise QueueFull(f"write queue full ({self._queued_rum} RUM events waiting)")
+            self._queued_rum += n
+        fut: Future[int] = Future()
+        try:
+            self._queue.put_nowait((write, fut))
+        except queue.Full:
+            self._rum_done(n)
+            self.stats["rejected_full"] += 1
+            raise QueueFull from None
+        return fut
+
+    def _rum_done(self, n: int) -> None:
+        with self._points_lock:
+            self._queued_rum -= n
 
     def _points_done(self, n: int) -> None:
         with self._points_lock:
@@ -326,7 +364,10 @@ class ClickHouseStore:
         metrics = [(w, f) for w, f in items if isinstance(w, MetricRows)]
         if metrics:
             self._commit_metrics(metrics)
-        batch = [(w, f) for w, f in items if not isinstance(w, MetricRows)]
+        rum = [(w, f) for w, f in items if isinstance(w, RumWrite)]
+        if rum:
+            self._commit_rum(rum)
+        batch = [(w, f) for w, f in items if isinstance(w, SpanWrite)]
         if batch:
             self._commit_spans(batch)
 
@@ -351,6 +392,28 @@ class ClickHouseStore:
         self.stats["metric_commits"] += 1
         for r, fut in batch:
             fut.set_result(r.n)
+
+    def _commit_rum(self, batch: list[tuple[RumWrite, Future[int]]]) -> None:
+        n = sum(len(w) for w, _ in batch)
+        try:
+            with self.commit_times.timed("rum"):
+                insert_rum(self._writes, [w for w, _ in batch])
+        except (ClickHouseError, OSError, StorageUnavailable) as err:
+            self.stats["failed_commits"] += 1
+            self._error = f"ClickHouse write failed: {err}"
+            for _, fut in batch:
+                fut.set_exception(StorageUnavailable(self._error))
+            return
+        except Exception as e:  # a value its column cannot hold: fail these writes only
+            for _, fut in batch:
+                fut.set_exception(e)
+            return
+        finally:
+            self._rum_done(n)
+        self._error = None
+        self.stats["committed_rum"] += n
+        for w, fut in batch:
+            fut.set_result(len(w))
 
     def _commit_spans(self, batch: list[tuple[SpanWrite, Future[int]]]) -> None:
         writes = [w for w, _ in batch]
