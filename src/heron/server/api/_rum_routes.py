@@ -55,7 +55,9 @@ class SessionsResponse(_Filtered):
 
 def filters(
     w: WindowDep,
-    app: Annotated[str | None, Query(description="Only this app (the SDK's `init({app})`).")] = None,
+    app: Annotated[
+        str | None, Query(description="Only this app (the SDK's `init({app})`).")
+    ] = None,
     page: Annotated[
         str | None, Query(description="Only this page (route, or path with ids as `:id`).")
     ] = None,
@@ -151,9 +153,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get(
-    "/rum/sessions/{session_id}", response_model=rum.SessionTimeline, responses=_NOT_FOUND
-)
+@router.get("/rum/sessions/{session_id}", response_model=rum.SessionTimeline, responses=_NOT_FOUND)
 def rum_session(
     ctx: Ctx,
     project: Project,

@@ -6,6 +6,7 @@ index on ``spans.trace_id``).
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from heron.server.semconv import CANONICAL
 from heron.server.store.base import Store
 
 _HEX = frozenset(string.hexdigits)
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 @dataclass(slots=True)
@@ -58,7 +60,9 @@ class TraceDetail:
     roots: list[str]
     """Spans without a parent in this trace (the root, or orphans of a partial trace)."""
     rum_session: str | None = None
-    """The browser session whose page load is this trace's root (docs/rum.md), if any."""
+    """The browser session whose page load is this trace's root (docs/rum.md); ``""``
+    when the trace has a page load whose session attribute is unreadable; None without
+    a page load."""
 
 
 def parse_trace_id(text: str) -> bytes:
@@ -81,14 +85,18 @@ def reroot_pageload(spans: list[SpanDetail]) -> str | None:
     """Make a page load the root of its trace (docs/rum.md): the backend span that served
     the document (``heron.rum.document_span``), when it is a root of this trace, is nested
     under the page load's ``request`` phase (the page load itself when that phase is
-    missing). Returns the page load's browser session, or None without a page load."""
+    missing). Returns the page load's browser session (``""`` when its attribute holds no
+    valid session id), or None without a page load."""
     by_id = {s.span_id: s for s in spans}
     session: str | None = None
     for load in spans:
         if load.attributes.get(RUM_KIND) != "pageload":
             continue
         sid = load.attributes.get(RUM_SESSION)
-        session = session or (sid if isinstance(sid, str) and sid else None)
+        if not session:
+            # "" when the id is not readable (ingest's key scrubber filters keys holding
+            # "session"): the caller can look the session up by trace id instead.
+            session = sid if isinstance(sid, str) and _SESSION_ID.fullmatch(sid) else ""
         doc = load.attributes.get(RUM_DOCUMENT_SPAN)
         served = by_id.get(doc.lower()) if isinstance(doc, str) else None
         if served is None or served is load or served.browser:

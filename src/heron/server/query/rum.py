@@ -23,6 +23,7 @@ from heron.server.histogram import quantile_from_buckets
 from heron.server.model.rum import (
     DEVICES,
     KIND_ERROR,
+    KIND_FETCH,
     KIND_INTERACTION,
     KIND_LONG_TASK,
     KIND_RENDER,
@@ -113,9 +114,7 @@ class _Acc:
         return sum(self.buckets.get(metric, {}).values())
 
     def vitals(self) -> list[VitalSummary]:
-        return [
-            vital_summary(v, self.buckets.get(v, {}), self.ratings.get(v, {})) for v in VITALS
-        ]
+        return [vital_summary(v, self.buckets.get(v, {}), self.ratings.get(v, {})) for v in VITALS]
 
     def load_p75_ms(self) -> float | None:
         p = p75_of(METRIC_LOAD, self.buckets.get(METRIC_LOAD, {}))
@@ -495,6 +494,22 @@ def session_timeline(
     return timeline_from_rows(session_id, rows, limit)
 
 
+def session_of_trace(store: Store, project_id: int, trace_id: bytes, around_ns: int) -> str | None:
+    """The browser session of the page view or fetch that joined a backend trace (RUM
+    events within an hour of ``around_ns``), or None."""
+    hour = 3600 * NS_PER_S
+    rows = store.rum.events(
+        project_id,
+        around_ns - hour,
+        around_ns + hour,
+        kinds=[KIND_VIEW, KIND_FETCH],
+        filters=RumFilters(),
+        trace_id=trace_id,
+        limit=1,
+    )
+    return str(rows[0][RUM_FIELDS.index("session_id")]) if rows else None
+
+
 # ------------------------------------------------------------------------ page detail
 
 
@@ -571,6 +586,7 @@ __all__ = [
     "page_detail",
     "record",
     "rum_filters",
+    "session_of_trace",
     "session_timeline",
     "sessions",
     "timeline_from_rows",

@@ -119,9 +119,7 @@ def rum_overview(kit: KitDep, request: Request) -> Response:
     store, project, tr = kit.ctx.store, kit.project, state.time_range
     step = query.chart_step_s(tr, CHART_POINTS)
     ov = rum.overview(store, project, tr, f)
-    groups = {
-        key: rum.breakdown(store, project, tr, f, key, GROUP_LIMIT) for key, _ in BREAKDOWNS
-    }
+    groups = {key: rum.breakdown(store, project, tr, f, key, GROUP_LIMIT) for key, _ in BREAKDOWNS}
     choices = rum.choices(store, project, tr)
     filtered = any(_params(f).values())
     return kit.render(

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from heron.server import query
 from heron.server.errors import NotFound
-from heron.server.query import InvalidQuery, TraceDetail
+from heron.server.query import InvalidQuery, TraceDetail, rum
 from heron.server.ui._kit import KitDep, UiRoute
 from heron.server.ui._render import color_index
 
@@ -199,6 +199,10 @@ def trace_view(kit: KitDep, request: Request, trace_id: str) -> Response:
         raise NotFound(f"Trace {trace_id.lower()} was not found.")
     doc = waterfall_doc(trace)
     logs = query.trace_logs(kit.ctx.store, kit.project, bytes.fromhex(trace.trace_id))
+    session = trace.rum_session
+    if session == "":
+        tid = bytes.fromhex(trace.trace_id)
+        session = rum.session_of_trace(kit.ctx.store, kit.project, tid, trace.start_ns)
     root = doc["spans"][0] if doc["spans"] else None
     return kit.render(
         request,
@@ -211,4 +215,5 @@ def trace_view(kit: KitDep, request: Request, trace_id: str) -> Response:
         errors=sum(1 for s in trace.spans if s.status == "error"),
         doc=doc,
         logs=logs,
+        rum_session=session,
     )
