@@ -6,6 +6,9 @@ Playwright (the system's ``chromium``; no browser download) in two contexts — 
 and an iPhone-sized one, each with a realistic user agent (Heron drops ``HeadlessChrome``
 as a bot) — visiting the list, a product, the cart and the checkout every few seconds.
 Each journey ends by leaving the page and closing it, so the SDK's last beacon is sent.
+Each device gets a Chromium of its own, started with its user agent: a context's
+user-agent override does not reach the beacons Chromium sends after a page unloaded
+(those would say ``HeadlessChrome`` and be dropped as a bot's).
 
 Without Playwright or Chromium :meth:`BrowserTraffic.unavailable` says why in one line and
 the rest of the demo runs without browser traffic.
@@ -64,6 +67,32 @@ def find_chromium() -> str | None:
     return shutil.which("chromium")
 
 
+def launch(playwright: Any, executable: str, device: Device) -> Any:
+    """A headless Chromium whose every request, beacons included, has ``device``'s UA."""
+    return playwright.chromium.launch(
+        executable_path=executable,
+        args=[*CHROMIUM_ARGS, f"--user-agent={device.user_agent}"],
+        # The runner stops us; a terminal's Ctrl-C must not kill Chromium first.
+        handle_sigint=False,
+        handle_sigterm=False,
+        handle_sighup=False,
+    )
+
+
+def new_context(browser: Any, device: Device) -> Any:
+    """A browser context that looks like ``device`` (viewport, touch, user agent)."""
+    width, height = device.viewport
+    ctx = browser.new_context(
+        user_agent=device.user_agent,
+        viewport={"width": width, "height": height},
+        is_mobile=device.mobile,
+        has_touch=device.mobile,
+        device_scale_factor=3 if device.mobile else 1,
+    )
+    ctx.set_default_timeout(STEP_TIMEOUT_MS)
+    return ctx
+
+
 class BrowserTraffic:
     """Shops on ``shop_url``'s pages every ``interval_s`` seconds until stopped."""
 
@@ -99,37 +128,20 @@ class BrowserTraffic:
 
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=self._chromium,
-                    args=CHROMIUM_ARGS,
-                    # The runner stops us; a terminal's Ctrl-C must not kill Chromium first.
-                    handle_sigint=False,
-                    handle_sigterm=False,
-                    handle_sighup=False,
-                )
-                contexts = [self._context(browser, d) for d in DEVICES]
+                browsers: list[Any] = []
                 try:
-                    self._loop(contexts, Error)
+                    for device in DEVICES:
+                        browsers.append(launch(pw, self._chromium or "", device))
+                    self._loop(
+                        [new_context(b, d) for b, d in zip(browsers, DEVICES, strict=True)], Error
+                    )
                 finally:
-                    for c in contexts:
+                    for b in browsers:
                         with contextlib.suppress(Error):
-                            c.close()
-                    browser.close()
+                            b.close()
         except Exception as e:  # the demo goes on without browser traffic
             if not self._stop.is_set():
                 print(f"heron demo: browser traffic stopped: {e}", flush=True)
-
-    def _context(self, browser: Any, device: Device) -> Any:
-        width, height = device.viewport
-        ctx = browser.new_context(
-            user_agent=device.user_agent,
-            viewport={"width": width, "height": height},
-            is_mobile=device.mobile,
-            has_touch=device.mobile,
-            device_scale_factor=3 if device.mobile else 1,
-        )
-        ctx.set_default_timeout(STEP_TIMEOUT_MS)
-        return ctx
 
     def _loop(self, contexts: list[Any], error: type[Exception]) -> None:
         turn = 0
