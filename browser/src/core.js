@@ -78,7 +78,8 @@ export function session(touch) {
   const t = Date.now();
   let s = load();
   if (!s || typeof s.id != 'string' || !(t - s.last < state.opts_.idleTimeout_)) {
-    s = { id: randomHex(8), last: t, user: s && s.user, sampled: Math.random() < state.opts_.sampleRate_ };
+    // `dice` is drawn once per session, so a session is sampled on all its pages or none
+    s = { id: randomHex(8), last: t, user: s && s.user, dice: Math.random() };
     save(s);
   } else if (touch && t - s.last > 1000) {
     s.last = t;
