@@ -59,13 +59,18 @@ export function configure(opts) {
 
 // ---- session: one per tab (sessionStorage), renewed after idleTimeout without events
 
-let mem = null;
+// Read from sessionStorage once per page (its first access is a synchronous round trip to
+// the browser process), then kept in memory and written through.
+let mem;
 const load = () => {
-  try {
-    return JSON.parse(sessionStorage.getItem(SESSION_KEY)) || mem;
-  } catch {
-    return mem;
+  if (mem === undefined) {
+    try {
+      mem = JSON.parse(sessionStorage.getItem(SESSION_KEY));
+    } catch {
+      mem = null;
+    }
   }
+  return mem;
 };
 const save = (s) => {
   mem = s;
