@@ -23,6 +23,7 @@ PUBLIC = {
     "span",
     "stats",
     "traced",
+    "traceparent_meta",
     "up_down_counter",
 }
 

@@ -59,13 +59,18 @@ export function configure(opts) {
 
 // ---- session: one per tab (sessionStorage), renewed after idleTimeout without events
 
-let mem = null;
+// Read from sessionStorage once per page (its first access is a synchronous round trip to
+// the browser process), then kept in memory and written through.
+let mem;
 const load = () => {
-  try {
-    return JSON.parse(sessionStorage.getItem(SESSION_KEY)) || mem;
-  } catch {
-    return mem;
+  if (mem === undefined) {
+    try {
+      mem = JSON.parse(sessionStorage.getItem(SESSION_KEY));
+    } catch {
+      mem = null;
+    }
   }
+  return mem;
 };
 const save = (s) => {
   mem = s;
@@ -78,7 +83,8 @@ export function session(touch) {
   const t = Date.now();
   let s = load();
   if (!s || typeof s.id != 'string' || !(t - s.last < state.opts_.idleTimeout_)) {
-    s = { id: randomHex(8), last: t, user: s && s.user, sampled: Math.random() < state.opts_.sampleRate_ };
+    // `dice` is drawn once per session, so a session is sampled on all its pages or none
+    s = { id: randomHex(8), last: t, user: s && s.user, dice: Math.random() };
     save(s);
   } else if (touch && t - s.last > 1000) {
     s.last = t;

@@ -21,7 +21,7 @@ export const init = (o) => {
     if (opts.respectDoNotTrack_ && (navigator.doNotTrack == '1' || W.doNotTrack == '1')) return false;
     started = true;
     configure(opts);
-    if (!session().sampled) return false;
+    if (!(session().dice < opts.sampleRate_)) return false;
     state.on_ = true;
     collect();
     patchNetwork();

@@ -11,6 +11,7 @@
     def compute() -> int: ...
 
     heron.record_metric("payment.amount", 42.5, currency="EUR")
+    heron.traceparent_meta()  # <meta name="traceparent" ...> for the browser SDK (RUM)
     orders = heron.counter("orders.placed")
     orders.add(1, {"country": "FR"})
 
@@ -42,6 +43,7 @@ from heron.agent.metrics import (
     up_down_counter,
 )
 from heron.agent.runtime import AgentStats, flush, init, shutdown, stats
+from heron.agent.trace_context import traceparent_meta
 
 __all__ = [
     "AgentStats",
@@ -62,5 +64,6 @@ __all__ = [
     "span",
     "stats",
     "traced",
+    "traceparent_meta",
     "up_down_counter",
 ]

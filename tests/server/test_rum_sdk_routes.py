@@ -50,7 +50,7 @@ def test_every_role_serves_the_sdk_publicly(role: str, tmp_path: Path) -> None:
         assert r.headers["cross-origin-resource-policy"] == "cross-origin"
         assert r.headers["x-content-type-options"] == "nosniff"
     assert b"heron" in client.get("/rum.js").content
-    assert client.get("/rum-react.mjs").text.startswith('import{track as')
+    assert client.get("/rum-react.mjs").text.startswith("import{track as")
     assert client.head("/rum.js").status_code == 200
 
 

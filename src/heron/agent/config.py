@@ -90,6 +90,7 @@ class AgentConfig:
     prometheus: bool = False  # keep a Prometheus view for heron.metrics_app()
     prometheus_dir: str | None = None  # several workers: share snapshots here
     slow_request_ms: float = DEFAULT_SLOW_REQUEST_MS  # 0: off
+    server_timing: bool = True  # Server-Timing: traceparent on instrumented responses (RUM)
     problems: tuple[str, ...] = ()
 
 
@@ -358,6 +359,7 @@ def resolve_config(
     metric_cardinality_limit: int | None = None,
     prometheus: bool | int | None = None,
     slow_request_ms: float | None = None,
+    server_timing: bool | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
     """The configuration ``heron.init()`` runs with; see its docstring for each option."""
@@ -447,5 +449,6 @@ def resolve_config(
             DEFAULT_SLOW_REQUEST_MS,
             minimum=0,
         ),
+        server_timing=r.boolean(server_timing, "HERON_SERVER_TIMING", True),
         problems=tuple(r.problems),
     )

@@ -110,6 +110,7 @@ def init(
     metric_cardinality_limit: int | None = None,
     prometheus: bool | int | None = None,
     slow_request_ms: float | None = None,
+    server_timing: bool | None = None,
 ) -> None:
     """Configure OpenTelemetry to send traces, logs and errors to Heron; instrument libraries.
 
@@ -178,6 +179,13 @@ def init(
     - ``slow_request_ms``: entry spans longer than this get ``heron.slow_request=true``
       and a rate-limited WARNING (default 1000; 0 turns it off). ``HERON_SLOW_REQUEST_MS``.
 
+    Real-user monitoring (see docs/rum.md, "Browser SDK"):
+
+    - ``server_timing``: add ``Server-Timing: traceparent;desc="00-…-01"`` to the
+      responses of instrumented servers, so the browser SDK joins each page load to the
+      request that served it (default True). ``HERON_SERVER_TIMING``. In templates,
+      ``heron.traceparent_meta()`` does the same with a ``<meta>`` tag.
+
     The OpenTelemetry SDK variables keep their meaning: ``OTEL_RESOURCE_ATTRIBUTES``,
     ``OTEL_TRACES_SAMPLER(_ARG)``, ``OTEL_PROPAGATORS``, ``OTEL_TRACES_EXPORTER``
     (``otlp``, ``console`` or ``none``), ``OTEL_BSP_MAX_QUEUE_SIZE``,
@@ -215,6 +223,7 @@ def init(
             metric_cardinality_limit=metric_cardinality_limit,
             prometheus=prometheus,
             slow_request_ms=slow_request_ms,
+            server_timing=server_timing,
         )
         _install(config)
 
@@ -243,6 +252,11 @@ def _install(config: AgentConfig) -> None:
         if config.metrics and (config.metrics_exporter != "none" or config.prometheus):
             with capture_internal_exceptions:  # metrics must never cost the traces
                 _install_metrics(config, agent)
+        if config.server_timing:
+            from heron.agent.trace_context import install_server_timing
+
+            with capture_internal_exceptions:
+                install_server_timing()
     os.environ.setdefault(*SEMCONV_OPT_IN)
     from heron.agent.integrations import _db
 
