@@ -190,7 +190,7 @@ class RumIngest:
         if not beacon.events:
             return
         try:
-            futures = [self.pipeline.submit_rum(project, beacon.events)]
+            futures = [(self.pipeline.submit_rum(project, beacon.events), "RUM events")]
         except QueueFull as e:
             raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
         futures += self._extras(project, beacon)

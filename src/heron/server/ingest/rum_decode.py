@@ -469,7 +469,9 @@ def _error_event(
             "browser": {"name": ua.browser, "version": ua.browser_version},
             "os": {"name": ua.os},
             "device": {"class": ua.device},
-            "rum": {"session": ctx.session, "view": view.id},
+            # The tab session is not a secret, but EventScrubber filters keys named
+            # "session": the error's RUM event (attributes.event_id) links the two.
+            "rum": {"view": view.id},
         },
         sdk=ctx.sdk,
     )
