@@ -574,9 +574,13 @@ def pageload_spans(view: View, ctx: Context, timing: dict[str, float]) -> list[S
         child = _span(ctx, view.trace_id, child_id, root_id, view.start_ms + start, end - start)
         child.name = name
         child.kind = 1  # internal: a phase of the page load
-        child.attributes = {"heron.rum.kind": "phase", **base}
+        # The same attributes for every phase: the span scrubber sees them once.
+        child.attributes = dict(_PHASE_ATTRIBUTES)
         spans.append(child)
     return spans
+
+
+_PHASE_ATTRIBUTES = {"heron.rum.kind": "phase"}
 
 
 def fetch_span(
