@@ -113,7 +113,7 @@ def session() -> str:
 
 def trace_of(sess: str, what: str = "page") -> str:
     """The page's (or a fetch's) trace id in a session's beacons: one per test."""
-    return hashlib.md5(f"{what}:{sess}".encode()).hexdigest()  # noqa: S324 - an id
+    return hashlib.md5(f"{what}:{sess}".encode()).hexdigest()
 
 
 def beacon(sess: str, events: list[dict[str, Any]] | None = None, **views: Any) -> dict[str, Any]:
@@ -210,7 +210,15 @@ def full_events(sess: str = "") -> list[dict[str, Any]]:
             "mechanism": "onerror",
             "handled": False,
         },
-        {"t": "render", "view": "v1", "ts": at + 500, "component": "Cart", "phase": "update", "duration": 130, "base": 90},
+        {
+            "t": "render",
+            "view": "v1",
+            "ts": at + 500,
+            "component": "Cart",
+            "phase": "update",
+            "duration": 130,
+            "base": 90,
+        },
         {"t": "hologram", "view": "v1", "ts": at},
     ]
 
@@ -234,7 +242,17 @@ def test_good_beacon_is_stored(rum: Rum) -> None:
     rows = [as_dict(x) for x in rum.stored(sess)]
     kinds = sorted(x["kind"] for x in rows)
     assert kinds == sorted(
-        ["view", "vital", "vital", "resource", "interaction", "longtask", "fetch", "error", "render"]
+        [
+            "view",
+            "vital",
+            "vital",
+            "resource",
+            "interaction",
+            "longtask",
+            "fetch",
+            "error",
+            "render",
+        ]
     )
     view = next(x for x in rows if x["kind"] == "view")
     assert view["page"] == "/products/:id" and view["value"] == 900.0
@@ -288,7 +306,11 @@ def test_error_becomes_a_javascript_issue(rum: Rum) -> None:
     row = rum.store.issues.event(PROJECT, event_id)
     assert row is not None
     event = dict(zip(EVENT_KEYS, row, strict=True))
-    assert (event["platform"], event["source"], event["exc_type"]) == ("javascript", "rum", "TypeError")
+    assert (event["platform"], event["source"], event["exc_type"]) == (
+        "javascript",
+        "rum",
+        "TypeError",
+    )
     assert "abcdef0123456789" not in event["message"] and XSS in event["message"]
     frames = json.loads(event["exceptions"])[0]["frames"]
     assert [(f["function"], f["in_app"]) for f in frames] == [
@@ -396,7 +418,11 @@ def test_flood_from_one_address_is_limited(rum: Rum) -> None:
                 f"{rum.url}/rum/v1/events",
                 params={"key": BROWSER_KEY},
                 content=json.dumps(beacon(sess, full_events()[:1])),
-                headers={"origin": ORIGIN, "content-type": "text/plain", "x-forwarded-for": "10.9.9.9"},
+                headers={
+                    "origin": ORIGIN,
+                    "content-type": "text/plain",
+                    "x-forwarded-for": "10.9.9.9",
+                },
             )
             statuses.append(r.status_code)
             if r.status_code == 429:

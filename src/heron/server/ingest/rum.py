@@ -181,6 +181,7 @@ class RumIngest:
         self.pipeline.count_rejected("rum", "invalid", beacon.invalid)
         return beacon
 
+
 def _limited(wait_s: float, who: str) -> None:
     if wait_s > 0:
         retry = str(max(1, int(wait_s + 0.999)))

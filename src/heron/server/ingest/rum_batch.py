@@ -87,7 +87,9 @@ class BeaconBatcher:
             if errors:
                 writes.append((self.pipeline.submit_events(project, errors, []), "errors"))
         except QueueFull:
-            log.warning("write queue full: dropped the browser spans or errors of %d beacons", len(beacons))
+            log.warning(
+                "write queue full: dropped the browser spans or errors of %d beacons", len(beacons)
+            )
         return writes
 
 
