@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from heron._scrub import Scrubber
-from heron.server.ingest.rum_decode import BeaconError, decode_beacon, page_of, span_id_of
+from heron.server.ingest.rum_decode import BeaconError, decode_beacon, page_of
+from heron.server.ingest.rum_spans import span_id_of
 from heron.server.ingest.useragent import parse_user_agent
 
 CHROME = (
@@ -98,9 +99,24 @@ def test_events_page_url_scrubbing_and_ratings() -> None:
     assert "bogus" not in view.attributes["timing"]
     assert view.time_ns == 1765152000123400000
     assert view.trace_id == bytes.fromhex(TRACE) and view.span_id == int(DOC_SPAN, 16)
-    assert (inp.name, inp.value, inp.rating, inp.target) == ("INP", 350.0, "needs-improvement", "button#buy")
-    assert (view.browser, view.browser_version, view.os, view.device) == ("Chrome", "131", "Windows", "desktop")
-    assert (view.app, view.release, view.environment, view.user_id) == ("shop-web", "1.4.2", "production", "u-42")
+    assert (inp.name, inp.value, inp.rating, inp.target) == (
+        "INP",
+        350.0,
+        "needs-improvement",
+        "button#buy",
+    )
+    assert (view.browser, view.browser_version, view.os, view.device) == (
+        "Chrome",
+        "131",
+        "Windows",
+        "desktop",
+    )
+    assert (view.app, view.release, view.environment, view.user_id) == (
+        "shop-web",
+        "1.4.2",
+        "production",
+        "u-42",
+    )
 
 
 def test_pageload_spans() -> None:
@@ -114,7 +130,14 @@ def test_pageload_spans() -> None:
     assert root.service == "shop-web"
     children = {s.name: s for s in spans[1:]}
     # connect is 0 ms long: left out; tls was not reported
-    assert list(children) == ["dns", "request", "response", "dom processing", "DOMContentLoaded", "load"]
+    assert list(children) == [
+        "dns",
+        "request",
+        "response",
+        "dom processing",
+        "DOMContentLoaded",
+        "load",
+    ]
     assert all(s.parent_id == root.span_id and s.trace_id == root.trace_id for s in spans[1:])
     req = children["request"]
     assert req.start_ns == root.start_ns + 10_000_000 and req.duration_ns == 40_000_000
@@ -178,7 +201,12 @@ def test_error_event() -> None:
     b = decode(doc)
     (e,), (err,) = b.events, b.errors
     assert e.target == "failed with password=[Filtered] <img src=x onerror=alert(1)>"
-    assert (err.platform, err.source, err.exc_type, err.level) == ("javascript", "rum", "TypeError", "error")
+    assert (err.platform, err.source, err.exc_type, err.level) == (
+        "javascript",
+        "rum",
+        "TypeError",
+        "error",
+    )
     assert err.message == e.target and err.event_id == e.attributes["event_id"]
     frames = err.exceptions[0]["frames"]
     assert [(f["function"], f["in_app"]) for f in frames] == [("?", False), ("buy", True)]
@@ -195,7 +223,10 @@ def test_error_event() -> None:
         (lambda d: d.update(session="a b"), "session"),
         (lambda d: d.update(views=[]), "views"),
         (lambda d: d.update(events={}), "events"),
-        (lambda d: d["events"].append({"t": "view", "view": "nope", "ts": START}), "events[5].view"),
+        (
+            lambda d: d["events"].append({"t": "view", "view": "nope", "ts": START}),
+            "events[5].view",
+        ),
         (lambda d: d["events"].append(3), "events[5]"),
         (lambda d: d["views"]["v8Hk2pQ"].update(start="x"), "views.v8Hk2pQ.start"),
         (lambda d: d["views"]["v8Hk2pQ"].update(trace="00-zz"), "views.v8Hk2pQ.trace"),
@@ -214,7 +245,10 @@ def test_bad_envelope_names_the_field(change: Any, field: str) -> None:
 
 
 def test_page_of() -> None:
-    assert page_of("https://x.example/orders/123/items/9f1b2c3d4e5f60718293a4b5") == "/orders/:id/items/:id"
+    assert (
+        page_of("https://x.example/orders/123/items/9f1b2c3d4e5f60718293a4b5")
+        == "/orders/:id/items/:id"
+    )
     assert page_of("https://x.example/u/123e4567-e89b-12d3-a456-426614174000/edit") == "/u/:id/edit"
     assert page_of("https://x.example/blog/hello-world?id=3") == "/blog/hello-world"
     assert page_of("https://x.example") == "/"
@@ -228,7 +262,10 @@ def test_page_of() -> None:
         (IPAD, ("Mobile Safari", "17", "iOS", "tablet", False)),
         (ANDROID_TABLET, ("Chrome", "120", "Android", "tablet", False)),
         ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", None),
-        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0.0.0 Safari/537.36", None),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0.0.0 Safari/537.36",
+            None,
+        ),
         ("Mozilla/5.0 (Linux; Android 11; moto g power (2022)) Chrome-Lighthouse", None),
         ("Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)", None),
         ("", ("Other", "", "Other", "other", False)),

@@ -26,8 +26,7 @@ global code@https://shop.example/products/42:14:5"""
 
 def simple(frames: list[dict[str, object]]) -> list[tuple[object, ...]]:
     return [
-        (f["function"], f["filename"], f.get("lineno"), f.get("colno"), f["in_app"])
-        for f in frames
+        (f["function"], f["filename"], f.get("lineno"), f.get("colno"), f["in_app"]) for f in frames
     ]
 
 

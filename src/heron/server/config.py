@@ -40,7 +40,9 @@ ROLES = ("all", "ingest", "query", "jobs")
 # A ClickHouse identifier Heron splices into DDL (as store/clickhouse/schema.py checks).
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # A page's origin as browsers send it in ``Origin`` (no path, no final slash).
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
 _BROWSER_KEY = re.compile(r"^hb_[A-Za-z0-9_-]{16,128}$")
 # ``[storage]`` key -> Config field; the other storage keys are named like their field.
 _STORAGE_KEYS = {

@@ -10,7 +10,8 @@ included, so a page can read why its beacon failed.
 
 A beacon that passes becomes RumEvents (``rum_decode``), the browser spans of its page
 loads and traced fetches (not rolled up into RED metrics), and error events for its
-JavaScript errors; it is answered 200 only after all of them committed. Nothing of a
+JavaScript errors, queued with the other beacons of the same few milliseconds
+(``rum_batch``); it is answered 200 only after all of them committed. Nothing of a
 refused beacon reaches the writer.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 import orjson
@@ -31,18 +31,17 @@ from heron.server.errors import (
     BadRequest,
     HeronHTTPError,
     PayloadTooLarge,
-    ServiceUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
-from heron.server.ingest.http import committed, media_type, read_body
+from heron.server.ingest.http import media_type, read_body
 from heron.server.ingest.limits import parse_json
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.rate import TokenBuckets
+from heron.server.ingest.rum_batch import BeaconBatcher
 from heron.server.ingest.rum_decode import Beacon, BeaconError, decode_beacon
 from heron.server.ingest.useragent import parse_user_agent
 from heron.server.projects import Projects
-from heron.server.store.base import QueueFull
 
 log = logging.getLogger("heron.ingest.rum")
 
@@ -84,6 +83,7 @@ class RumIngest:
             config.rum_rate_per_session, config.rum_rate_per_session * BURST_S, clock=monotonic
         )
         self.scrubber = pipeline.span_scrubber.scrubber
+        self.batcher = BeaconBatcher(pipeline)
 
     # ------------------------------------------------------------------ routes
 
@@ -146,7 +146,8 @@ class RumIngest:
         beacon = self._decode(doc, user_agent)
         if beacon is None:
             return Response(orjson.dumps({"accepted": 0, "ignored": "bot"}), 200)
-        await self._store(project, beacon)
+        if beacon.events:
+            await self.batcher.store(project, beacon)
         return Response(orjson.dumps(_summary(beacon)), 200)
 
     def _project(self, request: Request) -> int:
@@ -179,34 +180,6 @@ class RumIngest:
         self.pipeline.count_rejected("rum", "unknown", beacon.unknown)
         self.pipeline.count_rejected("rum", "invalid", beacon.invalid)
         return beacon
-
-    # ------------------------------------------------------------------ store
-
-    async def _store(self, project: int, beacon: Beacon) -> None:
-        """Queue the beacon's records and wait for their commits. A full queue for the
-        RUM events answers 503 (nothing queued); spans and error events queued after
-        them are dropped and logged when the writer is too busy, so a retry does not
-        duplicate the events."""
-        if not beacon.events:
-            return
-        try:
-            futures = [self.pipeline.submit_rum(project, beacon.events)]
-        except QueueFull as e:
-            raise ServiceUnavailable(f"{e}; retry later", {"Retry-After": "1"}) from None
-        futures += self._extras(project, beacon)
-        for fut, what in futures:
-            await committed(fut, what)
-
-    def _extras(self, project: int, beacon: Beacon) -> list[tuple[Future[int], str]]:
-        out: list[tuple[Future[int], str]] = []
-        try:
-            if beacon.spans:
-                out.append((self.pipeline.submit_spans(project, beacon.spans, rollup=False), "spans"))
-            if beacon.errors:
-                out.append((self.pipeline.submit_events(project, beacon.errors, []), "errors"))
-        except QueueFull:
-            log.warning("write queue full: dropped the browser spans or errors of a beacon")
-        return out
 
 
 def _limited(wait_s: float, who: str) -> None:

@@ -12,15 +12,16 @@ Nothing here touches the store: :func:`decode_beacon` is pure given its scrubber
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from heron._scrub import Scrubber
+from heron.server.ingest.rum_context import Context, View
+from heron.server.ingest.rum_spans import PHASES, fetch_span, ms_to_ns, pageload_spans
 from heron.server.ingest.rum_stack import parse_stack
 from heron.server.ingest.useragent import UserAgentInfo
 from heron.server.model import ErrorEvent, Span
@@ -37,7 +38,6 @@ from heron.server.model.rum import (
     RumEvent,
     rate,
 )
-from heron.server.model.span import SPAN_KIND_CLIENT, STATUS_ERROR, STATUS_UNSET
 
 ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 VIEW_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -59,17 +59,6 @@ MAX_TEXT = 1024
 MAX_SHORT = 256
 # Beacon times outside [2000-01-01, 2262) are not times.
 MIN_MS, MAX_MS = 946_684_800_000.0, 9_223_372_036_854.0
-# Navigation phases: (span name, start field, end field), in the order a load goes.
-PHASES = (
-    ("dns", "dns_start", "dns_end"),
-    ("connect", "connect_start", "connect_end"),
-    ("tls", "tls_start", "connect_end"),
-    ("request", "request_start", "response_start"),
-    ("response", "response_start", "response_end"),
-    ("dom processing", "response_end", "dom_interactive"),
-    ("DOMContentLoaded", "dom_interactive", "dcl_end"),
-    ("load", "dcl_end", "load_end"),
-)
 TIMING_FIELDS = frozenset(f for _, a, b in PHASES for f in (a, b)) | {"transfer_size"}
 _ID_SEGMENT = re.compile(
     r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -86,19 +75,6 @@ class InvalidEvent(ValueError):
 
 
 @dataclass(slots=True)
-class View:
-    id: str
-    url: str  # scrubbed
-    page: str
-    origin: str
-    referrer: str  # scrubbed
-    nav: str
-    start_ms: float
-    trace_id: bytes | None
-    document_span: int  # the backend span that served the document (traceparent's)
-
-
-@dataclass(slots=True)
 class Beacon:
     """What one beacon becomes."""
 
@@ -107,22 +83,6 @@ class Beacon:
     errors: list[ErrorEvent] = field(default_factory=list)
     unknown: int = 0  # events of an unknown ``t``
     invalid: int = 0  # events with invalid fields
-
-
-@dataclass(slots=True)
-class Context:
-    """The beacon's envelope: what every event of it shares."""
-
-    session: str
-    user: str
-    app: str
-    release: str
-    environment: str
-    sdk: str
-    ua: UserAgentInfo
-    user_agent: str
-    views: dict[str, View]
-    received_ns: int
 
 
 # ------------------------------------------------------------------ envelope
@@ -249,7 +209,7 @@ def _origin(url: str) -> str:
 # ------------------------------------------------------------------ fields
 
 
-def _is_num(v: Any) -> bool:
+def _is_num(v: Any) -> TypeGuard[float]:
     return type(v) in (int, float) and math.isfinite(v)
 
 
@@ -277,13 +237,7 @@ def _time_ns(ev: dict[str, Any]) -> int:
     return ms_to_ns(ts)
 
 
-def ms_to_ns(ms: float) -> int:
-    """Epoch milliseconds as nanoseconds, to the microsecond (a float's ms carry no
-    more, and rounding keeps ``…123.4`` from becoming ``…123399936``)."""
-    return round(ms * 1000) * 1000
-
-
-def _numbers(d: Any, keys: frozenset[str] | tuple[str, ...]) -> dict[str, float]:
+def _numbers(d: Any, keys: frozenset[str] | tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(d, dict):
         return {}
     return {k: float(v) for k, v in d.items() if k in keys and _is_num(v)}
@@ -396,12 +350,14 @@ def _interaction(
 def _long_task(
     ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon
 ) -> None:
-    scripts = []
+    scripts: list[dict[str, Any]] = []
     for s in ev.get("scripts") or []:
         if isinstance(s, dict) and len(scripts) < 3:
             src = scrubber.url(_text(s, "src", MAX_URL))
-            scripts.append({"src": src, "fn": _text(s, "fn", MAX_SHORT), **_numbers(s, ("duration",))})
-    first = scripts[0] if scripts else {"src": "", "fn": ""}
+            scripts.append(
+                {"src": src, "fn": _text(s, "fn", MAX_SHORT), **_numbers(s, ("duration",))}
+            )
+    first: dict[str, Any] = scripts[0] if scripts else {"src": "", "fn": ""}
     e = _event(ctx, view, ev, KIND_LONG_TASK, first["src"], _num(ev, "duration"))
     e.target = first["fn"]
     e.attributes = _numbers(ev, ("blocking",))
@@ -469,7 +425,9 @@ def _error_event(
             "browser": {"name": ua.browser, "version": ua.browser_version},
             "os": {"name": ua.os},
             "device": {"class": ua.device},
-            "rum": {"session": ctx.session, "view": view.id},
+            # The tab session is not a secret, but EventScrubber filters keys named
+            # "session": the error's RUM event (attributes.event_id) links the two.
+            "rum": {"view": view.id},
         },
         sdk=ctx.sdk,
     )
@@ -517,87 +475,3 @@ DECODERS = {
 
 def _strip_query(url: str) -> str:
     return url.split("?", 1)[0].split("#", 1)[0]
-
-
-# ------------------------------------------------------------------ spans
-
-
-def span_id_of(*parts: str) -> int:
-    """A stable nonzero 64-bit span id for a browser span: a beacon sent twice (a
-    retry, a duplicate sendBeacon) yields the same ids, not a second page load."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") or 1
-
-
-def _span(
-    ctx: Context, trace_id: bytes, span_id: int, parent: int, start_ms: float, dur_ms: float
-) -> Span:
-    return Span(
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_id=parent,
-        start_ns=ms_to_ns(start_ms),
-        duration_ns=max(0, ms_to_ns(dur_ms)),
-        name="",
-        kind=SPAN_KIND_CLIENT,
-        status=STATUS_UNSET,
-        status_message="",
-        service=ctx.app or "browser",
-        environment=ctx.environment,
-        release=ctx.release,
-        resource={"service.name": ctx.app or "browser", "telemetry.sdk.language": "webjs"},
-        scope="heron-rum",
-    )
-
-
-def pageload_spans(view: View, ctx: Context, timing: dict[str, float]) -> list[Span]:
-    """The page load's root span and one child per navigation phase longer than 0."""
-    assert view.trace_id is not None
-    root_id = span_id_of(ctx.session, view.id, "pageload")
-    root = _span(ctx, view.trace_id, root_id, 0, view.start_ms, timing["load_end"])
-    root.name = f"pageload {view.page}"
-    base = {"heron.rum.view": view.id, "heron.rum.session": ctx.session}
-    root.attributes = {
-        "heron.rum.kind": "pageload",
-        **base,
-        "url.full": view.url,
-        "heron.rum.document_span": f"{view.document_span:016x}",
-    }
-    spans = [root]
-    for name, a, b in PHASES:
-        start, end = timing.get(a), timing.get(b)
-        if start is None or end is None or end <= start:
-            continue
-        child_id = span_id_of(ctx.session, view.id, name)
-        child = _span(ctx, view.trace_id, child_id, root_id, view.start_ms + start, end - start)
-        child.name = name
-        child.kind = 1  # internal: a phase of the page load
-        child.attributes = {"heron.rum.kind": "phase", **base}
-        spans.append(child)
-    return spans
-
-
-def fetch_span(
-    e: RumEvent, ctx: Context, view: View, method: str, url: str, status: int | None
-) -> Span:
-    """The client span of a traced fetch: the span id the SDK sent, so the backend's
-    server span (its child) hangs under it; under the page load when in its trace."""
-    assert e.trace_id is not None
-    parent = span_id_of(ctx.session, view.id, "pageload") if e.trace_id == view.trace_id else 0
-    s = _span(ctx, e.trace_id, e.span_id, parent, e.time_ns / 1_000_000, e.value)
-    s.name = e.name
-    s.http_method = method
-    s.attributes = {
-        "heron.rum.kind": "fetch",
-        "heron.rum.view": view.id,
-        "heron.rum.session": ctx.session,
-        "http.request.method": method,
-        "url.full": url,
-    }
-    if status is not None:
-        s.http_status = status
-        s.attributes["http.response.status_code"] = status
-        if status == 0 or status >= 500:
-            s.status = STATUS_ERROR
-            s.status_message = "network error" if status == 0 else f"HTTP {status}"
-    return s
