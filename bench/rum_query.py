@@ -24,6 +24,8 @@ the median and p95. The overview is its three reads over the 7 days:
 
 target ≤ 200 ms for the three together (the sum of their medians, and the median of the
 three run back to back). ``SELECT count(*)`` of ``rum_events`` is the same-run baseline.
+Other pages' reads are timed too, for reference (no target): choices, the slowest
+resources, recent sessions, a session's timeline and a page view's events.
 
     python bench/rum_query.py [--backend duckdb|clickhouse] [--events 10000000] [--runs 15]
                               [--data-dir DIR --keep]
@@ -270,6 +272,22 @@ def time_queries(path: Path, end_s: int, runs: int, backend: str) -> list[dict[s
     r["result"] = {"rows": r.pop("result")}
     out.append({"query": "overview: the three back to back", "part": False, **r})
     print(f"  overview: {r['median_ms']:.1f} ms", flush=True)
+    # Other pages' reads, for reference (no target): the last day's raw events.
+    day_ns = (end_s - 86_400) * 10**9, end_s * 10**9
+    last = store.rum.events(PROJECT, *day_ns, kinds=["view"], filters=f, limit=1)
+    session, view = last[0][2], last[0][3]
+    others: list[tuple[str, Callable[[], Any]]] = [
+        ("choices, 7 d", lambda: [v for vs in store.rum.choices(PROJECT, start_s, end_s).values() for v in vs]),
+        ("top slowest resources, last 24 h", lambda: store.rum.top(PROJECT, *day_ns, kind="resource", filters=f, limit=50)),
+        ("sessions, last 24 h, 50 most recent", lambda: store.rum.sessions(PROJECT, *day_ns, filters=f, limit=50)),
+        ("one session's timeline (any time)", lambda: store.rum.session(PROJECT, session, 500)),
+        ("one page view's events, last 24 h", lambda: store.rum.events(PROJECT, *day_ns, kinds=["view", "vital", "resource", "error", "longtask"], filters=f, view_id=view, limit=200)),
+    ]  # fmt: skip
+    for label, fn in others:
+        r = _time(fn, runs)
+        r["result"] = {"rows": len(r.pop("result"))}
+        out.append({"query": label, "part": False, **r})
+        print(f"  {label}: {r['median_ms']:.1f} ms", flush=True)
     store.close()
     return out
 
