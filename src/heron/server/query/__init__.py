@@ -271,3 +271,8 @@ __all__ += [
 from heron.server.query import metrics, runtime  # noqa: E402
 
 __all__ += ["metrics", "runtime"]
+
+# Real-user monitoring (issue 13): web vitals, pages, sessions, as ``query.rum``.
+from heron.server.query import rum  # noqa: E402
+
+__all__ += ["rum"]

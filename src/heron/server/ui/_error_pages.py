@@ -142,7 +142,7 @@ def issues_page(kit: KitDep, request: Request) -> Response:
     service, release = _opt(request, "service"), _opt(request, "release")
     platform = _opt(request, "platform")
     store, project, tr = kit.ctx.store, kit.project, state.time_range
-    listed = {
+    listed: dict[str, Any] = {
         "status": None if status == "all" else status,
         "service": service,
         "release": release,
