@@ -40,6 +40,7 @@ STATE_BACKENDS = ["duckdb", "postgres"]
 _TABLES = (
     "projects",
     "ingest_keys",
+    "browser_keys",
     "api_tokens",
     "users",
     "sessions",
@@ -98,6 +99,28 @@ def test_bootstrap_creates_once_then_finds(state: StateStore) -> None:
     assert projects.project_for_key("hk_given") == 1
     assert projects.project_for_key("hk_other") is None
     assert state.ingest_keys() == [("hk_given", 1)]
+
+
+def test_browser_key_is_created_once_per_project(state: StateStore) -> None:
+    projects = Projects(holder(state))
+    first = projects.bootstrap(ingest_key="hk_given", browser_key="hb_given_browser_key_0123")
+    assert first.browser_key == "hb_given_browser_key_0123"
+    again = Projects(holder(state)).bootstrap(browser_key="hb_other_browser_key_0123")
+    assert again.browser_key == "hb_given_browser_key_0123"  # the stored one wins
+    assert projects.project_for_browser_key("hb_given_browser_key_0123") == 1
+    assert projects.project_for_browser_key("hb_other_browser_key_0123") is None
+    assert projects.project_for_browser_key("hk_given") is None  # not an ingest key
+    assert projects.project_for_key("hb_given_browser_key_0123") is None  # nor the reverse
+    assert projects.browser_key(1) == "hb_given_browser_key_0123"
+    assert state.browser_keys() == [("hb_given_browser_key_0123", 1)]
+
+
+def test_a_generated_browser_key() -> None:
+    from heron.server.projects import new_browser_key, new_ingest_key
+
+    key = new_browser_key()
+    assert key.startswith("hb_") and len(key) >= 32 and key != new_browser_key()
+    assert not new_ingest_key().startswith("hb_")
 
 
 def test_a_configured_api_token_is_stored_once(state: StateStore) -> None:

@@ -30,6 +30,7 @@ from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.metrics import MetricIngest, MetricLimits, SeriesGuard
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.remote_write import RemoteWriteIngest
+from heron.server.ingest.rum import RumIngest
 from heron.server.ingest.sentry import SentryIngest
 from heron.server.jobs import Maintenance
 from heron.server.projects import Projects
@@ -75,7 +76,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.start()
-        ctx.bootstrap = ctx.projects.bootstrap(config.ingest_key, config.api_token)
+        ctx.bootstrap = ctx.projects.bootstrap(
+            config.ingest_key, config.api_token, config.rum_browser_key
+        )
         for cb in ctx.on_bootstrap:
             cb(ctx.bootstrap)
         if maintenance is not None:
@@ -165,6 +168,13 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
 
     # GET /metrics reads these counters (heron_metric_*); see SeriesGuard.stats.
     app.state.metric_ingest_stats = metric_ingest_stats
+    if config.rum_enabled:  # browsers post RUM beacons (docs/rum.md, "Beacon endpoint")
+        rum = RumIngest(pipeline, ctx.projects, config, ctx.clock)
+        app.state.rum_ingest = rum
+        app.add_api_route("/rum/v1/events", rum.events, methods=["POST"], include_in_schema=False)
+        app.add_api_route(
+            "/rum/v1/events", rum.preflight, methods=["OPTIONS"], include_in_schema=False
+        )
     # Sentry SDKs post to ".../envelope/"; accept the path without the slash too.
     for path, handler in (("envelope", sentry.envelope), ("store", sentry.store_event)):
         for suffix in ("/", ""):

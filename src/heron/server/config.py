@@ -39,6 +39,11 @@ BACKENDS = ("duckdb", "clickhouse")
 ROLES = ("all", "ingest", "query", "jobs")
 # A ClickHouse identifier Heron splices into DDL (as store/clickhouse/schema.py checks).
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# A page's origin as browsers send it in ``Origin`` (no path, no final slash).
+_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
+_BROWSER_KEY = re.compile(r"^hb_[A-Za-z0-9_-]{16,128}$")
 # ``[storage]`` key -> Config field; the other storage keys are named like their field.
 _STORAGE_KEYS = {
     "backend": "storage_backend",
@@ -189,6 +194,29 @@ class Config:
     """The starter rule set (p95 > 2 s, errors > 5 %, CPU > 80 %, memory > 90 %, disk >
     85 %), created once per project: off, disabled or enabled. (HERON_ALERT_STARTER_RULES)"""
 
+    # Real-user monitoring: the beacon endpoint (docs/rum.md, "Beacon endpoint").
+    rum_enabled: bool = True
+    """Serve the RUM beacon endpoint ``POST /rum/v1/events`` (in the ``all`` and
+    ``ingest`` roles). (HERON_RUM_ENABLED)"""
+    rum_allowed_origins: str = ""
+    """Origins (comma-separated, e.g. ``https://shop.example,https://www.shop.example``)
+    whose pages may post beacons; ``*`` allows every origin; empty allows none.
+    (HERON_RUM_ALLOWED_ORIGINS)"""
+    rum_browser_key: str = ""
+    """Browser key of the default project (``hb_…``, embedded in pages), used only when
+    it is first created; empty means generate one. (HERON_RUM_BROWSER_KEY)"""
+    rum_max_body_bytes: int = 64 * 1024
+    """Largest accepted beacon body in bytes. (HERON_RUM_MAX_BODY_BYTES)"""
+    rum_max_events: int = 200
+    """Most events one beacon may carry; a beacon with more is refused (413).
+    (HERON_RUM_MAX_EVENTS)"""
+    rum_rate_per_ip: float = 20.0
+    """Beacons per second one client address may send (bursts of ten seconds' worth);
+    0 means no limit. (HERON_RUM_RATE_PER_IP)"""
+    rum_rate_per_session: float = 2.0
+    """Beacons per second one page session may send (bursts of ten seconds' worth); 0
+    means no limit. (HERON_RUM_RATE_PER_SESSION)"""
+
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "heron.duckdb"
@@ -211,6 +239,12 @@ class Config:
     def trusted_proxy_list(self) -> tuple[str, ...]:
         """``trusted_proxies`` split on commas, blanks dropped."""
         return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
+
+    @property
+    def rum_origin_list(self) -> tuple[str, ...]:
+        """``rum_allowed_origins`` split on commas, blanks and final slashes dropped."""
+        parts = (o.strip().rstrip("/") for o in self.rum_allowed_origins.split(","))
+        return tuple(o for o in parts if o)
 
     def validate(self) -> Config:
         """Check ranges; raise ConfigError naming the first bad key."""
@@ -269,11 +303,34 @@ class Config:
                 "must be greater than 0",
             ),
             ("alert_retry_max_s", self.alert_retry_max_s >= 0, "must not be negative"),
+            *self._rum_checks(),
         ]
         for key, ok, why in [*checks, *self._storage_checks()]:
             if not ok:
                 raise ConfigError(f"invalid config {key}={self._shown(key)}: {why}")
         return self
+
+    def _rum_checks(self) -> list[tuple[str, bool, str]]:
+        return [
+            (
+                "rum_allowed_origins",
+                all(o == "*" or _ORIGIN.match(o) for o in self.rum_origin_list),
+                "must be * or origins like https://shop.example[:port] separated by commas",
+            ),
+            (
+                "rum_browser_key",
+                not self.rum_browser_key or bool(_BROWSER_KEY.match(self.rum_browser_key)),
+                "must be hb_ followed by 16 to 128 letters, digits, - or _",
+            ),
+            (
+                "rum_max_body_bytes",
+                1024 <= self.rum_max_body_bytes <= 16 * 1024 * 1024,
+                "must be between 1024 and 16777216",
+            ),
+            ("rum_max_events", 1 <= self.rum_max_events <= 10_000, "must be between 1 and 10000"),
+            ("rum_rate_per_ip", self.rum_rate_per_ip >= 0, "must not be negative"),
+            ("rum_rate_per_session", self.rum_rate_per_session >= 0, "must not be negative"),
+        ]
 
     def _shown(self, key: str) -> str:
         value = getattr(self, key)

@@ -22,6 +22,11 @@ def new_ingest_key() -> str:
     return "hk_" + secrets.token_urlsafe(24)
 
 
+def new_browser_key() -> str:
+    """A browser key (RUM beacons): public, embedded in pages, distinct from ingest keys."""
+    return "hb_" + secrets.token_urlsafe(24)
+
+
 def new_api_token() -> str:
     return "ht_" + secrets.token_urlsafe(32)
 
@@ -38,6 +43,7 @@ class Bootstrap:
     ingest_key: str
     api_token: str | None  # only known when created now (stored hashed)
     created: bool
+    browser_key: str = ""  # the project's browser key (RUM beacons)
 
 
 class Projects:
@@ -48,9 +54,14 @@ class Projects:
         self._lock = threading.Lock()
         self._keys: dict[str, int] = {}
         self._tokens: set[str] = set()
+        self._browser_keys: dict[str, int] = {}
+        self._browser_of: dict[int, str] = {}
 
-    def bootstrap(self, ingest_key: str = "", api_token: str = "") -> Bootstrap:
-        """Create the default project, its key and an API token if none exist."""
+    def bootstrap(
+        self, ingest_key: str = "", api_token: str = "", browser_key: str = ""
+    ) -> Bootstrap:
+        """Create the default project, its keys (ingest and browser) and an API token
+        if none exist."""
         state = self.store.state
         now = time.time_ns()
         project_id, key, created = state.ensure_project(
@@ -61,18 +72,30 @@ class Projects:
         else:
             fresh = new_api_token()
             token = fresh if state.add_first_api_token(_digest(fresh), "initial", now) else None
+        browser = state.ensure_browser_key(project_id, browser_key or new_browser_key(), now)
         self.reload()
-        return Bootstrap(project_id, key, token, created)
+        return Bootstrap(project_id, key, token, created, browser)
 
     def reload(self) -> None:
         keys = self.store.state.ingest_keys()
         tokens = self.store.state.api_token_digests()
+        browser = self.store.state.browser_keys()
         with self._lock:
             self._keys = dict(keys)
             self._tokens = set(tokens)
+            self._browser_keys = dict(browser)
+            self._browser_of = {p: k for k, p in browser}
 
     def project_for_key(self, key: str) -> int | None:
         return self._keys.get(key)
+
+    def project_for_browser_key(self, key: str) -> int | None:
+        """The project a browser key (RUM beacons) belongs to; None if unknown."""
+        return self._browser_keys.get(key)
+
+    def browser_key(self, project_id: int) -> str:
+        """The project's browser key (``""`` before bootstrap)."""
+        return self._browser_of.get(project_id, "")
 
     def token_valid(self, token: str) -> bool:
         return _digest(token) in self._tokens

@@ -110,6 +110,11 @@ def _announce(b: Bootstrap, auth: Auth | None, config: Config) -> None:
             f"  Sentry DSN:     {sentry_dsn(url, b.ingest_key, b.project_id)}   "
             "(for sentry-sdk apps)",
         ]
+        if config.rum_enabled and b.browser_key:
+            lines.append(
+                f"  browser key:    {b.browser_key}   (RUM: embed in pages; "
+                f"POST {url}/rum/v1/events?key=…)"
+            )
     if b.api_token:
         lines.append(f"  API token:      {b.api_token}   (shown once; stored hashed)")
     if auth is not None:

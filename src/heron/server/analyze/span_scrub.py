@@ -45,6 +45,10 @@ __all__ = ["QUERY_KEYS", "URL_KEYS", "SpanScrubber", "strip_query"]
 
 URL_KEYS = frozenset(("url.full", "url.original", "http.url", "http.target"))
 QUERY_KEYS = frozenset(("url.query",))
+# Keys Heron itself sets whose names look sensitive but whose values are ids, not
+# secrets: the RUM tab session id of browser spans (ingest/rum, docs/rum.md). Their
+# values are still scrubbed as text.
+NOT_SECRET_KEYS = frozenset(("heron.rum.session",))
 # Texts up to this long are remembered, this many per column (a few MiB at most).
 _CACHED_CHARS = 2_048
 _CACHE_ENTRIES = 4_096
@@ -167,7 +171,7 @@ class SpanScrubber:
         s = self.scrubber
         if not v:
             return v
-        if s.sensitive_key(key):
+        if s.sensitive_key(key) and key not in NOT_SECRET_KEYS:
             return FILTERED
         if key in QUERY_KEYS:
             return s.query_string(v)

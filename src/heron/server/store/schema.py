@@ -494,4 +494,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        9,
+        """
+        -- Browser keys (RUM beacons, docs/rum.md "Beacon endpoint"): one per project,
+        -- public (embedded in pages), so they only let a page post beacons.
+        CREATE TABLE browser_keys (
+            key VARCHAR PRIMARY KEY,
+            project_id INTEGER NOT NULL UNIQUE,
+            created_ns BIGINT NOT NULL
+        );
+        """,
+    ),
 ]

@@ -84,6 +84,14 @@ class StateStore(AlertStore, Protocol):
 
     def api_token_digests(self) -> list[str]: ...
 
+    def ensure_browser_key(self, project_id: int, key: str, now_ns: int) -> str:
+        """The project's browser key (RUM beacons), stored as ``key`` if it has none."""
+        ...
+
+    def browser_keys(self) -> list[tuple[str, int]]:
+        """(browser key, project id) of every project that has one."""
+        ...
+
     # ------------------------------------------------------------------- users
     def count_users(self) -> int: ...
 
@@ -218,6 +226,7 @@ ISSUE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(IssueState))
 STATE_TABLES: dict[str, tuple[str, ...]] = {
     "projects": ("id", "name", "created_ns"),
     "ingest_keys": ("key", "project_id", "created_ns", "revoked"),
+    "browser_keys": ("key", "project_id", "created_ns"),
     "api_tokens": ("token_sha256", "name", "created_ns"),
     "users": ("id", "username", "password_hash", "is_admin", "created_ns"),
     "sessions": ("id_sha256", "user_id", "created_ns", "expires_ns"),

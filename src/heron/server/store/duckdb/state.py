@@ -111,6 +111,23 @@ class DuckDBState(DuckDBAlerts):
     def api_token_digests(self) -> list[str]:
         return [t for (t,) in self.sql.read("SELECT token_sha256 FROM api_tokens")]
 
+    def ensure_browser_key(self, project_id: int, key: str, now_ns: int) -> str:
+        def run(con: Any) -> str:
+            row = con.execute(
+                "SELECT key FROM browser_keys WHERE project_id = ?", [project_id]
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+            con.execute("INSERT INTO browser_keys VALUES (?, ?, ?)", [key, project_id, now_ns])
+            return key
+
+        result: str = self.sql.write(run)
+        return result
+
+    def browser_keys(self) -> list[tuple[str, int]]:
+        rows = self.sql.read("SELECT key, project_id FROM browser_keys")
+        return [(str(k), int(p)) for k, p in rows]
+
     # ------------------------------------------------------------------- users
 
     def count_users(self) -> int:

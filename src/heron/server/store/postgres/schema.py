@@ -206,6 +206,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        -- Browser keys (RUM beacons): one per project, public (embedded in pages).
+        CREATE TABLE browser_keys (
+            key TEXT PRIMARY KEY,
+            project_id INTEGER NOT NULL UNIQUE,
+            created_ns BIGINT NOT NULL
+        );
+        """,
+    ),
 ]
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

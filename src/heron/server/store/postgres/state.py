@@ -161,6 +161,21 @@ class PostgresState(PostgresAlerts):
     def api_token_digests(self) -> list[str]:
         return [str(t) for (t,) in self._pool.read("SELECT token_sha256 FROM api_tokens")]
 
+    def ensure_browser_key(self, project_id: int, key: str, now_ns: int) -> str:
+        def run(con: Connection) -> str:
+            con.execute(
+                "INSERT INTO browser_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [key, project_id, now_ns],
+            )
+            row = _one(con, "SELECT key FROM browser_keys WHERE project_id = %s", [project_id])
+            return str(row[0])
+
+        return self._pool.transaction(run)
+
+    def browser_keys(self) -> list[tuple[str, int]]:
+        rows = self._pool.read("SELECT key, project_id FROM browser_keys")
+        return [(str(k), int(p)) for k, p in rows]
+
     # ------------------------------------------------------------------- users
 
     def count_users(self) -> int:
