@@ -209,6 +209,8 @@ def test_empty_overview_shows_the_setup_panel(tmp_path: Path) -> None:
         assert "http://heron.test/rum.js" in snippet
         assert _text(soup, "#rum-script-url") == "http://heron.test/rum.js"
         assert "rum_allowed_origins" in _text(soup, "#rum-setup")
+        key = ui.app.state.ctx.projects.browser_key(ui.app.state.ctx.project_id)
+        assert key and f'data-key="{key}"' in snippet  # the project's browser key, to embed
         assert soup.select_one("#vital-cards") is None
         assert ui.soup("/rum/sessions").select_one("#sessions-empty") is not None
         page = ui.soup("/rum/page?page=%2Fnone")
