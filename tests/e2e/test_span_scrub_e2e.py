@@ -254,12 +254,15 @@ def test_no_api_response_holds_a_secret(heron: HeronProcess) -> None:
         "/api/v1/metrics/label-values": {"metric": METRIC, "key": "url.full"},
         "/api/v1/metrics/query": {"metric": METRIC, "agg": "increase", "by": "url.full,note"},
         "/api/v1/dashboards/default": {"service": SERVICE},
+        "/api/v1/rum/page": {"page": "/cb"},
     }
     texts = []
     for url in urls:
         needed = required.get(url, {})
         if "{dashboard_id}" in url:
             continue  # no dashboard is saved here (tests/server/test_sql_canaries.py reads one)
+        if "{session_id}" in url:
+            continue  # no browser session here (tests/server/test_sql_canaries.py reads one)
         for placeholder, value in fill.items():
             url = url.replace(placeholder, value)
         for params in ({}, {"service": SERVICE, "endpoint": "GET /cb", "limit": 100}):
@@ -294,6 +297,9 @@ def test_no_page_holds_a_secret(heron: HeronProcess) -> None:
         "/alerts/silences",
         "/alerts/notifications",
         "/slos",
+        "/rum",
+        "/rum/page?page=/cb",
+        "/rum/sessions",
     ]
     try:
         html = [ui.get(path) for path in pages]

@@ -31,6 +31,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.store.duckdb_store import DuckDBStore
+from tests.ui import rum_seed
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -204,6 +205,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             )
         )
         assert r.status_code == 200, r.text
+        # One browser session (no canary: the beacon endpoint scrubs before the store), so
+        # the RUM routes have a session to show.
+        rum = rum_seed.build(NOW_NS)
+        store.submit_rum(rum.write(app.state.ctx.project_id)).result(30)
         # A metric whose labels carry secrets (a password label, a token in a URL): they
         # are scrubbed like span attributes before the series is stored.
         r = portal.call(
@@ -304,6 +309,7 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "{slo_id}": server.alert_ids["slo"],
         "{silence_id}": server.alert_ids["silence"],
         "{channel_id}": str(server.get("/api/v1/alerts/channels").json()["channels"][0]["id"]),
+        "{session_id}": rum_seed.SESSION_DESKTOP,
     }
     alerts = server.get("/api/v1/alerts").json()["alerts"]
     assert {a["labels"]["alertname"] for a in alerts} >= {"slow sql", "new issue"}, alerts
@@ -320,6 +326,7 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "/api/v1/metrics/label-values": {"metric": METRIC, "key": "url.full"},
         "/api/v1/metrics/query": {"metric": METRIC, "agg": "last", "by": ",".join(METRIC_LABELS)},
         "/api/v1/dashboards/default": {"service": "leaky-shop"},
+        "/api/v1/rum/page": {"page": "/products/:id"},
     }
     paths = [p for p, ops in server.app.openapi()["paths"].items() if "get" in ops]
     seen_control = False

@@ -224,3 +224,31 @@ def pageload_trace(now_ns: int) -> list[dict[str, Any]]:
         }
 
     return [body("shop", backend), body("shop-web", browser)]
+
+
+def js_error_event(now_ns: int) -> dict[str, Any]:
+    """The desktop session's TypeError as the beacon endpoint records it: a Sentry-shaped
+    error event with platform ``javascript`` and a frame with a column."""
+    frame = {
+        "function": "addToCart",
+        "filename": "https://shop.example/static/app.js",
+        "lineno": 10,
+        "colno": 5,
+        "in_app": True,
+    }
+    return {
+        "event_id": "ef" * 16,
+        "timestamp": now_ns / 1e9 - 19.1 * 60,
+        "platform": "javascript",
+        "tags": {"service": "shop-web", "rum.session": SESSION_DESKTOP},
+        "request": {"url": "https://shop.example/products/42"},
+        "exception": {
+            "values": [
+                {
+                    "type": "TypeError",
+                    "value": "cart is undefined",
+                    "stacktrace": {"frames": [frame]},
+                }
+            ]
+        },
+    }

@@ -14,7 +14,7 @@ import pytest
 from bs4 import BeautifulSoup, Tag
 
 from tests.ui import rum_seed
-from tests.ui.conftest import NOW_NS, Ui, _start
+from tests.ui.conftest import INGEST_KEY, NOW_NS, Ui, _start
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,24 @@ def rui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
             data.events
         )
         ui.ingest(rum_seed.pageload_trace(NOW_NS))
+        for event in (rum_seed.js_error_event(NOW_NS), _python_event()):
+            r = ui.post(
+                "/api/1/store/",
+                json=event,
+                params={"sentry_key": INGEST_KEY, "sentry_version": "7"},
+            )
+            assert r.status_code == 200, r.text
         yield ui
+
+
+def _python_event() -> dict[str, object]:
+    return {
+        "event_id": "cd" * 16,
+        "timestamp": NOW_NS / 1e9 - 60,
+        "platform": "python",
+        "tags": {"service": "shop"},
+        "exception": {"values": [{"type": "KeyError", "value": "'sku'"}]},
+    }
 
 
 def _text(soup: BeautifulSoup, selector: str) -> str:
@@ -192,8 +209,31 @@ def test_empty_overview_shows_the_setup_panel(tmp_path: Path) -> None:
         assert "http://heron.test/rum.js" in snippet
         assert _text(soup, "#rum-script-url") == "http://heron.test/rum.js"
         assert "rum_allowed_origins" in _text(soup, "#rum-setup")
+        key = ui.app.state.ctx.projects.browser_key(ui.app.state.ctx.project_id)
+        assert key and f'data-key="{key}"' in snippet  # the project's browser key, to embed
         assert soup.select_one("#vital-cards") is None
         assert ui.soup("/rum/sessions").select_one("#sessions-empty") is not None
         page = ui.soup("/rum/page?page=%2Fnone")
         assert page.select_one("#page-empty") is not None
         assert ui.soup("/rum?device=mobile").select_one("#rum-setup") is None  # filtered: no setup
+
+
+def test_browser_errors_are_issues_with_a_platform_badge_and_filter(rui: Ui) -> None:
+    soup = rui.soup("/issues")
+    badges = {
+        row.select_one(".issue-title").get_text(): [  # type: ignore[union-attr]
+            b["data-platform"] for b in row.select(".badge.platform")
+        ]
+        for row in soup.select("#issues tbody tr")
+    }
+    assert badges == {"TypeError: cart is undefined": ["javascript"], "KeyError: 'sku'": ["python"]}
+    options = [o["value"] for o in soup.select("#issue-filters select[name=platform] option")]
+    assert options == ["", "javascript", "python"]
+    only_js = rui.soup("/issues?platform=javascript")
+    titles = [t.get_text() for t in only_js.select("#issues .issue-title")]
+    assert titles == ["TypeError: cart is undefined"]
+    issue = only_js.select_one("#issues .issue-title")
+    assert isinstance(issue, Tag)
+    detail = rui.soup(str(issue["href"]))
+    frames = [s.get_text("", strip=True) for s in detail.select("details summary")]
+    assert "addToCartinhttps://shop.example/static/app.js:10:5in app" in frames

@@ -29,6 +29,7 @@ class IssuesResponse(_Ranged):
     status: str | None
     service: str | None
     release: str | None
+    platform: str | None
     sort: str
     issues: list[query.IssueSummary]
 
@@ -100,6 +101,10 @@ def issues(
     ] = None,
     service: Annotated[str | None, Query(description="Events of this service.")] = None,
     release: Annotated[str | None, Query(description="Events of this release.")] = None,
+    platform: Annotated[
+        str | None,
+        Query(description="Events of this platform (python, javascript for browser errors…)."),
+    ] = None,
     sort: Annotated[
         str,
         Query(
@@ -124,6 +129,7 @@ def issues(
         service=service or None,
         release=release or None,
         environment=w.environment,
+        platform=platform or None,
         sort=sort,
         limit=limit,
     )
@@ -132,6 +138,7 @@ def issues(
         "status": status,
         "service": service or None,
         "release": release or None,
+        "platform": platform or None,
         "sort": sort,
         "issues": found,
     }

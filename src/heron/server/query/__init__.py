@@ -176,6 +176,7 @@ from heron.server.query._errors import (  # noqa: E402
     IssuePoint,
     IssueSummary,
     TagBreakdown,
+    error_platforms,
     error_releases,
     error_services,
     get_event,
@@ -184,6 +185,7 @@ from heron.server.query._errors import (  # noqa: E402
     issue_detail,
     issue_events,
     issue_exists,
+    issue_platforms,
     issue_trends,
     list_issues,
     parse_event_id,
@@ -219,6 +221,7 @@ __all__ += [
     "LogPage",
     "LogQuery",
     "TagBreakdown",
+    "error_platforms",
     "error_releases",
     "error_services",
     "get_event",
@@ -227,6 +230,7 @@ __all__ += [
     "issue_detail",
     "issue_events",
     "issue_exists",
+    "issue_platforms",
     "issue_trends",
     "list_issues",
     "log_services",
@@ -267,3 +271,8 @@ __all__ += [
 from heron.server.query import metrics, runtime  # noqa: E402
 
 __all__ += ["metrics", "runtime"]
+
+# Real-user monitoring (issue 13): web vitals, pages, sessions, as ``query.rum``.
+from heron.server.query import rum  # noqa: E402
+
+__all__ += ["rum"]

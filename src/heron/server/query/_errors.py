@@ -232,17 +232,24 @@ def list_issues(
     service: str | None = None,
     release: str | None = None,
     environment: str | None = None,
+    platform: str | None = None,
     sort: str = "last_seen",
     limit: int = 100,
 ) -> list[IssueSummary]:
     """Issues with an event in the range matching the filters, most recent (or most
-    frequent, most users, oldest) first; events and users are counted in the range."""
+    frequent, most users, oldest) first; events and users are counted in the range.
+    ``platform`` is the events' platform (``python``, ``javascript`` for browser errors…)."""
     if sort not in ISSUE_SORTS:
         raise InvalidQuery(f"cannot sort by {sort[:32]!r}: use one of {', '.join(ISSUE_SORTS)}")
     if not 1 <= limit <= MAX_ISSUE_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_ISSUE_LIMIT} (got {limit})")
     _check_status(status)
-    filters = {"service": service, "release": release, "environment": environment}
+    filters = {
+        "service": service,
+        "release": release,
+        "environment": environment,
+        "platform": platform,
+    }
     rows = store.issues.list_issues(
         project_id,
         time_range.start_ns,
@@ -494,6 +501,45 @@ def error_services(store: Store, project_id: int, time_range: TimeRange) -> list
 
 def error_releases(store: Store, project_id: int, time_range: TimeRange) -> list[str]:
     return _distinct(store, project_id, time_range, "release")
+
+
+def error_platforms(store: Store, project_id: int, time_range: TimeRange) -> list[str]:
+    """Platforms of the range's error events (``python``, ``javascript``…)."""
+    return _distinct(store, project_id, time_range, "platform")
+
+
+def issue_platforms(
+    store: Store,
+    project_id: int,
+    time_range: TimeRange,
+    platforms: Sequence[str],
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    release: str | None = None,
+    environment: str | None = None,
+    sort: str = "last_seen",
+) -> dict[int, list[str]]:
+    """The platforms of each listed issue's events: one filtered list per platform (a
+    range holds few), with the list's own filters and sort, so every issue of a first
+    page of at most ``MAX_ISSUE_LIMIT`` is in the list of each of its platforms."""
+    out: dict[int, list[str]] = {}
+    for platform in platforms:
+        rows = list_issues(
+            store,
+            project_id,
+            time_range,
+            status=status,
+            service=service,
+            release=release,
+            environment=environment,
+            platform=platform,
+            sort=sort,
+            limit=MAX_ISSUE_LIMIT,
+        )
+        for issue in rows:
+            out.setdefault(issue.id, []).append(platform)
+    return out
 
 
 def _distinct(store: Store, project_id: int, time_range: TimeRange, column: str) -> list[str]:

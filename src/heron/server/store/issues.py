@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-EVENT_FILTERS = ("service", "environment", "release")
+EVENT_FILTERS = ("service", "environment", "release", "platform")
 
 Row = tuple[Any, ...]
 Filters = Mapping[str, str | None]

@@ -140,18 +140,19 @@ def issues_page(kit: KitDep, request: Request) -> Response:
         raise InvalidQuery(f"status must be one of {', '.join(STATUS_CHOICES)}")
     sort = _opt(request, "sort") or "last_seen"
     service, release = _opt(request, "service"), _opt(request, "release")
+    platform = _opt(request, "platform")
     store, project, tr = kit.ctx.store, kit.project, state.time_range
-    rows = query.list_issues(
-        store,
-        project,
-        tr,
-        status=None if status == "all" else status,
-        service=service,
-        release=release,
-        environment=state.environment,
-        sort=sort,
-        limit=ISSUE_LIMIT,
-    )
+    listed: dict[str, Any] = {
+        "status": None if status == "all" else status,
+        "service": service,
+        "release": release,
+        "environment": state.environment,
+        "sort": sort,
+    }
+    rows = query.list_issues(store, project, tr, platform=platform, limit=ISSUE_LIMIT, **listed)
+    platforms = query.error_platforms(store, project, tr)
+    shown = [platform] if platform else platforms
+    by_issue = query.issue_platforms(store, project, tr, shown, **listed) if rows else {}
     step = query.chart_step_s(tr, TREND_POINTS)
     trends = query.issue_trends(store, project, tr, [i.id for i in rows], step, now_ns=state.now_ns)
     return kit.render(
@@ -164,8 +165,12 @@ def issues_page(kit: KitDep, request: Request) -> Response:
             "sort": sort if sort != "last_seen" else None,
             "service": service,
             "release": release,
+            "platform": platform,
         },
         rows=rows,
+        platforms=platforms,
+        platform=platform,
+        issue_platforms=by_issue,
         trends={iid: sparkline_points([float(v) for v in vs]) for iid, vs in trends.items()},
         status_filter=status,
         statuses=STATUS_CHOICES,
@@ -175,7 +180,7 @@ def issues_page(kit: KitDep, request: Request) -> Response:
         release=release,
         services=query.error_services(store, project, tr),
         releases=query.error_releases(store, project, tr),
-        filtered=bool(service or release or status != "open"),
+        filtered=bool(service or release or platform or status != "open"),
         has_errors=bool(rows) or query.has_errors(store, project),
         setup=dsn(kit, request),
     )

@@ -97,15 +97,13 @@ def setup_info(kit: Kit, request: Request) -> dict[str, Any]:
     """What the setup panel shows: the script URL, the browser key (when the server has
     browser keys) and the allowed origins."""
     base = str(request.base_url).rstrip("/")
-    browser_key = getattr(kit.ctx.projects, "browser_key", None)
-    key = browser_key(kit.project) if callable(browser_key) else None
-    origins = getattr(kit.ctx.config, "rum_allowed_origins", None)
+    key = kit.ctx.projects.browser_key(kit.project)
     return {
         "script": f"{base}/rum.js",
         "endpoint": base,
         "key": key or "<browser key>",
         "has_key": bool(key),
-        "origins": list(origins) if origins else [],
+        "origins": list(kit.ctx.config.rum_origin_list),
     }
 
 
