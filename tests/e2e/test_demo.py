@@ -50,9 +50,10 @@ def free_port() -> int:
 class Demo:
     """A ``heron demo`` subprocess whose output is collected on a thread."""
 
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, **env_vars: str) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "OTEL_"))}
+        env.update(env_vars)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [
@@ -396,6 +397,23 @@ def test_demo_stops_by_itself_after_duration(tmp_path: Path) -> None:
     assert still_running(children) == []
     for name in ("server", "shop", "inventory"):
         assert (tmp_path / "demo-data" / "logs" / f"{name}.log").exists()
+
+
+def test_demo_runs_without_a_browser(tmp_path: Path) -> None:
+    """No Chromium: one line says there is no browser traffic; everything else runs."""
+    missing = tmp_path / "no-chromium"
+    demo = Demo(tmp_path, "--duration", "8", HERON_CHROMIUM=str(missing))
+    try:
+        children = children_after_banner(demo)
+        demo.wait_for_api("/api/v1/services", DEMO_API_TOKEN, lambda j: bool(j["services"]))
+    finally:
+        rc = demo.finish()
+    assert rc == 0, demo.output
+    notes = [x for x in demo.lines if "no browser traffic" in x]
+    assert len(notes) == 2, demo.output  # the warning, and the banner's RUM line
+    assert notes[0].startswith(f"heron demo: no browser traffic: no Chromium at {missing}")
+    assert "browser traffic stopped" not in demo.output
+    assert still_running(children) == []
 
 
 def test_demo_refuses_a_busy_port(tmp_path: Path) -> None:

@@ -60,9 +60,13 @@ DEVICES = (DESKTOP, IPHONE)
 
 
 def find_chromium() -> str | None:
-    """The system's Chromium: ``HERON_CHROMIUM``, a Debian path, or ``chromium`` on PATH."""
-    for path in (os.environ.get("HERON_CHROMIUM", ""), *CHROMIUM_PATHS):
-        if path and os.access(path, os.X_OK):
+    """The system's Chromium: ``HERON_CHROMIUM`` when set (even if missing: then there is
+    no browser traffic), else a Debian path or ``chromium`` on PATH."""
+    chosen = os.environ.get("HERON_CHROMIUM")
+    if chosen:
+        return chosen
+    for path in CHROMIUM_PATHS:
+        if os.access(path, os.X_OK):
             return path
     return shutil.which("chromium")
 
@@ -96,7 +100,14 @@ def new_context(browser: Any, device: Device) -> Any:
 class BrowserTraffic:
     """Shops on ``shop_url``'s pages every ``interval_s`` seconds until stopped."""
 
-    def __init__(self, shop_url: str, *, interval_s: float = 3.0, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        shop_url: str,
+        *,
+        interval_s: float = 3.0,
+        seed: int | None = None,
+        chromium: str | None = None,
+    ) -> None:
         self.shop_url = shop_url.rstrip("/")
         self.interval_s = interval_s
         self.rng = random.Random(seed)
@@ -104,7 +115,7 @@ class BrowserTraffic:
         self.failed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-browser", daemon=True)
-        self._chromium = find_chromium()
+        self._chromium = chromium if chromium is not None else find_chromium()
 
     def unavailable(self) -> str | None:
         """Why there can be no browser traffic here, or None."""
@@ -112,8 +123,10 @@ class BrowserTraffic:
             import playwright.sync_api  # noqa: F401
         except ImportError:
             return "Playwright is not installed (pip install 'heron[demo]')"
-        if self._chromium is None:
+        if not self._chromium:
             return "no Chromium found (make browser, or set HERON_CHROMIUM)"
+        if not os.access(self._chromium, os.X_OK):
+            return f"no Chromium at {self._chromium} (make browser, or set HERON_CHROMIUM)"
         return None
 
     def start(self) -> None:
