@@ -184,11 +184,15 @@ def test_inp_and_a_slow_interaction_from_a_busy_click(
     assert inp["value"] >= 300
     a = inp["attribution"]
     assert a["target"] == "#buy" and a["type"] == "pointer"
-    assert a["processing"] >= 290 and a["input_delay"] >= 0 and a["presentation"] >= 0
-    (slow,) = of(events, "interaction")
+    parts = a["input_delay"] + a["processing"] + a["presentation"]
+    assert min(a["input_delay"], a["processing"], a["presentation"]) >= 0
+    assert abs(parts - inp["value"]) <= 10, a  # durations are rounded to 8 ms
+    (slow,) = of(events, "interaction")  # one event for pointerdown + pointerup + click
     assert slow["type"] == "pointer" and slow["target"] == "#buy"
-    assert slow["event"] in ("click", "pointerup", "pointerdown", "mousedown", "mouseup")
+    assert slow["event"] == "click"  # the entry whose handlers ran longest
     assert slow["duration"] >= 300 and slow["processing"] >= 290
+    parts = slow["input_delay"] + slow["processing"] + slow["presentation"]
+    assert abs(parts - slow["duration"]) <= 10, slow
 
 
 def test_a_slow_resource_with_its_initiator(page: Any, site: Site, receiver: Site) -> None:
