@@ -66,7 +66,7 @@ function hardView() {
   const n = navEntry();
   const nav =
     document.prerendering || (n && n.activationStart > 0) ? 'prerender' : (n && n.type.replace('_', '-')) || 'navigate';
-  const id = newView(nav, document.referrer, perf.timeOrigin || Date.now(), backendTrace(n));
+  const id = newView(nav, document.referrer, perf.timeOrigin, backendTrace(n));
   if (state.opts_.route_) state.views_[id].route = state.opts_.route_;
   state.vitalsView_ = pendingView = id;
   if (document.readyState == 'complete') setTimeout(safe(sendView), 0);
@@ -134,26 +134,45 @@ function resources() {
   });
 }
 
+// One event per interaction (its pointerdown, pointerup and click entries share an
+// interactionId and may arrive in separate observer callbacks, so they are grouped for
+// 500 ms), broken down like web-vitals' INP: input delay of the first entry, processing
+// up to the last handler, presentation up to the next paint. It is named after the entry
+// whose handlers ran longest.
 function interactions() {
   const th = state.opts_.interactionThreshold_;
-  const seen = new Set();
+  const groups = new Map();
+  let timer;
+  const report = () => {
+    timer = 0;
+    for (const [id, g] of groups) {
+      if (!g) continue;
+      groups.set(id, 0); // reported: later entries of this interaction are ignored
+      const f = g.first_;
+      const end = Math.max(...g.list_.map((e) => e.startTime + e.duration));
+      const last = Math.max(...g.list_.map((e) => e.processingEnd));
+      if (end - f.startTime > th)
+        enqueue({ t: 'interaction', ts: epoch(f.startTime), type: /^key/.test(g.main_.name) ? 'keyboard' : 'pointer', event: g.main_.name, target: g.sel_, duration: round(end - f.startTime), input_delay: round(f.processingStart - f.startTime), processing: round(last - f.processingStart), presentation: round(Math.max(0, end - last)) });
+    }
+  };
   observe(
     'event',
     (list) => {
-      const longest = new Map();
       for (const e of list) {
-        const id = e.interactionId;
-        if (!id || e.duration <= th || seen.has(id)) continue;
-        const p = longest.get(id);
-        if (!p || e.duration > p.duration || (e.duration == p.duration && /click|key/.test(e.name))) longest.set(id, e);
+        if (!e.interactionId) continue;
+        let g = groups.get(e.interactionId);
+        if (g === 0) continue;
+        if (!g) groups.set(e.interactionId, (g = { list_: [], first_: e, main_: e }));
+        g.list_.push(e);
+        if (e.startTime < g.first_.startTime) g.first_ = e;
+        if (e.processingEnd - e.processingStart >= g.main_.processingEnd - g.main_.processingStart) g.main_ = e;
+        g.sel_ = selector(g.main_.target) || g.sel_;
       }
-      for (const [id, e] of longest) {
-        seen.add(id);
-        enqueue({ t: 'interaction', ts: epoch(e.startTime), type: /^key/.test(e.name) ? 'keyboard' : 'pointer', event: e.name, target: selector(e.target), duration: round(e.duration), input_delay: round(e.processingStart - e.startTime), processing: round(e.processingEnd - e.processingStart), presentation: round(Math.max(0, e.startTime + e.duration - e.processingEnd)) });
-      }
+      timer = timer || setTimeout(safe(report), 500);
     },
-    { durationThreshold: Math.max(16, th) },
+    { durationThreshold: 16 },
   );
+  beforeFlush.push(report);
 }
 
 function longTasks() {

@@ -16,7 +16,6 @@ export const state = {
   view_: null, // the current view (id)
   vitalsView_: null, // the view web-vitals' metrics belong to (hard navigation, bfcache)
   queue_: [],
-  dropped_: 0,
 };
 
 const DEFAULT_SCRUB = ['password', 'passwd', 'secret', 'token', 'api_key', 'apikey', 'auth', 'session', 'signature', 'credential'];
@@ -126,10 +125,7 @@ export function enqueue(ev, view) {
     }
     if (!ev || typeof ev != 'object') return;
   }
-  if (state.queue_.length >= MAX_QUEUE) {
-    state.dropped_++;
-    return;
-  }
+  if (state.queue_.length >= MAX_QUEUE) return;
   state.queue_.push(ev);
   session(true);
   if (state.queue_.length >= BATCH) setTimeout(flushNow, 0);
@@ -166,8 +162,7 @@ export const flushNow = safe(() => {
     let body = envelope(q.slice(0, n));
     while (body.length > MAX_BYTES && n > 1) body = envelope(q.slice(0, (n = n >> 1)));
     q.splice(0, n);
-    if (body.length <= MAX_BYTES) post(body);
-    else state.dropped_++;
+    if (body.length <= MAX_BYTES) post(body); // else: one event over 60 KB, dropped
   }
 });
 

@@ -18,7 +18,7 @@ export const init = (o) => {
     const opts = options(o, scriptOrigin);
     setDebug(opts.debug_);
     if (!opts.key_) return log('no key'), false;
-    if (opts.respectDoNotTrack_ && (navigator.doNotTrack == '1' || W.doNotTrack == '1')) return false;
+    if (opts.respectDoNotTrack_ && navigator.doNotTrack == '1') return false;
     started = true;
     configure(opts);
     if (!(session().dice < opts.sampleRate_)) return false;

@@ -9,6 +9,9 @@ const traced = (url) =>
 
 const ours = (url) => url.startsWith(state.opts_.endpoint_);
 
+// A fresh trace id and span id per call: the browser's client span.
+const fresh = () => '00-' + randomHex(16) + '-' + randomHex(8) + '-01';
+
 const report = (method, url, status, start, trace) =>
   enqueue({ t: 'fetch', ts: start, method: String(method || 'GET').toUpperCase(), url: state.scrub_(url), status, duration: round(now() - start), trace });
 
@@ -21,11 +24,11 @@ function patchFetch() {
       const req = input instanceof Request ? input : null;
       const url = abs(req ? req.url : input);
       if (state.on_ && !ours(url)) {
-        call = { url, method: (init && init.method) || (req && req.method) || 'GET', start: now() };
+        call = { url_: url, method_: (init && init.method) || (req && req.method) || 'GET', start_: now() };
         if (traced(url)) {
-          call.trace = '00-' + randomHex(16) + '-' + randomHex(8) + '-01';
+          call.trace_ = fresh();
           const headers = new Headers((init && init.headers) || (req && req.headers) || undefined);
-          headers.set('traceparent', call.trace);
+          headers.set('traceparent', call.trace_);
           init = { ...init, headers };
         }
       }
@@ -35,9 +38,9 @@ function patchFetch() {
     const p = orig.call(this, input, init);
     if (!call) return p;
     return p.then(
-      (res) => (safe(report)(call.method, call.url, res.status, call.start, call.trace), res),
+      (res) => (safe(report)(call.method_, call.url_, res.status, call.start_, call.trace_), res),
       (err) => {
-        safe(report)(call.method, call.url, 0, call.start, call.trace);
+        safe(report)(call.method_, call.url_, 0, call.start_, call.trace_);
         throw err;
       },
     );
@@ -51,19 +54,19 @@ function patchXHR() {
   const open = P.open;
   const send = P.send;
   P.open = function (method, url, ...rest) {
-    safe(() => (this.__heron = { method, url: abs(url) }))();
+    safe(() => (this.__heron = { method_: method, url_: abs(url) }))();
     return open.call(this, method, url, ...rest);
   };
   P.send = function (...a) {
     safe(() => {
       const c = this.__heron;
-      if (!c || !state.on_ || ours(c.url)) return;
-      c.start = now();
-      if (traced(c.url)) {
-        c.trace = '00-' + randomHex(16) + '-' + randomHex(8) + '-01';
-        this.setRequestHeader('traceparent', c.trace);
+      if (!c || !state.on_ || ours(c.url_)) return;
+      c.start_ = now();
+      if (traced(c.url_)) {
+        c.trace_ = fresh();
+        this.setRequestHeader('traceparent', c.trace_);
       }
-      this.addEventListener('loadend', safe(() => report(c.method, c.url, this.status, c.start, c.trace)));
+      this.addEventListener('loadend', safe(() => report(c.method_, c.url_, this.status, c.start_, c.trace_)));
     })();
     return send.apply(this, a);
   };

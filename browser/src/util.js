@@ -2,8 +2,9 @@
 
 export const W = typeof window == 'object' ? window : undefined;
 export const perf = W && W.performance;
-export const now = () => (perf && perf.timeOrigin ? perf.timeOrigin + perf.now() : Date.now());
-export const epoch = (t) => (perf && perf.timeOrigin ? perf.timeOrigin + t : Date.now());
+// Epoch ms of a performance timestamp (every browser the SDK targets has timeOrigin).
+export const epoch = (t) => perf.timeOrigin + t;
+export const now = () => epoch(perf.now());
 // One decimal; undefined when not a number (left out of the JSON).
 export const round = (n) => (isFinite(n) ? Math.round(n * 10) / 10 : undefined);
 
@@ -22,16 +23,8 @@ export const safe =
     }
   };
 
-const bytes = (n) => {
-  const b = new Uint8Array(n);
-  try {
-    crypto.getRandomValues(b);
-  } catch {
-    for (let i = 0; i < n; i++) b[i] = (Math.random() * 256) | 0;
-  }
-  return b;
-};
-export const randomHex = (n) => Array.from(bytes(n), (x) => (x + 256).toString(16).slice(1)).join('');
+export const randomHex = (n) =>
+  Array.from(crypto.getRandomValues(new Uint8Array(n)), (x) => (x + 256).toString(16).slice(1)).join('');
 
 export const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 

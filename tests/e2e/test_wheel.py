@@ -111,12 +111,18 @@ def test_sdist_and_wheel_ship_the_built_assets_and_the_lockfile(dist: Path) -> N
     for name in ("uPlot.iife.min.js", "uPlot.min.css", "swagger-ui-bundle.js", "swagger-ui.css"):
         assert VENDOR + name in shipped, sorted(shipped)
     assert len(wheel.read(CHART_JS)) > 10_000
+    for name in ("rum.js", "rum.mjs", "rum-react.mjs", "web-vitals.LICENSE.txt"):
+        assert VENDOR + name in shipped, sorted(shipped)  # the RUM browser SDK, bundled
+    assert not any(n.startswith("browser/") for n in shipped)
     assert not any("node_modules" in n for n in shipped)
     with tarfile.open(next(dist.glob("heron-*.tar.gz"))) as sdist:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
     for name in ("package.json", "package-lock.json", "static/vendor/uPlot.iife.min.js"):
         assert f"src/heron/server/ui/{name}" in names, sorted(names)
     assert "hatch_build.py" in names and "scripts/build_assets.py" in names
+    for name in ("package.json", "package-lock.json", "build.mjs", "src/index.js"):
+        assert f"browser/{name}" in names, sorted(names)  # the SDK's sources, to rebuild it
+    assert not any("node_modules" in n for n in names)
 
 
 def test_without_npm_the_build_fails_and_says_why(tmp_path: Path) -> None:
@@ -161,6 +167,9 @@ def test_the_installed_wheel_serves_every_page_with_its_charts(
             for asset in assets:
                 r = browser.get(asset)
                 assert r.status_code == 200 and len(r.content) > 100, asset
+        sdk = httpx.get(f"{h.url}/rum.js", timeout=30)  # public: no session
+        assert sdk.status_code == 200 and len(sdk.content) > 10_000
+        assert sdk.headers["content-type"].startswith("text/javascript")
     finally:
         h.stop()
 
