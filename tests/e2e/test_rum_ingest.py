@@ -28,7 +28,7 @@ import uvicorn
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.store.base import Store
-from tests.conftest import free_port
+from tests.conftest import free_port, make_heron
 from tests.server.ingest_client import EVENT_KEYS, app_store
 
 BROWSER_KEY = "hb_rum_test_browser_key_0123456789"
@@ -469,3 +469,36 @@ def test_application_json_is_accepted(rum: Rum) -> None:
     body = copy.deepcopy(beacon(sess, full_events()[:3]))
     r = rum.post(json.dumps(body), client="10.0.5.1", ctype="application/json")
     assert r.status_code == 200 and len(rum.stored(sess)) == 3
+
+
+def test_heron_serve_prints_the_browser_key_and_takes_rum_settings(tmp_path: Path) -> None:
+    """The CLI: settings from HERON_RUM_* variables, the browser key printed at start."""
+    h = make_heron(
+        tmp_path,
+        HERON_RUM_ALLOWED_ORIGINS=ORIGIN,
+        HERON_RUM_BROWSER_KEY=BROWSER_KEY,
+        HERON_RUM_MAX_EVENTS="5",
+    ).start()
+    try:
+        assert f"browser key:    {BROWSER_KEY}" in h.log()
+        sess = session()
+        url = f"{h.url}/rum/v1/events"
+        headers = {"origin": ORIGIN, "content-type": "text/plain", "user-agent": CHROME}
+        ok = httpx.post(
+            url,
+            params={"key": BROWSER_KEY},
+            content=json.dumps(beacon(sess, full_events(sess)[:5])),
+            headers=headers,
+        )
+        assert ok.status_code == 200 and ok.json()["accepted"] == 5, ok.text
+        too_many = httpx.post(
+            url,
+            params={"key": BROWSER_KEY},
+            content=json.dumps(beacon(sess, full_events(sess)[:6])),
+            headers=headers,
+        )
+        assert too_many.status_code == 413, too_many.text
+        ingest_key = httpx.post(url, params={"key": h.key}, content=b"{}", headers=headers)
+        assert ingest_key.status_code == 401  # an ingest key is not a browser key
+    finally:
+        h.stop()
