@@ -1,5 +1,5 @@
-"""The RUM beacon endpoint over a real socket (uvicorn on loopback, the real app and a
-DuckDB store): what a good beacon stores (RUM events, browser spans in the backend's
+"""The RUM beacon endpoint over a real socket (uvicorn on loopback, the real app, on
+DuckDB and on ClickHouse (chdb) with its DuckDB state file): what a good beacon stores (RUM events, browser spans in the backend's
 trace, a JavaScript issue), and every way a bad one is refused with nothing stored while
 the server keeps serving.
 
@@ -28,9 +28,8 @@ import uvicorn
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.store.base import Store
-from heron.server.store.duckdb_store import DuckDBStore
-from tests.conftest import free_port
-from tests.server.ingest_client import EVENT_KEYS
+from tests.conftest import free_port, make_heron
+from tests.server.ingest_client import EVENT_KEYS, app_store
 
 BROWSER_KEY = "hb_rum_test_browser_key_0123456789"
 ORIGIN = "https://shop.example"
@@ -76,8 +75,10 @@ class Rum:
         return int(self.app.state.rum_ingest.pipeline.rejected.get((signal, reason), 0))
 
 
-@pytest.fixture(scope="module")
-def rum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rum]:
+@pytest.fixture(scope="module", params=["duckdb", "clickhouse"])
+def rum(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Rum]:
     data = tmp_path_factory.mktemp("rum-ingest")
     config = Config(
         data_dir=str(data),
@@ -90,7 +91,7 @@ def rum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rum]:
         rum_rate_per_session=1.0,  # bursts of 10
         trusted_proxies="127.0.0.1",
     )
-    store = DuckDBStore(Path(data) / "heron.duckdb", commit_interval_ms=0)
+    store = app_store(request.param, data, chdb_dir if request.param != "duckdb" else None)
     app = create_app(config, store=store, maintenance_interval_s=3600)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -468,3 +469,36 @@ def test_application_json_is_accepted(rum: Rum) -> None:
     body = copy.deepcopy(beacon(sess, full_events()[:3]))
     r = rum.post(json.dumps(body), client="10.0.5.1", ctype="application/json")
     assert r.status_code == 200 and len(rum.stored(sess)) == 3
+
+
+def test_heron_serve_prints_the_browser_key_and_takes_rum_settings(tmp_path: Path) -> None:
+    """The CLI: settings from HERON_RUM_* variables, the browser key printed at start."""
+    h = make_heron(
+        tmp_path,
+        HERON_RUM_ALLOWED_ORIGINS=ORIGIN,
+        HERON_RUM_BROWSER_KEY=BROWSER_KEY,
+        HERON_RUM_MAX_EVENTS="5",
+    ).start()
+    try:
+        assert f"browser key:    {BROWSER_KEY}" in h.log()
+        sess = session()
+        url = f"{h.url}/rum/v1/events"
+        headers = {"origin": ORIGIN, "content-type": "text/plain", "user-agent": CHROME}
+        ok = httpx.post(
+            url,
+            params={"key": BROWSER_KEY},
+            content=json.dumps(beacon(sess, full_events(sess)[:5])),
+            headers=headers,
+        )
+        assert ok.status_code == 200 and ok.json()["accepted"] == 5, ok.text
+        too_many = httpx.post(
+            url,
+            params={"key": BROWSER_KEY},
+            content=json.dumps(beacon(sess, full_events(sess)[:6])),
+            headers=headers,
+        )
+        assert too_many.status_code == 413, too_many.text
+        ingest_key = httpx.post(url, params={"key": h.key}, content=b"{}", headers=headers)
+        assert ingest_key.status_code == 401  # an ingest key is not a browser key
+    finally:
+        h.stop()

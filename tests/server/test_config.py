@@ -278,3 +278,29 @@ def test_serve_stops_when_clickhouse_is_unreachable(tmp_path: Path) -> None:
     assert "heron: cannot connect to ClickHouse" in r.stderr
     assert f"storage: ClickHouse http://heron:***@127.0.0.1:{port} database heron" in r.stderr
     assert "secret" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"HERON_RUM_ALLOWED_ORIGINS": "https://shop.example/path"}, "rum_allowed_origins"),
+        ({"HERON_RUM_ALLOWED_ORIGINS": "shop.example"}, "rum_allowed_origins"),
+        ({"HERON_RUM_BROWSER_KEY": "hk_not_a_browser_key_0123"}, "rum_browser_key"),
+        ({"HERON_RUM_MAX_BODY_BYTES": "100"}, "rum_max_body_bytes"),
+        ({"HERON_RUM_MAX_EVENTS": "0"}, "rum_max_events"),
+        ({"HERON_RUM_RATE_PER_IP": "-1"}, "rum_rate_per_ip"),
+        ({"HERON_RUM_RATE_PER_SESSION": "-0.5"}, "rum_rate_per_session"),
+    ],
+)
+def test_bad_rum_values_name_the_key(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(env=env)
+
+
+def test_rum_origins() -> None:
+    config = load_config(
+        env={"HERON_RUM_ALLOWED_ORIGINS": " https://shop.example/ ,http://127.0.0.1:8080,,*"}
+    )
+    assert config.rum_origin_list == ("https://shop.example", "http://127.0.0.1:8080", "*")
+    assert Config().rum_origin_list == ()  # none allowed by default
+    assert (Config().rum_max_body_bytes, Config().rum_max_events) == (65536, 200)

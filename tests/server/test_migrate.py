@@ -39,7 +39,7 @@ from heron.server.store.alerting import (
 from heron.server.store.clickhouse.store import ClickHouseStore
 from heron.server.store.duckdb_store import DuckDBStore
 from heron.server.store.migrate import TELEMETRY
-from tests.server import errors_seed, test_api, test_db_api, test_query
+from tests.server import errors_seed, test_api, test_db_api, test_query, test_rum_store
 from tests.server.backends import LONG_RETENTION
 from tests.server.postgres import fresh_database
 
@@ -100,6 +100,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
         for title in ("Checkout", "Runtime"):
             store.state.create_dashboard(PROJECT, title, f'{{"title": "{title}"}}', now)
         alert_state(store, now)
+        rum = test_rum_store.write(PROJECT, test_rum_store.ALL)
+        assert store.submit_rum(rum).result(30) == len(test_rum_store.ALL)
     finally:
         store.close()
     return Source(data_dir, now, session, issue_ids, seed.trace_with_logs)
@@ -301,6 +303,29 @@ def test_logs_answer_alike(stores: tuple[DuckDBStore, ClickHouseStore], source: 
     lines = query.trace_logs(ch, PROJECT, trace)
     assert lines
     assert plain(lines) == plain(query.trace_logs(duck, PROJECT, trace))
+
+
+def test_rum_answers_alike(stores: tuple[DuckDBStore, ClickHouseStore]) -> None:
+    from heron.server.store.rum import RumFilters
+
+    duck, ch = stores
+    t0_s, t0 = test_rum_store.T0_S, test_rum_store.T0
+    days = 3 * 86_400
+    answers = []
+    for store in (duck, ch):
+        rum = store.rum
+        answers.append(
+            (
+                sorted(rum.rollup(PROJECT, t0_s - 3600, t0_s + days, filters=RumFilters())),
+                rum.events(
+                    PROJECT, t0, t0 + days * NS, kinds=["view", "resource"],
+                    filters=RumFilters(), limit=50,
+                ),
+                rum.sessions(PROJECT, t0, t0 + days * NS, filters=RumFilters(), limit=10),
+            )
+        )  # fmt: skip
+    assert answers[0] == answers[1]
+    assert len(answers[1][1]) == 7 and len(answers[1][2]) == 2
 
 
 def test_state_moves_with_ids_and_secrets(

@@ -277,3 +277,13 @@ def test_user_agents(ua: str, expected: tuple[Any, ...] | None) -> None:
         assert info.bot
     else:
         assert (info.browser, info.browser_version, info.os, info.device, info.bot) == expected
+
+
+def test_route_names_the_page_and_xss_is_kept_verbatim() -> None:
+    doc = copy.deepcopy(BEACON)
+    doc["views"]["v8Hk2pQ"]["route"] = "/products/:productId"
+    doc["events"][1]["attribution"]["target"] = '<img src=x onerror="alert(1)">'
+    b = decode(doc)
+    assert {e.page for e in b.events} == {"/products/:productId"}
+    assert b.spans[0].name == "pageload /products/:productId"
+    assert b.events[1].target == '<img src=x onerror="alert(1)">'

@@ -76,6 +76,16 @@ def test_no_origin_means_nothing_in_app_and_junk_is_skipped() -> None:
     assert parse_stack("") == []
 
 
+def test_module_leaves_out_build_hashes() -> None:
+    stack = (
+        "Error: x\n"
+        "    at a (https://shop.example/static/app.3f2a1b9c.js:1:2)\n"
+        "    at b (https://shop.example/static/chunk-5e1d2c3b.min.js:1:2)\n"
+        "    at c (https://shop.example/static/vendor.js?v=12:1:2)"
+    )
+    assert [f["module"] for f in parse_stack(stack)] == ["vendor", "chunk.min", "app"]
+
+
 def test_bounded() -> None:
     stack = "\n".join(f"    at f{i} (https://x.example/a.js:{i}:1)" for i in range(500))
     frames = parse_stack(stack)

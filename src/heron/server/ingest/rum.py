@@ -39,6 +39,7 @@ from heron.server.ingest.limits import parse_json
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.ingest.rate import TokenBuckets
 from heron.server.ingest.rum_batch import BeaconBatcher
+from heron.server.ingest.rum_context import CachedScrubber
 from heron.server.ingest.rum_decode import Beacon, BeaconError, decode_beacon
 from heron.server.ingest.useragent import parse_user_agent
 from heron.server.projects import Projects
@@ -82,7 +83,7 @@ class RumIngest:
         self.per_session = TokenBuckets(
             config.rum_rate_per_session, config.rum_rate_per_session * BURST_S, clock=monotonic
         )
-        self.scrubber = pipeline.span_scrubber.scrubber
+        self.scrubber = CachedScrubber(pipeline.span_scrubber.scrubber)
         self.batcher = BeaconBatcher(pipeline)
 
     # ------------------------------------------------------------------ routes

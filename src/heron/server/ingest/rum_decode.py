@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-from heron._scrub import Scrubber
-from heron.server.ingest.rum_context import Context, View
+from heron.server.ingest.rum_context import Context, TextScrubber, View
 from heron.server.ingest.rum_spans import PHASES, fetch_span, ms_to_ns, pageload_spans
 from heron.server.ingest.rum_stack import parse_stack
 from heron.server.ingest.useragent import UserAgentInfo
@@ -89,7 +88,7 @@ class Beacon:
 
 
 def decode_beacon(
-    doc: Any, ua: UserAgentInfo, user_agent: str, scrubber: Scrubber, received_ns: int
+    doc: Any, ua: UserAgentInfo, user_agent: str, scrubber: TextScrubber, received_ns: int
 ) -> Beacon:
     """The beacon ``doc`` (parsed JSON) decoded; BeaconError when the envelope is bad."""
     ctx = envelope(doc, ua, user_agent, scrubber, received_ns)
@@ -113,7 +112,7 @@ def decode_beacon(
 
 
 def envelope(
-    doc: Any, ua: UserAgentInfo, user_agent: str, scrubber: Scrubber, received_ns: int
+    doc: Any, ua: UserAgentInfo, user_agent: str, scrubber: TextScrubber, received_ns: int
 ) -> Context:
     if not isinstance(doc, dict):
         raise BeaconError("the beacon must be a JSON object")
@@ -150,7 +149,7 @@ def _opt_str(doc: dict[str, Any], key: str, limit: int, where: str = "") -> str:
     return v[:limit]
 
 
-def _view(key: str, v: Any, scrubber: Scrubber) -> View:
+def _view(key: str, v: Any, scrubber: TextScrubber) -> View:
     where = f"views.{key[:64]}"
     if not VIEW_ID.match(key):
         raise BeaconError(f"{where}: view ids must be 1 to 64 characters of A-Z, a-z, 0-9, _, -")
@@ -273,7 +272,7 @@ def _event(
 
 
 def _view_event(
-    ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
 ) -> None:
     timing = _numbers(ev.get("timing"), TIMING_FIELDS)
     hard = view.nav != SOFT
@@ -291,7 +290,9 @@ def _view_event(
 _VITAL_TARGETS = {"LCP", "INP", "CLS"}
 
 
-def _vital(ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon) -> None:
+def _vital(
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
+) -> None:
     name = ev.get("name")
     if name not in VITAL_THRESHOLDS:
         raise InvalidEvent("name must be a web vital")
@@ -311,7 +312,7 @@ def _vital(ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out
     out.events.append(e)
 
 
-def _scrub_attribution(a: dict[str, Any], scrubber: Scrubber) -> dict[str, Any]:
+def _scrub_attribution(a: dict[str, Any], scrubber: TextScrubber) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in list(a.items())[:32]:
         if _is_num(v) or isinstance(v, bool):
@@ -323,7 +324,7 @@ def _scrub_attribution(a: dict[str, Any], scrubber: Scrubber) -> dict[str, Any]:
 
 
 def _resource(
-    ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
 ) -> None:
     url = _text(ev, "name", MAX_URL)
     if not url:
@@ -335,7 +336,7 @@ def _resource(
 
 
 def _interaction(
-    ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
 ) -> None:
     kind = _text(ev, "type", MAX_SHORT) or "pointer"
     e = _event(ctx, view, ev, KIND_INTERACTION, kind, _num(ev, "duration"))
@@ -348,7 +349,7 @@ def _interaction(
 
 
 def _long_task(
-    ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
 ) -> None:
     scripts: list[dict[str, Any]] = []
     for s in ev.get("scripts") or []:
@@ -366,7 +367,9 @@ def _long_task(
     out.events.append(e)
 
 
-def _error(ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon) -> None:
+def _error(
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
+) -> None:
     exc_type = _text(ev, "type", MAX_SHORT) or "Error"
     message = scrubber.text(_text(ev, "message", 8192))
     e = _event(ctx, view, ev, KIND_ERROR, exc_type, 0.0)
@@ -433,7 +436,9 @@ def _error_event(
     )
 
 
-def _fetch(ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon) -> None:
+def _fetch(
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
+) -> None:
     method = (_text(ev, "method", 16) or "GET").upper()
     url = scrubber.url(_text(ev, "url", MAX_URL))
     status = ev.get("status")
@@ -451,7 +456,9 @@ def _fetch(ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out
     out.events.append(e)
 
 
-def _render(ev: dict[str, Any], view: View, ctx: Context, scrubber: Scrubber, out: Beacon) -> None:
+def _render(
+    ev: dict[str, Any], view: View, ctx: Context, scrubber: TextScrubber, out: Beacon
+) -> None:
     component = _text(ev, "component", MAX_SHORT)
     if not component:
         raise InvalidEvent("component must be a name")

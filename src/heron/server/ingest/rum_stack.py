@@ -28,6 +28,9 @@ _V8 = re.compile(r"^\s*at (?:async )?(?:(?P<fn>.+?) \((?P<loc>.+)\)|(?P<bare>\S+
 _GECKO = re.compile(r"^\s*(?P<fn>[^@]*)@(?P<loc>.+?)\s*$")
 # location = url:line:col (url may contain colons: take the last two numbers)
 _LOC = re.compile(r"^(?P<url>.*?)(?::(?P<line>\d+))?(?::(?P<col>\d+))?$")
+# A bundler's content hash in a file name ("app.3f2a1b9c.js", "chunk-5e1d2c3b.js"):
+# left out of the frame's module, so an issue survives the next deploy.
+_BUILD_HASH = re.compile(r"[.-][0-9a-f]{6,}(?=\.|$)", re.I)
 
 
 def parse_stack(stack: str, page_origin: str = "") -> list[dict[str, Any]]:
@@ -62,10 +65,12 @@ def _frame(line: str, page_origin: str) -> dict[str, Any] | None:
 def _with_location(fn: str, loc: str, page_origin: str) -> dict[str, Any]:
     m = _LOC.match(loc)
     url = m.group("url") if m else loc
+    filename = _filename(url)
     frame: dict[str, Any] = {
         "function": fn or "?",
+        "module": _module(filename),
         "abs_path": url,
-        "filename": _filename(url),
+        "filename": filename,
         "in_app": bool(page_origin) and _origin(url) == page_origin,
     }
     if m and m.group("line"):
@@ -80,6 +85,14 @@ def _filename(url: str) -> str:
     if "://" not in url:
         return url
     return urlsplit(url).path or url
+
+
+def _module(path: str) -> str:
+    """The file's name without directory, extension and build hash: what groups frames
+    (``analyze.grouping`` keys frames by module and function)."""
+    name = path.rsplit("/", 1)[-1]
+    name = _BUILD_HASH.sub("", name)
+    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def _origin(url: str) -> str:

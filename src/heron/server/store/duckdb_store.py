@@ -38,7 +38,9 @@ from heron.server.store.duckdb.metrics import (
 )
 from heron.server.store.duckdb.red import DuckDBRed
 from heron.server.store.duckdb.rum import (
+    RUM_TIER_UPDATE,
     DuckDBRum,
+    build_rum_tier,
     compact_rum_rollups,
     rum_events_to_arrow,
     rum_retention,
@@ -453,6 +455,7 @@ class DuckDBStore:
             compact_metric_rollups(con, compact_from_s, compact_to_s)
             rum_retention(con, now_ns, retention_days, rollup_retention_days)
             compact_rum_rollups(con, compact_from_s, compact_to_s)
+            build_rum_tier(con, compact_to_s)
             build_tiers(con, compact_from_s, compact_to_s)
             return deleted
 
@@ -701,6 +704,7 @@ class DuckDBStore:
         if acc:
             rum_rollup_tbl = rum_rollups_to_arrow(acc)  # noqa: F841
             sql.append("INSERT INTO rum_rollup_1m BY NAME SELECT * FROM rum_rollup_tbl")
+            sql.append(RUM_TIER_UPDATE)
         sql.append("COMMIT")
         try:
             con.execute("; ".join(sql))

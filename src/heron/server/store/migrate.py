@@ -66,6 +66,8 @@ TELEMETRY: tuple[Telemetry, ...] = (
     Telemetry("n_plus_one", "start_ns", _NS_PER_DAY),
     Telemetry("error_events", "time_ns", _NS_PER_DAY),
     Telemetry("logs", "time_ns", _NS_PER_DAY),
+    Telemetry("rum_events", "time_ns", _NS_PER_DAY),
+    Telemetry("rum_rollup_1m", "minute_s", _S_PER_DAY),  # its hourly tier is DuckDB's own
 )
 
 # ClickHouse columns DuckDB has no counterpart of, and the DuckDB expression that fills

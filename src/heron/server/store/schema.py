@@ -492,6 +492,24 @@ MIGRATIONS: list[tuple[int, str]] = [
             bucket USMALLINT NOT NULL,
             count UBIGINT NOT NULL
         );
+        -- The hourly tier of rum_rollup_1m (store/duckdb/rum.py), rebuilt by upkeep for
+        -- the hours before rum_tiers.built_to_s: per app and environment, page NULL
+        -- (every page) and per page. A write of minutes before built_to_s moves it back
+        -- in the same transaction, so reads take those hours from the minutes until
+        -- upkeep rebuilds them.
+        CREATE TABLE rum_rollup_1h (
+            project_id INTEGER NOT NULL,
+            hour_s BIGINT NOT NULL,
+            app VARCHAR NOT NULL,
+            environment VARCHAR NOT NULL,
+            page VARCHAR,
+            metric VARCHAR NOT NULL,
+            rating VARCHAR NOT NULL,
+            bucket USMALLINT NOT NULL,
+            count UBIGINT NOT NULL
+        );
+        CREATE TABLE rum_tiers (built_to_s BIGINT NOT NULL);
+        INSERT INTO rum_tiers VALUES (0);
         """,
     ),
     (

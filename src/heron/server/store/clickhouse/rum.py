@@ -28,6 +28,9 @@ RUM_EVENT_COLUMNS = ("project_id", *RUM_FIELDS)
 RUM_ROLLUP_COLUMNS = (*RUM_ROLLUP_KEY, "count")
 _COLUMNS = ", ".join(RUM_FIELDS)
 _GROUP_COLUMNS = frozenset(RUM_GROUPS)
+# What the hourly tier keeps (None: no group).
+_TIER_GROUPS = frozenset({None, "app", "environment", "page"})
+HOUR_S = 3600
 _TRACE_INDEX = RUM_FIELDS.index("trace_id")
 _CHOICES_LIMIT = 500
 
@@ -92,22 +95,56 @@ class ClickHouseRum:
     ) -> list[Row]:
         if metrics is not None and not metrics:
             return []
-        clauses = ["project_id = {p:UInt32}", "minute_s >= {lo:Int64}", "minute_s < {hi:Int64}"]
-        params: dict[str, Any] = {"p": project_id, "lo": start_s, "hi": end_s}
+        if step_s is not None and step_s <= 0:
+            raise ValueError("step_s must be positive")
+        group = _group(by)
+        params: dict[str, Any] = {"p": project_id}
+        where = ["project_id = {p:UInt32}"]
         if metrics is not None:
-            clauses.append("metric IN {metrics:Array(String)}")
+            where.append("metric IN {metrics:Array(String)}")
             params["metrics"] = list(metrics)
-        _filters(filters, clauses, params)
-        step = "toInt64(0)"
-        if step_s is not None:
-            if step_s <= 0:
-                raise ValueError("step_s must be positive")
-            step = "intDiv(minute_s, {step:Int64}) * {step:Int64}"
-            params["step"] = step_s
+        _filters(filters, where, params)
+        # Whole hours come from the hourly tier (kept by materialized views on every
+        # insert) when the read needs no browser or device and its steps hold whole
+        # hours; the range's edges from the minutes.
+        first_h = -(-start_s // HOUR_S) * HOUR_S
+        last_h = end_s // HOUR_S * HOUR_S
+        parts: list[tuple[str, str, int, int, str]] = [
+            ("rum_rollup_1m", "minute_s", start_s, end_s, "")
+        ]
+        if (
+            by in _TIER_GROUPS
+            and {col for col, _ in filters.items()} <= _TIER_GROUPS
+            and (step_s is None or step_s % HOUR_S == 0)
+            and first_h < last_h
+        ):
+            per_page = by == "page" or filters.page is not None
+            parts = [
+                ("rum_rollup_1h", "hour_s", first_h, last_h, f"all_pages = {0 if per_page else 1}"),
+                ("rum_rollup_1m", "minute_s", start_s, first_h, ""),
+                ("rum_rollup_1m", "minute_s", last_h, end_s, ""),
+            ]
+        selects = []
+        for i, (table, time_col, lo, hi, extra) in enumerate(parts):
+            if lo >= hi:
+                continue
+            clauses = [*where, f"{time_col} >= {{lo{i}:Int64}}", f"{time_col} < {{hi{i}:Int64}}"]
+            params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+            if extra:
+                clauses.append(extra)
+            step = "toInt64(0)"
+            if step_s is not None:
+                step = f"intDiv({time_col}, {{step:Int64}}) * {{step:Int64}}"
+                params["step"] = step_s
+            selects.append(
+                f"SELECT {step} AS s, {group} AS g, toString(metric) AS m, "  # noqa: S608 - allow-listed identifiers
+                f"toString(rating) AS r, bucket, count FROM {{db}}.{table} "
+                f"WHERE {' AND '.join(clauses)}"
+            )
         sql = (
-            f"SELECT {step} AS s, {_group(by)} AS g, toString(metric) AS m, "  # noqa: S608 - allow-listed identifiers
-            "toString(rating) AS r, bucket, sum(count) FROM {db}.rum_rollup_1m "
-            f"WHERE {' AND '.join(clauses)} GROUP BY s, g, m, r, bucket"
+            "SELECT s, g, m, r, bucket, sum(count) FROM ("  # noqa: S608 - constants only
+            + " UNION ALL ".join(selects)
+            + ") GROUP BY s, g, m, r, bucket"
         )
         return self.reads.rows(sql, params)
 

@@ -437,6 +437,42 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             ORDER BY (project_id, metric, minute_s, page, browser, device, app, environment,
                       rating, bucket)
             """,
+            # Its hourly tier, filled by two materialized views on every insert: per page
+            # (all_pages = 0) and summed over pages (all_pages = 1, page ''). Reads over
+            # whole hours that need no browser or device take it.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.rum_rollup_1h (
+                project_id UInt32,
+                all_pages UInt8,
+                metric LowCardinality(String),
+                hour_s Int64 CODEC(Delta, ZSTD(1)),
+                app LowCardinality(String),
+                environment LowCardinality(String),
+                page LowCardinality(String),
+                rating LowCardinality(String),
+                bucket UInt16,
+                count UInt64 CODEC(T64, ZSTD(1))
+            ) ENGINE = SummingMergeTree((count))
+            PARTITION BY toYYYYMM(toDateTime(hour_s))
+            ORDER BY (project_id, all_pages, metric, hour_s, app, environment, page, rating,
+                      bucket)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.rum_rollup_1h_pages_mv TO {db}.rum_rollup_1h AS
+            SELECT project_id, toUInt8(0) AS all_pages, metric,
+                   intDiv(minute_s, 3600) * 3600 AS hour_s, app, environment, page, rating,
+                   bucket, sum(count) AS count
+            FROM {db}.rum_rollup_1m
+            GROUP BY project_id, metric, hour_s, app, environment, page, rating, bucket
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.rum_rollup_1h_all_mv TO {db}.rum_rollup_1h AS
+            SELECT project_id, toUInt8(1) AS all_pages, metric,
+                   intDiv(minute_s, 3600) * 3600 AS hour_s, app, environment, '' AS page,
+                   rating, bucket, sum(count) AS count
+            FROM {db}.rum_rollup_1m
+            GROUP BY project_id, metric, hour_s, app, environment, rating, bucket
+            """,
         ],
     ),
 ]
@@ -459,6 +495,7 @@ _TTL: dict[str, tuple[str, str]] = {
     "metric_rollup_1h": ("minute_s", "rollups"),
     "rum_events": (_EVENT_S, "spans"),
     "rum_rollup_1m": ("minute_s", "rollups"),
+    "rum_rollup_1h": ("hour_s", "rollups"),
 }
 
 

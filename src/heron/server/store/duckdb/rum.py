@@ -19,6 +19,7 @@ from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.rum import RUM_GROUPS, Row, RumFilters, RumGroup
 
 NS_PER_DAY = 86_400 * 10**9
+HOUR_S = 3600
 
 RUM_EVENT_SCHEMA = pa.schema(
     [
@@ -46,6 +47,8 @@ assert [f.name for f in RUM_ROLLUP_SCHEMA] == [*RUM_ROLLUP_KEY, "count"]
 
 _COLUMNS = ", ".join(RUM_FIELDS)
 _GROUP_COLUMNS = frozenset(RUM_GROUPS)
+# What the hourly tier keeps (None: no group).
+_TIER_GROUPS = frozenset({None, "app", "environment", "page"})
 _CHOICES_LIMIT = 500
 
 
@@ -106,24 +109,58 @@ class DuckDBRum:
     ) -> list[Row]:
         if metrics is not None and not metrics:
             return []
-        clauses = ["project_id = ?", "minute_s >= ?", "minute_s < ?"]
-        params: list[Any] = [project_id, start_s, end_s]
-        if metrics is not None:
-            _in("metric", list(metrics), clauses, params)
-        _filters(filters, clauses, params)
-        step_params: list[Any] = []
-        step = "0::BIGINT"
-        if step_s is not None:
-            if step_s <= 0:
-                raise ValueError("step_s must be positive")
-            step = "minute_s // ? * ?"
-            step_params = [step_s, step_s]
-        sql = (
-            f"SELECT {step} AS s, {_group(by)} AS g, metric, rating, bucket, "  # noqa: S608 - allow-listed identifiers
-            f"sum(count)::BIGINT FROM rum_rollup_1m WHERE {' AND '.join(clauses)} "
-            "GROUP BY ALL"
+        if step_s is not None and step_s <= 0:
+            raise ValueError("step_s must be positive")
+        group = _group(by)
+        # Whole hours before the tier's watermark come from rum_rollup_1h when the read
+        # needs no browser or device and its steps hold whole hours; the rest (the range's
+        # edges, the hours not built yet) from the minutes.
+        parts: list[tuple[str, str, int, int, str]] = []  # table, time column, lo, hi, extra
+        first_h = -(-start_s // HOUR_S) * HOUR_S
+        tierable = (
+            by in _TIER_GROUPS
+            and {col for col, _ in filters.items()} <= _TIER_GROUPS
+            and (step_s is None or step_s % HOUR_S == 0)
+            and first_h < end_s // HOUR_S * HOUR_S
         )
-        return [tuple(r) for r in self.sql.read(sql, [*step_params, *params])]
+        if tierable:
+            built = int(self.sql.read("SELECT built_to_s FROM rum_tiers")[0][0])
+            last_h = min(end_s // HOUR_S * HOUR_S, built)
+            if first_h < last_h:
+                per_page = by == "page" or filters.page is not None
+                tier = "page IS NOT NULL" if per_page else "page IS NULL"
+                parts.append(("rum_rollup_1h", "hour_s", first_h, last_h, tier))
+                parts.append(("rum_rollup_1m", "minute_s", start_s, first_h, ""))
+                parts.append(("rum_rollup_1m", "minute_s", last_h, end_s, ""))
+        if not parts:
+            parts.append(("rum_rollup_1m", "minute_s", start_s, end_s, ""))
+        selects: list[str] = []
+        params: list[Any] = []
+        for table, time_col, lo, hi, extra in parts:
+            if lo >= hi:
+                continue
+            clauses = ["project_id = ?", f"{time_col} >= ?", f"{time_col} < ?"]
+            part_params: list[Any] = [project_id, lo, hi]
+            if extra:
+                clauses.append(extra)
+            if metrics is not None:
+                _in("metric", list(metrics), clauses, part_params)
+            _filters(filters, clauses, part_params)
+            step = "0::BIGINT"
+            if step_s is not None:
+                step = f"{time_col} // ? * ?"
+                part_params = [step_s, step_s, *part_params]
+            selects.append(
+                f"SELECT {step} AS s, {group} AS g, metric, rating, bucket, count AS c "  # noqa: S608 - allow-listed identifiers
+                f"FROM {table} WHERE {' AND '.join(clauses)}"
+            )
+            params += part_params
+        sql = (
+            "SELECT s, g, metric, rating, bucket, sum(c)::BIGINT FROM ("  # noqa: S608 - constants only
+            + " UNION ALL ".join(selects)
+            + ") GROUP BY ALL"
+        )
+        return [tuple(r) for r in self.sql.read(sql, params)]
 
     def choices(self, project_id: int, start_s: int, end_s: int) -> dict[str, list[str]]:
         parts = [
@@ -251,6 +288,7 @@ def rum_retention(con: Any, now_ns: int, retention_days: int, rollup_retention_d
     con.execute("DELETE FROM rum_events WHERE time_ns < ?", [now_ns - retention_days * NS_PER_DAY])
     rollup_cutoff_s = (now_ns - rollup_retention_days * NS_PER_DAY) // 10**9
     con.execute("DELETE FROM rum_rollup_1m WHERE minute_s < ?", [rollup_cutoff_s])
+    con.execute("DELETE FROM rum_rollup_1h WHERE hour_s < ?", [rollup_cutoff_s])
 
 
 _KEY = ", ".join(RUM_ROLLUP_KEY)
@@ -277,3 +315,36 @@ def compact_rum_rollups(con: Any, start_s: int, end_s: int) -> None:
     con.execute("INSERT INTO rum_rollup_1m BY NAME SELECT * FROM rum_merge")
     con.execute("DROP TABLE rum_merge")
     con.execute("DROP TABLE rum_dup")
+
+
+def build_rum_tier(con: Any, end_s: int) -> None:
+    """(Re)build the hourly tier's rows of the whole hours from its watermark (or the
+    first minute stored) up to ``end_s``'s hour, and move the watermark there. A write of
+    earlier minutes has moved the watermark back (``RUM_TIER_UPDATE``): those hours are
+    rebuilt too."""
+    to_s = end_s // HOUR_S * HOUR_S
+    built = int(con.execute("SELECT built_to_s FROM rum_tiers").fetchone()[0])
+    from_s = built
+    if built == 0:
+        first = con.execute("SELECT min(minute_s) FROM rum_rollup_1m").fetchone()[0]
+        from_s = to_s if first is None else int(first)
+    from_s = from_s // HOUR_S * HOUR_S
+    if from_s < to_s:
+        con.execute("DELETE FROM rum_rollup_1h WHERE hour_s >= ? AND hour_s < ?", [from_s, to_s])
+        con.execute(
+            "INSERT INTO rum_rollup_1h BY NAME SELECT project_id, minute_s // 3600 * 3600 AS "
+            "hour_s, app, environment, page, metric, rating, bucket, sum(count)::UBIGINT AS count "
+            "FROM rum_rollup_1m WHERE minute_s >= ? AND minute_s < ? GROUP BY GROUPING SETS ("
+            "(project_id, hour_s, app, environment, metric, rating, bucket), "
+            "(project_id, hour_s, app, environment, page, metric, rating, bucket))",
+            [from_s, to_s],
+        )
+    con.execute("UPDATE rum_tiers SET built_to_s = ?", [max(to_s, built)])
+
+
+# Part of a write's transaction, after its rollup rows (``rum_rollup_tbl``) went in: the
+# tier's watermark moves back to the earliest hour they touch.
+RUM_TIER_UPDATE = (
+    "UPDATE rum_tiers SET built_to_s = least(built_to_s, "
+    "(SELECT min(minute_s) // 3600 * 3600 FROM rum_rollup_tbl))"
+)
