@@ -19,13 +19,22 @@ from tests.ui import rum_seed
 
 from .test_api import NOW_NS, TOKEN, Api
 
+KEY = "hk_rum_api_test_key"
+PYTHON_EVENT = {
+    "event_id": "cd" * 16,
+    "timestamp": NOW_NS / 1e9 - 60,
+    "platform": "python",
+    "tags": {"service": "shop"},
+    "exception": {"values": [{"type": "KeyError", "value": "'sku'"}]},
+}
+
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
 ) -> Iterator[Api]:
     data: Path = tmp_path_factory.mktemp("rum-api")
-    config = Config(data_dir=str(data), api_token=TOKEN, ingest_key="hk_rum_api_test_key")
+    config = Config(data_dir=str(data), api_token=TOKEN, ingest_key=KEY)
     store = open_store(request.param, data, chdb_dir)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     with (
@@ -37,6 +46,13 @@ def api(
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://heron.test"
         )
+        for event in (rum_seed.js_error_event(NOW_NS), PYTHON_EVENT):
+            r = portal.call(
+                lambda e=event: client.post(
+                    "/api/1/store/", json=e, params={"sentry_key": KEY, "sentry_version": "7"}
+                )
+            )
+            assert r.status_code == 200, r.text
         try:
             yield Api(portal, client, app)
         finally:
@@ -160,3 +176,18 @@ def test_unknown_session_is_404_and_anonymous_is_401(api: Api) -> None:
     assert r.status_code == 404 and "sessNobody000" in r.json()["error"]
     for path in ("/api/v1/rum/overview", f"/api/v1/rum/sessions/{rum_seed.SESSION_MOBILE}"):
         assert api.get(path, auth=False).status_code == 401
+
+
+def test_issues_filter_by_platform(api: Api) -> None:
+    everything = api.ok("/api/v1/issues")
+    assert {i["title"] for i in everything["issues"]} == {
+        "TypeError: cart is undefined",
+        "KeyError: 'sku'",
+    }
+    js = api.ok("/api/v1/issues", platform="javascript")
+    assert js["platform"] == "javascript"
+    assert [i["title"] for i in js["issues"]] == ["TypeError: cart is undefined"]
+    assert [i["title"] for i in api.ok("/api/v1/issues", platform="python")["issues"]] == [
+        "KeyError: 'sku'"
+    ]
+    assert api.ok("/api/v1/issues", platform="cobol")["issues"] == []

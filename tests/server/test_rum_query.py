@@ -242,3 +242,14 @@ def test_a_trace_without_browser_spans_is_untouched() -> None:
     spans = _pageload_trace("00000000000000b1")[:2]
     assert reroot_pageload(spans) is None
     assert spans[0].parent_id is None
+
+
+def test_a_scrubbed_document_span_falls_back_to_the_only_backend_root() -> None:
+    """Ingest scrubs attribute text; a span id with 13+ digits may look like a card."""
+    spans = _pageload_trace("[Filtered]d0c")
+    reroot_pageload(spans)
+    assert _link_tree(spans) == ["00000000000000f1"]
+    assert spans[0].parent_id == "00000000000000f3"
+    two_roots = [*_pageload_trace("[Filtered]d0c"), _sd("00000000000000c1", None, "GET /x", 30)]
+    reroot_pageload(two_roots)  # ambiguous: nothing moves
+    assert len(_link_tree(two_roots)) == 3

@@ -97,8 +97,7 @@ def reroot_pageload(spans: list[SpanDetail]) -> str | None:
             # "" when the id is not readable (ingest's key scrubber filters keys holding
             # "session"): the caller can look the session up by trace id instead.
             session = sid if isinstance(sid, str) and _SESSION_ID.fullmatch(sid) else ""
-        doc = load.attributes.get(RUM_DOCUMENT_SPAN)
-        served = by_id.get(doc.lower()) if isinstance(doc, str) else None
+        served = _document_span(load, spans, by_id)
         if served is None or served is load or served.browser:
             continue
         if served.parent_id is not None and served.parent_id in by_id:
@@ -115,6 +114,24 @@ def reroot_pageload(spans: list[SpanDetail]) -> str | None:
         )
         served.parent_id = (phase or load).span_id
     return session
+
+
+def _document_span(
+    load: SpanDetail, spans: list[SpanDetail], by_id: dict[str, SpanDetail]
+) -> SpanDetail | None:
+    """The span a page load's ``heron.rum.document_span`` names. Ingest scrubs attribute
+    values as text, so an id with a long run of digits can come back partly
+    ``[Filtered]`` (it looks like a card number): then the trace's only backend root is
+    the document's span, if it has exactly one."""
+    doc = load.attributes.get(RUM_DOCUMENT_SPAN)
+    if not isinstance(doc, str):
+        return None
+    if len(doc) == 16 and _HEX.issuperset(doc):
+        return by_id.get(doc.lower())
+    roots = [
+        s for s in spans if not s.browser and (s.parent_id is None or s.parent_id not in by_id)
+    ]
+    return roots[0] if len(roots) == 1 else None
 
 
 def _span(r: SpanRow) -> SpanDetail:

@@ -82,6 +82,7 @@ def _series(trend: rum.RumTrend, state: UiState) -> dict[str, Any]:
     )
     return {
         "rate_label": "views",
+        "points": True,
         "partial": partial,
         "step_s": trend.step_s,
         "from": state.time_range.start_ns // 10**9,

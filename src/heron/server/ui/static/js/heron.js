@@ -137,8 +137,11 @@
       ? function (v) { return +v.toFixed(2) + "%"; }
       : kind === "score" ? function (v) { return String(+v.toFixed(3)); } : H.fmtNum;
     var series = [{}].concat(defs.map(function (d) {
-      return { label: d.label, stroke: d.stroke, fill: d.fill, width: 1.5, spanGaps: kind !== "errors",
+      var line = { label: d.label, stroke: d.stroke, fill: d.fill, width: 1.5, spanGaps: kind !== "errors",
                value: function (u, v, si, i) { return fmt(i === null || i === undefined ? v : d.values[i]); } };
+      // Sparse series (web vitals' p75 per step) show their isolated points.
+      if (data.points) line.points = { show: true, size: 5 };
+      return line;
     }));
     // A still-filling last step: solid lines stop one step earlier and a dashed segment
     // (its own series, kept out of the legend) reaches the partial point.
