@@ -2,8 +2,8 @@
 
 ``Site`` is a real HTTP server (``ThreadingHTTPServer`` on 127.0.0.1, its own thread)
 that serves pages registered by the test, the built ``rum.js``/``rum.mjs``/
-``rum-react.mjs``, a deliberately slow image, and ``/api/ping`` (recording the request
-headers it saw). It also receives beacons at ``POST /rum/v1/events`` and keeps their raw
+``rum-react.mjs``, a deliberately slow image, and ``/api/ping`` (recording the path and
+request headers it saw). It also receives beacons at ``POST /rum/v1/events`` and keeps their raw
 bodies, so a second ``Site`` on another port is a cross-origin RUM endpoint.
 """
 
@@ -103,6 +103,10 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def ping(self) -> dict[str, str]:
+            """The request's headers (lower-case names), and its path as ``:path``."""
+            return {":path": self.path, **{k.lower(): v for k, v in self.headers.items()}}
+
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             query = parse_qs(url.query)
@@ -116,7 +120,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.answer(200, GIF, "image/gif")
             elif url.path == "/api/ping":
                 with site.lock:
-                    site.pings.append({k.lower(): v for k, v in self.headers.items()})
+                    site.pings.append(self.ping())
                 self.answer(200, b'{"ok":true}', "application/json")
             else:
                 self.answer(404, b"not found", "text/plain")
@@ -131,7 +135,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.answer(202, b"", "text/plain")
             elif urlsplit(self.path).path == "/api/ping":
                 with site.lock:
-                    site.pings.append({k.lower(): v for k, v in self.headers.items()})
+                    site.pings.append(self.ping())
                 self.answer(200, b'{"ok":true}', "application/json")
             else:
                 self.answer(404, b"not found", "text/plain")
