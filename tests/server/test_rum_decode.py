@@ -287,3 +287,34 @@ def test_route_names_the_page_and_xss_is_kept_verbatim() -> None:
     assert {e.page for e in b.events} == {"/products/:productId"}
     assert b.spans[0].name == "pageload /products/:productId"
     assert b.events[1].target == '<img src=x onerror="alert(1)">'
+
+
+def test_numbers_beyond_measurements_are_left_out() -> None:
+    doc = copy.deepcopy(BEACON)
+    doc["events"][0]["timing"]["load_end"] = 1e300  # would overflow span nanoseconds
+    doc["events"][0]["timing"]["dcl_end"] = -1e300
+    doc["events"].append(
+        {"t": "resource", "view": "v8Hk2pQ", "ts": START, "name": "x", "duration": 1e20}
+    )
+    doc["events"].append(
+        {
+            "t": "fetch",
+            "view": "v8Hk2pQ",
+            "ts": START,
+            "url": "/a",
+            "duration": 3,
+            "trace": f"00-{'0' * 32}-{'1' * 16}-01",
+        }
+    )
+    b = decode(doc)
+    view = b.events[0]
+    assert (
+        "load_end" not in view.attributes["timing"] and "dcl_end" not in view.attributes["timing"]
+    )
+    assert view.value == 0.0 and b.spans == []  # no load time: no page load span
+    assert b.invalid == 2 + 1  # the two vitals of BEACON, the resource
+    fetch = b.events[-1]
+    assert fetch.kind == "fetch" and fetch.trace_id is None  # an all-zero trace id: no span
+    doc["views"]["v8Hk2pQ"]["trace"] = f"00-{TRACE}-{'0' * 16}-01"
+    with pytest.raises(BeaconError, match="all-zero"):
+        decode(doc)

@@ -56,6 +56,9 @@ SOFT = "soft-navigation"
 MAX_URL = 2048
 MAX_TEXT = 1024
 MAX_SHORT = 256
+# Larger durations, timings, sizes (ms, bytes) are not measurements: numbers above it are
+# left out, so browser spans' nanoseconds always fit 64 bits.
+MAX_VALUE = 1e12
 # Beacon times outside [2000-01-01, 2262) are not times.
 MIN_MS, MAX_MS = 946_684_800_000.0, 9_223_372_036_854.0
 TIMING_FIELDS = frozenset(f for _, a, b in PHASES for f in (a, b)) | {"transfer_size"}
@@ -171,6 +174,8 @@ def _view(key: str, v: Any, scrubber: TextScrubber) -> View:
         if m is None:
             raise BeaconError(f"{where}.trace must be a traceparent (00-<32 hex>-<16 hex>-01)")
         trace_id, span = bytes.fromhex(m.group(1)), int(m.group(2), 16)
+        if span == 0 or not any(trace_id):
+            raise BeaconError(f"{where}.trace must not have an all-zero trace or span id")
     url = url[:MAX_URL]
     route = _opt_str(v, "route", MAX_SHORT, where + ".")
     return View(
@@ -214,14 +219,9 @@ def _is_num(v: Any) -> TypeGuard[float]:
 
 def _num(ev: dict[str, Any], key: str) -> float:
     v = ev.get(key)
-    if not _is_num(v) or v < 0:
-        raise InvalidEvent(f"{key} must be a number ≥ 0")
+    if not _is_num(v) or not 0 <= v <= MAX_VALUE:
+        raise InvalidEvent(f"{key} must be a number from 0 to {MAX_VALUE:.0f}")
     return float(v)
-
-
-def _opt_num(ev: dict[str, Any], key: str) -> float | None:
-    v = ev.get(key)
-    return float(v) if _is_num(v) and v >= 0 else None
 
 
 def _text(ev: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str:
@@ -239,7 +239,7 @@ def _time_ns(ev: dict[str, Any]) -> int:
 def _numbers(d: Any, keys: frozenset[str] | tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(d, dict):
         return {}
-    return {k: float(v) for k, v in d.items() if k in keys and _is_num(v)}
+    return {k: float(v) for k, v in d.items() if k in keys and _is_num(v) and abs(v) <= MAX_VALUE}
 
 
 def _event(
@@ -450,7 +450,7 @@ def _fetch(
         e.attributes["status"] = status
     tp = ev.get("trace")
     m = TRACEPARENT.match(tp) if isinstance(tp, str) else None
-    if m is not None:
+    if m is not None and int(m.group(2), 16) and int(m.group(1), 16):
         e.trace_id, e.span_id = bytes.fromhex(m.group(1)), int(m.group(2), 16)
         out.spans.append(fetch_span(e, ctx, view, method, url, status))
     out.events.append(e)
