@@ -26,6 +26,7 @@ from heron.server.ui._state import UiState
 CHART_POINTS = 120
 GROUP_LIMIT = 50
 SESSION_LIMIT = 200
+MAX_ISSUE_LINKS = 50
 BREAKDOWNS = (("page", "Pages"), ("browser", "Browsers"), ("device", "Device classes"))
 VITAL_INFO = {
     "LCP": "Largest Contentful Paint",
@@ -187,12 +188,15 @@ def rum_sessions(kit: KitDep, request: Request) -> Response:
 
 
 def _issue_links(kit: Kit, timeline: rum.SessionTimeline) -> dict[str, int]:
-    """The issue of each error event that names its error event (``event_id``)."""
+    """The issue of each error event that names its error event (``event_id``; the
+    first ``MAX_ISSUE_LINKS`` of them: one lookup each)."""
     out: dict[str, int] = {}
+    looked = 0
     for e in timeline.events:
         eid = e.attributes.get("event_id") if e.kind == "error" else None
-        if not isinstance(eid, str) or eid in out:
+        if not isinstance(eid, str) or eid in out or looked >= MAX_ISSUE_LINKS:
             continue
+        looked += 1
         try:
             found = query.get_event(kit.ctx.store, kit.project, eid)
         except InvalidQuery:
