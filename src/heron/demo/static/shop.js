@@ -8,6 +8,18 @@ function busyWait(ms) {
   while (performance.now() < end) { /* spin */ }
 }
 
+// The signed-in shopper (the demo has no accounts): RUM sessions show who they were.
+(function () {
+  try {
+    let id = localStorage.getItem("shopper");
+    if (!id) {
+      id = "shopper-" + Math.floor(Math.random() * 1000);
+      localStorage.setItem("shopper", id);
+    }
+    if (window.heron && window.heron.setUser) window.heron.setUser(id);
+  } catch (e) { /* storage disabled: anonymous */ }
+})();
+
 function say(text) {
   document.getElementById("status").textContent = text;
 }
