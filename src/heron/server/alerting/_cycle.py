@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from heron.server import query
 from heron.server.query import TimeRange
 from heron.server.store.base import Store
+from heron.server.store.rum import RumFilters
 
 T = TypeVar("T")
 
@@ -88,6 +89,16 @@ class CycleReads:
                 release=release,
                 apdex_t_ms=self.apdex_t_ms,
             ),
+        )
+
+    # ------------------------------------------------------------------ RUM
+    def rum_figures(
+        self, pid: int, tr: TimeRange, filters: RumFilters, metric: str, by: str | None
+    ) -> dict[str, query.rum.MetricFigures]:
+        """A RUM metric's figures per ``by`` group (``""`` without), from the rollup."""
+        return self.get(
+            ("rum", pid, tr, filters, metric, by),
+            lambda: query.rum.figures_by_group(self.store, pid, tr, filters, metric, by),
         )
 
 

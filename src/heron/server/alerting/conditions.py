@@ -22,6 +22,7 @@ from heron.server.model.alerting import (
     MetricCondition,
     RedCondition,
     RuleSpec,
+    RumCondition,
     SloBurnCondition,
 )
 from heron.server.query import metrics as mq
@@ -85,6 +86,8 @@ def evaluate_condition(
         return _db(reads, project_id, cond, now_ns)
     if isinstance(cond, AbsenceCondition):
         return _absence(reads, project_id, cond, now_ns)
+    if isinstance(cond, RumCondition):
+        return _rum(reads, project_id, cond, now_ns)
     return slo.burn_samples(reads, project_id, cond, now_ns)
 
 
@@ -300,3 +303,50 @@ def _absence(reads: CycleReads, pid: int, cond: AbsenceCondition, now_ns: int) -
         )
         if n and not now_groups.get(g)
     ]
+
+
+# ------------------------------------------------------------------ web vitals
+def _rum_value(cond: RumCondition, f: query.rum.MetricFigures | None) -> float | None:
+    count = 0 if f is None else f.count
+    if count < cond.min_samples:
+        return None
+    if cond.figure == "samples":
+        return float(count)
+    if f is None:
+        return None
+    value = f.poor_pct if cond.figure == "poor_share" else getattr(f, cond.figure)
+    return None if value is None else float(value)
+
+
+def _rum(reads: CycleReads, pid: int, cond: RumCondition, now_ns: int) -> list[Sample]:
+    """A vital's figure per ``by`` group from the RUM rollup; without ``by`` one sample
+    (``samples`` is 0 then, not absent, so "fewer than N samples" rules can fire)."""
+    tr = window_range(now_ns, cond.window)
+    try:
+        filters = query.rum.rum_filters(
+            app=cond.app,
+            environment=cond.environment,
+            page=cond.page,
+            browser=cond.browser,
+            device=cond.device,
+        )
+    except query.InvalidQuery as err:
+        raise ConditionError(str(err)) from None
+    figures = reads.rum_figures(pid, tr, filters, cond.vital, cond.by)
+    groups = sorted(figures) if cond.by is not None else [""]
+    out = []
+    for g in groups:
+        f = figures.get(g)
+        params = {
+            "app": filters.app,
+            "env": filters.environment,
+            "page": filters.page,
+            "browser": filters.browser,
+            "device": filters.device,
+        }
+        if cond.by is not None:
+            params[cond.by] = g
+        labels = {cond.by: g} if cond.by is not None else {}
+        path = "/rum/page" if params["page"] else "/rum"
+        out.append(Sample(labels, _rum_value(cond, f), _link(path, **params)))
+    return out

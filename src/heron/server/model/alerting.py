@@ -202,16 +202,42 @@ class SloBurnCondition(_Strict):
     alert: Literal["page", "ticket"]
 
 
+class RumCondition(_Compared):
+    """A web vital (or the page ``load`` time) of real users from the RUM rollup over the
+    window: its ``p75`` (default), ``p50``, ``p95`` (ms; CLS unitless), ``poor_share``
+    (percent of samples rated poor, vitals only) or ``samples`` (count); optionally one
+    app/environment/page/browser/device only, one instance per ``by`` group. A group with
+    fewer than ``min_samples`` samples has no value (never fires)."""
+
+    kind: Literal["rum"]
+    vital: Literal["LCP", "INP", "CLS", "FCP", "TTFB", "load"]
+    figure: Literal["p75", "p50", "p95", "poor_share", "samples"] = "p75"
+    app: Annotated[str | None, Field(max_length=256)] = None
+    environment: Annotated[str | None, Field(max_length=256)] = None
+    page: Annotated[str | None, Field(max_length=2000)] = None
+    browser: Annotated[str | None, Field(max_length=256)] = None
+    device: Literal["desktop", "mobile", "tablet", "other"] | None = None
+    by: Literal["page", "browser", "device", "app"] | None = None
+    min_samples: Annotated[int, Field(ge=0, le=1_000_000_000)] = 20
+
+    @model_validator(mode="after")
+    def _poor_share_of_vitals(self) -> RumCondition:
+        if self.figure == "poor_share" and self.vital == "load":
+            raise ValueError("poor_share is for web vitals (LCP, INP, CLS, FCP, TTFB), not load")
+        return self
+
+
 Condition = Annotated[
     RedCondition
     | MetricCondition
     | ErrorCondition
     | DbCondition
     | AbsenceCondition
-    | SloBurnCondition,
+    | SloBurnCondition
+    | RumCondition,
     Field(discriminator="kind"),
 ]
-CONDITION_KINDS = ("red", "metric", "error", "db", "absence", "slo_burn")
+CONDITION_KINDS = ("red", "metric", "error", "db", "absence", "slo_burn", "rum")
 
 
 class Annotations(_Strict):

@@ -69,11 +69,17 @@ class VitalSummary:
     count: int
 
 
+def quantile_of(metric: str, buckets: dict[int, int], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of a metric's bucketed samples in its own unit (ms, CLS
+    unitless), or None without samples."""
+    ns = quantile_from_buckets(buckets, q)
+    return None if ns is None else from_bucket_ns(metric, ns)
+
+
 def p75_of(metric: str, buckets: dict[int, int]) -> float | None:
     """The 75th percentile of a metric's bucketed samples in its own unit (ms, CLS
     unitless), or None without samples."""
-    ns = quantile_from_buckets(buckets, P75)
-    return None if ns is None else from_bucket_ns(metric, ns)
+    return quantile_of(metric, buckets, P75)
 
 
 def vital_summary(name: str, buckets: dict[int, int], ratings: dict[str, int]) -> VitalSummary:
@@ -128,6 +134,35 @@ def accumulate(rows: Iterable[Row], key: int) -> dict[Any, _Acc]:
     for r in rows:
         out.setdefault(r[key], _Acc()).add(r[2], r[3] or "", int(r[4]), int(r[5]))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class MetricFigures:
+    """One rollup metric (a vital or ``load``) of one group over a range: the sample
+    ``count``, p50/p75/p95 (ms; CLS unitless; None without samples) and ``poor_pct``, the
+    percent (0..100) of samples rated poor (vitals with samples only, else None)."""
+
+    count: int
+    p50: float | None
+    p75: float | None
+    p95: float | None
+    poor_pct: float | None
+
+
+def metric_figures(acc: _Acc, metric: str) -> MetricFigures:
+    """Pure: the figures of one metric of an accumulated group."""
+    buckets = acc.buckets.get(metric, {})
+
+    def q(x: float) -> float | None:
+        v = quantile_of(metric, buckets, x)
+        return None if v is None else _round(metric, v)
+
+    ratings = acc.ratings.get(metric, {})
+    rated = sum(ratings.get(r, 0) for r in RATINGS)
+    poor = round(100.0 * ratings.get("poor", 0) / rated, 2) if metric in VITALS and rated else None
+    return MetricFigures(
+        count=sum(buckets.values()), p50=q(0.5), p75=q(P75), p95=q(0.95), poor_pct=poor
+    )
 
 
 # ------------------------------------------------------------------------ filters
@@ -209,6 +244,29 @@ def overview(store: Store, project_id: int, tr: TimeRange, filters: RumFilters) 
         load_p75_ms=total.load_p75_ms(),
         errors=total.count(METRIC_ERRORS),
     )
+
+
+def figures_by_group(
+    store: Store,
+    project_id: int,
+    tr: TimeRange,
+    filters: RumFilters,
+    metric: str,
+    by: str | None = None,
+) -> dict[str, MetricFigures]:
+    """One metric's figures (:class:`MetricFigures`) over the range per value of ``by``
+    (one of ``RUM_GROUPS``; ``""`` the only key without it), groups with samples only,
+    at most ``MAX_GROUPS`` (most samples first). What alert rules on web vitals read."""
+    if metric not in (*VITALS, METRIC_LOAD):
+        raise InvalidQuery(f"metric must be one of {', '.join((*VITALS, METRIC_LOAD))}")
+    if by is not None and by not in RUM_GROUPS:
+        raise InvalidQuery(f"by must be one of {', '.join(RUM_GROUPS)} (got {by[:32]!r})")
+    lo, hi = _seconds(tr)
+    group: RumGroup | None = by  # type: ignore[assignment]  # checked against RUM_GROUPS
+    rows = store.rum.rollup(project_id, lo, hi, filters=filters, metrics=[metric], by=group)
+    figures = {str(g): metric_figures(acc, metric) for g, acc in accumulate(rows, 1).items()}
+    kept = sorted(figures.items(), key=lambda kv: (-kv[1].count, kv[0]))[:MAX_GROUPS]
+    return {g: f for g, f in kept if f.count}
 
 
 # ------------------------------------------------------------------------ trend
@@ -567,6 +625,7 @@ def page_detail(
 
 __all__ = [
     "MAX_SESSION_LIMIT",
+    "MetricFigures",
     "PageDetail",
     "RumGroupStats",
     "RumOverview",
@@ -581,8 +640,11 @@ __all__ = [
     "breakdown_from_rows",
     "check_session_id",
     "choices",
+    "figures_by_group",
+    "metric_figures",
     "overview",
     "p75_of",
+    "quantile_of",
     "page_detail",
     "record",
     "rum_filters",
