@@ -419,7 +419,7 @@ def test_starter_rules_are_created_once(make_api: ApiFactory) -> None:
     api = make_api(alert_starter_rules="disabled")
     api.ok("POST", "/api/v1/alerts/rules/reload")
     rules = api.ok("GET", "/api/v1/alerts/rules")["rules"]
-    assert len(rules) == 5
+    assert len(rules) == 6
     assert {r["source"] for r in rules} == {"starter"} and not any(r["enabled"] for r in rules)
     assert {r["channels"][0] for r in rules} == {"server log"}
     thresholds = sorted((r["condition"]["kind"], r["condition"]["threshold"]) for r in rules)
@@ -429,6 +429,7 @@ def test_starter_rules_are_created_once(make_api: ApiFactory) -> None:
         ("metric", 0.9),
         ("red", 5),
         ("red", 2000),
+        ("rum", 4000),
     ]
     first = rules[0]
     assert "disable it" in api.error("DELETE", f"/api/v1/alerts/rules/{first['id']}", 409)
@@ -438,3 +439,94 @@ def test_starter_rules_are_created_once(make_api: ApiFactory) -> None:
     assert [(r["id"], r["enabled"]) for r in again] == [
         (r["id"], r["id"] == first["id"]) for r in rules
     ]
+
+
+# --------------------------------------------------------- web-vitals rules (rum)
+RUM_RULE: dict[str, Any] = {
+    "name": "Checkout LCP",
+    "condition": {"kind": "rum", "vital": "LCP", "by": "page", "threshold": "4000"},
+}
+
+
+def test_rum_rules_are_checked_and_previewed(api: Api) -> None:
+    made = api.ok("POST", "/api/v1/alerts/rules", 201, json=RUM_RULE)
+    cond = made["condition"]
+    assert (cond["vital"], cond["figure"], cond["by"], cond["threshold"]) == (
+        "LCP",
+        "p75",
+        "page",
+        4000.0,
+    )
+    assert (cond["min_samples"], cond["window"]) == (20, 300)
+    url = "/api/v1/alerts/rules"
+
+    def bad(**changes: Any) -> str:
+        body = {**RUM_RULE, "name": "bad", "condition": {**RUM_RULE["condition"], **changes}}
+        return api.error("POST", url, 400, json=body)
+
+    assert "condition.vital: Input should be 'LCP'" in bad(vital="lcp")
+    assert "condition.figure" in bad(figure="p99")
+    assert "condition: Value error, poor_share is for web vitals" in bad(
+        vital="load", figure="poor_share"
+    )
+    assert "condition.by: Input should be 'page', 'browser', 'device' or 'app'" in bad(by="os")
+    assert "condition.device" in bad(device="watch")
+    assert "condition.min_samples" in bad(min_samples=-3)
+    assert "condition.threshold" in bad(threshold="slow")
+    assert "condition.vitals: Extra inputs are not permitted" in bad(vitals="CLS")
+    assert [r["name"] for r in api.ok("GET", url)["rules"]] == ["Checkout LCP"]
+
+    p = api.ok("POST", "/api/v1/alerts/rules/preview?hours=1", json=RUM_RULE)
+    assert (p["op"], p["threshold"]) == (">", 4000)
+    assert p["series"] == [] and p["events"] == []  # no RUM data stored
+
+
+RUM_FILE = """
+[[rule]]
+name = "Mobile INP"
+severity = "critical"
+[rule.condition]
+kind = "rum"
+vital = "INP"
+figure = "poor_share"
+device = "mobile"
+by = "browser"
+window = "15m"
+threshold = 10
+min_samples = 50
+"""
+
+
+def test_rum_rules_load_from_a_toml_file(make_api: ApiFactory, tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "web.toml").write_text(RUM_FILE)
+    api = make_api(alert_rules_path=str(rules_dir), alert_starter_rules="off")
+    loaded = api.ok("POST", "/api/v1/alerts/rules/reload")
+    assert loaded["errors"] == []
+    (rule,) = loaded["rules"]
+    assert (rule["name"], rule["source"], rule["severity"]) == (
+        "Mobile INP",
+        "file:web.toml",
+        "critical",
+    )
+    assert rule["condition"] == {
+        "kind": "rum",
+        "vital": "INP",
+        "figure": "poor_share",
+        "app": None,
+        "environment": None,
+        "page": None,
+        "browser": None,
+        "device": "mobile",
+        "by": "browser",
+        "min_samples": 50,
+        "window": 900,
+        "op": ">",
+        "threshold": 10.0,
+    }
+    (rules_dir / "web.toml").write_text(RUM_FILE.replace('vital = "INP"', 'vital = "TTI"'))
+    again = api.ok("POST", "/api/v1/alerts/rules/reload")
+    assert len(again["errors"]) == 1 and "web.toml" in again["errors"][0]
+    assert "condition.vital" in again["errors"][0]
+    assert [r["id"] for r in again["rules"]] == [rule["id"]]  # the previous rule stays

@@ -346,7 +346,7 @@ def _rum(reads: CycleReads, pid: int, cond: RumCondition, now_ns: int) -> list[S
         }
         if cond.by is not None:
             params[cond.by] = g
-        labels = {cond.by: g} if cond.by is not None else {}
+        labels: dict[str, str] = {cond.by: g} if cond.by is not None else {}
         path = "/rum/page" if params["page"] else "/rum"
         out.append(Sample(labels, _rum_value(cond, f), _link(path, **params)))
     return out

@@ -240,6 +240,21 @@ def starter_rules(enabled: bool, channel: str = STARTER_CHANNEL) -> list[RuleSpe
             "{{ labels['host.name'] }} {{ labels['system.filesystem.mountpoint'] }}: "
             "disk {{ (value * 100) | round | int }} % full",
         ),  # fmt: skip
+        rule(
+            "Slow page loads (LCP p75 > 4 s)",
+            "warning",
+            {
+                "kind": "rum",
+                "vital": "LCP",
+                "figure": "p75",
+                "by": "page",
+                "window": "15m",
+                "op": ">",
+                "threshold": 4000,
+                "min_samples": 20,
+            },
+            "{{ labels.page }}: real users' LCP p75 {{ value | round | int }} ms (over 4 s)",
+        ),  # fmt: skip
     ]
 
 
