@@ -23,6 +23,7 @@ from bs4 import BeautifulSoup, Tag
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.model.alerting import fingerprint
+from heron.server.model.rum import RumEvent, RumRollups, RumWrite, rate, rollup_rum
 from heron.server.store.alerting import InstanceRow, NotificationRow, RuleStatusRow
 from tests.ui import seed as seed_data
 from tests.ui.conftest import INGEST_KEY, NOW_NS, PASSWORD, Ui
@@ -205,6 +206,54 @@ def test_preview_shows_the_condition_and_when_it_would_have_fired(aui: Ui) -> No
     # Nothing was saved by a preview.
     names = [r["data-name"] for r in aui.soup("/alerts/rules").select("#rules tr[data-rule]")]
     assert "Preview me" not in names
+
+
+def test_preview_of_a_web_vitals_rule_escapes_the_page(aui: Ui) -> None:
+    # Real users' LCP on a page whose name is telemetry (escaped wherever it shows).
+    page = "/p/<img src=x onerror=alert(2)>"
+    events = [
+        RumEvent(
+            time_ns=NOW_NS - (i % 10) * MIN - 1_000_000_000,
+            kind="vital",
+            session_id=f"rumalert{i:04d}",
+            view_id=f"view{i:04d}",
+            page=page,
+            url="https://shop.example/p/1",
+            name="LCP",
+            value=5200.0,
+            rating=rate("LCP", 5200.0),
+            target="",
+            browser="Chrome",
+            browser_version="120",
+            os="Linux",
+            device="mobile",
+            app="shop",
+            release="1",
+            environment="",
+        )
+        for i in range(40)
+    ]
+    acc: RumRollups = {}
+    rollup_rum(project(aui), events, acc)
+    aui.app.state.ctx.store.submit_rum(RumWrite(project(aui), events, acc)).result(30)
+    spec = {
+        "name": "Slow LCP preview",
+        "condition": {"kind": "rum", "vital": "LCP", "by": "page", "threshold": 4000},
+    }
+    r = save_json(aui, "/alerts/rules/new", "/alerts/rules/new", spec, action="preview")
+    assert r.status_code == 200, r.text[:2000]
+    assert "<img src=x onerror=alert(2)>" not in r.text
+    soup = BeautifulSoup(r.text, "html.parser")
+    assert not soup.find_all("img", src="x")
+    data = json_block(soup, "preview-data")
+    assert (data["op"], data["threshold"], data["error"]) == (">", 4000, "")
+    (line,) = data["series"]
+    assert line["label"] == f"page={page}"
+    assert 4700 < max(v for v in line["values"] if v is not None) < 5700
+    assert [e["label"] for e in data["events"]] == [f"page={page}"]
+    # Saved, its page (with the preview) answers 200.
+    rule_id = make_rule(aui, "Slow LCP", condition=spec["condition"])
+    assert aui.get(f"/alerts/rules/{rule_id}").status_code == 200
 
 
 def test_a_rule_whose_condition_cannot_run_shows_why(aui: Ui) -> None:
