@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from heron.server.model.rum import (
 )
 from heron.server.store.base import Store
 from heron.server.store.duckdb_store import DuckDBStore
+from tests.server.backends import BACKENDS, open_store
 
 NS = 1_000_000_000
 MINUTE_S = 1_700_000_040  # a minute boundary
@@ -81,14 +83,26 @@ def seed() -> list[RumEvent]:
     return out
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = DuckDBStore(tmp_path_factory.mktemp("rum-alerts") / "heron.duckdb", commit_interval_ms=0)
-    s.start()
+def fill(s: Store) -> Store:
     events = seed()
     acc: RumRollups = {}
     rollup_rum(P, events, acc)
-    assert s.submit_rum(RumWrite(P, events, acc)).result(30) == len(events)
+    assert s.submit_rum(RumWrite(P, events, acc)).result(60) == len(events)
+    return s
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    s = DuckDBStore(tmp_path_factory.mktemp("rum-alerts") / "heron.duckdb", commit_interval_ms=0)
+    yield fill(s.start())
+    s.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def any_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Store]:
+    s = fill(open_store(request.param, tmp_path_factory.mktemp("rum-alerts-any"), chdb_dir))
     yield s
     s.close()
 
@@ -265,3 +279,20 @@ def test_defaults() -> None:
         "op": ">",
         "threshold": 0.0,
     }
+
+
+def test_rum_conditions_agree_on_every_backend(any_store: Store) -> None:
+    """The same RUM events give the same samples on each backend."""
+    s = any_store
+    assert samples(s, rule(vital="LCP", by="page")) == {
+        "page=/checkout": pytest.approx(5000, rel=0.06),
+        "page=/home": pytest.approx(1200, rel=0.06),
+        "page=/rare": None,
+    }
+    assert samples(s, rule(vital="LCP", figure="poor_share", page="/checkout")) == {
+        "": pytest.approx(75.0)
+    }
+    assert samples(s, rule(vital="CLS")) == {"": pytest.approx(0.3, rel=0.06)}
+    assert samples(s, rule(vital="load", figure="samples", min_samples=0)) == {"": 25.0}
+    counts = samples(s, rule(vital="LCP", figure="samples", by="browser", device="desktop"))
+    assert counts == {"browser=Chrome": None, "browser=Firefox": 30.0}  # Chrome: 5 < 20
