@@ -80,12 +80,14 @@ class Pipeline:
             self.rejected[key] = self.rejected.get(key, 0) + n
 
     def submit_spans(
-        self, project_id: int, spans: Sequence[Span], *, rollup: bool = True
+        self, project_id: int, spans: Sequence[Span], *, rollup: bool = True, linger: bool = True
     ) -> Future[int]:
         """Prepare spans and queue them; the future resolves after their commit.
-        Raises QueueFull at once when the writer is overloaded."""
+        Raises QueueFull at once when the writer is overloaded. ``linger=False``: the
+        caller already grouped its requests, commit without waiting for more."""
         try:
             write = prepare_spans(project_id, spans, self.span_scrubber, rollup=rollup)
+            write.linger = linger
             return self.writer.submit_spans(write)
         except QueueFull:
             self.count_rejected("spans", "queue_full", len(spans))

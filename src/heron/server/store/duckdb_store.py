@@ -189,10 +189,11 @@ class _Batch:
     threads decoding the next requests.
     """
 
-    __slots__ = ("n", "table", "rollup", "future")
+    __slots__ = ("n", "table", "rollup", "future", "linger")
 
     def __init__(self, write: SpanWrite) -> None:
         self.n = len(write)
+        self.linger = write.linger
         self.table = spans_to_arrow(write) if self.n else None
         self.rollup = write.rollups
         self.future: Future[int] = Future()
@@ -234,6 +235,17 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
     with contextlib.suppress(duckdb.Error):
         con.execute("ROLLBACK")
+
+
+_SPAN_VIEWS = ("span_tbl", "rollup_tbl")
+_RUM_VIEWS = ("rum_tbl", "rum_rollup_tbl")
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    """Drop the Arrow tables registered for one transaction (they hold its rows)."""
+    for name in names:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
 
 
 class RumBatch:
@@ -294,6 +306,7 @@ class DuckDBStore:
         self._queued_rum = 0
         self._series_seen = SeenSeries()  # writer thread only
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
+        self._rum_built_to_s: int | None = None  # rum_tiers.built_to_s; writer thread only
         self._lock = threading.Lock()
         self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
         # Reads by subject (store/duckdb/<subject>.py): the query layer's only way in.
@@ -475,14 +488,16 @@ class DuckDBStore:
                 self._run_task(item)
                 continue
             group, events, stop, tasks, metrics, rum = self._gather(item)
-            if group:
+            if rum:
+                # RUM events and the round's spans (a beacon's browser spans among them)
+                # in one transaction: one commit instead of two.
+                self._commit_rum(rum, group)
+            elif group:
                 self._commit(group)
             if events:
                 self._commit_events(events)
             if metrics:
                 self._commit_metrics(metrics)
-            if rum:
-                self._commit_rum(rum)
             for t in tasks:
                 self._run_task(t)
             if stop:
@@ -525,8 +540,10 @@ class DuckDBStore:
         # wait for the commit one request at a time (a Sentry SDK's single transport
         # thread, an OTel exporter or a Prometheus shard), and requests arriving during
         # a commit still group into the next one. A window would only add its length to
-        # every request's latency and leave the writer idle while it is open.
-        wait_s = 0.0 if isinstance(first, (EventBatch, MetricBatch)) else self.commit_interval_s
+        # every request's latency and leave the writer idle while it is open. So do RUM
+        # beacons' writes: the endpoint groups the beacons that arrive during a commit.
+        linger = isinstance(first, _Batch) and first.linger
+        wait_s = self.commit_interval_s if linger else 0.0
         deadline = time.monotonic() + wait_s
         while n < self.max_group_spans:
             timeout = deadline - time.monotonic()
@@ -555,21 +572,37 @@ class DuckDBStore:
         try:
             with self.commit_times.timed("spans"):
                 error = self._written(lambda: self._insert_spans(group), f"commit of {n} spans")
-            if error is not None:
-                self.stats["failed_commits"] += 1
-                for b in group:
-                    b.future.set_exception(error)
-                return
-            self._db.succeeded()
-            self.stats["committed_spans"] += n
-            self.stats["commits"] += 1
-            for b in group:
-                b.future.set_result(b.n)
+            self._spans_committed(group, error)
         finally:
             with self._lock:
                 self._queued_spans -= n
 
+    def _spans_committed(self, group: list[_Batch], error: Exception | None) -> None:
+        if error is not None:
+            self.stats["failed_commits"] += 1
+            for b in group:
+                b.future.set_exception(error)
+            return
+        self._db.succeeded()
+        self.stats["committed_spans"] += sum(b.n for b in group)
+        self.stats["commits"] += 1
+        for b in group:
+            b.future.set_result(b.n)
+
     def _insert_spans(self, group: list[_Batch]) -> None:
+        con = self._db.writer()
+        sql = ["BEGIN", *self._span_statements(group), "COMMIT"]
+        try:
+            con.execute("; ".join(sql))
+        except BaseException:
+            _rollback(con)
+            raise
+        finally:
+            _unregister(con, _SPAN_VIEWS)
+
+    def _span_statements(self, group: list[_Batch]) -> list[str]:
+        """The INSERTs of a group of span batches. They read ``span_tbl`` and
+        ``rollup_tbl``, registered on the writer connection until the next group."""
         con = self._db.writer()
         tables = [b.table for b in group if b.table is not None]
         acc = merge_rollups(b.rollup for b in group)
@@ -577,19 +610,14 @@ class DuckDBStore:
         # One execute() for the whole transaction: each call re-takes the GIL when
         # DuckDB returns, which costs up to a switch interval while the event loop
         # is decoding the next requests.
-        sql = ["BEGIN"]
+        sql = []
         if tables:
-            span_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
+            con.register("span_tbl", pa.concat_tables(tables))
             sql.append("INSERT INTO spans BY NAME SELECT * FROM span_tbl")
         if acc:
-            rollup_tbl = rollups_to_arrow(acc)  # noqa: F841
+            con.register("rollup_tbl", rollups_to_arrow(acc))
             sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM rollup_tbl")
-        sql.append("COMMIT")
-        try:
-            con.execute("; ".join(sql))
-        except BaseException:
-            _rollback(con)
-            raise
+        return sql
 
     def _commit_events(self, batches: list[EventBatch]) -> None:
         n = sum(b.n for b in batches)
@@ -673,15 +701,21 @@ class DuckDBStore:
             _rollback(con)
             raise
 
-    def _commit_rum(self, batches: list[RumBatch]) -> None:
+    def _commit_rum(self, batches: list[RumBatch], group: list[_Batch]) -> None:
+        """RUM batches and the span batches of the same round, in one transaction."""
         n = sum(b.n for b in batches)
+        n_spans = sum(b.n for b in group)
         try:
             with self.commit_times.timed("rum"):
                 error = self._written(
-                    lambda: self._insert_rum(batches), f"commit of {n} RUM events"
+                    lambda: self._insert_rum(batches, group),
+                    f"commit of {n} RUM events and {n_spans} spans",
                 )
-            if error is not None:
+            if group:
+                self._spans_committed(group, error)  # counts a failed commit
+            elif error is not None:
                 self.stats["failed_commits"] += 1
+            if error is not None:
                 for b in batches:
                     b.future.set_exception(error)
                 return
@@ -692,29 +726,42 @@ class DuckDBStore:
         finally:
             with self._lock:
                 self._queued_rum -= n
+                self._queued_spans -= n_spans
 
-    def _insert_rum(self, batches: list[RumBatch]) -> None:
+    def _insert_rum(self, batches: list[RumBatch], group: list[_Batch]) -> None:
         con = self._db.writer()
         tables = [b.table for b in batches if b.table is not None]
         acc = merge_rum_rollups([b.rollups for b in batches if b.rollups])
-        sql = ["BEGIN"]
+        sql = ["BEGIN", *self._span_statements(group)]
         if tables:
-            rum_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
+            con.register("rum_tbl", pa.concat_tables(tables))
             sql.append("INSERT INTO rum_events BY NAME SELECT * FROM rum_tbl")
         if acc:
-            rum_rollup_tbl = rum_rollups_to_arrow(acc)  # noqa: F841
+            con.register("rum_rollup_tbl", rum_rollups_to_arrow(acc))
             sql.append("INSERT INTO rum_rollup_1m BY NAME SELECT * FROM rum_rollup_tbl")
-            sql.append(RUM_TIER_UPDATE)
+            # Move the hourly tier's watermark back only when a minute is before it (the
+            # writer is the only one to change it: upkeep runs here as a task).
+            if self._rum_built_to_s is None:
+                row = con.execute("SELECT min(built_to_s) FROM rum_tiers").fetchone()
+                self._rum_built_to_s = int(row[0]) if row and row[0] is not None else 0
+            earliest = min(k[1] for k in acc) // 3600 * 3600
+            if earliest < self._rum_built_to_s:
+                sql.append(RUM_TIER_UPDATE)
+                self._rum_built_to_s = None  # re-read after the commit
         sql.append("COMMIT")
         try:
             con.execute("; ".join(sql))
         except BaseException:
+            self._rum_built_to_s = None
             _rollback(con)
             raise
+        finally:
+            _unregister(con, _SPAN_VIEWS + _RUM_VIEWS)
 
     def _run_task(self, task: _Task) -> None:
         if not task.future.set_running_or_notify_cancel():
             return
+        self._rum_built_to_s = None  # a task (upkeep) may rebuild the RUM tier
         out: list[Any] = []
         error = self._written(lambda: self._transaction(task.fn, out), "background write")
         if error is not None:
