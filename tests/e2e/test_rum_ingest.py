@@ -25,6 +25,7 @@ import httpx
 import pytest
 import uvicorn
 
+from heron.server import query
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.store.base import Store
@@ -281,20 +282,32 @@ def test_browser_spans_join_the_backend_trace(rum: Rum) -> None:
     sess = session()
     assert rum.post(json.dumps(beacon(sess)), client="10.0.0.2").status_code == 200
     trace = bytes.fromhex(trace_of(sess))
-    spans = {s.name: s for s in rum.store.traces.trace_spans(PROJECT, trace)}
-    assert len(spans) == 7
-    root = spans["pageload /products/:id"]
+    # One stored row: the page load keeps its phases (the trace view makes them spans).
+    (root,) = rum.store.traces.trace_spans(PROJECT, trace)
+    assert root.name == "pageload /products/:id"
     assert root.parent_id == 0 and root.service == "shop-web"
     assert root.duration_ns == 900_000_000
     attrs = json.loads(root.attributes)
     assert attrs["heron.rum.document_span"] == DOC_SPAN
     assert (attrs["heron.rum.session"], attrs["heron.rum.kind"]) == (sess, "pageload")
+    assert list(attrs["heron.rum.phases"]) == [
+        "dns", "request", "response", "dom processing", "DOMContentLoaded", "load"
+    ]  # fmt: skip
+    detail = query.get_trace(rum.store, PROJECT, trace)
+    assert detail is not None and detail.span_count == 7
+    spans = {s.name: s for s in detail.spans}
+    load = spans["pageload /products/:id"]
+    assert detail.roots == [load.span_id] and "heron.rum.phases" not in load.attributes
     for phase in ("dns", "request", "response", "dom processing", "DOMContentLoaded", "load"):
-        assert spans[phase].parent_id == root.span_id, phase
+        assert spans[phase].parent_id == load.span_id, phase
+        assert spans[phase].attributes == {"heron.rum.kind": "phase"} and spans[phase].browser
     assert spans["request"].duration_ns == 100_000_000
+    assert spans["request"].start_ns == round((NOW_MS + 20) * 1000) * 1000
+    assert spans["dns"].start_ns == round((NOW_MS + 2) * 1000) * 1000
     (fetch,) = rum.store.traces.trace_spans(PROJECT, bytes.fromhex(trace_of(sess, "fetch")))
     assert fetch.span_id == int(FETCH_SPAN, 16)
-    assert fetch.name == "POST https://shop.example/api/cart"
+    assert fetch.name == "POST /api/cart"  # <METHOD> <url path>; the URL is url.full
+    assert json.loads(fetch.attributes)["url.full"].startswith("https://shop.example/api/cart")
     assert fetch.http_status == 201
 
 

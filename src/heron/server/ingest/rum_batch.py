@@ -105,13 +105,13 @@ class BeaconBatcher:
 
     def _submit(self, project: int, beacons: list[Beacon]) -> Writes:
         events = [e for b in beacons for e in b.events]
-        writes: Writes = [(self.pipeline.submit_rum(project, events), "RUM events")]
         spans = [s for b in beacons for s in b.spans]
         errors = [e for b in beacons for e in b.errors]
+        rum = self.pipeline.submit_rum(project, events, spans_follow=bool(spans))
+        writes: Writes = [(rum, "RUM events")]
         try:
             if spans:
-                spans_done = self.pipeline.submit_spans(project, spans, rollup=False, linger=False)
-                writes.append((spans_done, "spans"))
+                writes.append((self.pipeline.submit_spans(project, spans, rollup=False), "spans"))
             if errors:
                 writes.append((self.pipeline.submit_events(project, errors, []), "errors"))
         except QueueFull:

@@ -264,6 +264,9 @@ class RumWrite:
     project_id: int
     events: list[RumEvent]
     rollups: RumRollups = field(default_factory=dict)
+    spans_follow: bool = False
+    """A span write of the same beacons is submitted right after this one: DuckDB's
+    writer waits for it (at most ``commit_interval_ms``) to commit both together."""
 
     def __len__(self) -> int:
         return len(self.events)

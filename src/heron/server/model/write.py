@@ -24,9 +24,6 @@ class SpanWrite:
     spans: SpanBatch
     fingerprints: list[int | None]
     rollups: Rollups = field(default_factory=dict)
-    linger: bool = True
-    """Wait ``commit_interval_ms`` on DuckDB for more writes to commit with; False when
-    the sender already grouped its requests (RUM beacons) and each one waits."""
 
     def __len__(self) -> int:
         return len(self.spans)

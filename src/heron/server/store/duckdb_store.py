@@ -189,11 +189,10 @@ class _Batch:
     threads decoding the next requests.
     """
 
-    __slots__ = ("n", "table", "rollup", "future", "linger")
+    __slots__ = ("n", "table", "rollup", "future")
 
     def __init__(self, write: SpanWrite) -> None:
         self.n = len(write)
-        self.linger = write.linger
         self.table = spans_to_arrow(write) if self.n else None
         self.rollup = write.rollups
         self.future: Future[int] = Future()
@@ -252,10 +251,11 @@ class RumBatch:
     """One beacon's (or one batch's) RUM events, converted on the submitting thread like
     spans' (the writer then mostly waits on DuckDB)."""
 
-    __slots__ = ("n", "table", "rollups", "future")
+    __slots__ = ("n", "table", "rollups", "future", "spans_follow")
 
     def __init__(self, write: RumWrite) -> None:
         self.n = len(write)
+        self.spans_follow = write.spans_follow
         self.table = rum_events_to_arrow(write) if self.n else None
         self.rollups = write.rollups
         self.future: Future[int] = Future()
@@ -520,8 +520,8 @@ class DuckDBStore:
         list[_Batch], list[EventBatch], bool, list[_Task], list[MetricBatch], list[RumBatch]
     ]:
         """Collect more batches for one commit: whatever is queued, waiting briefly.
-        Span, event, metric and RUM batches commit separately (spans' path stays as it
-        was)."""
+        Event and metric batches commit separately; span batches too, unless the round
+        holds RUM batches (then spans and RUM events commit together)."""
         group: list[_Batch] = []
         events: list[EventBatch] = []
         tasks: list[_Task] = []
@@ -541,9 +541,12 @@ class DuckDBStore:
         # thread, an OTel exporter or a Prometheus shard), and requests arriving during
         # a commit still group into the next one. A window would only add its length to
         # every request's latency and leave the writer idle while it is open. So do RUM
-        # beacons' writes: the endpoint groups the beacons that arrive during a commit.
-        linger = isinstance(first, _Batch) and first.linger
-        wait_s = self.commit_interval_s if linger else 0.0
+        # beacons' writes (the endpoint groups the beacons that arrive during a commit),
+        # except that the span write of the same beacons, queued right after, is waited
+        # for: both commit in one transaction.
+        wait_s = 0.0 if isinstance(first, (EventBatch, MetricBatch)) else self.commit_interval_s
+        if isinstance(first, RumBatch) and not first.spans_follow:
+            wait_s = 0.0
         deadline = time.monotonic() + wait_s
         while n < self.max_group_spans:
             timeout = deadline - time.monotonic()
@@ -564,6 +567,8 @@ class DuckDBStore:
                 rum.append(item)
             else:
                 group.append(item)
+                if isinstance(first, RumBatch):
+                    deadline = 0.0  # the awaited spans came: take what else is queued
             n += item.n
         return group, events, False, tasks, metrics, rum
 
