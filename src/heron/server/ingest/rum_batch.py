@@ -109,11 +109,11 @@ class BeaconBatcher:
         errors = [e for b in beacons for e in b.errors]
         rum = self.pipeline.submit_rum(project, events, spans_follow=bool(spans))
         writes: Writes = [(rum, "RUM events")]
-        try:
-            if spans:
-                writes.append((self.pipeline.submit_spans(project, spans, rollup=False), "spans"))
+        try:  # the spans last: DuckDB's writer waits for them (RumWrite.spans_follow)
             if errors:
                 writes.append((self.pipeline.submit_events(project, errors, []), "errors"))
+            if spans:
+                writes.append((self.pipeline.submit_spans(project, spans, rollup=False), "spans"))
         except QueueFull:
             log.warning(
                 "write queue full: dropped the browser spans or errors of %d beacons", len(beacons)

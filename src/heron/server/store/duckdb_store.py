@@ -236,17 +236,6 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
 
 
-_SPAN_VIEWS = ("span_tbl", "rollup_tbl")
-_RUM_VIEWS = ("rum_tbl", "rum_rollup_tbl")
-
-
-def _unregister(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
-    """Drop the Arrow tables registered for one transaction (they hold its rows)."""
-    for name in names:
-        with contextlib.suppress(duckdb.Error):
-            con.unregister(name)
-
-
 class RumBatch:
     """One beacon's (or one batch's) RUM events, converted on the submitting thread like
     spans' (the writer then mostly waits on DuckDB)."""
@@ -489,13 +478,15 @@ class DuckDBStore:
                 continue
             group, events, stop, tasks, metrics, rum = self._gather(item)
             if rum:
-                # RUM events and the round's spans (a beacon's browser spans among them)
-                # in one transaction: one commit instead of two.
-                self._commit_rum(rum, group)
-            elif group:
-                self._commit(group)
-            if events:
-                self._commit_events(events)
+                # RUM events with the round's spans and error events (a beacon's browser
+                # spans and JavaScript errors among them) in one transaction: one commit
+                # instead of three.
+                self._commit_rum(rum, group, events)
+            else:
+                if group:
+                    self._commit(group)
+                if events:
+                    self._commit_events(events)
             if metrics:
                 self._commit_metrics(metrics)
             for t in tasks:
@@ -602,12 +593,11 @@ class DuckDBStore:
         except BaseException:
             _rollback(con)
             raise
-        finally:
-            _unregister(con, _SPAN_VIEWS)
 
     def _span_statements(self, group: list[_Batch]) -> list[str]:
         """The INSERTs of a group of span batches. They read ``span_tbl`` and
-        ``rollup_tbl``, registered on the writer connection until the next group."""
+        ``rollup_tbl``, registered on the writer connection until the next group
+        replaces them (unregistering costs a statement each)."""
         con = self._db.writer()
         tables = [b.table for b in group if b.table is not None]
         acc = merge_rollups(b.rollup for b in group)
@@ -629,20 +619,23 @@ class DuckDBStore:
         try:
             with self.commit_times.timed("events"):
                 error = self._written(lambda: self._insert_events(batches), f"commit of {n} events")
-            if error is not None:
-                self.stats["failed_commits"] += 1
-                self._known_releases.clear()  # it may hold releases rolled back
-                for b in batches:
-                    b.future.set_exception(error)
-                return
-            self._db.succeeded()
-            self.stats["committed_events"] += sum(len(b.events) for b in batches)
-            self.stats["committed_logs"] += n - sum(len(b.events) for b in batches)
-            for b in batches:
-                b.future.set_result(b.n)
+            self._events_committed(batches, error)
         finally:
             with self._lock:
                 self._queued_events -= n
+
+    def _events_committed(self, batches: list[EventBatch], error: Exception | None) -> None:
+        if error is not None:
+            self.stats["failed_commits"] += 1
+            self._known_releases.clear()  # it may hold releases rolled back
+            for b in batches:
+                b.future.set_exception(error)
+            return
+        self._db.succeeded()
+        self.stats["committed_events"] += sum(len(b.events) for b in batches)
+        self.stats["committed_logs"] += sum(b.n - len(b.events) for b in batches)
+        for b in batches:
+            b.future.set_result(b.n)
 
     def _insert_events(self, batches: list[EventBatch]) -> None:
         self._transaction(lambda con: write_events(con, batches, self._known_releases), [])
@@ -706,21 +699,29 @@ class DuckDBStore:
             _rollback(con)
             raise
 
-    def _commit_rum(self, batches: list[RumBatch], group: list[_Batch]) -> None:
-        """RUM batches and the span batches of the same round, in one transaction."""
+    def _commit_rum(
+        self, batches: list[RumBatch], group: list[_Batch], events: list[EventBatch]
+    ) -> None:
+        """RUM batches with the span and event batches of the same round, in one
+        transaction; a failure fails them all."""
         n = sum(b.n for b in batches)
         n_spans = sum(b.n for b in group)
+        n_events = sum(b.n for b in events)
         try:
             with self.commit_times.timed("rum"):
                 error = self._written(
-                    lambda: self._insert_rum(batches, group),
-                    f"commit of {n} RUM events and {n_spans} spans",
+                    lambda: self._insert_rum(batches, group, events),
+                    f"commit of {n} RUM events, {n_spans} spans and {n_events} events",
                 )
-            if group:
-                self._spans_committed(group, error)  # counts a failed commit
-            elif error is not None:
-                self.stats["failed_commits"] += 1
             if error is not None:
+                self._rum_built_to_s = None
+            if group:
+                self._spans_committed(group, error)
+            if events:
+                self._events_committed(events, error)
+            if error is not None:
+                if not group and not events:
+                    self.stats["failed_commits"] += 1
                 for b in batches:
                     b.future.set_exception(error)
                 return
@@ -732,8 +733,11 @@ class DuckDBStore:
             with self._lock:
                 self._queued_rum -= n
                 self._queued_spans -= n_spans
+                self._queued_events -= n_events
 
-    def _insert_rum(self, batches: list[RumBatch], group: list[_Batch]) -> None:
+    def _insert_rum(
+        self, batches: list[RumBatch], group: list[_Batch], events: list[EventBatch]
+    ) -> None:
         con = self._db.writer()
         tables = [b.table for b in batches if b.table is not None]
         acc = merge_rum_rollups([b.rollups for b in batches if b.rollups])
@@ -753,15 +757,16 @@ class DuckDBStore:
             if earliest < self._rum_built_to_s:
                 sql.append(RUM_TIER_UPDATE)
                 self._rum_built_to_s = None  # re-read after the commit
-        sql.append("COMMIT")
+        if not events:
+            sql.append("COMMIT")
         try:
             con.execute("; ".join(sql))
+            if events:
+                write_events(con, events, self._known_releases)
+                con.execute("COMMIT")
         except BaseException:
-            self._rum_built_to_s = None
             _rollback(con)
             raise
-        finally:
-            _unregister(con, _SPAN_VIEWS + _RUM_VIEWS)
 
     def _run_task(self, task: _Task) -> None:
         if not task.future.set_running_or_notify_cancel():
