@@ -515,3 +515,31 @@ def test_heron_serve_prints_the_browser_key_and_takes_rum_settings(tmp_path: Pat
         assert ingest_key.status_code == 401  # an ingest key is not a browser key
     finally:
         h.stop()
+
+
+def test_the_lean_route_keeps_the_app_wide_guarantees(rum: Rum) -> None:
+    """POST/OPTIONS /rum/v1/events are a plain Starlette route (not FastAPI's): answers
+    still carry the security headers, are counted per route for /metrics, and other
+    methods are 405 naming the allowed ones."""
+    r = rum.post(json.dumps(beacon(session())), client="10.0.0.9")
+    assert r.status_code == 200
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    bad = rum.post("{", client="10.0.0.9")
+    assert bad.status_code == 400 and bad.headers["x-frame-options"] == "DENY"
+    r = httpx.get(f"{rum.url}/rum/v1/events", timeout=30)
+    assert r.status_code == 405 and r.headers["allow"] == "POST, OPTIONS"
+    metrics = httpx.get(
+        f"{rum.url}/metrics",
+        headers={"Authorization": "Bearer ht_rum_test_token_0123456789"},
+        timeout=30,
+    ).text
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("heron_http_requests_total{")
+        and 'route="/rum/v1/events"' in line
+        and 'code="200"' in line
+        and 'method="POST"' in line
+    ]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1, counted
