@@ -573,9 +573,11 @@ class DuckDBStore:
             with self._lock:
                 self._queued_spans -= n
 
-    def _spans_committed(self, group: list[_Batch], error: Exception | None) -> None:
+    def _spans_committed(
+        self, group: list[_Batch], error: Exception | None, *, count_failure: bool = True
+    ) -> None:
         if error is not None:
-            self.stats["failed_commits"] += 1
+            self.stats["failed_commits"] += count_failure
             for b in group:
                 b.future.set_exception(error)
             return
@@ -624,9 +626,11 @@ class DuckDBStore:
             with self._lock:
                 self._queued_events -= n
 
-    def _events_committed(self, batches: list[EventBatch], error: Exception | None) -> None:
+    def _events_committed(
+        self, batches: list[EventBatch], error: Exception | None, *, count_failure: bool = True
+    ) -> None:
         if error is not None:
-            self.stats["failed_commits"] += 1
+            self.stats["failed_commits"] += count_failure
             self._known_releases.clear()  # it may hold releases rolled back
             for b in batches:
                 b.future.set_exception(error)
@@ -713,15 +717,13 @@ class DuckDBStore:
                     lambda: self._insert_rum(batches, group, events),
                     f"commit of {n} RUM events, {n_spans} spans and {n_events} events",
                 )
-            if error is not None:
-                self._rum_built_to_s = None
             if group:
-                self._spans_committed(group, error)
+                self._spans_committed(group, error, count_failure=False)
             if events:
-                self._events_committed(events, error)
+                self._events_committed(events, error, count_failure=False)
             if error is not None:
-                if not group and not events:
-                    self.stats["failed_commits"] += 1
+                self.stats["failed_commits"] += 1  # one transaction
+                self._rum_built_to_s = None
                 for b in batches:
                     b.future.set_exception(error)
                 return
