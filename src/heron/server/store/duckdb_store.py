@@ -597,9 +597,11 @@ class DuckDBStore:
             raise
 
     def _span_statements(self, group: list[_Batch]) -> list[str]:
-        """The INSERTs of a group of span batches. They read ``span_tbl`` and
-        ``rollup_tbl``, registered on the writer connection until the next group
-        replaces them (unregistering costs a statement each)."""
+        """The INSERTs of a group of span batches. They read ``heron_span_rows`` and
+        ``heron_span_rollups``, registered on the writer connection until the next group
+        replaces them (unregistering costs a statement each). Registered names shadow
+        the Python variables other writes' SQL reads by name (``rollup_tbl``…): they
+        must not collide."""
         con = self._db.writer()
         tables = [b.table for b in group if b.table is not None]
         acc = merge_rollups(b.rollup for b in group)
@@ -609,11 +611,11 @@ class DuckDBStore:
         # is decoding the next requests.
         sql = []
         if tables:
-            con.register("span_tbl", pa.concat_tables(tables))
-            sql.append("INSERT INTO spans BY NAME SELECT * FROM span_tbl")
+            con.register("heron_span_rows", pa.concat_tables(tables))
+            sql.append("INSERT INTO spans BY NAME SELECT * FROM heron_span_rows")
         if acc:
-            con.register("rollup_tbl", rollups_to_arrow(acc))
-            sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM rollup_tbl")
+            con.register("heron_span_rollups", rollups_to_arrow(acc))
+            sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM heron_span_rollups")
         return sql
 
     def _commit_events(self, batches: list[EventBatch]) -> None:
@@ -745,8 +747,8 @@ class DuckDBStore:
         acc = merge_rum_rollups([b.rollups for b in batches if b.rollups])
         sql = ["BEGIN", *self._span_statements(group)]
         if tables:
-            con.register("rum_tbl", pa.concat_tables(tables))
-            sql.append("INSERT INTO rum_events BY NAME SELECT * FROM rum_tbl")
+            con.register("heron_rum_rows", pa.concat_tables(tables))
+            sql.append("INSERT INTO rum_events BY NAME SELECT * FROM heron_rum_rows")
         if acc:
             con.register("rum_rollup_tbl", rum_rollups_to_arrow(acc))
             sql.append("INSERT INTO rum_rollup_1m BY NAME SELECT * FROM rum_rollup_tbl")
