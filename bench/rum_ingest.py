@@ -54,7 +54,7 @@ STACK = (
 def beacon(i: int, now_ms: float) -> dict[str, Any]:
     """A realistic beacon: 10 events of one page view (11 with an error, 1 in 10)."""
     session, view = f"sess{i:012d}", f"v{i:06d}"
-    trace = f"{i:032x}"
+    trace = f"{i + 1:032x}"  # nonzero: an all-zero trace id is refused
     product = 1000 + i % 300
     events: list[dict[str, Any]] = [
         {

@@ -25,6 +25,7 @@ import httpx
 import pytest
 import uvicorn
 
+from heron.server import query
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.store.base import Store
@@ -281,20 +282,32 @@ def test_browser_spans_join_the_backend_trace(rum: Rum) -> None:
     sess = session()
     assert rum.post(json.dumps(beacon(sess)), client="10.0.0.2").status_code == 200
     trace = bytes.fromhex(trace_of(sess))
-    spans = {s.name: s for s in rum.store.traces.trace_spans(PROJECT, trace)}
-    assert len(spans) == 7
-    root = spans["pageload /products/:id"]
+    # One stored row: the page load keeps its phases (the trace view makes them spans).
+    (root,) = rum.store.traces.trace_spans(PROJECT, trace)
+    assert root.name == "pageload /products/:id"
     assert root.parent_id == 0 and root.service == "shop-web"
     assert root.duration_ns == 900_000_000
     attrs = json.loads(root.attributes)
     assert attrs["heron.rum.document_span"] == DOC_SPAN
     assert (attrs["heron.rum.session"], attrs["heron.rum.kind"]) == (sess, "pageload")
+    assert list(attrs["heron.rum.phases"]) == [
+        "dns", "request", "response", "dom processing", "DOMContentLoaded", "load"
+    ]  # fmt: skip
+    detail = query.get_trace(rum.store, PROJECT, trace)
+    assert detail is not None and detail.span_count == 7
+    spans = {s.name: s for s in detail.spans}
+    load = spans["pageload /products/:id"]
+    assert detail.roots == [load.span_id] and "heron.rum.phases" not in load.attributes
     for phase in ("dns", "request", "response", "dom processing", "DOMContentLoaded", "load"):
-        assert spans[phase].parent_id == root.span_id, phase
+        assert spans[phase].parent_id == load.span_id, phase
+        assert spans[phase].attributes == {"heron.rum.kind": "phase"} and spans[phase].browser
     assert spans["request"].duration_ns == 100_000_000
+    assert spans["request"].start_ns == round((NOW_MS + 20) * 1000) * 1000
+    assert spans["dns"].start_ns == round((NOW_MS + 2) * 1000) * 1000
     (fetch,) = rum.store.traces.trace_spans(PROJECT, bytes.fromhex(trace_of(sess, "fetch")))
     assert fetch.span_id == int(FETCH_SPAN, 16)
-    assert fetch.name == "POST https://shop.example/api/cart"
+    assert fetch.name == "POST /api/cart"  # <METHOD> <url path>; the URL is url.full
+    assert json.loads(fetch.attributes)["url.full"].startswith("https://shop.example/api/cart")
     assert fetch.http_status == 201
 
 
@@ -502,3 +515,31 @@ def test_heron_serve_prints_the_browser_key_and_takes_rum_settings(tmp_path: Pat
         assert ingest_key.status_code == 401  # an ingest key is not a browser key
     finally:
         h.stop()
+
+
+def test_the_lean_route_keeps_the_app_wide_guarantees(rum: Rum) -> None:
+    """POST/OPTIONS /rum/v1/events are a plain Starlette route (not FastAPI's): answers
+    still carry the security headers, are counted per route for /metrics, and other
+    methods are 405 naming the allowed ones."""
+    r = rum.post(json.dumps(beacon(session())), client="10.0.0.9")
+    assert r.status_code == 200
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    bad = rum.post("{", client="10.0.0.9")
+    assert bad.status_code == 400 and bad.headers["x-frame-options"] == "DENY"
+    r = httpx.get(f"{rum.url}/rum/v1/events", timeout=30)
+    assert r.status_code == 405 and r.headers["allow"] == "POST, OPTIONS"
+    metrics = httpx.get(
+        f"{rum.url}/metrics",
+        headers={"Authorization": "Bearer ht_rum_test_token_0123456789"},
+        timeout=30,
+    ).text
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("heron_http_requests_total{")
+        and 'route="/rum/v1/events"' in line
+        and 'code="200"' in line
+        and 'method="POST"' in line
+    ]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1, counted

@@ -17,7 +17,12 @@ from heron.server.model.rum import (
     rum_values,
 )
 from heron.server.query import InvalidQuery, rum
-from heron.server.query._trace_detail import SpanDetail, _link_tree, reroot_pageload
+from heron.server.query._trace_detail import (
+    SpanDetail,
+    _link_tree,
+    phase_spans,
+    reroot_pageload,
+)
 
 
 def rows(metric: str, values: list[float], *, step: int = 0, group: str = "") -> list[Any]:
@@ -253,3 +258,35 @@ def test_a_scrubbed_document_span_falls_back_to_the_only_backend_root() -> None:
     two_roots = [*_pageload_trace("[Filtered]d0c"), _sd("00000000000000c1", None, "GET /x", 30)]
     reroot_pageload(two_roots)  # ambiguous: nothing moves
     assert len(_link_tree(two_roots)) == 3
+
+
+def test_phases_kept_by_the_pageload_become_its_child_spans() -> None:
+    """Ingest keeps a page load's phases in ``heron.rum.phases``; the trace view makes
+    them child spans with stable ids, under which the document's span is re-rooted."""
+    spans = _pageload_trace("00000000000000b1")[:3]  # no phase rows
+    load = spans[2]
+    load.attributes["heron.rum.phases"] = {"dns": [1_000, 6_000], "request": [10_000, 90_000]}
+    made = phase_spans(spans)
+    assert "heron.rum.phases" not in load.attributes  # shown as spans, not an attribute
+    assert [(p.name, p.start_ns, p.duration_ns) for p in made] == [
+        ("dns", load.start_ns + 1_000, 6_000),
+        ("request", load.start_ns + 10_000, 90_000),
+    ]
+    assert all(p.parent_id == load.span_id and p.browser and p.kind == "internal" for p in made)
+    assert all(p.attributes == {"heron.rum.kind": "phase"} for p in made)
+    assert len({p.span_id for p in made}) == 2 and all(len(p.span_id) == 16 for p in made)
+    load.attributes["heron.rum.phases"] = {"dns": [1_000, 6_000], "request": [10_000, 90_000]}
+    assert [p.span_id for p in phase_spans(spans)] == [p.span_id for p in made]  # stable
+    spans += made
+    reroot_pageload(spans)
+    assert _link_tree(spans) == [load.span_id]
+    assert spans[0].parent_id == made[1].span_id  # the backend root under `request`
+
+
+def test_phase_rows_stored_before_are_not_doubled_and_bad_phases_are_skipped() -> None:
+    spans = _pageload_trace("00000000000000b1")  # with phase rows
+    spans[2].attributes["heron.rum.phases"] = {"dns": [1_000, 6_000]}
+    assert phase_spans(spans) == []
+    spans = _pageload_trace("00000000000000b1")[:3]
+    spans[2].attributes["heron.rum.phases"] = {"dns": [-5, 6], "tls": "x", "load": [1.5, 2]}
+    assert phase_spans(spans) == []

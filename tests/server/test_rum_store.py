@@ -602,3 +602,48 @@ def test_rollups_after_upkeep_and_a_late_write(store: Store) -> None:
     for shape in SHAPES:
         got = sorted(store.rum.rollup(P, *WIDE, **{"filters": ANY, **shape}))
         assert got == expected_rollup(ALL + late, *WIDE, **shape), shape
+
+
+def test_a_beacon_batch_commits_its_rum_events_and_spans_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    """DuckDB: a RUM write whose spans follow (``RumWrite.spans_follow``, the beacon
+    endpoint's batches) waits for them and commits both in one transaction; one without
+    commits at once, not after ``commit_interval_ms``."""
+    import os
+
+    from heron.server.ingest.pipeline import Pipeline
+    from heron.server.model import Span
+    from heron.server.store.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "r.duckdb", commit_interval_ms=2_000).start()
+    try:
+        pipeline = Pipeline(store)
+        trace = os.urandom(16)
+        span = Span(
+            trace_id=trace,
+            span_id=0xB00,
+            parent_id=0,
+            start_ns=T0,
+            duration_ns=10**9,
+            name="pageload /",
+            kind=3,
+            status=0,
+            status_message="",
+            service="shop-web",
+            environment="prod",
+            release="1",
+        )
+        rum = pipeline.submit_rum(P, EVENTS_1[:3], spans_follow=True)
+        time.sleep(0.05)  # the writer holds the round open for the spans
+        spans = pipeline.submit_spans(P, [span], rollup=False)
+        assert (rum.result(30), spans.result(30)) == (3, 1)
+        rounds = store.commit_times.snapshot()
+        assert rounds["rum"].count == 1 and "spans" not in rounds
+        assert [r.span_id for r in store.traces.trace_spans(P, trace)] == [0xB00]
+        t0 = time.monotonic()
+        assert pipeline.submit_rum(P, EVENTS_1[3:4]).result(30) == 1
+        assert time.monotonic() - t0 < 1.5  # not held for the 2 s commit interval
+        assert store.stats["committed_rum"] == 4 and store.stats["committed_spans"] == 1
+    finally:
+        store.close()

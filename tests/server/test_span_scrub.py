@@ -222,3 +222,22 @@ def test_any_text_scrubs_without_error_and_planted_secrets_go(
     once = SpanScrubber().spans([s])
     assert SECRET not in repr(once.rows)
     assert SpanScrubber().spans(once).rows == once.rows  # scrubbing again changes nothing
+
+
+def test_rum_ids_are_kept_whole_other_values_of_their_keys_are_scrubbed() -> None:
+    """A page load's document span id (16 hex digits) and session id are ids Heron
+    sets: a long digit run in them is not filtered as a card number (docs/rum.md)."""
+    card_like = "4111111111111111"  # 16 digits, passes Luhn: hex, and a card number's form
+    s = SpanScrubber()
+    out = s.attributes(
+        {
+            "heron.rum.document_span": card_like,
+            "heron.rum.session": "s4111111111111111",
+            "other": card_like,
+        }
+    )
+    assert out["heron.rum.document_span"] == card_like
+    assert out["heron.rum.session"] == "s4111111111111111"
+    assert out["other"] != card_like  # the same text elsewhere is filtered
+    bad = s.attributes({"heron.rum.document_span": f"x {card_like}"})  # not an id's form
+    assert bad["heron.rum.document_span"] != f"x {card_like}"

@@ -157,12 +157,16 @@ def build(now_ns: int) -> RumSeed:
     return RumSeed(now_ns, ev)
 
 
+def _any(v: Any) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return {"kvlistValue": {"values": _kv(v)}}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [_any(x) for x in v]}}
+    return {"intValue": str(v)} if isinstance(v, int) else {"stringValue": str(v)}
+
+
 def _kv(d: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for k, v in d.items():
-        value = {"intValue": str(v)} if isinstance(v, int) else {"stringValue": str(v)}
-        out.append({"key": k, "value": value})
-    return out
+    return [{"key": k, "value": _any(v)} for k, v in d.items()]
 
 
 def _span(
@@ -182,7 +186,7 @@ def _span(
 
 def pageload_trace(now_ns: int) -> list[dict[str, Any]]:
     """OTLP-JSON bodies: the backend's document request (root of its service's trace)
-    and the browser's page load with its phases, as ``ingest/rum`` writes them."""
+    and the browser's page load holding its phases, as ``ingest/rum`` writes them."""
     t0 = now_ns - 20 * MIN
     backend = [
         _span(
@@ -204,11 +208,15 @@ def pageload_trace(now_ns: int) -> list[dict[str, Any]]:
                 "heron.rum.session": SESSION_DESKTOP,
                 "heron.rum.document_span": f"{DOC_SPAN:016x}",
                 "url.full": "https://shop.example/products/42",
+                # its phases: {name: [start offset, duration]}, ns (the trace view
+                # makes them its child spans)
+                "heron.rum.phases": {
+                    "dns": [1 * MS, 10 * MS],
+                    "request": [30 * MS, 230 * MS],
+                    "load": [1200 * MS, 300 * MS],
+                },
             },
         ),
-        _span(0xB01, 0xB00, "dns", t0 + 1 * MS, 10, **{kind: "phase"}),
-        _span(0xB02, 0xB00, "request", t0 + 30 * MS, 230, **{kind: "phase"}),
-        _span(0xB03, 0xB00, "load", t0 + 1200 * MS, 300, **{kind: "phase"}),
     ]
 
     def body(service: str, spans: list[dict[str, Any]]) -> dict[str, Any]:

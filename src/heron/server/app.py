@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from heron._version import __version__
 from heron.server.alerting.engine import AlertEngine
@@ -173,10 +174,10 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
     if config.rum_enabled:  # browsers post RUM beacons (docs/rum.md, "Beacon endpoint")
         rum = RumIngest(pipeline, ctx.projects, config, ctx.clock)
         app.state.rum_ingest = rum
-        app.add_api_route("/rum/v1/events", rum.events, methods=["POST"], include_in_schema=False)
-        app.add_api_route(
-            "/rum/v1/events", rum.preflight, methods=["OPTIONS"], include_in_schema=False
-        )
+        # A plain route, first: the router dispatches straight to the endpoint's ASGI
+        # app (RumIngest.__call__), without FastAPI's per-request machinery.
+        rum.route = Route("/rum/v1/events", rum, include_in_schema=False)
+        app.router.routes.insert(0, rum.route)
     # Sentry SDKs post to ".../envelope/"; accept the path without the slash too.
     for path, handler in (("envelope", sentry.envelope), ("store", sentry.store_event)):
         for suffix in ("/", ""):

@@ -46,9 +46,15 @@ __all__ = ["QUERY_KEYS", "URL_KEYS", "SpanScrubber", "strip_query"]
 URL_KEYS = frozenset(("url.full", "url.original", "http.url", "http.target"))
 QUERY_KEYS = frozenset(("url.query",))
 # Keys Heron itself sets whose names look sensitive but whose values are ids, not
-# secrets: the RUM tab session id of browser spans (ingest/rum, docs/rum.md). Their
-# values are still scrubbed as text.
+# secrets: the RUM tab session id of browser spans (ingest/rum, docs/rum.md).
 NOT_SECRET_KEYS = frozenset(("heron.rum.session",))
+# Keys whose values are ids Heron sets (ingest/rum): kept verbatim when they have the
+# id's form, since text scrubbing would filter an id's long digit runs as a card number
+# (the trace view needs them whole); any other value is scrubbed as text.
+ID_KEYS = {
+    "heron.rum.session": re.compile(r"[A-Za-z0-9_-]{8,64}\Z"),
+    "heron.rum.document_span": re.compile(r"[0-9a-fA-F]{16}\Z"),
+}
 # Texts up to this long are remembered, this many per column (a few MiB at most).
 _CACHED_CHARS = 2_048
 _CACHE_ENTRIES = 4_096
@@ -173,6 +179,9 @@ class SpanScrubber:
             return v
         if s.sensitive_key(key) and key not in NOT_SECRET_KEYS:
             return FILTERED
+        id_form = ID_KEYS.get(key)
+        if id_form is not None and id_form.match(v):
+            return v
         if key in QUERY_KEYS:
             return s.query_string(v)
         if key in URL_KEYS or ("://" in v and _ONE_URL.match(v)):

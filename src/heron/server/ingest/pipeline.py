@@ -104,14 +104,17 @@ class Pipeline:
             self.count_rejected("logs", "queue_full", len(logs))
             raise
 
-    def submit_rum(self, project_id: int, events: list[RumEvent]) -> Future[int]:
+    def submit_rum(
+        self, project_id: int, events: list[RumEvent], *, spans_follow: bool = False
+    ) -> Future[int]:
         """Queue RUM events (already scrubbed by ``ingest/rum``) with their per-minute
         rollups; the future resolves after their commit. Raises QueueFull at once when
-        the writer is overloaded."""
+        the writer is overloaded. ``spans_follow``: the caller submits the beacons'
+        spans next (see ``RumWrite.spans_follow``)."""
         rollups: RumRollups = {}
         rollup_rum(project_id, events, rollups)
         try:
-            return self.writer.submit_rum(RumWrite(project_id, events, rollups))
+            return self.writer.submit_rum(RumWrite(project_id, events, rollups, spans_follow))
         except QueueFull:
             self.count_rejected("rum", "queue_full", len(events))
             raise

@@ -1,9 +1,10 @@
 """Browser spans of a RUM beacon (docs/rum.md, "What the server makes of a beacon").
 
 A hard page load with the backend's traceparent becomes a root ``pageload <page>`` span
-(kind client) in the backend's trace with a child per navigation phase; a traced fetch
+(kind client) in the backend's trace holding its navigation phases (the trace view shows
+them as its children); a traced fetch
 becomes a client span carrying the span id the SDK sent, so the backend's server span is
-its child. Span ids of page loads and phases derive from session and view
+its child. Span ids of page loads derive from session and view
 (:func:`span_id_of`), so a beacon sent twice does not make a second page load.
 """
 
@@ -11,15 +12,11 @@ from __future__ import annotations
 
 import hashlib
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from heron.server.ingest.rum_context import Context, View
 from heron.server.model import Span
-from heron.server.model.span import (
-    SPAN_KIND_CLIENT,
-    SPAN_KIND_INTERNAL,
-    STATUS_ERROR,
-    STATUS_UNSET,
-)
+from heron.server.model.span import SPAN_KIND_CLIENT, STATUS_ERROR, STATUS_UNSET
 
 if TYPE_CHECKING:
     from heron.server.model.rum import RumEvent
@@ -72,34 +69,34 @@ def _span(
 
 
 def pageload_spans(view: View, ctx: Context, timing: dict[str, float]) -> list[Span]:
-    """The page load's root span and one child per navigation phase longer than 0."""
+    """The page load's root span. Its navigation phases longer than 0 are not rows of
+    their own: the root keeps them in ``heron.rum.phases`` (``{name: [start offset from
+    the root's start, duration]}``, nanoseconds, in load order) and the trace view makes
+    them its child spans (``query/_trace_detail.py``), so a beacon costs one span row,
+    not up to nine."""
     assert view.trace_id is not None
     root_id = span_id_of(ctx.session, view.id, "pageload")
     root = _span(ctx, view.trace_id, root_id, 0, view.start_ms, timing["load_end"])
     root.name = f"pageload {view.page}"
-    base = {"heron.rum.view": view.id, "heron.rum.session": ctx.session}
-    root.attributes = {
-        "heron.rum.kind": "pageload",
-        **base,
-        "url.full": view.url,
-        "heron.rum.document_span": f"{view.document_span:016x}",
-    }
-    spans = [root]
+    phases: dict[str, list[int]] = {}
     for name, a, b in PHASES:
         start, end = timing.get(a), timing.get(b)
         if start is None or end is None or end <= start:
             continue
-        child_id = span_id_of(ctx.session, view.id, name)
-        child = _span(ctx, view.trace_id, child_id, root_id, view.start_ms + start, end - start)
-        child.name = name
-        child.kind = SPAN_KIND_INTERNAL  # a phase of the page load
-        # The same attributes for every phase: the span scrubber sees them once.
-        child.attributes = dict(_PHASE_ATTRIBUTES)
-        spans.append(child)
-    return spans
-
-
-_PHASE_ATTRIBUTES = {"heron.rum.kind": "phase"}
+        # The times a phase span of its own had: its start to the microsecond of the
+        # epoch, its duration to the microsecond of the difference.
+        offset = ms_to_ns(view.start_ms + start) - root.start_ns
+        phases[name] = [offset, max(0, ms_to_ns(end - start))]
+    root.attributes = {
+        "heron.rum.kind": "pageload",
+        "heron.rum.view": view.id,
+        "heron.rum.session": ctx.session,
+        "url.full": view.url,
+        "heron.rum.document_span": f"{view.document_span:016x}",
+    }
+    if phases:
+        root.attributes["heron.rum.phases"] = phases
+    return [root]
 
 
 def fetch_span(
@@ -110,7 +107,7 @@ def fetch_span(
     assert e.trace_id is not None
     parent = span_id_of(ctx.session, view.id, "pageload") if e.trace_id == view.trace_id else 0
     s = _span(ctx, e.trace_id, e.span_id, parent, e.time_ns / 1_000_000, e.value)
-    s.name = e.name
+    s.name = f"{method} {_url_path(url)}"
     s.http_method = method
     s.attributes = {
         "heron.rum.kind": "fetch",
@@ -126,3 +123,12 @@ def fetch_span(
             s.status = STATUS_ERROR
             s.status_message = "network error" if status == 0 else f"HTTP {status}"
     return s
+
+
+def _url_path(url: str) -> str:
+    """The path of a URL (``/`` when it has none): a fetch span's name is
+    ``<METHOD> <url path>`` like a backend client span's, the full URL in ``url.full``."""
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:  # e.g. an invalid IPv6 host
+        return "/"

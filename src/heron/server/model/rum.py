@@ -264,6 +264,10 @@ class RumWrite:
     project_id: int
     events: list[RumEvent]
     rollups: RumRollups = field(default_factory=dict)
+    spans_follow: bool = False
+    """A span write of the same beacons is submitted after this one (and their error
+    events', if any, before it): DuckDB's writer waits for it (at most
+    ``commit_interval_ms``) to commit them all together."""
 
     def __len__(self) -> int:
         return len(self.events)

@@ -6,6 +6,7 @@ index on ``spans.trace_id``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from dataclasses import dataclass, field
@@ -79,6 +80,59 @@ def _json(text: str | None, empty: Any) -> Any:
 RUM_KIND = "heron.rum.kind"
 RUM_DOCUMENT_SPAN = "heron.rum.document_span"
 RUM_SESSION = "heron.rum.session"
+RUM_PHASES = "heron.rum.phases"
+
+
+def phase_spans(spans: list[SpanDetail]) -> list[SpanDetail]:
+    """The navigation phases of each page load as its child spans (docs/rum.md): ingest
+    keeps them in the page load's ``heron.rum.phases`` (``{name: [start offset, duration]}``,
+    ns) instead of rows of their own. Each gets ``heron.rum.kind = "phase"`` and a span
+    id derived from the page load's and its name, the same on every read. Page loads
+    stored with phase rows (before) keep them and get none made up."""
+    made: list[SpanDetail] = []
+    has_phase_rows = {s.parent_id for s in spans if s.attributes.get(RUM_KIND) == "phase"}
+    for load in spans:
+        phases = load.attributes.pop(RUM_PHASES, None)
+        if load.attributes.get(RUM_KIND) != "pageload" or not isinstance(phases, dict):
+            continue
+        if load.span_id in has_phase_rows:
+            continue
+        for name, times in phases.items():
+            if not (
+                isinstance(times, list)
+                and len(times) == 2
+                and all(type(t) is int and t >= 0 for t in times)
+            ):
+                continue  # not what ingest wrote
+            offset, duration = times
+            made.append(
+                SpanDetail(
+                    span_id=_phase_id(load.span_id, name),
+                    parent_id=load.span_id,
+                    service=load.service,
+                    name=name,
+                    kind="internal",
+                    start_ns=load.start_ns + offset,
+                    duration_ns=duration,
+                    duration_ms=ms(duration) or 0.0,
+                    status="unset",
+                    status_message=None,
+                    attributes={RUM_KIND: "phase"},
+                    resource=dict(load.resource),
+                    events=[],
+                    links=[],
+                    environment=load.environment,
+                    release=load.release,
+                    scope=load.scope,
+                    browser=True,
+                )
+            )
+    return made
+
+
+def _phase_id(load_id: str, name: str) -> str:
+    digest = hashlib.blake2b(f"{load_id}\x1f{name}".encode(), digest_size=8).digest()
+    return f"{int.from_bytes(digest, 'big') or 1:016x}"
 
 
 def reroot_pageload(spans: list[SpanDetail]) -> str | None:
@@ -201,6 +255,8 @@ def get_trace(store: Store, project_id: int, trace_id: bytes) -> TraceDetail | N
         if span.span_id not in ids:  # a retried export may have stored a span twice
             ids.add(span.span_id)
             spans.append(span)
+    spans += [p for p in phase_spans(spans) if p.span_id not in ids]
+    spans.sort(key=lambda s: (s.start_ns, s.span_id))  # as the store orders rows
     session = reroot_pageload(spans)
     roots = _link_tree(spans)
     start = min(s.start_ns for s in spans)

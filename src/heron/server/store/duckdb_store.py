@@ -240,10 +240,11 @@ class RumBatch:
     """One beacon's (or one batch's) RUM events, converted on the submitting thread like
     spans' (the writer then mostly waits on DuckDB)."""
 
-    __slots__ = ("n", "table", "rollups", "future")
+    __slots__ = ("n", "table", "rollups", "future", "spans_follow")
 
     def __init__(self, write: RumWrite) -> None:
         self.n = len(write)
+        self.spans_follow = write.spans_follow
         self.table = rum_events_to_arrow(write) if self.n else None
         self.rollups = write.rollups
         self.future: Future[int] = Future()
@@ -294,6 +295,7 @@ class DuckDBStore:
         self._queued_rum = 0
         self._series_seen = SeenSeries()  # writer thread only
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
+        self._rum_built_to_s: int | None = None  # rum_tiers.built_to_s; writer thread only
         self._lock = threading.Lock()
         self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
         # Reads by subject (store/duckdb/<subject>.py): the query layer's only way in.
@@ -475,14 +477,18 @@ class DuckDBStore:
                 self._run_task(item)
                 continue
             group, events, stop, tasks, metrics, rum = self._gather(item)
-            if group:
-                self._commit(group)
-            if events:
-                self._commit_events(events)
+            if rum:
+                # RUM events with the round's spans and error events (a beacon's browser
+                # spans and JavaScript errors among them) in one transaction: one commit
+                # instead of three.
+                self._commit_rum(rum, group, events)
+            else:
+                if group:
+                    self._commit(group)
+                if events:
+                    self._commit_events(events)
             if metrics:
                 self._commit_metrics(metrics)
-            if rum:
-                self._commit_rum(rum)
             for t in tasks:
                 self._run_task(t)
             if stop:
@@ -505,8 +511,8 @@ class DuckDBStore:
         list[_Batch], list[EventBatch], bool, list[_Task], list[MetricBatch], list[RumBatch]
     ]:
         """Collect more batches for one commit: whatever is queued, waiting briefly.
-        Span, event, metric and RUM batches commit separately (spans' path stays as it
-        was)."""
+        Event and metric batches commit separately; span batches too, unless the round
+        holds RUM batches (then spans and RUM events commit together)."""
         group: list[_Batch] = []
         events: list[EventBatch] = []
         tasks: list[_Task] = []
@@ -525,8 +531,13 @@ class DuckDBStore:
         # wait for the commit one request at a time (a Sentry SDK's single transport
         # thread, an OTel exporter or a Prometheus shard), and requests arriving during
         # a commit still group into the next one. A window would only add its length to
-        # every request's latency and leave the writer idle while it is open.
+        # every request's latency and leave the writer idle while it is open. So do RUM
+        # beacons' writes (the endpoint groups the beacons that arrive during a commit),
+        # except that the span write of the same beacons, queued right after, is waited
+        # for: both commit in one transaction.
         wait_s = 0.0 if isinstance(first, (EventBatch, MetricBatch)) else self.commit_interval_s
+        if isinstance(first, RumBatch) and not first.spans_follow:
+            wait_s = 0.0
         deadline = time.monotonic() + wait_s
         while n < self.max_group_spans:
             timeout = deadline - time.monotonic()
@@ -547,6 +558,8 @@ class DuckDBStore:
                 rum.append(item)
             else:
                 group.append(item)
+                if isinstance(first, RumBatch):
+                    deadline = 0.0  # the awaited spans came: take what else is queued
             n += item.n
         return group, events, False, tasks, metrics, rum
 
@@ -555,21 +568,40 @@ class DuckDBStore:
         try:
             with self.commit_times.timed("spans"):
                 error = self._written(lambda: self._insert_spans(group), f"commit of {n} spans")
-            if error is not None:
-                self.stats["failed_commits"] += 1
-                for b in group:
-                    b.future.set_exception(error)
-                return
-            self._db.succeeded()
-            self.stats["committed_spans"] += n
-            self.stats["commits"] += 1
-            for b in group:
-                b.future.set_result(b.n)
+            self._spans_committed(group, error)
         finally:
             with self._lock:
                 self._queued_spans -= n
 
+    def _spans_committed(
+        self, group: list[_Batch], error: Exception | None, *, count_failure: bool = True
+    ) -> None:
+        if error is not None:
+            self.stats["failed_commits"] += count_failure
+            for b in group:
+                b.future.set_exception(error)
+            return
+        self._db.succeeded()
+        self.stats["committed_spans"] += sum(b.n for b in group)
+        self.stats["commits"] += 1
+        for b in group:
+            b.future.set_result(b.n)
+
     def _insert_spans(self, group: list[_Batch]) -> None:
+        con = self._db.writer()
+        sql = ["BEGIN", *self._span_statements(group), "COMMIT"]
+        try:
+            con.execute("; ".join(sql))
+        except BaseException:
+            _rollback(con)
+            raise
+
+    def _span_statements(self, group: list[_Batch]) -> list[str]:
+        """The INSERTs of a group of span batches. They read ``heron_span_rows`` and
+        ``heron_span_rollups``, registered on the writer connection until the next group
+        replaces them (unregistering costs a statement each). Registered names shadow
+        the Python variables other writes' SQL reads by name (``rollup_tbl``…): they
+        must not collide."""
         con = self._db.writer()
         tables = [b.table for b in group if b.table is not None]
         acc = merge_rollups(b.rollup for b in group)
@@ -577,39 +609,39 @@ class DuckDBStore:
         # One execute() for the whole transaction: each call re-takes the GIL when
         # DuckDB returns, which costs up to a switch interval while the event loop
         # is decoding the next requests.
-        sql = ["BEGIN"]
+        sql = []
         if tables:
-            span_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
-            sql.append("INSERT INTO spans BY NAME SELECT * FROM span_tbl")
+            con.register("heron_span_rows", pa.concat_tables(tables))
+            sql.append("INSERT INTO spans BY NAME SELECT * FROM heron_span_rows")
         if acc:
-            rollup_tbl = rollups_to_arrow(acc)  # noqa: F841
-            sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM rollup_tbl")
-        sql.append("COMMIT")
-        try:
-            con.execute("; ".join(sql))
-        except BaseException:
-            _rollback(con)
-            raise
+            con.register("heron_span_rollups", rollups_to_arrow(acc))
+            sql.append("INSERT INTO rollup_1m BY NAME SELECT * FROM heron_span_rollups")
+        return sql
 
     def _commit_events(self, batches: list[EventBatch]) -> None:
         n = sum(b.n for b in batches)
         try:
             with self.commit_times.timed("events"):
                 error = self._written(lambda: self._insert_events(batches), f"commit of {n} events")
-            if error is not None:
-                self.stats["failed_commits"] += 1
-                self._known_releases.clear()  # it may hold releases rolled back
-                for b in batches:
-                    b.future.set_exception(error)
-                return
-            self._db.succeeded()
-            self.stats["committed_events"] += sum(len(b.events) for b in batches)
-            self.stats["committed_logs"] += n - sum(len(b.events) for b in batches)
-            for b in batches:
-                b.future.set_result(b.n)
+            self._events_committed(batches, error)
         finally:
             with self._lock:
                 self._queued_events -= n
+
+    def _events_committed(
+        self, batches: list[EventBatch], error: Exception | None, *, count_failure: bool = True
+    ) -> None:
+        if error is not None:
+            self.stats["failed_commits"] += count_failure
+            self._known_releases.clear()  # it may hold releases rolled back
+            for b in batches:
+                b.future.set_exception(error)
+            return
+        self._db.succeeded()
+        self.stats["committed_events"] += sum(len(b.events) for b in batches)
+        self.stats["committed_logs"] += sum(b.n - len(b.events) for b in batches)
+        for b in batches:
+            b.future.set_result(b.n)
 
     def _insert_events(self, batches: list[EventBatch]) -> None:
         self._transaction(lambda con: write_events(con, batches, self._known_releases), [])
@@ -673,15 +705,27 @@ class DuckDBStore:
             _rollback(con)
             raise
 
-    def _commit_rum(self, batches: list[RumBatch]) -> None:
+    def _commit_rum(
+        self, batches: list[RumBatch], group: list[_Batch], events: list[EventBatch]
+    ) -> None:
+        """RUM batches with the span and event batches of the same round, in one
+        transaction; a failure fails them all."""
         n = sum(b.n for b in batches)
+        n_spans = sum(b.n for b in group)
+        n_events = sum(b.n for b in events)
         try:
             with self.commit_times.timed("rum"):
                 error = self._written(
-                    lambda: self._insert_rum(batches), f"commit of {n} RUM events"
+                    lambda: self._insert_rum(batches, group, events),
+                    f"commit of {n} RUM events, {n_spans} spans and {n_events} events",
                 )
+            if group:
+                self._spans_committed(group, error, count_failure=False)
+            if events:
+                self._events_committed(events, error, count_failure=False)
             if error is not None:
-                self.stats["failed_commits"] += 1
+                self.stats["failed_commits"] += 1  # one transaction
+                self._rum_built_to_s = None
                 for b in batches:
                     b.future.set_exception(error)
                 return
@@ -692,22 +736,38 @@ class DuckDBStore:
         finally:
             with self._lock:
                 self._queued_rum -= n
+                self._queued_spans -= n_spans
+                self._queued_events -= n_events
 
-    def _insert_rum(self, batches: list[RumBatch]) -> None:
+    def _insert_rum(
+        self, batches: list[RumBatch], group: list[_Batch], events: list[EventBatch]
+    ) -> None:
         con = self._db.writer()
         tables = [b.table for b in batches if b.table is not None]
         acc = merge_rum_rollups([b.rollups for b in batches if b.rollups])
-        sql = ["BEGIN"]
+        sql = ["BEGIN", *self._span_statements(group)]
         if tables:
-            rum_tbl = pa.concat_tables(tables)  # noqa: F841 - read by DuckDB by name
-            sql.append("INSERT INTO rum_events BY NAME SELECT * FROM rum_tbl")
+            con.register("heron_rum_rows", pa.concat_tables(tables))
+            sql.append("INSERT INTO rum_events BY NAME SELECT * FROM heron_rum_rows")
         if acc:
-            rum_rollup_tbl = rum_rollups_to_arrow(acc)  # noqa: F841
+            con.register("rum_rollup_tbl", rum_rollups_to_arrow(acc))
             sql.append("INSERT INTO rum_rollup_1m BY NAME SELECT * FROM rum_rollup_tbl")
-            sql.append(RUM_TIER_UPDATE)
-        sql.append("COMMIT")
+            # Move the hourly tier's watermark back only when a minute is before it (the
+            # writer is the only one to change it: upkeep runs here as a task).
+            if self._rum_built_to_s is None:
+                row = con.execute("SELECT min(built_to_s) FROM rum_tiers").fetchone()
+                self._rum_built_to_s = int(row[0]) if row and row[0] is not None else 0
+            earliest = min(k[1] for k in acc) // 3600 * 3600
+            if earliest < self._rum_built_to_s:
+                sql.append(RUM_TIER_UPDATE)
+                self._rum_built_to_s = None  # re-read after the commit
+        if not events:
+            sql.append("COMMIT")
         try:
             con.execute("; ".join(sql))
+            if events:
+                write_events(con, events, self._known_releases)
+                con.execute("COMMIT")
         except BaseException:
             _rollback(con)
             raise
@@ -715,6 +775,7 @@ class DuckDBStore:
     def _run_task(self, task: _Task) -> None:
         if not task.future.set_running_or_notify_cancel():
             return
+        self._rum_built_to_s = None  # a task (upkeep) may rebuild the RUM tier
         out: list[Any] = []
         error = self._written(lambda: self._transaction(task.fn, out), "background write")
         if error is not None:
