@@ -307,3 +307,15 @@ def test_events_sent_as_the_page_closes_arrive(shop: Shop, browser: Any) -> None
 
     events = rum_events(shop.heron, arrived)
     assert of_visit(events, marker, "interaction")[0]["value"] > 200
+
+
+def test_the_shopper_set_by_the_page_names_the_session(shop: Shop, visit: Visit) -> None:
+    """The shop's script calls ``heron.setUser``: the visit's session carries that id."""
+
+    def arrived(events: list[dict[str, Any]]) -> bool:
+        return bool(of_visit(events, visit.marker, "view"))
+
+    session_id = of_visit(rum_events(shop.heron, arrived), visit.marker, "view")[0]["session_id"]
+    r = shop.heron.api("/api/v1/rum/sessions", app=RUM_APP)
+    users = {s["session_id"]: s["user_id"] for s in r.json()["sessions"]}
+    assert users[session_id].startswith("shopper-"), users
