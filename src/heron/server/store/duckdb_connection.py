@@ -82,6 +82,9 @@ class HealingConnection:
         con = duckdb.connect(str(self.path), config=self._config)
         try:
             self._setup(con)
+            # Leave no unfinished result on the writer: con.register() refuses to run
+            # while one is pending (the writer registers Arrow tables by name).
+            con.execute("SELECT 1").fetchall()
         except BaseException:
             con.close()
             raise
