@@ -26,13 +26,15 @@ import uvicorn
 
 from heron.cli import main
 from heron.server.analyze import grading as g
+from heron.server.analyze.grouping import assign
 from heron.server.app import create_app
 from heron.server.config import Config, ConfigError, load_config
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
-from heron.server.model import STATUS_ERROR, Span
+from heron.server.model import STATUS_ERROR, ErrorEvent, Span
 from heron.server.model.metric import MetricPoint, MetricWrite
-from heron.server.query import TimeRange
+from heron.server.model.write import EventWrite
+from heron.server.query import TimeRange, list_issues, set_issue_status
 from heron.server.query.analysis import analysis_report
 from heron.server.store.base import Store
 from tests.conftest import free_port
@@ -87,6 +89,41 @@ def seed() -> list[Span]:
     return spans
 
 
+def event(n: int, exc_type: str, release: str, minute: int) -> ErrorEvent:
+    t = (FROM_S + 60 * minute) * NS
+    return assign(
+        ErrorEvent(
+            event_id=f"{n:032x}",
+            time_ns=t,
+            received_ns=t,
+            service="slowpoke",
+            environment="prod",
+            release=release,
+            level="error",
+            platform="python",
+            source="sentry",
+            exc_type=exc_type,
+            message=f"{exc_type} in the report",
+            culprit="slowpoke.report in build",
+            transaction="GET /report",
+            trace_id=None,
+            span_id=0,
+            sdk="sentry.python/2.75.0",
+        )
+    )
+
+
+def issues(store: Store) -> None:
+    """A new issue (3 events in the window) and one resolved in 1.0, reopened by 2.0."""
+    new = [event(1 + i, "ReportTimeout", "1.0", 2 + i) for i in range(3)]
+    old = event(10, "LookupError", "1.0", 1)
+    store.submit_events(EventWrite(1, [*new, old], [])).result(30)
+    (issue,) = list_issues(store, 1, RANGE, service="slowpoke", sort="last_seen", limit=10)[1:]
+    assert issue.exc_type == "LookupError"
+    assert set_issue_status(store, 1, issue.id, "resolved", "1.0", now_ns=NOW_NS - 60 * NS)
+    store.submit_events(EventWrite(1, [event(11, "LookupError", "2.0", 6)], [])).result(30)
+
+
 def memory() -> MetricWrite:
     labels = {"host.name": "h1", "process.pid": "1"}
     points = []
@@ -98,6 +135,21 @@ def memory() -> MetricWrite:
                     t, "process.memory.usage", "gauge", service, labels, value * MB, unit="By"
                 )
             )
+    for i in range(10):  # slowpoke's CPU 60 % user + 30 % system, loop lag up to 0.5 s
+        t = (FROM_S + 60 * i + 20) * NS
+        for mode, value in (("user", 0.6), ("system", 0.3)):
+            points.append(
+                MetricPoint(
+                    t, "process.cpu.utilization", "gauge", "slowpoke",
+                    {**labels, "cpu.mode": mode}, value, unit="1",
+                )
+            )  # fmt: skip
+        lag = 0.5 if i == 4 else 0.01
+        points.append(
+            MetricPoint(
+                t, "heron.asyncio.event_loop.lag", "gauge", "slowpoke", labels, lag, unit="s"
+            )
+        )
     return MetricWrite(1, points)
 
 
@@ -118,7 +170,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     store = open_store("duckdb", data, data)
     Pipeline(store).submit_spans(1, seed()).result(30)
-    assert store.submit_metrics(memory()).result(30) == 20
+    assert store.submit_metrics(memory()).result(30) == 50
+    issues(store)
     analyze_recent(store, NOW_NS, window_s=900)
     app = create_app(config, store=store, clock=lambda: NOW_NS, maintenance_interval_s=3600)
     port = free_port()
@@ -185,9 +238,14 @@ def test_a_slow_erroring_service_is_graded_f_with_the_reasons(report: dict[str, 
         "Error rate 33.3 %: critical (good at most 1.0 %, warning 5.0 %"
         in (areas["error_rate_pct"]["reason"])
     )
-    # mean (4.75 + p95 + 0 + 0) / 4 < 3, so not capped; the worst area is 0
-    assert slow["grade"] == "F" and slow["score"] < 3
-    assert slow["score"] == pytest.approx((4.75 + areas["p95_ms"]["score"]) / 4, abs=0.01)
+    assert areas["cpu_pct"]["value"] == pytest.approx(90) and areas["cpu_pct"]["score"] == 3.76
+    assert areas["loop_lag_ms"]["value"] == pytest.approx(500)
+    assert (areas["loop_lag_ms"]["score"], areas["loop_lag_ms"]["level"]) == (5.88, "warning")
+    # the mean of the six areas (3.14) is capped at the worst area (0) + 3
+    mean = sum(a["score"] for a in slow["areas"]) / 6
+    assert mean == pytest.approx(3.14, abs=0.01)
+    assert (slow["grade"], slow["score"]) == ("F", 3.0)
+    assert "capped at worst area (Error rate 0) + 3" in slow["reason"]
     assert service(report, "slowpoke")["endpoints"][0]["grade"] == "F"
     # the erroring endpoint is a finding, with its figures
     (err,) = [f for f in findings(report, "error_rate") if f["service"] == "slowpoke"]
@@ -200,6 +258,26 @@ def test_a_slow_erroring_service_is_graded_f_with_the_reasons(report: dict[str, 
 
 
 # ---------------------------------------------------------------- findings
+
+
+def test_cpu_saturation_and_event_loop_lag(report: dict[str, Any]) -> None:
+    (cpu,) = findings(report, "cpu_saturation")
+    assert (cpu["service"], cpu["severity"]) == ("slowpoke", "critical")
+    assert cpu["evidence"]["cpu_pct"] == pytest.approx(90)
+    (lag,) = findings(report, "event_loop_lag")
+    assert (lag["severity"], lag["evidence"]["loop_lag_ms"]) == ("warning", 500.0)
+    assert "asyncio.to_thread" in lag["recommendation"]
+    assert lag["link"] == "/service/runtime?service=slowpoke"
+
+
+def test_new_and_regressed_issues(report: dict[str, Any]) -> None:
+    (new,) = findings(report, "new_issue")
+    assert new["title"] == "New issue: ReportTimeout: ReportTimeout in the report"
+    assert (new["evidence"]["events"], new["severity"]) == (3, "warning")
+    assert new["link"] == f"/issues/{new['evidence']['issue_id']}"
+    assert new["impact_ms_per_min"] == pytest.approx(3 / MINUTES * 2500, abs=0.01)
+    (back,) = findings(report, "regressed_issue")
+    assert back["severity"] == "critical" and back["evidence"]["events"] == 2
 
 
 def test_the_n_plus_one_loop_is_found_with_its_wasted_time(report: dict[str, Any]) -> None:
@@ -238,7 +316,12 @@ def test_a_leak_shaped_memory_series_is_flagged_and_a_flat_one_not(
     assert leak["evidence"]["growth_pct"] == pytest.approx(108.0)
     assert leak["evidence"]["r2"] == 1.0 and leak["evidence"]["mb_per_hour"] == 720.0
     assert leak["impact_ms_per_min"] is None
-    assert report["findings"][-1] == leak  # no user-time measure: ranked after the rest
+    # No user-time measure: ranked after the rest, critical first.
+    assert [f["kind"] for f in report["findings"][-3:]] == [
+        "cpu_saturation",
+        "memory_growth",
+        "event_loop_lag",
+    ]
 
 
 def test_findings_are_ranked_by_user_time_wasted(report: dict[str, Any]) -> None:
