@@ -94,6 +94,8 @@ def _analyze(args: argparse.Namespace) -> int:
             ("to", args.to),
             ("service", args.service),
             ("environment", args.environment),
+            ("baseline_from", args.baseline_from),
+            ("baseline_to", args.baseline_to),
         )
         if v
     }
@@ -138,6 +140,8 @@ def _add_analyze_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     a.add_argument("--to", help="end: ISO 8601, Unix seconds or -5m (default: now)")
     a.add_argument("--environment", help="only this deployment environment")
+    a.add_argument("--baseline-from", help="compare with a baseline window starting here")
+    a.add_argument("--baseline-to", help="end of the baseline window")
     a.add_argument("--format", choices=("md", "json", "html"), default="md", help="default md")
     a.add_argument("--out", help="write to this file instead of stdout")
     a.add_argument("--url", help="Heron server URL (HERON_URL, default http://127.0.0.1:4318)")

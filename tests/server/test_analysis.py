@@ -506,3 +506,66 @@ def test_memory_fits() -> None:
     sawtooth = [(60.0 * i, 100.0 + (20 if i % 2 else 0)) for i in range(10)]
     assert g.leak_finding(service="s", instance="i", points=sawtooth) is None
     assert g.leak_finding(service="s", instance="i", points=steady[:4]) is None
+
+
+# ----------------------------------------------------------------- compare mode
+
+
+def test_compare_rules() -> None:
+    F = g.EndpointFigures
+    base = {
+        ("s", "slow"): F(100, 100.0, 0.0),
+        ("s", "fast"): F(100, 100.0, 0.0),
+        ("s", "same"): F(100, 100.0, 2.0),
+        ("s", "errs"): F(100, 100.0, 0.0),
+        ("s", "few"): F(5, 100.0, 0.0),
+        ("s", "gone"): F(50, 10.0, 0.0),
+    }
+    cur = {
+        ("s", "slow"): F(100, 125.0, 0.0),  # +25 %
+        ("s", "fast"): F(100, 70.0, 0.0),
+        ("s", "same"): F(100, 119.0, 2.5),  # +19 %, errors +0.5 point: noise
+        ("s", "errs"): F(100, 100.0, 3.0),
+        ("s", "few"): F(5, 500.0, 0.0),
+        ("s", "new"): F(10, 10.0, 0.0),
+    }
+    verdicts = {c.endpoint: (c.verdict, c.p95_change_pct) for c in g.compare(cur, base)}
+    assert verdicts == {
+        "slow": ("slower", 25.0),
+        "fast": ("faster", -30.0),
+        "same": ("unchanged", 19.0),
+        "errs": ("new errors", 0.0),
+        "few": ("too few requests", 400.0),
+        "gone": ("gone", None),
+        "new": ("new endpoint", None),
+    }
+    assert [c.endpoint for c in g.compare(cur, base)][:2] == ["slow", "errs"]
+
+
+def test_compare_with_a_baseline_window(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    def get(**params: str) -> httpx.Response:
+        return httpx.get(
+            f"{server.url}/api/v1/analysis",
+            params={"from": str(FROM_S), "to": str(TO_S), **params},
+            headers=AUTH,
+            timeout=60,
+        )
+
+    plain = get().json()
+    assert (plain["comparison"], plain["baseline_from"]) == (None, None)
+    same = get(baseline_from=str(FROM_S), baseline_to=str(TO_S)).json()
+    assert {c["verdict"] for c in same["comparison"]} == {"unchanged", "too few requests"}
+    assert same["baseline_to"] == plain["to"]
+    empty = get(baseline_from=str(FROM_S - 7200), baseline_to=str(FROM_S - 3600)).json()
+    assert {c["verdict"] for c in empty["comparison"]} == {"new endpoint"}
+    assert len(empty["comparison"]) == sum(len(s["endpoints"]) for s in plain["services"])
+    for bad in ({"baseline_from": str(FROM_S)}, {"baseline_from": "x", "baseline_to": "now"}):
+        r = get(**bad)
+        assert r.status_code == 400 and "baseline" in r.text, r.text
+    code = main(
+        ["analyze", "--url", server.url, "--token", TOKEN, "--from", str(FROM_S), "--to",
+         str(TO_S), "--baseline-from", str(FROM_S - 7200), "--baseline-to", str(FROM_S - 3600)]
+    )  # fmt: skip
+    md = capsys.readouterr().out
+    assert code == 0 and "## Compared with 2023-11-14T20:04:00Z" in md
+    assert "| new endpoint | slowpoke | GET /report | – → 2,708 ms |" in md

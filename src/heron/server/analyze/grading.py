@@ -576,3 +576,98 @@ def resource_finding(
         link=f"/service/runtime?service={q(service)}",
         recommendation=rec,
     )
+
+
+# ------------------------------------------------------------------ compare mode
+
+REGRESSION_PCT = 20.0
+"""A p95 change beyond ±20 % is slower/faster (the seed's load-test rule)."""
+MIN_COMPARE_REQUESTS = 10
+"""Fewer requests than this in either window: too few to judge latency."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One endpoint in the current window against the baseline window."""
+
+    service: str
+    endpoint: str
+    verdict: str
+    """slower, faster, new errors, more errors, new endpoint, gone, unchanged, too few requests."""
+    baseline_requests: int
+    requests: int
+    baseline_p95_ms: float | None
+    p95_ms: float | None
+    p95_change_pct: float | None
+    baseline_error_rate_pct: float | None
+    error_rate_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointFigures:
+    requests: int
+    p95_ms: float | None
+    error_rate_pct: float
+
+
+_VERDICT_ORDER = (
+    "slower",
+    "new errors",
+    "more errors",
+    "new endpoint",
+    "faster",
+    "gone",
+    "too few requests",
+    "unchanged",
+)
+
+
+def compare(
+    current: Mapping[tuple[str, str], EndpointFigures],
+    baseline: Mapping[tuple[str, str], EndpointFigures],
+    threshold_pct: float = REGRESSION_PCT,
+) -> list[Change]:
+    """Per endpoint: slower/faster when p95 moved more than ``threshold_pct`` (both
+    windows with at least ``MIN_COMPARE_REQUESTS``), new errors when the baseline had
+    none, more errors when the error rate rose by more than 1 point and ``threshold_pct``.
+    No significance test: that belongs to load-test runs (issue 14, part 2)."""
+    out = []
+    for key in sorted(set(current) | set(baseline)):
+        cur, base = current.get(key), baseline.get(key)
+        change = None
+        if cur is None or base is None:
+            verdict = "gone" if cur is None else "new endpoint"
+        else:
+            verdict = "unchanged"
+            if cur.p95_ms is not None and base.p95_ms:
+                change = round((cur.p95_ms - base.p95_ms) / base.p95_ms * 100, 2)
+            enough = min(cur.requests, base.requests) >= MIN_COMPARE_REQUESTS
+            if cur.error_rate_pct > 0 and base.error_rate_pct == 0:
+                verdict = "new errors"
+            elif (
+                cur.error_rate_pct > base.error_rate_pct * (1 + threshold_pct / 100)
+                and cur.error_rate_pct - base.error_rate_pct > 1
+            ):
+                verdict = "more errors"
+            elif not enough:
+                verdict = "too few requests"
+            elif change is not None and change > threshold_pct:
+                verdict = "slower"
+            elif change is not None and change < -threshold_pct:
+                verdict = "faster"
+        out.append(
+            Change(
+                service=key[0],
+                endpoint=key[1],
+                verdict=verdict,
+                baseline_requests=base.requests if base else 0,
+                requests=cur.requests if cur else 0,
+                baseline_p95_ms=base.p95_ms if base else None,
+                p95_ms=cur.p95_ms if cur else None,
+                p95_change_pct=change,
+                baseline_error_rate_pct=base.error_rate_pct if base else None,
+                error_rate_pct=cur.error_rate_pct if cur else None,
+            )
+        )
+    order = {v: i for i, v in enumerate(_VERDICT_ORDER)}
+    return sorted(out, key=lambda c: (order[c.verdict], -abs(c.p95_change_pct or 0.0)))

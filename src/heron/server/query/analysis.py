@@ -59,6 +59,10 @@ class AnalysisReport:
     services: list[ServiceReport]
     findings: list[g.Finding]
     not_covered: list[str] = field(default_factory=lambda: list(NOT_COVERED))
+    baseline_from: str | None = None
+    baseline_to: str | None = None
+    comparison: list[g.Change] | None = None
+    """With a baseline window: every endpoint of either window, regressions first."""
 
 
 def _pct(v: float | None) -> float | None:
@@ -124,8 +128,10 @@ def analysis_report(
     environment: str | None = None,
     apdex_t_ms: float = 500.0,
     thresholds: g.Thresholds | None = None,
+    baseline: TimeRange | None = None,
 ) -> AnalysisReport:
-    """Grades per service and endpoint and ranked findings for the range."""
+    """Grades per service and endpoint and ranked findings for the range; with
+    ``baseline``, each endpoint compared with that window too."""
     th = thresholds or g.Thresholds()
     tr, p, env = time_range, project_id, environment
     minutes = max(tr.minutes, 1.0)
@@ -256,6 +262,33 @@ def analysis_report(
         grade=g.grade_of(overall) if overall is not None else None,
         services=reports,
         findings=g.rank(findings),
+        baseline_from=iso(baseline.start_ns) if baseline else None,
+        baseline_to=iso(baseline.end_ns) if baseline else None,
+        comparison=_compare(store, p, tr, baseline, service, env, apdex_t_ms) if baseline else None,
+    )
+
+
+def _endpoint_figures(
+    store: Store, p: int, tr: TimeRange, service: str | None, env: str | None, apdex_t_ms: float
+) -> dict[tuple[str, str], g.EndpointFigures]:
+    out = {}
+    for s in service_table(store, p, tr, environment=env, apdex_t_ms=apdex_t_ms):
+        if service is not None and s.service != service:
+            continue
+        for e in endpoint_table(store, p, tr, s.service, environment=env, apdex_t_ms=apdex_t_ms):
+            out[(s.service, e.endpoint)] = g.EndpointFigures(
+                e.requests, e.p95_ms, e.error_rate * 100
+            )
+    return out
+
+
+def _compare(
+    store: Store, p: int, tr: TimeRange, baseline: TimeRange, service: str | None,
+    env: str | None, apdex_t_ms: float,
+) -> list[g.Change]:  # fmt: skip
+    return g.compare(
+        _endpoint_figures(store, p, tr, service, env, apdex_t_ms),
+        _endpoint_figures(store, p, baseline, service, env, apdex_t_ms),
     )
 
 

@@ -20,6 +20,14 @@ def _md(text: object) -> str:
     return s.replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f} ms"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f} %"
+
+
 def to_markdown(report: dict[str, Any], base_url: str = "") -> str:
     base = base_url.rstrip("/")
     grade = report.get("grade") or "–"
@@ -62,6 +70,25 @@ def to_markdown(report: dict[str, Any], base_url: str = "") -> str:
         lines.append(f"   - where: {where}; evidence: {evidence}")
         lines.append(f"   - fix: {_md(f['recommendation'])}")
         lines.append(f"   - link: {base}{f['link']}")
+    if report.get("comparison") is not None:
+        lines += [
+            "",
+            f"## Compared with {report['baseline_from']} – {report['baseline_to']}",
+            "",
+            "| Verdict | Service | Endpoint | p95 baseline → now | Change | Errors baseline → now |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in report["comparison"]:
+            if c["verdict"] == "unchanged":
+                continue
+            change = f"{c['p95_change_pct']:+.1f} %" if c["p95_change_pct"] is not None else "–"
+            lines.append(
+                f"| {c['verdict']} | {_md(c['service'])} | {_md(c['endpoint'])} | "
+                f"{_ms(c['baseline_p95_ms'])} → {_ms(c['p95_ms'])} | {change} | "
+                f"{_pct(c['baseline_error_rate_pct'])} → {_pct(c['error_rate_pct'])} |"
+            )
+        same = sum(1 for c in report["comparison"] if c["verdict"] == "unchanged")
+        lines += ["", f"{same} endpoints unchanged."]
     if report.get("not_covered"):
         lines += ["", "## Not checked", ""] + [f"- {_md(n)}" for n in report["not_covered"]]
     return "\n".join(lines) + "\n"
