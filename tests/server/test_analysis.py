@@ -1,5 +1,6 @@
-"""The performance analyzer (docs/analyze.md) on a real DuckDB store served by a real
-``heron`` app on loopback (uvicorn): known answers on seeded data.
+"""The performance analyzer (docs/analyze.md) on each backend of
+``tests/server/backends.py`` (DuckDB, ClickHouse in process) served by a real ``heron``
+app on loopback (uvicorn): known answers on seeded data.
 
 The seed is the database API tests' (an N+1 loop in GET /orders, a slow query whose
 SQLite EXPLAIN plan scans ``products``, failing checkouts) plus a clean fast service, a
@@ -38,7 +39,7 @@ from heron.server.query import TimeRange, list_issues, set_issue_status
 from heron.server.query.analysis import analysis_report
 from heron.server.store.base import Store
 from tests.conftest import free_port
-from tests.server.backends import open_store
+from tests.server.backends import BACKENDS, open_store
 
 from .test_api import MINUTE_S, MS, NOW_NS, NS, TOKEN, span
 from .test_db_api import seed as db_seed
@@ -159,8 +160,10 @@ class Server:
     store: Store
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, chdb_dir: Path
+) -> Iterator[Server]:
     data: Path = tmp_path_factory.mktemp("analysis")
     config = Config(
         data_dir=str(data),
@@ -168,7 +171,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ingest_key="hk_analysis_test_key",
         admin_password=PASSWORD,
     )
-    store = open_store("duckdb", data, data)
+    store = open_store(request.param, data, chdb_dir)
     Pipeline(store).submit_spans(1, seed()).result(30)
     assert store.submit_metrics(memory()).result(30) == 50
     issues(store)
