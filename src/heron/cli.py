@@ -140,8 +140,10 @@ def _add_analyze_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     a.add_argument("--to", help="end: ISO 8601, Unix seconds or -5m (default: now)")
     a.add_argument("--environment", help="only this deployment environment")
-    a.add_argument("--baseline-from", help="compare with a baseline window starting here")
-    a.add_argument("--baseline-to", help="end of the baseline window")
+    a.add_argument(
+        "--baseline-from", metavar="T", help="compare with a baseline window starting here"
+    )
+    a.add_argument("--baseline-to", metavar="T", help="end of the baseline window")
     a.add_argument("--format", choices=("md", "json", "html"), default="md", help="default md")
     a.add_argument("--out", help="write to this file instead of stdout")
     a.add_argument("--url", help="Heron server URL (HERON_URL, default http://127.0.0.1:4318)")
