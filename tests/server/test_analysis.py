@@ -445,6 +445,15 @@ def test_the_page_needs_sign_in_and_shows_grades_and_findings(server: Server) ->
     assert 'class="grade grade-A"' in html and 'class="grade grade-F"' in html
     assert 'href="/analysis' in html and 'aria-current="page">Analysis<' in html
     assert "CREATE INDEX ON products (name)" in html
+    assert "Compared with" not in html
+    with httpx.Client(base_url=server.url, headers={"accept": "text/html"}) as c2:
+        c2.cookies = c.cookies
+        params = {"from": str(FROM_S), "to": str(TO_S), "baseline_to": str(FROM_S)}
+        assert c2.get("/analysis", params=params).status_code == 400
+        params["baseline_from"] = str(FROM_S - 3600)
+        r = c2.get("/analysis", params=params)
+    assert r.status_code == 200 and "Compared with 2023-11-14T21:04:00Z" in r.text
+    assert "<td>new endpoint</td><td>slowpoke</td><td>GET /report</td>" in r.text
 
 
 # -------------------------------------------------------------- pure rules
