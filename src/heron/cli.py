@@ -1,4 +1,4 @@
-"""``heron`` command line: serve | demo | run | users | migrate.
+"""``heron`` command line: serve | demo | run | users | migrate | analyze.
 
 Imports are lazy so ``heron run`` (agent side) never loads the server's dependencies.
 """
@@ -77,6 +77,81 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    """Fetch the report from a running server's JSON API and write it as json/md/html."""
+    import json
+    import os
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = (args.url or os.environ.get("HERON_URL") or "http://127.0.0.1:4318").rstrip("/")
+    token = args.token or os.environ.get("HERON_API_TOKEN") or ""
+    params = {
+        k: v
+        for k, v in (
+            ("from", args.from_),
+            ("to", args.to),
+            ("service", args.service),
+            ("environment", args.environment),
+            ("baseline_from", args.baseline_from),
+            ("baseline_to", args.baseline_to),
+        )
+        if v
+    }
+    req = urllib.request.Request(
+        f"{url}/api/v1/analysis?{urllib.parse.urlencode(params)}",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
+            report = json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")[:500]
+        print(f"heron analyze: {url} answered {e.code}: {detail}", file=sys.stderr)
+        return 2 if e.code in (400, 401, 403) else 1
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        print(f"heron analyze: cannot reach {url}: {e}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    else:
+        from heron.server.ui.analysis_export import to_html, to_markdown
+
+        text = (to_markdown if args.format == "md" else to_html)(report, url)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _add_analyze_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    a = sub.add_parser(
+        "analyze",
+        help="graded performance report with findings (from a running server's API)",
+        description="Ask a running Heron server (GET /api/v1/analysis) for the performance "
+        "report of a time range and write it as JSON, Markdown or HTML (docs/analyze.md).",
+    )
+    a.add_argument("--service", help="only this service")
+    a.add_argument(
+        "--from", dest="from_", help="start: ISO 8601, Unix seconds or -1h (default: 1 h ago)"
+    )
+    a.add_argument("--to", help="end: ISO 8601, Unix seconds or -5m (default: now)")
+    a.add_argument("--environment", help="only this deployment environment")
+    a.add_argument(
+        "--baseline-from", metavar="T", help="compare with a baseline window starting here"
+    )
+    a.add_argument("--baseline-to", metavar="T", help="end of the baseline window")
+    a.add_argument("--format", choices=("md", "json", "html"), default="md", help="default md")
+    a.add_argument("--out", help="write to this file instead of stdout")
+    a.add_argument("--url", help="Heron server URL (HERON_URL, default http://127.0.0.1:4318)")
+    a.add_argument("--token", help="read-API token (HERON_API_TOKEN)")
+    a.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
+    a.set_defaults(func=_analyze)
+
+
 def installed_version() -> str:
     """The installed distribution's version (its metadata), else the source tree's."""
     from importlib.metadata import PackageNotFoundError, version
@@ -123,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_run)
     _add_users_parser(sub)
     _add_migrate_parser(sub)
+    _add_analyze_parser(sub)
     return p
 
 

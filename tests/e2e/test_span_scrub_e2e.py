@@ -300,6 +300,8 @@ def test_no_page_holds_a_secret(heron: HeronProcess) -> None:
         "/rum",
         "/rum/page?page=/cb",
         "/rum/sessions",
+        "/analysis",
+        f"/analysis?service={SERVICE}",
     ]
     try:
         html = [ui.get(path) for path in pages]

@@ -198,6 +198,11 @@ class Config:
     rum_enabled: bool = True
     """Serve the RUM beacon endpoint ``POST /rum/v1/events`` (in the ``all`` and
     ``ingest`` roles). (HERON_RUM_ENABLED)"""
+    analyze_thresholds: str = ""
+    """Performance analyzer thresholds overriding the defaults: ``area=good/warning/critical``
+    items separated by ``;``, ``service:area=…`` for one service (areas: p95_ms, mean_ms,
+    error_rate_pct, apdex, cpu_pct, memory_pct, loop_lag_ms; docs/analyze.md).
+    (HERON_ANALYZE_THRESHOLDS)"""
     rum_allowed_origins: str = ""
     """Origins (comma-separated, e.g. ``https://shop.example,https://www.shop.example``)
     whose pages may post beacons; ``*`` allows every origin; empty allows none.
@@ -304,6 +309,7 @@ class Config:
             ),
             ("alert_retry_max_s", self.alert_retry_max_s >= 0, "must not be negative"),
             *self._rum_checks(),
+            ("analyze_thresholds", _thresholds_ok(self.analyze_thresholds), _THRESHOLDS_HELP),
         ]
         for key, ok, why in [*checks, *self._storage_checks()]:
             if not ok:
@@ -417,6 +423,19 @@ def _coerce(key: str, raw: Any, typ: type, source: str) -> Any:
         raise ConfigError(
             f"invalid config {key}={raw!r} (from {source}): expected {typ.__name__}"
         ) from None
+
+
+_THRESHOLDS_HELP = "must be [service:]area=good/warning/critical items separated by ';'"
+
+
+def _thresholds_ok(spec: str) -> bool:
+    from heron.server.analyze.grading import ThresholdError, parse_thresholds
+
+    try:
+        parse_thresholds(spec)
+    except ThresholdError:
+        return False
+    return True
 
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}

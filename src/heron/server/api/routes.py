@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from heron.server import query
 from heron.server.api import (
     _alert_routes,
+    _analysis_routes,
     _dashboard_routes,
     _db_routes,
     _error_routes,
@@ -248,3 +249,4 @@ router.include_router(_metric_routes.router)
 router.include_router(_dashboard_routes.router)
 router.include_router(_alert_routes.router)
 router.include_router(_rum_routes.router)
+router.include_router(_analysis_routes.router)

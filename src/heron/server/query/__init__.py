@@ -276,3 +276,8 @@ __all__ += ["metrics", "runtime"]
 from heron.server.query import rum  # noqa: E402
 
 __all__ += ["rum"]
+
+# Performance analysis (issue 14): grades and findings, as ``query.analysis``.
+from heron.server.query import analysis  # noqa: E402
+
+__all__ += ["analysis"]

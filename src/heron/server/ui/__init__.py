@@ -14,6 +14,7 @@ from starlette.responses import FileResponse
 from heron.server.auth import require_user, verify_csrf
 from heron.server.ui import (
     _alert_pages,
+    _analysis_pages,
     _dashboard_pages,
     _db_pages,
     _error_pages,
@@ -44,8 +45,10 @@ for _module in (
     _metric_pages,
     _dashboard_pages,
     _alert_pages,
+    _analysis_pages,
     _slo_pages,
     _rum_pages,
+    _analysis_pages,
 ):
     pages.include_router(_module.router)
 
