@@ -64,6 +64,19 @@ class EntryFilter:
     release: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RequestSamples:
+    """The requests (entry spans, rollup naming) of one endpoint in a window, as columns
+    of equal length (numpy arrays, ordered by start time): what a load-test comparison
+    tests. ``error`` is the rollup's notion of a failed request."""
+
+    service: str
+    endpoint: str
+    start_ns: Any  # numpy int64
+    duration_ns: Any  # numpy int64
+    error: Any  # numpy bool
+
+
 class TraceReader(Protocol):
     def matching_spans(
         self, project_id: int, lo_ns: int, hi_ns: int, span_filter: SpanFilter, limit: int
@@ -94,3 +107,15 @@ class TraceReader(Protocol):
     ) -> list[ExampleRow]:
         """Top ``limit`` entry spans of an endpoint starting in any of the ``[lo, hi)``
         runs (ns), slowest first (then newest) or newest first."""
+
+    def request_samples(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[RequestSamples]:
+        """Every entry span starting in ``[lo_ns, hi_ns)``, one ``RequestSamples`` per
+        (service, endpoint), sorted by service then endpoint."""
