@@ -25,7 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from heron.demo.runner import run_demo
 
-    return run_demo(port=args.port, data_dir=args.data_dir, duration_s=args.duration)
+    return run_demo(
+        port=args.port, data_dir=args.data_dir, duration_s=args.duration, loadtest=args.loadtest
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -190,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    d.add_argument(
+        "--loadtest",
+        action="store_true",
+        help="once running, load-test the shop, slow it down, load-test again and show the "
+        "regression being caught (docs/demo.md)",
     )
     d.set_defaults(func=_demo)
 

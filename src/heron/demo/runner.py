@@ -29,6 +29,7 @@ from heron.demo import DEMO_API_TOKEN, DEMO_BROWSER_KEY, DEMO_INGEST_KEY
 from heron.demo._procs import Child, ChildFailed
 from heron.demo.alerts import DEMO_SLOS, AlertSink, rules_toml
 from heron.demo.browser import BrowserTraffic
+from heron.demo.loadtest import SLOWDOWN_ENV, LoadTestScenario
 from heron.demo.traffic import TrafficGenerator
 from heron.server.auth import DatabaseInUse, prepare_one_time_sign_in
 from heron.server.config import Config
@@ -45,8 +46,13 @@ DEMO_USER = "demo"
 SIGN_IN_LINK_TTL_S = 15 * 60
 
 
-def run_demo(port: int, data_dir: str, duration_s: float | None) -> int:
-    """Run the demo until Ctrl-C, SIGTERM or ``duration_s``; 0 on a clean stop."""
+def run_demo(
+    port: int, data_dir: str, duration_s: float | None, *, loadtest: bool = False
+) -> int:
+    """Run the demo until Ctrl-C, SIGTERM or ``duration_s``; 0 on a clean stop.
+
+    ``loadtest``: once it runs, show a regression being caught (:mod:`heron.demo.loadtest`).
+    """
     data = Path(data_dir).resolve()
     problem = _preflight(port, data)
     if problem:
@@ -59,6 +65,8 @@ def run_demo(port: int, data_dir: str, duration_s: float | None) -> int:
         try:
             if demo.start():
                 print(demo.banner(), flush=True)
+                if loadtest:
+                    demo.start_loadtest()
                 demo.run_until(deadline)
             rc = 0
         except ChildFailed as e:
@@ -88,6 +96,7 @@ class Demo:
         self.password = secrets.token_urlsafe(12)  # new each run; printed in the banner
         self.sink: AlertSink | None = None
         self.sign_in_link = ""
+        self.loadtest: LoadTestScenario | None = None
 
     def start(self) -> bool:
         """Start everything; False if a stop was requested meanwhile."""
@@ -128,6 +137,23 @@ class Demo:
         self.browser = browser
         browser.start()
 
+    def start_loadtest(self) -> LoadTestScenario:
+        """Baseline run, slowdown on, compared run: on a thread, printing as it goes."""
+
+        def say(line: str) -> None:
+            print(line, flush=True)
+
+        self.loadtest = LoadTestScenario(
+            heron_url=self.url,
+            api_token=DEMO_API_TOKEN,
+            shop_url=self.app_urls["shop"],
+            log_path=self.logs / "loadtest.log",
+            say=say,
+            stop=threading.Event(),
+        )
+        self.loadtest.start()
+        return self.loadtest
+
     def run_until(self, deadline: float | None) -> None:
         """Block until stopped, the deadline passes, or a child dies (ChildFailed)."""
         while not self.stop_event.wait(0.5):
@@ -142,6 +168,8 @@ class Demo:
         if not self._children():
             return
         print("\nStopping the demo ...", flush=True)
+        if self.loadtest is not None:
+            self.loadtest.terminate()
         if self.browser is not None:
             self.browser.stop()
             print(f"  browser traffic stopped after {self.browser.journeys} visits", flush=True)
@@ -313,7 +341,10 @@ class Demo:
         }
 
     def _app_env(self) -> dict[str, str]:
-        return {**self._base_env(), "OTEL_BSP_SCHEDULE_DELAY": APP_EXPORT_DELAY_MS}
+        env = {**self._base_env(), "OTEL_BSP_SCHEDULE_DELAY": APP_EXPORT_DELAY_MS}
+        if os.environ.get(SLOWDOWN_ENV):  # the shop's knob (docs/demo.md), else off
+            env[SLOWDOWN_ENV] = os.environ[SLOWDOWN_ENV]
+        return env
 
 
 def _preflight(port: int, data_dir: Path) -> str | None:

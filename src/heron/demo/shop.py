@@ -10,6 +10,8 @@
   (~5 ms): the loop costs ~100 ms, as an N+1 over a network database would.
 - ``GET /v2/orders``: the fix; the same data in one JOIN (one scan, ~10 ms). Heron must
   flag the first and not this one.
+- ``/admin/slowdown``: the load-test demo's knob (:mod:`heron.demo.loadtest`), off
+  unless ``HERON_DEMO_SLOWDOWN`` or a POST turns it on.
 - ``/shop/...``: the HTML pages real users load, with Heron's browser SDK
   (:mod:`heron.demo.pages`).
 
@@ -33,6 +35,7 @@ from flask import Flask, abort, g, jsonify, request
 import heron
 from heron._version import __version__
 from heron.demo import SHOP_SERVICE, pages
+from heron.demo.loadtest import install_slowdown
 from heron.demo._serve import parse_args, serve_app
 from heron.demo._sql import Database
 from heron.demo.inventory import PRODUCT_COUNT
@@ -193,6 +196,7 @@ def _seed_orders(con: sqlite3.Connection, rng: random.Random) -> None:
 
 def create_app(db: Database, inventory_url: str, rum: pages.RumSettings | None = None) -> Flask:
     app = Flask(SHOP_SERVICE)
+    install_slowdown(app)  # first, so its clock covers the other hooks (docs/demo.md)
 
     @app.before_request
     def _open() -> None:
