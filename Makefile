@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-server assets browser prometheus alertmanager demo wheel test lint format check bench clean
+.PHONY: install install-server assets browser prometheus alertmanager demo demo-loadtest wheel test lint format check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: install-server  ## run the demo: server + two-service shop + traffic (+ Ch
 	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh || \
 		echo "make demo: could not install Chromium; the demo runs without browser traffic"
 	$(BIN)/heron demo
+
+demo-loadtest: install-server  ## the demo, then a load test that catches an injected slowdown (docs/demo.md)
+	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh || \
+		echo "make demo-loadtest: could not install Chromium; the demo runs without browser traffic"
+	$(BIN)/heron demo --loadtest
 
 wheel: install  ## sdist + wheel in dist/, with the UI assets (hatch_build.py)
 	$(BIN)/python -m build --outdir dist
