@@ -37,6 +37,8 @@ from typing import Any
 from flask import Flask, g, jsonify, request
 
 SLOWDOWN_ENV = "HERON_DEMO_SLOWDOWN"
+DURATION_ENV = "HERON_DEMO_LOADTEST_S"
+"""Seconds of each of ``--loadtest``'s two runs (default ``LOAD_DURATION_S``; tests: less)."""
 SLOWED_ENDPOINTS = frozenset({"products", "product"})
 """Flask endpoint names of ``GET /products`` and ``GET /products/<id>``: the shop's
 normal routes, fast enough for a short load test to carry hundreds of requests."""
@@ -49,6 +51,16 @@ LOAD_USERS = 4
 LOAD_DURATION_S = 15
 SETTLE_S = 20
 GATE_TIMEOUT_S = 180.0  # one run: its duration, ingestion settling, the comparison
+
+
+def load_duration_s() -> int:
+    """Each run's length: ``HERON_DEMO_LOADTEST_S`` (3-600) or ``LOAD_DURATION_S``."""
+    raw = os.environ.get(DURATION_ENV, "").strip()
+    if not raw:
+        return LOAD_DURATION_S
+    if not raw.isdigit() or not 3 <= int(raw) <= 600:
+        raise ValueError(f"{DURATION_ENV} must be a whole number of seconds, 3-600, not {raw!r}")
+    return int(raw)
 
 
 def parse_factor(raw: object) -> float:
@@ -154,7 +166,7 @@ class LoadTestScenario:
     log_path: Path
     say: Callable[[str], None]
     stop: threading.Event
-    duration_s: int = LOAD_DURATION_S
+    duration_s: int = field(default_factory=load_duration_s)
     users: int = LOAD_USERS
     factor: float = SLOWDOWN_FACTOR
     result: GateResult = field(default_factory=GateResult)

@@ -143,14 +143,17 @@ class Demo:
         def say(line: str) -> None:
             print(line, flush=True)
 
-        self.loadtest = LoadTestScenario(
-            heron_url=self.url,
-            api_token=DEMO_API_TOKEN,
-            shop_url=self.app_urls["shop"],
-            log_path=self.logs / "loadtest.log",
-            say=say,
-            stop=threading.Event(),
-        )
+        try:
+            self.loadtest = LoadTestScenario(
+                heron_url=self.url,
+                api_token=DEMO_API_TOKEN,
+                shop_url=self.app_urls["shop"],
+                log_path=self.logs / "loadtest.log",
+                say=say,
+                stop=threading.Event(),
+            )
+        except ValueError as e:  # a bad HERON_DEMO_LOADTEST_S
+            raise ChildFailed(str(e)) from None
         self.loadtest.start()
         return self.loadtest
 
