@@ -9,6 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from heron.server.model.span import SpanRow
 from heron.server.semconv import (
     DB_STATEMENT_KEYS,
@@ -75,6 +79,45 @@ class RequestSamples:
     start_ns: Any  # numpy int64
     duration_ns: Any  # numpy int64
     error: Any  # numpy bool
+
+
+SAMPLE_COLUMNS = ("service", "endpoint", "start_ns", "duration_ns", "error")
+"""The columns a backend's ``request_samples`` query gives, ordered by the first three."""
+
+
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dictionary-encoded strings (ClickHouse's LowCardinality) as plain strings."""
+    return col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
+
+
+def split_samples(table: pa.Table) -> list[RequestSamples]:
+    """One ``RequestSamples`` per (service, endpoint) run of a table of ``SAMPLE_COLUMNS``
+    sorted by service, endpoint and start time. Vectorised: a million requests become
+    numpy arrays without a Python object per request."""
+    n = table.num_rows
+    if n == 0:
+        return []
+    service, endpoint = (_plain(table.column(c)) for c in ("service", "endpoint"))
+    start = np.asarray(table.column("start_ns").to_numpy(), dtype=np.int64)
+    duration = np.asarray(table.column("duration_ns").to_numpy(), dtype=np.int64)
+    error = np.asarray(table.column("error").cast(pa.bool_()).fill_null(False).to_numpy(), dtype=bool)
+    changed = np.zeros(n, dtype=bool)
+    changed[0] = True
+    if n > 1:
+        for col in (service, endpoint):
+            differs = pc.not_equal(col.slice(1), col.slice(0, n - 1)).fill_null(True)
+            changed[1:] |= np.asarray(differs.to_numpy(), dtype=bool)
+    bounds = [*np.flatnonzero(changed).tolist(), n]
+    return [
+        RequestSamples(
+            service=str(service[lo].as_py()),
+            endpoint=str(endpoint[lo].as_py()),
+            start_ns=start[lo:hi],
+            duration_ns=duration[lo:hi],
+            error=error[lo:hi],
+        )
+        for lo, hi in zip(bounds, bounds[1:], strict=False)
+    ]
 
 
 class TraceReader(Protocol):
