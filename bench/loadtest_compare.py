@@ -167,9 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wall = time.perf_counter() - w0
             cpu = time.process_time() - c0
             w1 = time.perf_counter()
-            samples = [
-                store.traces.request_samples(P, x.start_ns, x.end_ns or 0) for x in (r, b)
-            ]
+            samples = [store.traces.request_samples(P, x.start_ns, x.end_ns or 0) for x in (r, b)]
             fetch = time.perf_counter() - w1
             w2 = time.perf_counter()
             analysis_report(store, P, TimeRange(r.start_ns, r.end_ns or 0))
@@ -198,11 +196,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         store.close()
     c.print_table(
         f"Full comparison of two runs of {args.requests:,} requests (target ≤ {TARGET_S} s)",
-        ["run", "requests", "endpoints", "verdict", "compare s", "CPU s", "samples s",
-         "analysis s", "met"],  # fmt: skip
         [
-            [x["run"], x["requests"], x["endpoints"], x["verdict"], x["compare_s"], x["cpu_s"],
-             x["samples_s"], x["analysis_s"], "yes" if x["met"] else "no"]  # fmt: skip
+            "run",
+            "requests",
+            "endpoints",
+            "verdict",
+            "compare s",
+            "CPU s",
+            "samples s",
+            "analysis s",
+            "met",
+        ],  # fmt: skip
+        [
+            [
+                x["run"],
+                x["requests"],
+                x["endpoints"],
+                x["verdict"],
+                x["compare_s"],
+                x["cpu_s"],
+                x["samples_s"],
+                x["analysis_s"],
+                "yes" if x["met"] else "no",
+            ]  # fmt: skip
             for x in rows
         ],
     )

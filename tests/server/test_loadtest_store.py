@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -122,8 +123,34 @@ def test_latest_list_verdict_and_delete(runs: LoadTestStore) -> None:
     assert runs.get_loadtest(P, c.id) is None
 
 
-def test_heron_migrate_copies_the_runs() -> None:
-    assert "loadtest_runs" in STATE_TABLES
+@pytest.mark.parametrize("target", ["duckdb", "postgres"])
+def test_heron_migrate_copies_the_runs(tmp_path: Path, pg_schema: str, target: str) -> None:
+    """What ``heron migrate`` does with state: the rows of ``STATE_TABLES`` read from
+    the source file, imported with their ids; new ids follow the imported ones."""
+    src = DuckDBStore(tmp_path / "src.duckdb", commit_interval_ms=0).start()
+    a = src.state.create_loadtest(P, new(labels={"k": "v"}), 1, 1)
+    src.state.finish_loadtest(
+        P, a.id, status="finished", end_ns=2, exit_code=0, load={"n": 1}, now_ns=2
+    )
+    b = src.state.create_loadtest(P, new(), 3, 3)
+    src.state.set_loadtest_verdict(P, b.id, a.id, "pass", 4)
+    cols = ", ".join(STATE_TABLES["loadtest_runs"])
+    rows = src.read(f"SELECT {cols} FROM loadtest_runs")  # noqa: S608 - constants
+    before = [src.state.get_loadtest(P, i) for i in (a.id, b.id)]
+    src.close()
+    if target == "duckdb":
+        dst_store = DuckDBStore(tmp_path / "dst.duckdb", commit_interval_ms=0).start()
+        dst: Any = dst_store.state
+    else:
+        dst = PostgresState(POSTGRES_URL, schema=pg_schema)
+        dst._pool.transaction(lambda con: con.execute("TRUNCATE loadtest_runs RESTART IDENTITY"))
+    try:
+        assert dst.import_state({"loadtest_runs": rows}) == {"loadtest_runs": 2}
+        assert dst.import_state({"loadtest_runs": rows}) == {"loadtest_runs": 0}
+        assert [dst.get_loadtest(P, i) for i in (a.id, b.id)] == before
+        assert dst.create_loadtest(P, new(), 5, 5).id > b.id
+    finally:
+        dst_store.close() if target == "duckdb" else dst.close()
 
 
 # ------------------------------------------------------------ request samples
