@@ -14,7 +14,9 @@ MS = 1e6
 SETTINGS = Settings()
 
 
-def lognormal(rng: np.random.Generator, n: int, sigma: float, median_ms: float = 50.0) -> np.ndarray:
+def lognormal(
+    rng: np.random.Generator, n: int, sigma: float, median_ms: float = 50.0
+) -> np.ndarray:
     return rng.lognormal(np.log(median_ms * MS), sigma, n).astype(np.int64)
 
 
@@ -23,7 +25,9 @@ def ok(n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("n", "sigma"), [(300, 0.25), (500, 0.3), (2000, 0.6)])
-def test_no_false_alarms_on_200_reruns_and_every_40pct_slowdown_caught(n: int, sigma: float) -> None:
+def test_no_false_alarms_on_200_reruns_and_every_40pct_slowdown_caught(
+    n: int, sigma: float
+) -> None:
     """The p95 of a few hundred requests is noisy: the power to see a 40 % slowdown
     through the 20 % ratio floor depends on n and the spread (sigma 0.5 at n = 300
     catches about 96 %); these pairs are where it is all but certain."""
@@ -33,7 +37,9 @@ def test_no_false_alarms_on_200_reruns_and_every_40pct_slowdown_caught(n: int, s
         base = lognormal(rng, n, sigma)
         same = compare(lognormal(rng, n, sigma), ok(n), base, ok(n), SETTINGS)
         false_alarms += same.status == "regression"
-        slow = compare((lognormal(rng, n, sigma) * 1.4).astype(np.int64), ok(n), base, ok(n), SETTINGS)
+        slow = compare(
+            (lognormal(rng, n, sigma) * 1.4).astype(np.int64), ok(n), base, ok(n), SETTINGS
+        )
         caught += slow.status == "regression" and slow.latency == "regression"
     assert false_alarms == 0
     assert caught == 200
@@ -42,7 +48,9 @@ def test_no_false_alarms_on_200_reruns_and_every_40pct_slowdown_caught(n: int, s
 def test_a_regression_says_why_with_its_evidence() -> None:
     rng = np.random.default_rng(1)
     base = lognormal(rng, 1000, 0.4)
-    t = compare((lognormal(rng, 1000, 0.4) * 1.5).astype(np.int64), ok(1000), base, ok(1000), SETTINGS)
+    t = compare(
+        (lognormal(rng, 1000, 0.4) * 1.5).astype(np.int64), ok(1000), base, ok(1000), SETTINGS
+    )
     assert t.status == "regression" and t.p95_ratio is not None and 1.3 < t.p95_ratio < 1.7
     assert t.p_value is not None and t.p_value < 1e-10
     assert t.p95_ratio_ci is not None and 1.0 < t.p95_ratio_ci[0] < t.p95_ratio < t.p95_ratio_ci[1]
@@ -90,7 +98,10 @@ def test_errors_regress_by_points_and_fisher() -> None:
 def test_too_few_requests() -> None:
     t = compare(np.ones(29, np.int64), ok(29), np.ones(500, np.int64), ok(500), SETTINGS)
     assert t.status == "insufficient-data" and "30 needed" in t.reasons[0]
-    assert compare(np.ones(5), ok(5), np.ones(5), ok(5), Settings(min_requests=5)).status == "unchanged"
+    assert (
+        compare(np.ones(5), ok(5), np.ones(5), ok(5), Settings(min_requests=5)).status
+        == "unchanged"
+    )
 
 
 def test_identical_constant_latencies_are_unchanged() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,9 +36,7 @@ def pg_schema() -> Iterator[str]:
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
-def runs(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_schema: str
-) -> Iterator[LoadTestStore]:
+def runs(request: pytest.FixtureRequest, tmp_path: Path, pg_schema: str) -> Iterator[LoadTestStore]:
     if request.param == "duckdb":
         store = DuckDBStore(tmp_path / "heron.duckdb", commit_interval_ms=0).start()
         yield store.state
@@ -57,13 +56,23 @@ def test_a_run_is_created_finished_and_found(runs: LoadTestStore) -> None:
     run = runs.create_loadtest(
         P, new(labels={"branch": "main"}, load={"users": 10}, tool="locust"), 100 * S, 5
     )
-    assert (run.status, run.end_ns, run.verdict, run.labels) == ("running", None, None, {"branch": "main"})
+    assert (run.status, run.end_ns, run.verdict, run.labels) == (
+        "running",
+        None,
+        None,
+        {"branch": "main"},
+    )
     assert run.load == {"users": 10} and run.tool == "locust" and run.created_ns == 5
     done = runs.finish_loadtest(
         P, run.id, status="failed", end_ns=160 * S, exit_code=1, load={"requests": 9}, now_ns=6
     )
     assert done is not None
-    assert (done.status, done.end_ns, done.exit_code, done.load) == ("failed", 160 * S, 1, {"requests": 9})
+    assert (done.status, done.end_ns, done.exit_code, done.load) == (
+        "failed",
+        160 * S,
+        1,
+        {"requests": 9},
+    )
     # Finishing again changes nothing (a retried request).
     again = runs.finish_loadtest(
         P, run.id, status="finished", end_ns=999 * S, exit_code=0, load=None, now_ns=7
@@ -71,14 +80,19 @@ def test_a_run_is_created_finished_and_found(runs: LoadTestStore) -> None:
     assert again == done
     assert runs.get_loadtest(P, run.id) == done
     assert runs.get_loadtest(2, run.id) is None  # another project's
-    assert runs.finish_loadtest(
-        P, 999, status="finished", end_ns=1, exit_code=None, load=None, now_ns=1
-    ) is None
+    assert (
+        runs.finish_loadtest(
+            P, 999, status="finished", end_ns=1, exit_code=None, load=None, now_ns=1
+        )
+        is None
+    )
 
 
 def test_finish_keeps_the_load_when_none_is_given(runs: LoadTestStore) -> None:
     run = runs.create_loadtest(P, new(load={"users": 3}), 1, 1)
-    done = runs.finish_loadtest(P, run.id, status="finished", end_ns=2, exit_code=0, load=None, now_ns=2)
+    done = runs.finish_loadtest(
+        P, run.id, status="finished", end_ns=2, exit_code=0, load=None, now_ns=2
+    )
     assert done is not None and done.load == {"users": 3}
 
 
@@ -100,13 +114,43 @@ def test_latest_list_verdict_and_delete(runs: LoadTestStore) -> None:
     assert [r.id for r in runs.list_loadtests(P, before_id=b.id)] == [a.id]
     runs.set_loadtest_verdict(P, c.id, a.id, "regression", 9)
     got = runs.get_loadtest(P, c.id)
-    assert got is not None and (got.verdict, got.baseline_id, got.updated_ns) == ("regression", a.id, 9)
+    assert got is not None and (got.verdict, got.baseline_id, got.updated_ns) == (
+        "regression",
+        a.id,
+        9,
+    )
     assert runs.delete_loadtest(P, c.id) and not runs.delete_loadtest(P, c.id)
     assert runs.get_loadtest(P, c.id) is None
 
 
-def test_heron_migrate_copies_the_runs() -> None:
-    assert "loadtest_runs" in STATE_TABLES
+@pytest.mark.parametrize("target", ["duckdb", "postgres"])
+def test_heron_migrate_copies_the_runs(tmp_path: Path, pg_schema: str, target: str) -> None:
+    """What ``heron migrate`` does with state: the rows of ``STATE_TABLES`` read from
+    the source file, imported with their ids; new ids follow the imported ones."""
+    src = DuckDBStore(tmp_path / "src.duckdb", commit_interval_ms=0).start()
+    a = src.state.create_loadtest(P, new(labels={"k": "v"}), 1, 1)
+    src.state.finish_loadtest(
+        P, a.id, status="finished", end_ns=2, exit_code=0, load={"n": 1}, now_ns=2
+    )
+    b = src.state.create_loadtest(P, new(), 3, 3)
+    src.state.set_loadtest_verdict(P, b.id, a.id, "pass", 4)
+    cols = ", ".join(STATE_TABLES["loadtest_runs"])
+    rows = src.read(f"SELECT {cols} FROM loadtest_runs")  # noqa: S608 - constants
+    before = [src.state.get_loadtest(P, i) for i in (a.id, b.id)]
+    src.close()
+    if target == "duckdb":
+        dst_store = DuckDBStore(tmp_path / "dst.duckdb", commit_interval_ms=0).start()
+        dst: Any = dst_store.state
+    else:
+        dst = PostgresState(POSTGRES_URL, schema=pg_schema)
+        dst._pool.transaction(lambda con: con.execute("TRUNCATE loadtest_runs RESTART IDENTITY"))
+    try:
+        assert dst.import_state({"loadtest_runs": rows}) == {"loadtest_runs": 2}
+        assert dst.import_state({"loadtest_runs": rows}) == {"loadtest_runs": 0}
+        assert [dst.get_loadtest(P, i) for i in (a.id, b.id)] == before
+        assert dst.create_loadtest(P, new(), 5, 5).id > b.id
+    finally:
+        dst_store.close() if target == "duckdb" else dst.close()
 
 
 # ------------------------------------------------------------ request samples

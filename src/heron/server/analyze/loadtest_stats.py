@@ -129,9 +129,7 @@ class Test:
     errors: Literal["regression", "improvement"] | None = None
 
 
-def compare(
-    run_ns: Any, run_err: Any, base_ns: Any, base_err: Any, settings: Settings
-) -> Test:
+def compare(run_ns: Any, run_err: Any, base_ns: Any, base_err: Any, settings: Settings) -> Test:
     """Compare one endpoint's requests of a run with the baseline's (numpy arrays of
     durations in ns and error flags), by the module's method."""
     n_run, n_base = len(run_ns), len(base_ns)
@@ -200,7 +198,7 @@ def _capped(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _mann_whitney(run: np.ndarray, base: np.ndarray, alternative: str) -> float:
-    from scipy.stats import mannwhitneyu  # noqa: PLC0415 - scipy loads slowly; only here
+    from scipy.stats import mannwhitneyu
 
     res = mannwhitneyu(
         _capped(run, SEED), _capped(base, SEED + 1), alternative=alternative, method="asymptotic"
@@ -214,7 +212,7 @@ def p95_draws(x: np.ndarray, draws: int, rng: np.random.Generator, q: float = 0.
     each drawn from its exact bootstrap distribution: ``P(X*₍ₖ₎ ≤ x₍ⱼ₎) =
     P(Binomial(n, j/n) ≥ k)``. Only order statistics within 12 standard deviations of
     ``k`` carry probability, so only those are sorted."""
-    from scipy.stats import binom  # noqa: PLC0415
+    from scipy.stats import binom
 
     n = len(x)
     k = min(n, max(1, math.ceil(q * n)))
@@ -243,7 +241,7 @@ def _error_test(
     run_err: Any, base_err: Any, settings: Settings
 ) -> tuple[Literal["regression", "improvement"] | None, float, float]:
     """(outcome, change in percentage points, one-sided Fisher p in that direction)."""
-    from scipy.stats import fisher_exact  # noqa: PLC0415
+    from scipy.stats import fisher_exact
 
     n_run, n_base = len(run_err), len(base_err)
     e_run, e_base = int(np.count_nonzero(run_err)), int(np.count_nonzero(base_err))

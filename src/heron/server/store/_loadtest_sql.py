@@ -81,7 +81,8 @@ def insert_params(project_id: int, run: NewRun, start_ns: int, now_ns: int) -> l
 
 
 def list_query(name: str | None, limit: int, before_id: int | None) -> tuple[str, list[Any]]:
-    clauses, params = ["project_id = ?", "id < ?"], [before_id or NO_ID]
+    clauses = ["project_id = ?", "id < ?"]
+    params: list[Any] = [before_id or NO_ID]
     if name is not None:
         clauses.append("name = ?")
         params.append(name)

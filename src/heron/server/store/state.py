@@ -16,6 +16,7 @@ from typing import Protocol
 
 from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
+from heron.server.store._loadtest_sql import LOADTEST_COLUMNS
 from heron.server.store.alerting import (
     CONFIG_COLUMNS,
     GROUP_COLUMNS,
@@ -25,7 +26,6 @@ from heron.server.store.alerting import (
     RULE_STATUS_COLUMNS,
     AlertStore,
 )
-from heron.server.store._loadtest_sql import LOADTEST_COLUMNS
 from heron.server.store.loadtests import LoadTestStore
 
 # (id, username, is_admin)

@@ -100,7 +100,9 @@ def split_samples(table: pa.Table) -> list[RequestSamples]:
     service, endpoint = (_plain(table.column(c)) for c in ("service", "endpoint"))
     start = np.asarray(table.column("start_ns").to_numpy(), dtype=np.int64)
     duration = np.asarray(table.column("duration_ns").to_numpy(), dtype=np.int64)
-    error = np.asarray(table.column("error").cast(pa.bool_()).fill_null(False).to_numpy(), dtype=bool)
+    error = np.asarray(
+        table.column("error").cast(pa.bool_()).fill_null(False).to_numpy(), dtype=bool
+    )
     changed = np.zeros(n, dtype=bool)
     changed[0] = True
     if n > 1:

@@ -191,7 +191,7 @@ class DuckDBTraces:
         service: str | None = None,
         environment: str | None = None,
     ) -> list[RequestSamples]:
-        sql, params = _SAMPLES_SQL, [project_id, lo_ns, hi_ns]
+        sql, params = _SAMPLES_SQL, list[Any]([project_id, lo_ns, hi_ns])
         for column, value in (("service", service), ("environment", environment)):
             if value is not None:
                 sql += f" AND {column} = ?"
