@@ -46,7 +46,16 @@ def build(now_ns: int, seed_value: int = 11) -> Seed:
                 SERVICE,
                 "prod",
                 "1.0",
-                Sp(0x170000 + n, seed.sid(), 0, SLOW, SERVER, at, dur, _http("GET", "/lt/products", 200)),
+                Sp(
+                    0x170000 + n,
+                    seed.sid(),
+                    0,
+                    SLOW,
+                    SERVER,
+                    at,
+                    dur,
+                    _http("GET", "/lt/products", 200),
+                ),
             )
             seed.add(
                 SERVICE,

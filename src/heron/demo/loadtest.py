@@ -193,7 +193,7 @@ class LoadTestScenario:
     def _run(self) -> None:
         try:
             self._scenario()
-        except Exception as e:  # noqa: BLE001 - the demo keeps serving; say what went wrong
+        except Exception as e:
             self.say(f"heron demo --loadtest: {type(e).__name__}: {e}")
         finally:
             self.done.set()

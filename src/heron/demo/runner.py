@@ -46,9 +46,7 @@ DEMO_USER = "demo"
 SIGN_IN_LINK_TTL_S = 15 * 60
 
 
-def run_demo(
-    port: int, data_dir: str, duration_s: float | None, *, loadtest: bool = False
-) -> int:
+def run_demo(port: int, data_dir: str, duration_s: float | None, *, loadtest: bool = False) -> int:
     """Run the demo until Ctrl-C, SIGTERM or ``duration_s``; 0 on a clean stop.
 
     ``loadtest``: once it runs, show a regression being caught (:mod:`heron.demo.loadtest`).

@@ -35,10 +35,10 @@ from flask import Flask, abort, g, jsonify, request
 import heron
 from heron._version import __version__
 from heron.demo import SHOP_SERVICE, pages
-from heron.demo.loadtest import install_slowdown
 from heron.demo._serve import parse_args, serve_app
 from heron.demo._sql import Database
 from heron.demo.inventory import PRODUCT_COUNT
+from heron.demo.loadtest import install_slowdown
 
 log = logging.getLogger("demo.shop")
 

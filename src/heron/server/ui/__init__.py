@@ -18,6 +18,7 @@ from heron.server.ui import (
     _dashboard_pages,
     _db_pages,
     _error_pages,
+    _loadtest_pages,
     _map_page,
     _metric_pages,
     _pages,
@@ -49,6 +50,7 @@ for _module in (
     _slo_pages,
     _rum_pages,
     _analysis_pages,
+    _loadtest_pages,
 ):
     pages.include_router(_module.router)
 

@@ -83,9 +83,9 @@
     plots.forEach(function (p) { p.destroy(); });
     plots = [];
     if (typeof window.uPlot === "undefined") return;
-    var box = root.querySelector(".lt-charts[data-series]");
+    var box = root.querySelector(".lt-charts[data-lt-series]");
     if (!box) return;
-    var data = H.readJson(box.getAttribute("data-series"));
+    var data = H.readJson(box.getAttribute("data-lt-series"));
     if (!data || !data.run) return;
     box.querySelectorAll(".chart[data-lt-chart]").forEach(function (el) {
       var p = chart(el, data);
