@@ -12,11 +12,13 @@ The second run's exit code is the gate's answer (1: regression); the runner prin
 with the compare page's URL, turns the slowdown off and keeps serving.
 
 The knob (:func:`install_slowdown`) scales the handler time of ``SLOWED_ENDPOINTS``: after
-the handler ran for ``t``, the request sleeps ``(factor - 1) * t`` more, so the latency
-distribution keeps its shape and its percentiles move by the factor (what a slower
-dependency or a heavier code path does). It starts at ``HERON_DEMO_SLOWDOWN`` (default 1,
-off) and is changed at run time with ``POST /admin/slowdown {"factor": 1.5}`` on the
-shop (loopback only, like the whole demo).
+the handler ran for ``t``, the request sleeps ``(factor - 1) * max(t, SLOWDOWN_BASIS_S)``
+more (what a slower dependency or a heavier code path does). The basis is there because
+these handlers take a few milliseconds, less than the scheduling noise of a busy laptop:
+x1.5 on 3 ms is a real change but one no test should be asked to see in 15 seconds, so a
+factor of 1.5 adds at least 50 ms. It starts at ``HERON_DEMO_SLOWDOWN`` (default 1, off)
+and is changed at run time with ``POST /admin/slowdown {"factor": 1.5}`` on the shop
+(loopback only, like the whole demo).
 """
 
 from __future__ import annotations
@@ -43,11 +45,17 @@ SLOWED_ENDPOINTS = frozenset({"products", "product"})
 """Flask endpoint names of ``GET /products`` and ``GET /products/<id>``: the shop's
 normal routes, fast enough for a short load test to carry hundreds of requests."""
 MAX_FACTOR = 10.0
+SLOWDOWN_BASIS_S = 0.1
 SLOWDOWN_FACTOR = 1.5
 """What ``--loadtest`` turns on: +50 %, well past the gate's default 20 % threshold."""
 RUN_NAME = "demo-shop"
 LOAD_PATHS = ("/products", "/products/1", "/products/2", "/products/3")
 LOAD_USERS = 4
+LOAD_WAIT_S = 0.05
+"""Each user's pause between requests: a steady load (~60 requests/s here) that leaves the
+machine idle part of the time. Flat out, the shop saturates the CPU and a slower handler
+then means fewer requests and less queueing, which hides part of the slowdown; real
+load tests run at a target rate for the same reason."""
 LOAD_DURATION_S = 15
 SETTLE_S = 20
 GATE_TIMEOUT_S = 180.0  # one run: its duration, ingestion settling, the comparison
@@ -86,8 +94,11 @@ class Slowdown:
         return cls(parse_factor(raw) if raw else 1.0)
 
 
-def install_slowdown(app: Flask, knob: Slowdown | None = None) -> Slowdown:
-    """Add the knob to the shop: the timing hooks and ``GET/POST /admin/slowdown``."""
+def install_slowdown(
+    app: Flask, knob: Slowdown | None = None, sleep: Callable[[float], None] = time.sleep
+) -> Slowdown:
+    """Add the knob to the shop: the timing hooks and ``GET/POST /admin/slowdown``.
+    (``sleep``: tests record the delays instead of timing them.)"""
     knob = knob or Slowdown.from_env()
 
     @app.before_request
@@ -98,7 +109,8 @@ def install_slowdown(app: Flask, knob: Slowdown | None = None) -> Slowdown:
     def _slow_down(response: Any) -> Any:
         t0 = g.pop("slowdown_t0", None)
         if knob.factor > 1.0 and t0 is not None and request.endpoint in SLOWED_ENDPOINTS:
-            time.sleep((knob.factor - 1.0) * (time.perf_counter() - t0))
+            spent = time.perf_counter() - t0
+            sleep((knob.factor - 1.0) * max(spent, SLOWDOWN_BASIS_S))
         return response
 
     @app.get("/admin/slowdown")
@@ -184,6 +196,7 @@ class LoadTestScenario:
         for p in LOAD_PATHS:
             argv += ["--path", p]
         argv += ["--users", str(self.users), "--duration", f"{self.duration_s}s"]
+        argv += ["--wait", f"{LOAD_WAIT_S:g}"]
         argv += ["--settle", str(SETTLE_S), "--service", "demo-shop"]
         argv += ["--label", f"slowdown={label}", "--label", "source=heron demo --loadtest"]
         if baseline:
@@ -206,7 +219,11 @@ class LoadTestScenario:
         if self.stop.is_set() or r.baseline_rc not in (0,):
             self.say(f"heron demo --loadtest: the baseline run ended with exit {r.baseline_rc}")
             return
-        self.say(f"Slowdown on: GET /products and /products/<id> now take x{self.factor:g}.")
+        extra_ms = (self.factor - 1) * SLOWDOWN_BASIS_S * 1000
+        self.say(
+            f"Slowdown on: GET /products and /products/<id> now take x{self.factor:g} their "
+            f"handler time, at least +{extra_ms:.0f} ms (the shop's knob, docs/demo.md)."
+        )
         set_shop_slowdown(self.shop_url, self.factor)
         try:
             self.say("Load test 2/2: the same load, compared with the baseline ...")
