@@ -20,6 +20,7 @@ from bs4 import BeautifulSoup
 
 from heron.server.app import create_app
 from heron.server.config import Config
+from heron.server.ui.security import PAGE_HEADERS
 from tests.ui import loadtest_seed as lts
 from tests.ui.conftest import INGEST_KEY, NOW_NS, PASSWORD, Ui
 
@@ -258,3 +259,22 @@ def test_signed_out_redirects(lt_ui: LtUi, runs: dict[str, dict[str, Any]]) -> N
     for path in ("/loadtests", f"/loadtests/{runs['base']['id']}"):
         r = lt_ui.anonymous_get(path)
         assert r.status_code == 303 and "/login" in r.headers["location"], path
+
+
+def test_security_headers_and_inert_scripts(lt_ui: LtUi, runs: dict[str, dict[str, Any]]) -> None:
+    run, base = runs["slowed"], runs["base"]
+    for path in (
+        "/loadtests",
+        f"/loadtests/{run['id']}",
+        f"/loadtests/{run['id']}/compare?baseline={base['id']}",
+        f"/loadtests/{runs['evil']['id']}/compare?baseline={base['id']}",
+    ):
+        r = lt_ui.ok(path)
+        for name, value in PAGE_HEADERS.items():
+            assert r.headers.get(name) == value, (path, name)
+        for script in BeautifulSoup(r.text, "html.parser").find_all("script"):
+            if script.get("src"):
+                assert str(script["src"]).startswith("/static/") and not script.string
+            else:
+                assert script.get("type") == "application/json", (path, script)
+                json.loads(script.string or "")
