@@ -1,8 +1,8 @@
 """Seed data for the load-test pages: two runs' worth of entry spans, as OTLP-JSON.
 
 Service ``lt-shop`` serves ``GET /lt/products`` (50 % slower in the second window: the
-regression the compare page must show), ``GET /lt/health`` (unchanged) and a DB span per
-product request. Each window is ``WINDOW_S`` long with ``PER_S`` requests a second per
+regression the compare page must show), ``GET /lt/health`` (unchanged), ``GET /lt/rare``
+(too few requests to compare) and a DB span per product request. Each window is ``WINDOW_S`` long with ``PER_S`` requests a second per
 endpoint, so both endpoints have hundreds of requests a side. Times are relative to
 ``now_ns`` (fixed clock in-process, wall clock for a real ``heron serve``); the caller
 creates the runs over those windows through the real API (``windows()``).
@@ -17,6 +17,8 @@ from tests.ui.seed import CLIENT, MS, SERVER, Seed, Sp, _http
 SERVICE = "lt-shop"
 SLOW = "GET /lt/products"
 STEADY = "GET /lt/health"
+RARE = "GET /lt/rare"
+RARE_PER_WINDOW = 5
 WINDOW_S = 60
 PER_S = 8
 SLOWDOWN = 1.5
@@ -88,6 +90,23 @@ def build(now_ns: int, seed_value: int = 11) -> Seed:
                     int(rng.lognormvariate(1.0, 0.3) * MS),
                     _http("GET", "/lt/health", 500 if fail else 200),
                     error="health check failed" if fail else None,
+                ),
+            )
+        for k in range(RARE_PER_WINDOW):
+            n += 1
+            seed.add(
+                SERVICE,
+                "prod",
+                "1.0",
+                Sp(
+                    0x170000 + n,
+                    seed.sid(),
+                    0,
+                    RARE,
+                    SERVER,
+                    start + (k + 1) * 5 * S,
+                    20 * MS,
+                    _http("GET", "/lt/rare", 200),
                 ),
             )
     return seed

@@ -120,7 +120,7 @@ def test_runs_list(lt_ui: LtUi, runs: dict[str, dict[str, Any]]) -> None:
     text = slowed.get_text(" ", strip=True)
     assert "checkout" in text and "finished" in text
     # The run's requests: both endpoints, every span of its window.
-    assert f"{2 * lts.WINDOW_S * lts.PER_S:,}" in text
+    assert f"{2 * lts.WINDOW_S * lts.PER_S + lts.RARE_PER_WINDOW:,}" in text
     assert slowed.find("a", href=f"/loadtests/{runs['slowed']['id']}/compare")
     # The escaped payloads are there as text.
     evil = by_id[runs["evil"]["id"]].get_text(" ", strip=True)
@@ -143,10 +143,10 @@ def test_run_page(lt_ui: LtUi, runs: dict[str, dict[str, Any]]) -> None:
     _no_payload(r.text)
     soup = BeautifulSoup(r.text, "html.parser")
     rows = _rows(soup, "lt-endpoints")
-    assert set(rows) == {f"{lts.SERVICE} {lts.SLOW}", f"{lts.SERVICE} {lts.STEADY}"}
+    assert set(rows) == {f"{lts.SERVICE} {e}" for e in (lts.SLOW, lts.STEADY, lts.RARE)}
     n = lts.WINDOW_S * lts.PER_S
-    for tr in rows.values():
-        assert f"{n:,}" in tr.get_text(" ", strip=True)
+    for e in (lts.SLOW, lts.STEADY):
+        assert f"{n:,}" in rows[f"{lts.SERVICE} {e}"].get_text(" ", strip=True)
     slow = rows[f"{lts.SERVICE} {lts.SLOW}"].get_text(" ", strip=True)
     assert "ms" in slow
     health = rows[f"{lts.SERVICE} {lts.STEADY}"].get_text(" ", strip=True)
@@ -155,7 +155,7 @@ def test_run_page(lt_ui: LtUi, runs: dict[str, dict[str, Any]]) -> None:
     data = json.loads(soup.find(id="lt-series").string)
     points = data["run"]["points"]
     assert points and points[0]["offset_s"] == 0
-    assert sum(p["requests"] for p in points) == 2 * n
+    assert sum(p["requests"] for p in points) == 2 * n + lts.RARE_PER_WINDOW
     assert data["baseline"] is None
     assert soup.select(".lt-charts .chart[data-lt-chart]")
     meta = soup.select_one(".lt-meta").get_text(" ", strip=True)
@@ -177,8 +177,12 @@ def test_compare_page_shows_the_regression(lt_ui: LtUi, runs: dict[str, dict[str
     assert slow["data-status"] == "regression"
     assert "+" in slow.get_text() and "%" in slow.get_text()
     assert rows[f"{lts.SERVICE} {lts.STEADY}"]["data-status"] == "unchanged"
-    # Regressions first.
+    # Regressions first; too few requests: apart, under "not compared".
     assert next(iter(rows.values()))["data-status"] == "regression"
+    others = _rows(soup, "lt-others")
+    assert list(others) == [f"{lts.SERVICE} {lts.RARE}"]
+    assert others[f"{lts.SERVICE} {lts.RARE}"]["data-status"] == "insufficient-data"
+    assert "1 endpoint not compared" in soup.select_one(".lt-others summary").get_text()
     # Both runs' series, for the overlaid charts.
     data = json.loads(soup.find(id="lt-series").string)
     assert data["run"]["points"] and data["baseline"]["points"]

@@ -97,7 +97,7 @@ def test_run_and_list_pages(lt_served: tuple[HeronProcess, int, int], watched: W
     watched.sign_in(h.url, f"/loadtests/{run_id}")
     charts = _charts(watched)
     assert all(c["series"] == 1 and c["canvas"] == 1 for c in charts), charts
-    assert watched.page.locator("#lt-endpoints tbody tr").count() == 2
+    assert watched.page.locator("#lt-endpoints tbody tr").count() == 3
     _shot(watched, "lt-run")
     watched.page.goto(h.url + "/loadtests")
     watched.page.wait_for_selector("body[data-ready]")

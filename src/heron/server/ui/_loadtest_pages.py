@@ -9,6 +9,7 @@ window, and the charts put two runs on one axis of seconds since each one's star
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -23,7 +24,7 @@ from heron.server.analyze.loadtest_stats import Settings
 from heron.server.errors import NotFound
 from heron.server.model.loadtest import LoadTestRun
 from heron.server.query import loadtest as lt
-from heron.server.ui._kit import Kit, KitDep, UiRoute, _session
+from heron.server.ui._kit import RENDERER, Kit, KitDep, UiRoute, _session
 
 
 class LoadTestPageRoute(UiRoute):
@@ -41,6 +42,17 @@ class LoadTestPageRoute(UiRoute):
                 return self.error_page(request, 409, _sentence(e), _HINT)
 
         return handle
+
+
+def load_value(v: Any) -> str:
+    """A value of a run's ``load`` as text: nested objects and lists as compact JSON
+    (what the load tool sent), escaped by the template like any other string."""
+    if isinstance(v, dict | list):
+        return json.dumps(v, separators=(", ", ": "), ensure_ascii=False)
+    return str(v)
+
+
+RENDERER.env.filters["lt_value"] = load_value
 
 
 def _sentence(e: Exception) -> str:
