@@ -187,6 +187,16 @@ def test_compare_page_shows_the_regression(lt_ui: LtUi, runs: dict[str, dict[str
     data = json.loads(soup.find(id="lt-series").string)
     assert data["run"]["points"] and data["baseline"]["points"]
     assert data["baseline_label"] == f"baseline #{base['id']}"
+    keys = [(c["service"], c["endpoint"]) for c in data["choices"]]
+    assert sorted(keys) == sorted((lts.SERVICE, e) for e in (lts.SLOW, lts.STEADY, lts.RARE))
+    assert keys[data["focus"]] == (lts.SERVICE, lts.SLOW)  # the charts open on the regression
+    picked = soup.select_one("#lt-endpoint option[selected]")
+    assert picked is not None and lts.SLOW in picked.get_text()
+    # Each side's series is whole steps of its 60 s window, per endpoint too.
+    for side in ("run", "baseline"):
+        pts = data[side]["endpoints"][lts.SERVICE][lts.SLOW]
+        assert sum(p["requests"] for p in pts) == lts.WINDOW_S * lts.PER_S
+        assert pts[-1]["offset_s"] + data[side]["step_s"] <= lts.WINDOW_S
     assert len(soup.select(".lt-charts .chart[data-lt-chart]")) == 3
     # The verdict was stored: the list shows it.
     listed = lt_ui.soup("/loadtests").select_one(f"#lt-runs tr[data-run='{run['id']}']")

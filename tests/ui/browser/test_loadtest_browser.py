@@ -85,6 +85,12 @@ def test_compare_page_overlays_run_and_baseline(
         assert c["series"] == 2, c  # run and baseline on one chart
         assert c["points"] >= 2, c
         assert f"baseline #{base_id}" in c["legend"] and f"run #{run_id}" in c["legend"], c
+    # The charts open on the regressed endpoint; "all endpoints" redraws both runs.
+    box = page.locator(".lt-charts")
+    assert box.get_attribute("data-endpoint") == f"{lts.SERVICE} {lts.SLOW}"
+    page.select_option("#lt-endpoint", "")
+    page.wait_for_selector(".lt-charts[data-endpoint='']")
+    assert all(c["series"] == 2 and c["canvas"] == 1 for c in _charts(watched))
     assert page.locator("h1 .lt-verdict-regression").count() == 1
     assert page.locator("#lt-compare tr[data-status='regression']").count() == 1
     assert lts.XSS_LABEL in page.locator(".lt-runs-side").inner_text()

@@ -100,11 +100,11 @@ def loadtest_page(kit: KitDep, request: Request, run_id: str) -> Response:
     prev_id = _previous_id(kit, run)
     if prev_id is not None and prev_id != run.baseline_id:
         previous = store.state.get_loadtest(project, prev_id)
-    series = {
-        "run": lt.run_series(store, project, run, now, _step_s(now, run)),
-        "baseline": None,
-        "run_label": f"#{run.id}",
-    }
+    series = _chart_data(
+        {"run": _full_steps(lt.run_series(store, project, run, now, _step_s(now, run)), run, now)},
+        {"run": f"#{run.id}"},
+        focus=None,
+    )
     return _page(
         kit,
         request,
@@ -141,12 +141,17 @@ def loadtest_compare_page(kit: KitDep, request: Request, run_id: str) -> Respons
         thresholds=parse_thresholds(kit.ctx.config.analyze_thresholds),
     )
     step = _step_s(now, run, baseline)  # one step for both, so their points line up
-    series = {
-        "run": lt.run_series(store, project, run, now, step),
-        "baseline": lt.run_series(store, project, baseline, now, step),
-        "run_label": f"run #{run.id}",
-        "baseline_label": f"baseline #{baseline.id}",
-    }
+    regressed = [e for e in comparison["endpoints"] if e["status"] == "regression"]
+    series = _chart_data(
+        {
+            "run": _full_steps(lt.run_series(store, project, run, now, step), run, now),
+            "baseline": _full_steps(
+                lt.run_series(store, project, baseline, now, step), baseline, now
+            ),
+        },
+        {"run": f"run #{run.id}", "baseline": f"baseline #{baseline.id}"},
+        focus=(regressed[0]["service"], regressed[0]["endpoint"]) if regressed else None,
+    )
     return _page(
         kit,
         request,
@@ -195,6 +200,50 @@ def _step_s(now_ns: int, *runs: LoadTestRun) -> int:
     """Seconds per chart point: about SERIES_POINTS over the longest of ``runs``."""
     longest = max(lt.window(r, now_ns).end_ns - r.start_ns for r in runs)
     return max(1, math.ceil(longest / 1e9 / SERIES_POINTS))
+
+
+def _full_steps(series: dict[str, Any], run: LoadTestRun, now_ns: int) -> dict[str, Any]:
+    """Drop a last point that covers less than half a step of the window: its few
+    requests (rps under-counted, one slow request as its p95) draw a spike that is not
+    there."""
+    tr = lt.window(run, now_ns)
+    seconds = (tr.end_ns - tr.start_ns) / 1e9
+    step = series["step_s"]
+
+    def trim(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(points) > 1 and seconds - points[-1]["offset_s"] < step / 2:
+            return points[:-1]
+        return points
+
+    endpoints = {
+        svc: {ep: trim(pts) for ep, pts in eps.items()}
+        for svc, eps in (series.get("endpoints") or {}).items()
+    }
+    return {**series, "points": trim(series["points"]), "endpoints": endpoints}
+
+
+def _chart_data(
+    sides: dict[str, dict[str, Any]], labels: dict[str, str], focus: tuple[str, str] | None
+) -> dict[str, Any]:
+    """What loadtest.js draws: each side's overall points and per-endpoint points, the
+    endpoints to choose from (``choices``; the page's select lists them by index), and
+    which one to show first (a regressed endpoint on the compare page, else all)."""
+    keys = sorted(
+        {
+            (svc, ep)
+            for side in sides.values()
+            for svc, eps in side["endpoints"].items()
+            for ep in eps
+        }
+    )
+    return {
+        "run": sides["run"],
+        "baseline": sides.get("baseline"),
+        "run_label": labels["run"],
+        "baseline_label": labels.get("baseline"),
+        "choices": [{"service": svc, "endpoint": ep} for svc, ep in keys],
+        "focus": keys.index(focus) if focus in keys else None,
+    }
 
 
 def _totals(summary: dict[str, Any]) -> dict[str, Any]:

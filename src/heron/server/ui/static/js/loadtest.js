@@ -3,8 +3,11 @@
  * The page puts its series in <script type="application/json" id="lt-series">:
  *   {"run": Series, "baseline": Series|null, "run_label": "...", "baseline_label": "..."}
  * where Series = GET /api/v1/loadtests/{id}/series: {"step_s", "start_ns", "points":
- * [{"offset_s", "rps", "p50_ms", "p95_ms", "error_rate", ...}]}. The x axis is seconds
- * since each run's start, so a run and its baseline overlay: one line each per chart.
+ * [{"offset_s", "rps", "p50_ms", "p95_ms", "error_rate", ...}], "endpoints": {service:
+ * {endpoint: points}}}, plus "choices" ([{service, endpoint}]) for the page's
+ * <select id="lt-endpoint"> (value: an index into choices, "" for all endpoints).
+ * The x axis is seconds since each run's start, so a run and its baseline overlay:
+ * one line each per chart.
  * Telemetry strings (run names) only reach the DOM as legend labels, which uPlot sets
  * with textContent. No inline scripts (CSP); charts redraw after an auto-refresh.
  */
@@ -42,12 +45,20 @@
     return s < 60 ? s + "s" : Math.floor(s / 60) + "m" + (s % 60 ? (s % 60) + "s" : "");
   }
 
-  function chart(el, data) {
+  // The points of one side: overall, or of the chosen endpoint (none: it had no requests).
+  function pointsOf(side, choice) {
+    if (!side) return [];
+    if (!choice) return side.points || [];
+    var eps = (side.endpoints || {})[choice.service] || {};
+    return eps[choice.endpoint] || [];
+  }
+
+  function chart(el, data, choice) {
     var kind = KINDS[el.getAttribute("data-lt-chart")];
     if (!kind) return null;
     var plotEl = el.querySelector(".plot");
-    var runPts = (data.run && data.run.points) || [];
-    var basePts = (data.baseline && data.baseline.points) || [];
+    var runPts = pointsOf(data.run, choice);
+    var basePts = pointsOf(data.baseline, choice);
     var a = align(runPts, basePts);
     var accent = H.css("--accent", "#2f6fde");
     var muted = H.css("--muted", "#667085");
@@ -87,11 +98,15 @@
     if (!box) return;
     var data = H.readJson(box.getAttribute("data-lt-series"));
     if (!data || !data.run) return;
+    var pick = root.querySelector("#lt-endpoint");
+    var choice = pick && pick.value !== "" ? (data.choices || [])[Number(pick.value)] : null;
     box.querySelectorAll(".chart[data-lt-chart]").forEach(function (el) {
-      var p = chart(el, data);
+      el.querySelector(".plot").replaceChildren();
+      var p = chart(el, data, choice);
       if (p) plots.push(p);
     });
     box.setAttribute("data-drawn", String(plots.length));
+    box.setAttribute("data-endpoint", choice ? choice.service + " " + choice.endpoint : "");
   }
 
   function resize() {
@@ -110,4 +125,7 @@
     });
   });
   document.addEventListener("heron:refreshed", function () { draw(document); });
+  document.addEventListener("change", function (ev) {
+    if (ev.target && ev.target.id === "lt-endpoint") draw(document);
+  });
 })();
