@@ -33,10 +33,10 @@
   }
 
   var KINDS = {
-    rps: { key: "rps", fmt: function (v) { return H.fmtNum(v) + " req/s"; }, tick: function (v) { return H.fmtNum(v); } },
-    p95: { key: "p95_ms", fmt: function (v) { return H.fmtMs(v); }, tick: function (v) { return H.tickMs(v); } },
-    p50: { key: "p50_ms", fmt: function (v) { return H.fmtMs(v); }, tick: function (v) { return H.tickMs(v); } },
-    errors: { key: "error_rate", fmt: function (v) { return (v * 100).toFixed(2) + "%"; }, tick: function (v) { return +(v * 100).toFixed(2) + "%"; } },
+    rps: { key: "rps", empty: 1, fmt: function (v) { return H.fmtNum(v) + " req/s"; }, tick: function (v) { return H.fmtNum(v); } },
+    p95: { key: "p95_ms", empty: 1, fmt: function (v) { return H.fmtMs(v); }, tick: function (v) { return H.tickMs(v); } },
+    p50: { key: "p50_ms", empty: 1, fmt: function (v) { return H.fmtMs(v); }, tick: function (v) { return H.tickMs(v); } },
+    errors: { key: "error_rate", empty: 0.01, fmt: function (v) { return (v * 100).toFixed(2) + "%"; }, tick: function (v) { return +(v * 100).toFixed(2) + "%"; } },
   };
 
   function fmtOffset(s) {
@@ -76,7 +76,8 @@
     var opts = {
       width: Math.max(plotEl.clientWidth, 200), height: CHART_H,
       series: series,
-      scales: { x: { time: false }, y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : 1]; } } },
+      // An empty axis still reads sensibly: 0-1 % for errors (fractions), 0-1 otherwise.
+      scales: { x: { time: false }, y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.1 : kind.empty]; } } },
       axes: [
         Object.assign({ values: function (u, vals) { return vals.map(fmtOffset); } }, ax),
         Object.assign({ size: 58, values: function (u, vals) { return vals.map(kind.tick); } }, ax),
