@@ -172,6 +172,16 @@ class EndpointCalls:
 # calls_ns, example trace id bytes), by service and endpoint, callees most time first.
 CalleeRow = tuple[str, str, int, int, str, int, int, bytes]
 
+CALLEE_KEYS = (
+    "server.address",
+    "server.port",
+    "url.full",
+    "http.url",
+    "net.peer.name",
+    "net.peer.port",
+    "url.template",
+)
+"""The span attributes a callee is named from (the rules above ``CalleeTime``)."""
 URL_HOST_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]+)"
 """``scheme://[user@]host[:port]`` of a URL (RE2, as both backends run it): the host."""
 CALL_SLACK_NS = 600 * 10**9

@@ -13,17 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, SPAN_KIND_CLIENT
-from heron.server.store.traces import URL_HOST_RE
+from heron.server.store.traces import CALLEE_KEYS, URL_HOST_RE
 
-_KEYS = (
-    "server.address",
-    "server.port",
-    "url.full",
-    "http.url",
-    "net.peer.name",
-    "net.peer.port",
-    "url.template",
-)
+_KEYS = CALLEE_KEYS
 
 
 def _attr(key: str) -> str:
@@ -41,10 +33,12 @@ def _with_port(host: str, port: str) -> str:
 
 
 _URL = f"coalesce({_attr('url.full')}, {_attr('http.url')}, '')"
+# if(), not coalesce(): the URL's regular expression only runs (short-circuit
+# evaluation) for spans without ``server.address``, as on DuckDB.
 _HOST_SQL = (
-    f"coalesce({_with_port('server.address', 'server.port')}, "
-    f"nullIf(extract({_URL}, {{host_re:String}}), ''), "
-    f"{_with_port('net.peer.name', 'net.peer.port')})"
+    f"if({_attr('server.address')} IS NOT NULL, {_with_port('server.address', 'server.port')}, "
+    f"coalesce(nullIf(extract({_URL}, {{host_re:String}}), ''), "
+    f"{_with_port('net.peer.name', 'net.peer.port')}))"
 )
 _CALLEE_SQL = (
     "if(host IS NULL, toString(name), trim(coalesce(toString(http_method), '') || ' ' "

@@ -13,26 +13,33 @@ from __future__ import annotations
 from typing import Any
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, SPAN_KIND_CLIENT
-from heron.server.store.traces import URL_HOST_RE
+from heron.server.store.traces import CALLEE_KEYS, URL_HOST_RE
+
+# Read with one JSON parse per span (a list of paths): four times cheaper than one
+# ``json_extract_string`` per key.
+_KEYS = CALLEE_KEYS
+_ATTRS_SQL = "json_extract_string(attributes, [" + ", ".join(f"'$.\"{k}\"'" for k in _KEYS) + "])"
 
 
-def _attr(key: str) -> str:
-    return f"json_extract_string(attributes, '$.\"{key}\"')"
+def _a(key: str) -> str:
+    return f"a[{_KEYS.index(key) + 1}]"
 
 
 def _with_port(host: str, port: str) -> str:
-    return f"nullif({_attr(host)}, '') || coalesce(':' || {_attr(port)}, '')"
+    return f"nullif({_a(host)}, '') || coalesce(':' || {_a(port)}, '')"
 
 
-_URL = f"coalesce({_attr('url.full')}, {_attr('http.url')}, '')"
+# A CASE, not coalesce(): the URL's regular expression then runs only for spans
+# without ``server.address`` (coalesce evaluates every argument of a vector).
 _HOST_SQL = (
-    f"coalesce({_with_port('server.address', 'server.port')}, "
-    f"nullif(regexp_extract({_URL}, '{URL_HOST_RE}', 1), ''), "
-    f"{_with_port('net.peer.name', 'net.peer.port')})"
+    f"CASE WHEN nullif({_a('server.address')}, '') IS NOT NULL "
+    f"THEN {_with_port('server.address', 'server.port')} "
+    f"ELSE coalesce(nullif(regexp_extract(coalesce({_a('url.full')}, {_a('http.url')}, ''), "
+    f"'{URL_HOST_RE}', 1), ''), {_with_port('net.peer.name', 'net.peer.port')}) END"
 )
 _CALLEE_SQL = (
     "CASE WHEN host IS NULL THEN name ELSE trim(coalesce(http_method, '') || ' ' || host "
-    f"|| coalesce({_attr('url.template')}, '')) END"
+    f"|| coalesce({_a('url.template')}, '')) END"
 )
 _IS_HTTP_SQL = (
     "(http_method IS NOT NULL OR contains(attributes, '\"url.full\"') "
@@ -55,12 +62,15 @@ def outgoing_calls_sql(service: bool, environment: bool) -> str:
         ), c AS (
             SELECT trace_key, service, start_ns, duration_ns, {_CALLEE_SQL} AS callee
             FROM (
-                SELECT hash(trace_id) AS trace_key, service, start_ns, duration_ns, name,
-                       http_method, attributes, {_HOST_SQL} AS host
-                FROM spans
-                WHERE project_id = ? AND start_ns >= ? AND start_ns < ?
-                  AND kind = {SPAN_KIND_CLIENT} AND parent_id <> 0 AND db_statement IS NULL
-                  AND {_IS_HTTP_SQL}{call_where}
+                SELECT *, {_HOST_SQL} AS host
+                FROM (
+                    SELECT hash(trace_id) AS trace_key, service, start_ns, duration_ns, name,
+                           http_method, {_ATTRS_SQL} AS a
+                    FROM spans
+                    WHERE project_id = ? AND start_ns >= ? AND start_ns < ?
+                      AND kind = {SPAN_KIND_CLIENT} AND parent_id <> 0
+                      AND db_statement IS NULL AND {_IS_HTTP_SQL}{call_where}
+                )
             )
         ), j AS (
             SELECT e.service, e.endpoint, c.callee, c.duration_ns, e.trace_id
