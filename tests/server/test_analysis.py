@@ -655,6 +655,11 @@ def callee_naming() -> list[Span]:
         client(70_001, 5, t + 41 * MS, 15, c, name="fetch", http_method="GET",
                attributes={"net.peer.name": "old-peer", "net.peer.port": 81}),
         client(70_001, 6, t + 57 * MS, 5, c, name="GET /relative", http_method="GET"),
+        # a JSON null or an empty string is no value
+        client(70_001, 10, t + 80 * MS, 4, c, name="PUT", http_method="PUT",
+               attributes={"server.address": None, "url.full": "http://nullhost:1/x"}),
+        client(70_001, 11, t + 85 * MS, 3, c, http_method="GET",
+               attributes={"server.address": "emptyport", "server.port": ""}),
         # not calls: a search client span with a statement, an internal span, and a
         # call starting after the request ended
         client(70_001, 7, t + 63 * MS, 9, c, db_system="elasticsearch", db_statement="{}",
@@ -690,6 +695,8 @@ def test_outgoing_calls_per_endpoint_and_callee(server: Server) -> None:
                 CalleeTime("GET svc-b:8080/items/{id}", 1, 10 * MS, tid(70_001)),
                 CalleeTime("legacy.local", 1, 7 * MS, tid(70_001)),
                 CalleeTime("GET /relative", 1, 5 * MS, tid(70_001)),
+                CalleeTime("PUT nullhost:1", 1, 4 * MS, tid(70_001)),
+                CalleeTime("GET emptyport", 1, 3 * MS, tid(70_001)),
             ],
         )
     ]

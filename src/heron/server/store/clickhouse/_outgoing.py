@@ -23,8 +23,8 @@ def _attr(key: str) -> str:
     k = f"{{k{_KEYS.index(key)}:String}}"
     a = "coalesce(attributes, '')"
     return (
-        f"nullIf(if(JSONType({a}, {k}) = 'String', JSONExtractString({a}, {k}), "
-        f"JSONExtractRaw({a}, {k})), '')"
+        f"if(JSONType({a}, {k}) = 'Null', NULL, nullIf(if(JSONType({a}, {k}) = 'String', "
+        f"JSONExtractString({a}, {k}), JSONExtractRaw({a}, {k})), ''))"
     )
 
 

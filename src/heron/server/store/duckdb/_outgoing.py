@@ -26,7 +26,7 @@ def _a(key: str) -> str:
 
 
 def _with_port(host: str, port: str) -> str:
-    return f"nullif({_a(host)}, '') || coalesce(':' || {_a(port)}, '')"
+    return f"nullif({_a(host)}, '') || coalesce(':' || nullif({_a(port)}, ''), '')"
 
 
 # A CASE, not coalesce(): the URL's regular expression then runs only for spans
