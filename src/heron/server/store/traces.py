@@ -119,3 +119,81 @@ class TraceReader(Protocol):
     ) -> list[RequestSamples]:
         """Every entry span starting in ``[lo_ns, hi_ns)``, one ``RequestSamples`` per
         (service, endpoint), sorted by service then endpoint."""
+
+    def outgoing_calls(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[EndpointCalls]:
+        """Per (service, endpoint) of the entry spans starting in ``[lo_ns, hi_ns)`` that
+        made outgoing HTTP calls: its requests and total time, and the time spent in its
+        client calls per callee (the rules above ``CalleeTime``). Sorted by service, then
+        endpoint; callees by total time, most first."""
+
+
+# Outgoing HTTP calls, the same on every backend: a CLIENT span (kind 3) with an HTTP
+# method (lifted ``http.request.method``/``http.method``) or a ``url.full``/``http.url``
+# attribute, and no database statement. It belongs to the entry span of its trace and
+# service that started last at or before it (the rollups' endpoint rule), if it starts
+# before that span ends. Its callee is ``METHOD host[:port][url.template]``: the host
+# from ``server.address`` (with ``server.port``), else from the URL, else
+# ``net.peer.name``; with no host at all, the span name. Parallel or nested client spans
+# each count their own time, so the time in calls can exceed the request time.
+
+
+@dataclass(frozen=True, slots=True)
+class CalleeTime:
+    """The outgoing calls of one endpoint to one callee."""
+
+    callee: str
+    calls: int
+    total_ns: int
+    example_trace_id: bytes
+    """The trace of the endpoint's longest call to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCalls:
+    """One endpoint's requests and its outgoing HTTP calls, per callee."""
+
+    service: str
+    endpoint: str
+    requests: int
+    total_ns: int
+    """The endpoint's total request time (sum of its entry spans' durations)."""
+    callees: list[CalleeTime]
+
+
+# A backend's grouped rows: (service, endpoint, requests, total_ns, callee, calls,
+# calls_ns, example trace id bytes), by service and endpoint, callees most time first.
+CalleeRow = tuple[str, str, int, int, str, int, int, bytes]
+
+CALLEE_KEYS = (
+    "server.address",
+    "server.port",
+    "url.full",
+    "http.url",
+    "net.peer.name",
+    "net.peer.port",
+    "url.template",
+)
+"""The span attributes a callee is named from (the rules above ``CalleeTime``)."""
+URL_HOST_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]+)"
+"""``scheme://[user@]host[:port]`` of a URL (RE2, as both backends run it): the host."""
+CALL_SLACK_NS = 600 * 10**9
+"""Client spans are read up to 10 minutes past the window: a request starting in it
+may call out after it ends."""
+
+
+def endpoint_calls(rows: Sequence[CalleeRow]) -> list[EndpointCalls]:
+    """Fold the backends' rows, one per (service, endpoint, callee), per endpoint."""
+    out: list[EndpointCalls] = []
+    for service, endpoint, requests, total_ns, callee, calls, calls_ns, trace in rows:
+        if not out or (out[-1].service, out[-1].endpoint) != (service, endpoint):
+            out.append(EndpointCalls(service, endpoint, int(requests), int(total_ns), []))
+        out[-1].callees.append(CalleeTime(callee, int(calls), int(calls_ns), bytes(trace)))
+    return out

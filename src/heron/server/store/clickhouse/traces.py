@@ -14,7 +14,17 @@ from typing import Any, Literal
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL, SPAN_COLUMNS, SpanRow
 from heron.server.store.clickhouse._client import ChReads
-from heron.server.store.traces import COLUMN_OF_KEY, EntryFilter, ExampleRow, MatchRow, SpanFilter
+from heron.server.store.clickhouse._outgoing import outgoing_calls_params, outgoing_calls_sql
+from heron.server.store.traces import (
+    CALL_SLACK_NS,
+    COLUMN_OF_KEY,
+    EndpointCalls,
+    EntryFilter,
+    ExampleRow,
+    MatchRow,
+    SpanFilter,
+    endpoint_calls,
+)
 
 _MATCH_SQL = (
     "SELECT trace_id, span_id, service, name, start_ns, duration_ns FROM {db}.spans "
@@ -184,3 +194,18 @@ class ClickHouseTraces:
             b.values,
         )
         return [(bytes(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    def outgoing_calls(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[EndpointCalls]:
+        sql = outgoing_calls_sql(service is not None, environment is not None)
+        params = outgoing_calls_params(
+            project_id, lo_ns, hi_ns, hi_ns + CALL_SLACK_NS, service, environment
+        )
+        return endpoint_calls(self.reads.rows(sql, params))

@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL, SPAN_COLUMNS, SpanRow
+from heron.server.store.duckdb._outgoing import outgoing_calls_params, outgoing_calls_sql
 from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.traces import (
+    CALL_SLACK_NS,
     COLUMN_OF_KEY,
+    EndpointCalls,
     EntryFilter,
     ExampleRow,
     MatchRow,
     SpanFilter,
+    endpoint_calls,
 )
 
 # Parameters: trace id (16 bytes), project id.
@@ -173,3 +177,18 @@ class DuckDBTraces:
             f"ORDER BY {_EXAMPLE_ORDER[order]} LIMIT ?",
             [project_id, *(t for run in runs for t in run), min_duration_ns, *params, limit],
         )
+
+    def outgoing_calls(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[EndpointCalls]:
+        sql = outgoing_calls_sql(service is not None, environment is not None)
+        params = outgoing_calls_params(
+            project_id, lo_ns, hi_ns, hi_ns + CALL_SLACK_NS, service, environment
+        )
+        return endpoint_calls(self.sql.read(sql, params))
