@@ -41,7 +41,7 @@ _SAMPLES_SQL = (
     f"SELECT service, {ENDPOINT_SQL} AS endpoint, start_ns, duration_ns, {ERROR_SQL} AS error "  # noqa: S608 - constants only
     f"FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND {ENTRY_SQL}"
 )
-_SAMPLES_ORDER = " ORDER BY service, endpoint, start_ns"
+_SAMPLES_ORDER = " ORDER BY start_ns"  # integers: grouping is split_samples's
 _EXAMPLE_COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
 _EXAMPLE_ORDER = {"slowest": "duration_ns DESC, start_ns DESC", "recent": "start_ns DESC"}
 
