@@ -18,7 +18,8 @@ import pytest
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
-from heron.server.model import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
+from heron.server.jobs import analyze_recent
+from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
 from heron.server.store.duckdb_store import DuckDBStore
 
 NS = 1_000_000_000
@@ -80,12 +81,37 @@ def requests(
     ]
 
 
+def queries(spans: list[Span], per_request: int, ms: int) -> list[Span]:
+    """``per_request`` database calls of ``ms`` each under every request of ``spans``."""
+    return [
+        Span(
+            trace_id=r.trace_id,
+            span_id=10 + k,
+            parent_id=r.span_id,
+            start_ns=r.start_ns + MS,
+            duration_ns=ms * MS,
+            name="SELECT",
+            kind=SPAN_KIND_CLIENT,
+            status=STATUS_UNSET,
+            status_message="",
+            service=r.service,
+            environment=r.environment,
+            release=r.release,
+            db_system="postgresql",
+            db_statement="SELECT * FROM items WHERE q = %s",
+        )
+        for r in spans
+        for k in range(per_request)
+    ]
+
+
 def seed(store: DuckDBStore) -> None:
     rng = np.random.default_rng(14)
     run0 = T0 + 120 * NS
     spans = [
         *requests(rng, T0, "/cart", 600, trace0=0),
-        *requests(rng, T0, "/search", 400, trace0=10_000),
+        *(search := requests(rng, T0, "/search", 400, trace0=10_000)),
+        *queries(search, 3, 2),
         *requests(rng, T0, "/old", 100, trace0=20_000),
         *requests(rng, T0, "/tiny", 10, trace0=30_000),
         *requests(rng, run0, "/cart", 600, slower=1.6, trace0=40_000),
@@ -94,6 +120,7 @@ def seed(store: DuckDBStore) -> None:
         *requests(rng, run0, "/tiny", 10, trace0=70_000),
     ]
     Pipeline(store).submit_spans(1, spans).result(30)
+    analyze_recent(store, NOW_NS, window_s=7200)  # the database rollups
 
 
 @pytest.fixture
@@ -192,7 +219,9 @@ def test_summary_counts_the_window(api: Api) -> None:
     cart = eps["GET /cart"]
     assert cart["requests"] == 600 and cart["throughput_rps"] == 10.0 and cart["service"] == "shop"
     assert 20 < cart["p50_ms"] < cart["p95_ms"] < cart["p99_ms"] < 200 and cart["error_rate"] == 0.0
-    assert set(cart) >= {"mean_ms", "db_ms_per_request", "queries_per_request"}
+    assert cart["db_ms_per_request"] is None and cart["queries_per_request"] is None
+    search = eps["GET /search"]
+    assert search["queries_per_request"] == 3.0 and search["db_ms_per_request"] == 6.0
 
 
 def test_compare_finds_the_regression_and_stores_the_verdict(api: Api) -> None:
