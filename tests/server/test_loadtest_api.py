@@ -20,6 +20,7 @@ from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
 from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
+from heron.server.model.metric import MetricPoint, MetricWrite
 from heron.server.store.duckdb_store import DuckDBStore
 
 NS = 1_000_000_000
@@ -105,6 +106,27 @@ def queries(spans: list[Span], per_request: int, ms: int) -> list[Span]:
     ]
 
 
+def runtime(start_ns: int, cpu: float, rss_mb: float, mem_used: float) -> list[MetricPoint]:
+    """A minute of the service's runtime metrics (two CPU modes, RSS, host memory, lag)."""
+    labels = {"host.name": "h1", "process.pid": "7"}
+    out = []
+    for i in range(6):
+        t = start_ns + (5 + 10 * i) * NS
+        out += [
+            MetricPoint(t, "process.cpu.utilization", "gauge", "shop",
+                        {**labels, "cpu.mode": "user"}, cpu * 2 / 3, unit="1"),
+            MetricPoint(t, "process.cpu.utilization", "gauge", "shop",
+                        {**labels, "cpu.mode": "system"}, cpu / 3, unit="1"),
+            MetricPoint(t, "process.memory.usage", "gauge", "shop", labels, rss_mb * 2**20,
+                        unit="By"),
+            MetricPoint(t, "system.memory.utilization", "gauge", "shop",
+                        {"host.name": "h1", "system.memory.state": "used"}, mem_used, unit="1"),
+            MetricPoint(t, "heron.asyncio.event_loop.lag", "gauge", "shop", labels, 0.02,
+                        unit="s"),
+        ]  # fmt: skip
+    return out
+
+
 def seed(store: DuckDBStore) -> None:
     rng = np.random.default_rng(14)
     run0 = T0 + 120 * NS
@@ -121,6 +143,8 @@ def seed(store: DuckDBStore) -> None:
     ]
     Pipeline(store).submit_spans(1, spans).result(30)
     analyze_recent(store, NOW_NS, window_s=7200)  # the database rollups
+    points = runtime(T0, 0.3, 120, 0.5) + runtime(run0, 0.9, 300, 0.95)
+    store.submit_metrics(MetricWrite(1, points)).result(30)
 
 
 @pytest.fixture
@@ -252,9 +276,23 @@ def test_compare_finds_the_regression_and_stores_the_verdict(api: Api) -> None:
     assert first["links"]["endpoint"].startswith(
         "/endpoint?service=shop&endpoint=GET+%2Fcart&from="
     )
-    assert [s["service"] for s in cmp["services"]] == ["shop"]
-    assert set(cmp["services"][0]["run"]) == {"cpu_pct", "memory_mb", "memory_pct", "loop_lag_ms"}
-    assert isinstance(cmp["recommendations"], list) and isinstance(cmp["findings"], list)
+    (shop,) = cmp["services"]
+    assert shop["service"] == "shop"
+    assert shop["run"] == pytest.approx(
+        {"cpu_pct": 90.0, "memory_mb": 300.0, "memory_pct": 95.0, "loop_lag_ms": 20.0}
+    )
+    assert shop["baseline"]["cpu_pct"] == pytest.approx(30.0)
+    assert shop["baseline"]["memory_mb"] == pytest.approx(120.0)
+    recs = {r["title"]: r for r in cmp["recommendations"]}
+    assert set(recs) == {
+        "shop: CPU at 90 % during the run",
+        "shop: memory at 95 % during the run",
+    }
+    assert "Scale out" in recs["shop: CPU at 90 % during the run"]["recommendation"]
+    assert "leaks" in recs["shop: memory at 95 % during the run"]["recommendation"]
+    kinds = {f["kind"] for f in cmp["findings"]}
+    assert "cpu_saturation" in kinds  # the analyzer's, for the run window
+    assert all(set(f) >= {"severity", "title", "evidence", "link"} for f in cmp["findings"])
     stored = api.ok("GET", f"/api/v1/loadtests/{run['id']}")
     assert stored["verdict"] == "regression" and stored["baseline_id"] == base["id"]
     # By id, with a threshold the slowdown does not reach: pass.
