@@ -5,6 +5,7 @@ summary, compare with a baseline (statuses, verdict stored), series, delete, and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,3 +342,71 @@ def test_series_offsets_from_the_start(api: Api) -> None:
     assert default["step_s"] == 1 and len(default["points"]) == 60
     api.error("GET", f"/api/v1/loadtests/{run['id']}/series", 400, params={"step": 0})
     api.error("GET", "/api/v1/loadtests/999/series", 404)
+
+
+# ------------------------------------------------ a real `heron serve` on loopback
+
+
+def otlp(start_ns: int, n: int, slower: float, trace0: int) -> dict[str, Any]:
+    """``n`` OTLP/JSON server spans of ``GET /pay`` over 30 s from ``start_ns``."""
+    rng = np.random.default_rng(trace0)
+    durations = rng.lognormal(np.log(30 * MS), 0.3, n) * slower
+    spans = []
+    for i in range(n):
+        t = start_ns + i * (30 * NS // n)
+        spans.append(
+            {
+                "traceId": (trace0 + i + 1).to_bytes(16, "big").hex(),
+                "spanId": "00000000000000aa",
+                "name": "GET /pay",
+                "kind": 2,
+                "startTimeUnixNano": str(t),
+                "endTimeUnixNano": str(t + int(durations[i])),
+                "attributes": [
+                    {"key": "http.request.method", "value": {"stringValue": "GET"}},
+                    {"key": "http.route", "value": {"stringValue": "/pay"}},
+                    {"key": "http.response.status_code", "value": {"intValue": "200"}},
+                ],
+            }
+        )
+    service = {"key": "service.name", "value": {"stringValue": "billing"}}
+    return {
+        "resourceSpans": [{"resource": {"attributes": [service]}, "scopeSpans": [{"spans": spans}]}]
+    }
+
+
+def test_a_gate_through_a_real_server(heron_server: Any) -> None:
+    h = heron_server
+    auth = {"Authorization": f"Bearer {h.token}"}
+    base_url = f"{h.url}/api/v1/loadtests"
+    now = time.time_ns()
+    ids = []
+    for k, (offset_s, slower) in enumerate(((-600, 1.0), (-300, 2.0))):
+        start = now + offset_s * NS
+        r = httpx.post(
+            base_url, json={"name": "pay", "baseline": "pay", "start_ns": start}, headers=auth
+        )
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        sent = httpx.post(
+            f"{h.url}/v1/traces",
+            json=otlp(start, 200, slower, k * 1000),
+            headers={"x-heron-key": h.key},
+        )
+        assert sent.status_code == 200, sent.text
+        r = httpx.post(
+            f"{base_url}/{run_id}/finish", json={"end_ns": start + 60 * NS}, headers=auth
+        )
+        assert r.status_code == 200 and r.json()["status"] == "finished"
+        h.wait_for(
+            f"/api/v1/loadtests/{run_id}", lambda j: j["summary"]["requests"] == 200, timeout=30
+        )
+        ids.append(run_id)
+    cmp = httpx.get(f"{base_url}/{ids[1]}/compare", headers=auth, timeout=30)
+    assert cmp.status_code == 200, cmp.text
+    body = cmp.json()
+    assert body["baseline"]["id"] == ids[0] and body["verdict"] == "regression"
+    assert [(e["endpoint"], e["status"]) for e in body["endpoints"]] == [("GET /pay", "regression")]
+    # No token, no change.
+    assert httpx.post(base_url, json={"name": "x"}).status_code == 401
+    assert httpx.delete(f"{base_url}/{ids[0]}", headers=auth).status_code == 204
