@@ -277,6 +277,9 @@ def test_compare_finds_the_regression_and_stores_the_verdict(api: Api) -> None:
     assert first["links"]["endpoint"].startswith(
         "/endpoint?service=shop&endpoint=GET+%2Fcart&from="
     )
+    gone = next(e for e in cmp["endpoints"] if e["status"] == "gone")
+    assert gone["run"] is None and gone["baseline"]["requests"] == 100
+    assert base["start"].replace(":", "%3A") in gone["links"]["traces"]  # the baseline's window
     (shop,) = cmp["services"]
     assert shop["service"] == "shop"
     assert shop["run"] == pytest.approx(

@@ -233,7 +233,7 @@ def _endpoint_row(
         "error_rate_change_pp": None,
         "error_p_value": None,
         "throughput_change_pct": None,
-        "links": _links(key[0], key[1], run.tr),
+        "links": _links(key[0], key[1], run.tr if in_run else base.tr),
     }
     if fr is None or fb is None:
         row["status"] = "new" if fr is not None else "gone"
