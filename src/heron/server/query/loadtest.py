@@ -321,8 +321,9 @@ def compare_runs(
     rows = [_endpoint_row(k, rd, bd, settings) for k in keys]
     rows.sort(
         key=lambda r: (
-            STATUS_ORDER.index(r["status"]),
+            r["status"] != "regression",
             -abs(r["p95_change_pct"] or 0.0),
+            STATUS_ORDER.index(r["status"]),
             r["service"],
             r["endpoint"],
         )
