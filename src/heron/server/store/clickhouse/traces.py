@@ -22,8 +22,10 @@ from heron.server.store.traces import (
     EntryFilter,
     ExampleRow,
     MatchRow,
+    RequestSamples,
     SpanFilter,
     endpoint_calls,
+    split_samples,
 )
 
 _MATCH_SQL = (
@@ -57,6 +59,13 @@ _SUMMARY_KEYS = (
     "root_service",
     "root_name",
 )
+# Entry spans with the rollups' entry rule, endpoint naming and error rule.
+_SAMPLES_SQL = (
+    f"SELECT service, {ENDPOINT_SQL} AS endpoint, start_ns, duration_ns, "  # noqa: S608 - constants only
+    f"toUInt8({ERROR_SQL}) AS error FROM {{db}}.spans WHERE project_id = {{p:UInt32}} "
+    f"AND start_ns >= {{lo:Int64}} AND start_ns < {{hi:Int64}} AND {ENTRY_SQL}"
+)
+_SAMPLES_ORDER = " ORDER BY start_ns"  # integers: grouping is split_samples's
 _EXAMPLE_COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
 _EXAMPLE_ORDER = {"slowest": "duration_ns DESC, start_ns DESC", "recent": "start_ns DESC"}
 
@@ -209,3 +218,19 @@ class ClickHouseTraces:
             project_id, lo_ns, hi_ns, hi_ns + CALL_SLACK_NS, service, environment
         )
         return endpoint_calls(self.reads.rows(sql, params))
+
+    def request_samples(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[RequestSamples]:
+        b = _Params(p=project_id, lo=lo_ns, hi=hi_ns)
+        sql = _SAMPLES_SQL
+        for column, value in (("service", service), ("environment", environment)):
+            if value is not None:
+                sql += f" AND {column} = {b.bind(value)}"
+        return split_samples(self.reads.arrow(sql + _SAMPLES_ORDER, b.values))
