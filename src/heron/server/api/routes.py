@@ -20,6 +20,7 @@ from heron.server.api import (
     _dashboard_routes,
     _db_routes,
     _error_routes,
+    _loadtest_routes,
     _metric_routes,
     _rum_routes,
 )
@@ -250,3 +251,4 @@ router.include_router(_dashboard_routes.router)
 router.include_router(_alert_routes.router)
 router.include_router(_rum_routes.router)
 router.include_router(_analysis_routes.router)
+router.include_router(_loadtest_routes.router)

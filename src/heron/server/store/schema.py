@@ -524,4 +524,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        10,
+        """
+        -- Load-test runs (store/loadtests.py, docs/loadtest.md): a named window with its
+        -- labels and load as JSON text; the telemetry of the window is read on demand.
+        CREATE SEQUENCE loadtest_ids START 1;
+        CREATE TABLE loadtest_runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('loadtest_ids'),
+            project_id INTEGER NOT NULL,
+            name VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            start_ns BIGINT NOT NULL,
+            end_ns BIGINT,
+            tool VARCHAR NOT NULL,
+            command VARCHAR NOT NULL,
+            service VARCHAR,
+            environment VARCHAR,
+            exit_code INTEGER,
+            baseline VARCHAR,
+            baseline_id BIGINT,
+            verdict VARCHAR,
+            labels_json VARCHAR NOT NULL,
+            load_json VARCHAR NOT NULL,
+            created_ns BIGINT NOT NULL,
+            updated_ns BIGINT NOT NULL
+        );
+        CREATE INDEX loadtest_runs_name ON loadtest_runs (project_id, name, id);
+        """,
+    ),
 ]

@@ -1,6 +1,6 @@
 """Transactional state: projects, ingest keys, API tokens, users, sessions, sign-in
-tokens, issues (grouping and status), releases, dashboards and alerting
-(``store/alerting.py``).
+tokens, issues (grouping and status), releases, dashboards, alerting
+(``store/alerting.py``) and load-test runs (``store/loadtests.py``).
 
 The protocol auth, projects and the query layer call; each backend implements it
 (DuckDB: ``store/duckdb/state.py``). No SQL above ``store/``. Secrets arrive here as
@@ -16,6 +16,7 @@ from typing import Protocol
 
 from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
+from heron.server.store._loadtest_sql import LOADTEST_COLUMNS
 from heron.server.store.alerting import (
     CONFIG_COLUMNS,
     GROUP_COLUMNS,
@@ -25,6 +26,7 @@ from heron.server.store.alerting import (
     RULE_STATUS_COLUMNS,
     AlertStore,
 )
+from heron.server.store.loadtests import LoadTestStore
 
 # (id, username, is_admin)
 UserRow = tuple[int, str, bool]
@@ -63,7 +65,7 @@ class DashboardRow:
 DASHBOARD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(DashboardRow))
 
 
-class StateStore(AlertStore, Protocol):
+class StateStore(AlertStore, LoadTestStore, Protocol):
     # ---------------------------------------------------------------- projects
     def ensure_project(self, name: str, ingest_key: str, now_ns: int) -> tuple[int, str, bool]:
         """The project named ``name`` (created with ``ingest_key`` if missing): its id,
@@ -240,6 +242,7 @@ STATE_TABLES: dict[str, tuple[str, ...]] = {
     "alert_rule_status": RULE_STATUS_COLUMNS,
     "notification_groups": GROUP_COLUMNS,
     "notifications": NOTIFICATION_COLUMNS,
+    "loadtest_runs": LOADTEST_COLUMNS,
 }
 
 

@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL, SPAN_COLUMNS, SpanRow
 from heron.server.store.clickhouse._client import ChReads
-from heron.server.store.traces import COLUMN_OF_KEY, EntryFilter, ExampleRow, MatchRow, SpanFilter
+from heron.server.store.traces import (
+    COLUMN_OF_KEY,
+    EntryFilter,
+    ExampleRow,
+    MatchRow,
+    RequestSamples,
+    SpanFilter,
+    split_samples,
+)
 
 _MATCH_SQL = (
     "SELECT trace_id, span_id, service, name, start_ns, duration_ns FROM {db}.spans "
@@ -47,6 +55,13 @@ _SUMMARY_KEYS = (
     "root_service",
     "root_name",
 )
+# Entry spans with the rollups' entry rule, endpoint naming and error rule.
+_SAMPLES_SQL = (
+    f"SELECT service, {ENDPOINT_SQL} AS endpoint, start_ns, duration_ns, "  # noqa: S608 - constants only
+    f"toUInt8({ERROR_SQL}) AS error FROM {{db}}.spans WHERE project_id = {{p:UInt32}} "
+    f"AND start_ns >= {{lo:Int64}} AND start_ns < {{hi:Int64}} AND {ENTRY_SQL}"
+)
+_SAMPLES_ORDER = " ORDER BY start_ns"  # integers: grouping is split_samples's
 _EXAMPLE_COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
 _EXAMPLE_ORDER = {"slowest": "duration_ns DESC, start_ns DESC", "recent": "start_ns DESC"}
 
@@ -184,3 +199,19 @@ class ClickHouseTraces:
             b.values,
         )
         return [(bytes(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    def request_samples(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[RequestSamples]:
+        b = _Params(p=project_id, lo=lo_ns, hi=hi_ns)
+        sql = _SAMPLES_SQL
+        for column, value in (("service", service), ("environment", environment)):
+            if value is not None:
+                sql += f" AND {column} = {b.bind(value)}"
+        return split_samples(self.reads.arrow(sql + _SAMPLES_ORDER, b.values))

@@ -11,6 +11,7 @@ from heron.server.analyze.issues import IssueState
 from heron.server.model.event import ErrorEvent
 from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.duckdb.alerting import DuckDBAlerts
+from heron.server.store.duckdb.loadtests import DuckDBLoadTests
 from heron.server.store.events import ISSUE_COLUMNS, record_releases, write_issues
 from heron.server.store.state import (
     DASHBOARD_COLUMNS,
@@ -44,6 +45,7 @@ _ID_SEQUENCES = {
     "alert_config": "alert_config_ids",
     "alert_history": "alert_history_ids",
     "notifications": "notification_ids",
+    "loadtest_runs": "loadtest_ids",
 }
 _COLS = ", ".join(DASHBOARD_COLUMNS)
 _DASHBOARD = f"SELECT {_COLS} FROM dashboards "  # noqa: S608 - fixed column names
@@ -57,7 +59,7 @@ _UPDATE_DASHBOARD = (
 )
 
 
-class DuckDBState(DuckDBAlerts):
+class DuckDBState(DuckDBAlerts, DuckDBLoadTests):
     """Implements ``store.state.StateStore`` (and ``StateImport``) on DuckDB."""
 
     def __init__(self, sql: SqlReads) -> None:

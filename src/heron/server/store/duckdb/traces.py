@@ -21,7 +21,9 @@ from heron.server.store.traces import (
     EntryFilter,
     ExampleRow,
     MatchRow,
+    RequestSamples,
     SpanFilter,
+    split_samples,
 )
 
 # Parameters: trace id (16 bytes), project id.
@@ -34,6 +36,12 @@ _MATCH_SQL = (
     "WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND {where} "
     "ORDER BY start_ns DESC LIMIT ?"
 )
+# Entry spans with the rollups' entry rule, endpoint naming and error rule.
+_SAMPLES_SQL = (
+    f"SELECT service, {ENDPOINT_SQL} AS endpoint, start_ns, duration_ns, {ERROR_SQL} AS error "  # noqa: S608 - constants only
+    f"FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND {ENTRY_SQL}"
+)
+_SAMPLES_ORDER = " ORDER BY start_ns"  # integers: grouping is split_samples's
 _EXAMPLE_COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
 _EXAMPLE_ORDER = {"slowest": "duration_ns DESC, start_ns DESC", "recent": "start_ns DESC"}
 
@@ -173,3 +181,19 @@ class DuckDBTraces:
             f"ORDER BY {_EXAMPLE_ORDER[order]} LIMIT ?",
             [project_id, *(t for run in runs for t in run), min_duration_ns, *params, limit],
         )
+
+    def request_samples(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[RequestSamples]:
+        sql, params = _SAMPLES_SQL, list[Any]([project_id, lo_ns, hi_ns])
+        for column, value in (("service", service), ("environment", environment)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        return split_samples(self.sql.read_arrow(sql + _SAMPLES_ORDER, params))

@@ -22,6 +22,7 @@ from heron.server.model.event import ErrorEvent
 from heron.server.store.postgres import schema as pg_schema
 from heron.server.store.postgres._pool import Connection, Pool
 from heron.server.store.postgres.alerting import PostgresAlerts
+from heron.server.store.postgres.loadtests import PostgresLoadTests
 from heron.server.store.state import (
     DASHBOARD_COLUMNS,
     STATE_TABLES,
@@ -89,7 +90,7 @@ def _unsigned(stored: int) -> int:
     return stored + _U64 if stored < 0 else stored
 
 
-class PostgresState(PostgresAlerts):
+class PostgresState(PostgresAlerts, PostgresLoadTests):
     """Implements ``store.state.StateStore`` on PostgreSQL, in the schema ``schema``
     (created and migrated on construction; see ``postgres/schema.py``).
 
@@ -602,6 +603,7 @@ def _import_table(con: Connection, table: str, rows: Sequence[Sequence[object]])
         "alert_config",
         "alert_history",
         "notifications",
+        "loadtest_runs",
     ):  # identities: the next generated id follows these
         con.execute(
             sql.SQL(
