@@ -269,3 +269,21 @@ def test_cancelled_job_aborts_the_run_and_keeps_the_load(
     assert (run["status"], run["tool"]) == ("aborted", "locust")
     assert run["load"]["requests"] > 0
     assert run["load"]["duration_s"] < 45  # Locust stopped early, not after 60 s
+
+
+def test_too_few_requests_is_insufficient_data_and_passes(
+    lt_server: HeronProcess, shop: Shop, baseline: dict[str, Any], tmp_path: Path
+) -> None:
+    junit, md = tmp_path / "tiny.xml", tmp_path / "tiny.md"
+    r = heron_cli(
+        lt_server, "run", "--name", "tiny", "--baseline", str(baseline["run"]["id"]),
+        "--junit", str(junit), "--markdown", str(md), "--settle", "20",
+        "--", sys.executable, str(HERE / "traffic.py"), shop.url, "5", "/a", "/b",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "2")
+    assert md.read_text().startswith("## Insufficient data")
+    stored = lt_server.api(f"/api/v1/loadtests/{run_id(r.stderr)}").json()
+    assert stored["verdict"] == "insufficient-data"
