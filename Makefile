@@ -9,13 +9,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install-server: $(BIN)/python  ## heron with the server and demo extras (editable) + UI assets: what the demo needs
-	$(BIN)/pip install --quiet -e ".[server,demo]"
+install-server: $(BIN)/python  ## heron with the server, demo and loadtest extras (editable) + UI assets: what the demo needs
+	$(BIN)/pip install --quiet -e ".[server,demo,loadtest]"
 	$(BIN)/python scripts/build_assets.py
 
 install: install-server  ## + the dev extra (tests, lint, database drivers; apt build deps)
 	scripts/install_build_deps.sh
-	$(BIN)/pip install --quiet -e ".[server,demo,dev]"
+	$(BIN)/pip install --quiet -e ".[server,demo,loadtest,dev]"
 
 assets: $(BIN)/python  ## rebuild the web UI's npm assets
 	$(BIN)/python scripts/build_assets.py

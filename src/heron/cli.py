@@ -1,4 +1,4 @@
-"""``heron`` command line: serve | demo | run | users | migrate | analyze.
+"""``heron`` command line: serve | demo | run | users | migrate | analyze | loadtest.
 
 Imports are lazy so ``heron run`` (agent side) never loads the server's dependencies.
 """
@@ -152,6 +152,12 @@ def _add_analyze_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     a.set_defaults(func=_analyze)
 
 
+def _add_loadtest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from heron.loadtest.cli import add_parser  # stdlib only: the CLI stays fast to start
+
+    add_parser(sub)
+
+
 def installed_version() -> str:
     """The installed distribution's version (its metadata), else the source tree's."""
     from importlib.metadata import PackageNotFoundError, version
@@ -199,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_users_parser(sub)
     _add_migrate_parser(sub)
     _add_analyze_parser(sub)
+    _add_loadtest_parser(sub)
     return p
 
 
