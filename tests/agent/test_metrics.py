@@ -244,6 +244,42 @@ def test_event_loop_lag_grows_while_the_loop_is_blocked(
     assert receiver.metric("heron.asyncio.event_loop.lag")[0]["unit"] == "s"
 
 
+def test_a_child_forked_while_the_reader_held_its_locks_still_exports(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """The parent's ticker holds its wake-up event's lock and its export lock for a moment
+    every interval; a fork at that moment (gunicorn --preload) must not leave the child's
+    new ticker blocked on them. Held here on purpose, so the race is not left to chance."""
+    lines, _ = run(
+        receiver,
+        tmp_path,
+        """
+        heron.init()
+        c = heron.counter("ticks")
+        from heron.agent import runtime
+        reader = runtime._metrics.reader
+        reader._export_lock.acquire()
+        reader._shutdown_event._cond.acquire()
+        pid = os.fork()
+        if pid == 0:
+            c.add(3, {"who": "child"})
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and heron.stats().metric_points == 0:
+                time.sleep(0.05)
+            print(json.dumps({"child": os.getpid(), "points": heron.stats().metric_points}),
+                  flush=True)
+            os._exit(0)
+        reader._shutdown_event._cond.release()
+        reader._export_lock.release()
+        os.waitpid(pid, 0)
+        """,
+    )
+    (child,) = lines
+    assert child["points"] > 0  # the child's ticker ran and exported
+    points = [p for p in receiver.metric("ticks") if p["resource"]["process.pid"] == child["child"]]
+    assert points and points[-1]["value"] == 3
+
+
 def test_a_forked_child_reports_as_itself_without_its_parents_counts(
     receiver: OtlpReceiver, tmp_path: Path
 ) -> None:
@@ -561,6 +597,20 @@ def test_fastapi_request_durations_and_its_loop(receiver: OtlpReceiver, tmp_path
     assert len(threads) >= 1
 
 
+def _thread_dumps(url: str, pids: set[int]) -> dict[int, object]:
+    """The stacks of the given gunicorn workers (asked until each has answered)."""
+    import httpx
+
+    dumps: dict[int, object] = {}
+    for _ in range(100):
+        if set(dumps) >= pids:
+            break
+        answer = httpx.get(f"{url}/threads", timeout=10).json()
+        if answer["pid"] in pids:
+            dumps[answer["pid"]] = answer
+    return dumps
+
+
 def test_gunicorn_preload_workers_export_their_own_metrics(
     receiver: OtlpReceiver, procs: Procs, tmp_path: Path
 ) -> None:
@@ -612,9 +662,13 @@ def test_gunicorn_preload_workers_export_their_own_metrics(
         return latest
 
     try:
-        receiver.wait(lambda r: sum(per_worker().values()) == sent, timeout=20)
+        receiver.wait(lambda r: sum(per_worker().values()) == sent, timeout=30)
     except AssertionError:
-        raise AssertionError(f"sent {sent} to {pids}, received {per_worker()}") from None
+        silent = pids - set(per_worker())
+        raise AssertionError(
+            f"sent {sent} to {pids}, received {per_worker()}; "
+            f"silent workers' threads: {_thread_dumps(url, silent)}"
+        ) from None
     assert set(per_worker()) == pids  # nothing in the master's name
     receiver.wait(
         lambda r: pids <= {p["resource"]["process.pid"] for p in r.metric("process.uptime")}

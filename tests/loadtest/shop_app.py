@@ -1,6 +1,6 @@
 """The app under load in tests/loadtest: Flask + ``heron.init()`` under werkzeug (threads).
 
-``GET /a`` and ``GET /b`` sleep a log-normal time around 40 and 25 ms (sleep dominates
+``GET /a`` and ``GET /b`` sleep a log-normal time around 80 and 50 ms (sleep dominates
 the latency, so the machine's load shifts it little between runs); the slowdown knob
 ``GET /admin/slow?path=/a&factor=1.4`` multiplies one path's delay (factor 1 resets).
 Environment: HERON_URL, KEY (the server and its ingest key), PORT.
@@ -17,7 +17,7 @@ import heron
 
 heron.init(service="lt-shop", endpoint=os.environ["HERON_URL"], key=os.environ["KEY"])
 app = Flask("lt-shop")
-BASE_MS = {"/a": 40.0, "/b": 25.0}
+BASE_MS = {"/a": 80.0, "/b": 50.0}
 factor = {path: 1.0 for path in BASE_MS}
 
 

@@ -232,3 +232,58 @@ def test_exit_codes(lt_server: HeronProcess, shop: Shop, baseline: dict[str, Any
     assert r.returncode == 3, r.stdout + r.stderr
     run = lt_server.api(f"/api/v1/loadtests/{run_id(r.stderr)}").json()
     assert (run["status"], run["exit_code"], run["verdict"]) == ("failed", 4, None)
+
+
+def test_cancelled_job_aborts_the_run_and_keeps_the_load(
+    lt_server: HeronProcess, shop: Shop
+) -> None:
+    """A CI runner cancelling the job sends SIGTERM to heron: Locust is stopped through
+    the driver, the run is stored ``aborted`` with what Locust sent, exit 130."""
+    import os
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "GITHUB_"))}
+    env.update(HERON_URL=lt_server.url, HERON_API_TOKEN=lt_server.token)
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "heron", "loadtest", "run", "--name", "cancelled",
+            "--target", shop.url, "--path", "/b", "--users", "2", "--duration", "60s",
+            "--settle", "5",
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # wait for the first progress line: the load is on
+        lines.append(line)
+        if line.startswith("locust: "):
+            break
+    else:
+        raise AssertionError("".join(lines))
+    rid = run_id("".join(lines))
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    run = lt_server.api(f"/api/v1/loadtests/{rid}").json()
+    assert (run["status"], run["tool"]) == ("aborted", "locust")
+    assert run["load"]["requests"] > 0
+    assert run["load"]["duration_s"] < 45  # Locust stopped early, not after 60 s
+
+
+def test_too_few_requests_is_insufficient_data_and_passes(
+    lt_server: HeronProcess, shop: Shop, baseline: dict[str, Any], tmp_path: Path
+) -> None:
+    junit, md = tmp_path / "tiny.xml", tmp_path / "tiny.md"
+    r = heron_cli(
+        lt_server, "run", "--name", "tiny", "--baseline", str(baseline["run"]["id"]),
+        "--junit", str(junit), "--markdown", str(md), "--settle", "20",
+        "--", sys.executable, str(HERE / "traffic.py"), shop.url, "5", "/a", "/b",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "2")
+    assert md.read_text().startswith("## Insufficient data")
+    stored = lt_server.api(f"/api/v1/loadtests/{run_id(r.stderr)}").json()
+    assert stored["verdict"] == "insufficient-data"

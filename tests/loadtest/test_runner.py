@@ -95,3 +95,18 @@ def test_usage_and_unreachable_server_exit_2(args: list[str], message: str) -> N
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_cli_process_stays_light() -> None:
+    """Locust monkey-patches the standard library on import: it must stay in the driver
+    child; and the client needs no server code (it starts fast on a CI runner)."""
+    code = (
+        "import sys\n"
+        "from heron.cli import build_parser\n"
+        "build_parser().parse_args(['loadtest', 'list'])\n"
+        "import heron.loadtest.cli, heron.loadtest.report\n"
+        "heavy = ('locust', 'gevent', 'numpy', 'scipy', 'heron.server', 'duckdb')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

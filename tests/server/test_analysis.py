@@ -4,8 +4,9 @@ app on loopback (uvicorn): known answers on seeded data.
 
 The seed is the database API tests' (an N+1 loop in GET /orders, a slow query whose
 SQLite EXPLAIN plan scans ``products``, failing checkouts) plus a clean fast service, a
-slow erroring one, a leak-shaped and a flat memory series, and an endpoint whose name
-is an XSS payload. The same report is checked through the query layer, the JSON API,
+slow erroring one, a leak-shaped and a flat memory series, an endpoint whose name is an
+XSS payload, a gateway with one endpoint mostly waiting on an outgoing HTTP call and
+one not, and a service whose client spans try the callee naming rules. The same report is checked through the query layer, the JSON API,
 the UI page and ``heron analyze`` in each format.
 """
 
@@ -32,12 +33,19 @@ from heron.server.app import create_app
 from heron.server.config import Config, ConfigError, load_config
 from heron.server.ingest.pipeline import Pipeline
 from heron.server.jobs import analyze_recent
-from heron.server.model import STATUS_ERROR, ErrorEvent, Span
+from heron.server.model import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_INTERNAL,
+    STATUS_ERROR,
+    ErrorEvent,
+    Span,
+)
 from heron.server.model.metric import MetricPoint, MetricWrite
 from heron.server.model.write import EventWrite
 from heron.server.query import TimeRange, list_issues, set_issue_status
 from heron.server.query.analysis import analysis_report
 from heron.server.store.base import Store
+from heron.server.store.traces import CalleeTime, EndpointCalls
 from tests.conftest import free_port
 from tests.server.backends import BACKENDS, open_store
 
@@ -87,7 +95,7 @@ def seed() -> list[Span]:
                 status=STATUS_ERROR if bad else 0,
             )
         )
-    return spans
+    return spans + external_calls() + callee_naming()
 
 
 def event(n: int, exc_type: str, release: str, minute: int) -> ErrorEvent:
@@ -581,3 +589,171 @@ def test_compare_with_a_baseline_window(server: Server, capsys: pytest.CaptureFi
     md = capsys.readouterr().out
     assert code == 0 and "## Compared with 2023-11-14T20:04:00Z" in md
     assert "| new endpoint | slowpoke | GET /report | – → 2,708 ms |" in md
+
+
+# ------------------------------------------------------ outgoing HTTP calls
+
+
+def client(trace: int, span_id: int, start: int, dur_ms: float, service: str, **kw: Any) -> Span:
+    return span(
+        trace,
+        span_id,
+        1,
+        start_ns=start,
+        dur_ms=dur_ms,
+        name=kw.pop("name", "GET"),
+        kind=kw.pop("kind", SPAN_KIND_CLIENT),
+        service=service,
+        **kw,
+    )
+
+
+def external_calls() -> list[Span]:
+    """gateway: GET /quote waits on rates.example for 80 % of its time (one call of
+    4k ms in a 5k ms request), GET /profile on users.internal for 20 % (k ms of 5k)."""
+    spans = []
+    t0 = (MINUTE_S - 240) * NS
+    for i in range(20):
+        k = 20 + i  # distinct durations: the longest call (trace 60_019) is the example
+        for n, (route, call_ms, attrs) in enumerate(
+            (
+                ("/quote", 4 * k, {"url.full": f"https://rates.example/v1/rates?n={i}"}),
+                ("/profile", k, {"server.address": "users.internal", "server.port": 8080}),
+            )
+        ):
+            trace, start = 60_000 + 100 * n + i, t0 + (2 * i + n) * NS
+            spans.append(request(trace, "gateway", route, start, 5 * k))
+            spans.append(
+                client(
+                    trace,
+                    2,
+                    start + 2 * MS,
+                    call_ms,
+                    "gateway",
+                    http_method="GET",
+                    attributes=attrs,
+                )
+            )
+    return spans
+
+
+def callee_naming() -> list[Span]:
+    """caller: GET /a (prod, trace 70_001) calls out every way the naming rules know,
+    plus spans that are not outgoing calls; the same endpoint in staging (70_003) calls
+    the API again; a root client span (70_002) is a request, not a call."""
+    t = (MINUTE_S - 200) * NS
+    c = "caller"
+    return [
+        request(70_001, c, "/a", t, 100),
+        client(70_001, 2, t + 1 * MS, 10, c, http_method="GET",
+               attributes={"server.address": "svc-b", "server.port": 8080,
+                           "url.template": "/items/{id}"}),
+        client(70_001, 3, t + 12 * MS, 20, c, name="POST", http_method="POST",
+               attributes={"url.full": "https://u:p@api.example.com:8443/v1/pay?token=x"}),
+        client(70_001, 4, t + 33 * MS, 7, c, name="HTTP GET",
+               attributes={"http.url": "http://legacy.local/x"}),
+        client(70_001, 5, t + 41 * MS, 15, c, name="fetch", http_method="GET",
+               attributes={"net.peer.name": "old-peer", "net.peer.port": 81}),
+        client(70_001, 6, t + 57 * MS, 5, c, name="GET /relative", http_method="GET"),
+        # a JSON null or an empty string is no value
+        client(70_001, 10, t + 80 * MS, 4, c, name="PUT", http_method="PUT",
+               attributes={"server.address": None, "url.full": "http://nullhost:1/x"}),
+        client(70_001, 11, t + 85 * MS, 3, c, http_method="GET",
+               attributes={"server.address": "emptyport", "server.port": ""}),
+        # not calls: a search client span with a statement, an internal span, and a
+        # call starting after the request ended
+        client(70_001, 7, t + 63 * MS, 9, c, db_system="elasticsearch", db_statement="{}",
+               attributes={"url.full": "http://es:9200/_search"}),
+        client(70_001, 8, t + 73 * MS, 9, c, kind=SPAN_KIND_INTERNAL, http_method="GET"),
+        client(70_001, 9, t + 120 * MS, 9, c, http_method="GET",
+               attributes={"server.address": "late"}),
+        span(70_002, 1, start_ns=t, dur_ms=30, name="GET", kind=SPAN_KIND_CLIENT, service=c,
+             http_method="GET", attributes={"server.address": "root-call"}),
+        request(70_003, c, "/a", t + NS, 50, env="staging"),
+        client(70_003, 2, t + NS + MS, 30, c, name="POST", http_method="POST", env="staging",
+               attributes={"url.full": "https://api.example.com:8443/v1/pay"}),
+    ]  # fmt: skip
+
+
+def tid(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def test_outgoing_calls_per_endpoint_and_callee(server: Server) -> None:
+    """The store's figures, the same on every backend: callee names, the entry rule."""
+    got = server.store.traces.outgoing_calls(1, RANGE.start_ns, RANGE.end_ns, service="caller")
+    api = "POST api.example.com:8443"
+    assert got == [
+        EndpointCalls(
+            "caller",
+            "GET /a",
+            2,
+            150 * MS,
+            [
+                CalleeTime(api, 2, 50 * MS, tid(70_003)),
+                CalleeTime("GET old-peer:81", 1, 15 * MS, tid(70_001)),
+                CalleeTime("GET svc-b:8080/items/{id}", 1, 10 * MS, tid(70_001)),
+                CalleeTime("legacy.local", 1, 7 * MS, tid(70_001)),
+                CalleeTime("GET /relative", 1, 5 * MS, tid(70_001)),
+                CalleeTime("PUT nullhost:1", 1, 4 * MS, tid(70_001)),
+                CalleeTime("GET emptyport", 1, 3 * MS, tid(70_001)),
+            ],
+        )
+    ]
+    prod = server.store.traces.outgoing_calls(
+        1, RANGE.start_ns, RANGE.end_ns, service="caller", environment="prod"
+    )
+    assert [(e.requests, e.total_ns) for e in prod] == [(1, 100 * MS)]
+    assert prod[0].callees[0] == CalleeTime(api, 1, 20 * MS, tid(70_001))
+    everyone = server.store.traces.outgoing_calls(1, RANGE.start_ns, RANGE.end_ns)
+    assert [(e.service, e.endpoint) for e in everyone] == [
+        ("caller", "GET /a"),
+        ("gateway", "GET /profile"),
+        ("gateway", "GET /quote"),
+        ("shop", "GET /product"),
+    ]
+    quote = everyone[2]
+    assert (quote.requests, quote.total_ns) == (20, 5 * 590 * MS)
+    assert quote.callees == [CalleeTime("GET rates.example", 20, 4 * 590 * MS, tid(60_019))]
+    assert server.store.traces.outgoing_calls(1, RANGE.end_ns, RANGE.end_ns + NS) == []
+
+
+def test_an_endpoint_mostly_waiting_on_one_http_call(report: dict[str, Any]) -> None:
+    (ext,) = findings(report, "external_call")  # not GET /profile (20 %), not GET /a (2 requests)
+    assert (ext["service"], ext["endpoint"]) == ("gateway", "GET /quote")
+    ev = ext["evidence"]
+    assert ev["callee"] == "GET rates.example" and ev["share"] == pytest.approx(0.8)
+    assert (ev["calls"], ev["calls_per_request"], ev["requests"]) == (20, 1.0, 20)
+    assert ev["mean_ms_per_call"] == pytest.approx(4 * 29.5)
+    assert ev["endpoint_total_ms"] == pytest.approx(5 * 590)
+    assert ev["trace_id"] == tid(60_019).hex()
+    assert ext["impact_ms_per_min"] == pytest.approx(4 * 590 / MINUTES, abs=0.01)
+    assert ext["severity"] == "warning"
+    assert ext["title"] == "GET /quote spends 80% of its time calling GET rates.example"
+    assert ext["link"] == "/endpoint?service=gateway&endpoint=GET%20%2Fquote"
+    assert "cache" in ext["recommendation"] and "circuit breaker" in ext["recommendation"]
+    assert not any("external HTTP" in n for n in report["not_covered"])
+
+
+def test_external_call_rule() -> None:
+    def f(**kw: Any) -> g.Finding | None:
+        args: dict[str, Any] = {
+            "service": "s", "endpoint": "GET /e", "callee": "GET api", "calls": 30,
+            "calls_ms": 600.0, "requests": 10, "endpoint_total_ms": 1000.0, "trace_id": None,
+            "minutes": 1.0,
+        }  # fmt: skip
+        return g.external_call_finding(**{**args, **kw})
+
+    one = f()
+    assert one is not None and one.evidence["share"] == 0.6 and one.severity == "warning"
+    assert one.evidence["calls_per_request"] == 3.0 and "batch the 3.0 calls" in one.recommendation
+    assert f(calls_ms=499.0) is None  # 49.9 %
+    assert f(requests=9) is None and f(endpoint_total_ms=0.0) is None
+    # parallel calls add up past the request time: share and impact capped
+    par = f(calls_ms=2500.0, minutes=2.0)
+    assert par is not None and par.evidence["share"] == 1.0 and par.impact_ms_per_min == 500.0
+    assert par.severity == "warning"
+    assert (f(calls_ms=60.0, endpoint_total_ms=100.0, minutes=1.0) or one).severity == "info"
+    big = f(calls_ms=90_000.0, endpoint_total_ms=100_000.0, minutes=10.0)
+    assert big is not None and big.severity == "critical" and big.impact_ms_per_min == 9000.0
+    assert f(calls=10) is not None and "concurrently" in (f(calls=10) or one).recommendation

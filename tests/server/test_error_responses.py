@@ -63,7 +63,11 @@ class Client:
 @pytest.fixture(scope="module")
 def heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, SlowNextRead]]:
     data: Path = tmp_path_factory.mktemp("error-responses")
-    config = Config(data_dir=str(data), api_token=TOKEN, admin_password=PASSWORD)
+    # No alert engine: its background reads (every alert_tick_s) would take the slow read
+    # meant for the request under test.
+    config = Config(
+        data_dir=str(data), api_token=TOKEN, admin_password=PASSWORD, alerts_enabled=False
+    )
     store = SlowNextRead(config.db_path, commit_interval_ms=0, query_timeout_s=TIME_LIMIT_S)
     app = create_app(config, store=store, maintenance_interval_s=3600)
     with (

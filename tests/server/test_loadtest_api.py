@@ -5,6 +5,7 @@ summary, compare with a baseline (statuses, verdict stored), series, delete, and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ import pytest
 from heron.server.app import create_app
 from heron.server.config import Config
 from heron.server.ingest.pipeline import Pipeline
-from heron.server.model import SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
+from heron.server.jobs import analyze_recent
+from heron.server.model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_ERROR, STATUS_UNSET, Span
+from heron.server.model.metric import MetricPoint, MetricWrite
 from heron.server.store.duckdb_store import DuckDBStore
 
 NS = 1_000_000_000
@@ -80,12 +83,58 @@ def requests(
     ]
 
 
+def queries(spans: list[Span], per_request: int, ms: int) -> list[Span]:
+    """``per_request`` database calls of ``ms`` each under every request of ``spans``."""
+    return [
+        Span(
+            trace_id=r.trace_id,
+            span_id=10 + k,
+            parent_id=r.span_id,
+            start_ns=r.start_ns + MS,
+            duration_ns=ms * MS,
+            name="SELECT",
+            kind=SPAN_KIND_CLIENT,
+            status=STATUS_UNSET,
+            status_message="",
+            service=r.service,
+            environment=r.environment,
+            release=r.release,
+            db_system="postgresql",
+            db_statement="SELECT * FROM items WHERE q = %s",
+        )
+        for r in spans
+        for k in range(per_request)
+    ]
+
+
+def runtime(start_ns: int, cpu: float, rss_mb: float, mem_used: float) -> list[MetricPoint]:
+    """A minute of the service's runtime metrics (two CPU modes, RSS, host memory, lag)."""
+    labels = {"host.name": "h1", "process.pid": "7"}
+    out = []
+    for i in range(6):
+        t = start_ns + (5 + 10 * i) * NS
+        out += [
+            MetricPoint(t, "process.cpu.utilization", "gauge", "shop",
+                        {**labels, "cpu.mode": "user"}, cpu * 2 / 3, unit="1"),
+            MetricPoint(t, "process.cpu.utilization", "gauge", "shop",
+                        {**labels, "cpu.mode": "system"}, cpu / 3, unit="1"),
+            MetricPoint(t, "process.memory.usage", "gauge", "shop", labels, rss_mb * 2**20,
+                        unit="By"),
+            MetricPoint(t, "system.memory.utilization", "gauge", "shop",
+                        {"host.name": "h1", "system.memory.state": "used"}, mem_used, unit="1"),
+            MetricPoint(t, "heron.asyncio.event_loop.lag", "gauge", "shop", labels, 0.02,
+                        unit="s"),
+        ]  # fmt: skip
+    return out
+
+
 def seed(store: DuckDBStore) -> None:
     rng = np.random.default_rng(14)
     run0 = T0 + 120 * NS
     spans = [
         *requests(rng, T0, "/cart", 600, trace0=0),
-        *requests(rng, T0, "/search", 400, trace0=10_000),
+        *(search := requests(rng, T0, "/search", 400, trace0=10_000)),
+        *queries(search, 3, 2),
         *requests(rng, T0, "/old", 100, trace0=20_000),
         *requests(rng, T0, "/tiny", 10, trace0=30_000),
         *requests(rng, run0, "/cart", 600, slower=1.6, trace0=40_000),
@@ -94,6 +143,9 @@ def seed(store: DuckDBStore) -> None:
         *requests(rng, run0, "/tiny", 10, trace0=70_000),
     ]
     Pipeline(store).submit_spans(1, spans).result(30)
+    analyze_recent(store, NOW_NS, window_s=7200)  # the database rollups
+    points = runtime(T0, 0.3, 120, 0.5) + runtime(run0, 0.9, 300, 0.95)
+    store.submit_metrics(MetricWrite(1, points)).result(30)
 
 
 @pytest.fixture
@@ -192,7 +244,9 @@ def test_summary_counts_the_window(api: Api) -> None:
     cart = eps["GET /cart"]
     assert cart["requests"] == 600 and cart["throughput_rps"] == 10.0 and cart["service"] == "shop"
     assert 20 < cart["p50_ms"] < cart["p95_ms"] < cart["p99_ms"] < 200 and cart["error_rate"] == 0.0
-    assert set(cart) >= {"mean_ms", "db_ms_per_request", "queries_per_request"}
+    assert cart["db_ms_per_request"] is None and cart["queries_per_request"] is None
+    search = eps["GET /search"]
+    assert search["queries_per_request"] == 3.0 and search["db_ms_per_request"] == 6.0
 
 
 def test_compare_finds_the_regression_and_stores_the_verdict(api: Api) -> None:
@@ -223,9 +277,26 @@ def test_compare_finds_the_regression_and_stores_the_verdict(api: Api) -> None:
     assert first["links"]["endpoint"].startswith(
         "/endpoint?service=shop&endpoint=GET+%2Fcart&from="
     )
-    assert [s["service"] for s in cmp["services"]] == ["shop"]
-    assert set(cmp["services"][0]["run"]) == {"cpu_pct", "memory_mb", "memory_pct", "loop_lag_ms"}
-    assert isinstance(cmp["recommendations"], list) and isinstance(cmp["findings"], list)
+    gone = next(e for e in cmp["endpoints"] if e["status"] == "gone")
+    assert gone["run"] is None and gone["baseline"]["requests"] == 100
+    assert base["start"].replace(":", "%3A") in gone["links"]["traces"]  # the baseline's window
+    (shop,) = cmp["services"]
+    assert shop["service"] == "shop"
+    assert shop["run"] == pytest.approx(
+        {"cpu_pct": 90.0, "memory_mb": 300.0, "memory_pct": 95.0, "loop_lag_ms": 20.0}
+    )
+    assert shop["baseline"]["cpu_pct"] == pytest.approx(30.0)
+    assert shop["baseline"]["memory_mb"] == pytest.approx(120.0)
+    recs = {r["title"]: r for r in cmp["recommendations"]}
+    assert set(recs) == {
+        "shop: CPU at 90 % during the run",
+        "shop: memory at 95 % during the run",
+    }
+    assert "Scale out" in recs["shop: CPU at 90 % during the run"]["recommendation"]
+    assert "leaks" in recs["shop: memory at 95 % during the run"]["recommendation"]
+    kinds = {f["kind"] for f in cmp["findings"]}
+    assert "cpu_saturation" in kinds  # the analyzer's, for the run window
+    assert all(set(f) >= {"severity", "title", "evidence", "link"} for f in cmp["findings"])
     stored = api.ok("GET", f"/api/v1/loadtests/{run['id']}")
     assert stored["verdict"] == "regression" and stored["baseline_id"] == base["id"]
     # By id, with a threshold the slowdown does not reach: pass.
@@ -274,3 +345,71 @@ def test_series_offsets_from_the_start(api: Api) -> None:
     assert default["step_s"] == 1 and len(default["points"]) == 60
     api.error("GET", f"/api/v1/loadtests/{run['id']}/series", 400, params={"step": 0})
     api.error("GET", "/api/v1/loadtests/999/series", 404)
+
+
+# ------------------------------------------------ a real `heron serve` on loopback
+
+
+def otlp(start_ns: int, n: int, slower: float, trace0: int) -> dict[str, Any]:
+    """``n`` OTLP/JSON server spans of ``GET /pay`` over 30 s from ``start_ns``."""
+    rng = np.random.default_rng(trace0)
+    durations = rng.lognormal(np.log(30 * MS), 0.3, n) * slower
+    spans = []
+    for i in range(n):
+        t = start_ns + i * (30 * NS // n)
+        spans.append(
+            {
+                "traceId": (trace0 + i + 1).to_bytes(16, "big").hex(),
+                "spanId": "00000000000000aa",
+                "name": "GET /pay",
+                "kind": 2,
+                "startTimeUnixNano": str(t),
+                "endTimeUnixNano": str(t + int(durations[i])),
+                "attributes": [
+                    {"key": "http.request.method", "value": {"stringValue": "GET"}},
+                    {"key": "http.route", "value": {"stringValue": "/pay"}},
+                    {"key": "http.response.status_code", "value": {"intValue": "200"}},
+                ],
+            }
+        )
+    service = {"key": "service.name", "value": {"stringValue": "billing"}}
+    return {
+        "resourceSpans": [{"resource": {"attributes": [service]}, "scopeSpans": [{"spans": spans}]}]
+    }
+
+
+def test_a_gate_through_a_real_server(heron_server: Any) -> None:
+    h = heron_server
+    auth = {"Authorization": f"Bearer {h.token}"}
+    base_url = f"{h.url}/api/v1/loadtests"
+    now = time.time_ns()
+    ids = []
+    for k, (offset_s, slower) in enumerate(((-600, 1.0), (-300, 2.0))):
+        start = now + offset_s * NS
+        r = httpx.post(
+            base_url, json={"name": "pay", "baseline": "pay", "start_ns": start}, headers=auth
+        )
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        sent = httpx.post(
+            f"{h.url}/v1/traces",
+            json=otlp(start, 200, slower, k * 1000),
+            headers={"x-heron-key": h.key},
+        )
+        assert sent.status_code == 200, sent.text
+        r = httpx.post(
+            f"{base_url}/{run_id}/finish", json={"end_ns": start + 60 * NS}, headers=auth
+        )
+        assert r.status_code == 200 and r.json()["status"] == "finished"
+        h.wait_for(
+            f"/api/v1/loadtests/{run_id}", lambda j: j["summary"]["requests"] == 200, timeout=30
+        )
+        ids.append(run_id)
+    cmp = httpx.get(f"{base_url}/{ids[1]}/compare", headers=auth, timeout=30)
+    assert cmp.status_code == 200, cmp.text
+    body = cmp.json()
+    assert body["baseline"]["id"] == ids[0] and body["verdict"] == "regression"
+    assert [(e["endpoint"], e["status"]) for e in body["endpoints"]] == [("GET /pay", "regression")]
+    # No token, no change.
+    assert httpx.post(base_url, json={"name": "x"}).status_code == 401
+    assert httpx.delete(f"{base_url}/{ids[0]}", headers=auth).status_code == 204

@@ -216,3 +216,33 @@ def test_request_samples_are_entry_spans_per_endpoint(telemetry: Store) -> None:
     assert [s.service for s in env] == ["api", "api"]
     assert telemetry.traces.request_samples(P, T0 + 61 * S, T0 + 62 * S) == []
     assert telemetry.traces.request_samples(2, T0, T0 + 60 * S) == []
+
+
+def test_summary_and_comparison_on_every_backend(telemetry: Store) -> None:
+    """The query layer over each backend's readers: same figures, same statuses."""
+    from heron.server.analyze.loadtest_stats import Settings
+    from heron.server.query.loadtest import compare_runs, run_summary
+
+    state = telemetry.state
+    base = state.create_loadtest(P, new("w", service="api"), T0, 1)
+    base = state.finish_loadtest(
+        P, base.id, status="finished", end_ns=T0 + 60 * S, exit_code=0, load=None, now_ns=2
+    )
+    run = state.create_loadtest(P, new("w", service="api"), T0, 3)
+    run = state.finish_loadtest(
+        P, run.id, status="finished", end_ns=T0 + 60 * S, exit_code=0, load=None, now_ns=4
+    )
+    assert base is not None and run is not None
+    summary = run_summary(telemetry, P, run, now_ns=T0 + 3600 * S)
+    assert summary["requests"] == 4
+    a, b = summary["endpoints"]
+    assert (a["endpoint"], a["requests"], a["error_rate"]) == ("GET /a", 3, 2 / 3)
+    assert a["p50_ms"] == 20.0 and a["throughput_rps"] == 3 / 60
+    assert (b["endpoint"], b["requests"], b["p95_ms"]) == ("GET /b", 1, 40.0)
+    cmp = compare_runs(telemetry, P, run, base, Settings(min_requests=2), now_ns=5)
+    assert [(e["endpoint"], e["status"]) for e in cmp["endpoints"]] == [
+        ("GET /a", "unchanged"), ("GET /b", "insufficient-data"),
+    ]  # fmt: skip
+    assert cmp["verdict"] == "pass" and cmp["run"]["verdict"] == "pass"
+    stored = state.get_loadtest(P, run.id)
+    assert stored is not None and stored.baseline_id == base.id

@@ -162,6 +162,7 @@ class Server:
     db_path: Path
     dashboard_id: str = ""
     alert_ids: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -266,6 +267,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             assert r.status_code == 201, r.text
             made[kind] = str(r.json()["id"])
         srv.alert_ids = made
+        # Two load-test runs over the spans' minute, the second comparable with the first.
+        for name, base in (("base", None), ("run", "base")):
+            run = {"name": name, "baseline": base, "start_ns": NOW_NS - 120 * NS}
+            r = portal.call(lambda b=run: client.post("/api/v1/loadtests", json=b, headers=auth))
+            assert r.status_code == 201, r.text
+            srv.run_id = str(r.json()["id"])
+            r = portal.call(
+                lambda: client.post(
+                    f"/api/v1/loadtests/{srv.run_id}/finish", json={"end_ns": NOW_NS}, headers=auth
+                )
+            )
+            assert r.status_code == 200, r.text
         app.state.alert_engine.run_cycle()
         try:
             yield srv
@@ -310,6 +323,7 @@ def test_no_api_response_holds_a_canary(server: Server) -> None:
         "{silence_id}": server.alert_ids["silence"],
         "{channel_id}": str(server.get("/api/v1/alerts/channels").json()["channels"][0]["id"]),
         "{session_id}": rum_seed.SESSION_DESKTOP,
+        "{run_id}": server.run_id,
     }
     alerts = server.get("/api/v1/alerts").json()["alerts"]
     assert {a["labels"]["alertname"] for a in alerts} >= {"slow sql", "new issue"}, alerts

@@ -227,19 +227,39 @@ def cardinality_limits(limit: int) -> dict[type, int]:
     return dict.fromkeys(_INSTRUMENTS, limit)
 
 
+class ForkSafeReader(PeriodicExportingMetricReader):
+    """The SDK's periodic reader, with fresh locks for the thread it restarts in a child.
+
+    After ``fork()`` the SDK starts a new ticker thread that waits on the reader's
+    ``_shutdown_event`` and exports under its ``_export_lock``. The parent's ticker holds
+    the event's lock whenever it enters or leaves that wait (every interval) and the export
+    lock through each export; a fork at such a moment leaves them held by a thread the
+    child does not have, and the child's ticker would block on them forever (a worker that
+    never exports). The SDK runs this method in the child before the new thread starts.
+    """
+
+    def _at_fork_reinit(self) -> None:
+        stopped = self._shutdown_event.is_set()  # reads a flag, takes no lock
+        self._shutdown_event = threading.Event()
+        if stopped:
+            self._shutdown_event.set()
+        self._export_lock = threading.Lock()
+        super()._at_fork_reinit()
+
+
 def periodic_reader(
     exporter: MetricExporter, interval_ms: float, limit: int
 ) -> PeriodicExportingMetricReader:
     """A periodic reader with heron's cardinality cap (SDKs before the cap: their own)."""
     try:
-        return PeriodicExportingMetricReader(
+        return ForkSafeReader(
             exporter,
             export_interval_millis=interval_ms,
             cardinality_limits=cardinality_limits(limit),  # type: ignore[call-arg,unused-ignore]
         )
     except TypeError:  # an SDK without configurable cardinality limits
         logger.info("heron: this OpenTelemetry SDK has no cardinality_limits; using its own")
-        return PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+        return ForkSafeReader(exporter, export_interval_millis=interval_ms)
 
 
 class MetricsPipeline:

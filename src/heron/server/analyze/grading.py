@@ -413,6 +413,79 @@ def db_heavy_finding(
     )
 
 
+EXTERNAL_SHARE = 0.5
+"""One callee taking this share of an endpoint's request time dominates it."""
+EXTERNAL_MIN_REQUESTS = 10
+"""Fewer requests than this in the window: too few to judge an endpoint's calls."""
+
+
+def external_call_finding(
+    *,
+    service: str,
+    endpoint: str,
+    callee: str,
+    calls: int,
+    calls_ms: float,
+    requests: int,
+    endpoint_total_ms: float,
+    trace_id: str | None,
+    minutes: float,
+) -> Finding | None:
+    """An outgoing HTTP call dominating an endpoint: one callee's time ≥ ``EXTERNAL_SHARE``
+    of the endpoint's total request time, over at least ``EXTERNAL_MIN_REQUESTS``
+    requests; else None.
+
+    Parallel calls can add up to more than the request time, so the share is capped at
+    100 % and the impact (user time per minute spent waiting on the callee) at the
+    endpoint's own time. Severity: critical at ≥ 80 % and ≥ 1 s/min, warning at ≥ 80 %
+    or ≥ 100 ms/min, else info."""
+    if requests < EXTERNAL_MIN_REQUESTS or endpoint_total_ms <= 0 or calls <= 0:
+        return None
+    share = min(calls_ms / endpoint_total_ms, 1.0)
+    if share < EXTERNAL_SHARE:
+        return None
+    per_min = min(calls_ms, endpoint_total_ms) / minutes
+    if share >= 0.8 and per_min >= 1000:
+        severity = "critical"
+    elif share >= 0.8 or per_min >= 100:
+        severity = "warning"
+    else:
+        severity = "info"
+    per_request = calls / requests
+    mean_ms = calls_ms / calls
+    fixes = [f"cache its responses where they can be reused (a {mean_ms:,.0f} ms call)"]
+    if per_request >= 1.5:
+        fixes.append(
+            f"batch the {per_request:.1f} calls per request into one, or run them concurrently"
+        )
+    else:
+        fixes.append("run it concurrently with the endpoint's other work, or off the request")
+    fixes.append("set a timeout and a circuit breaker so a slow callee cannot hold requests")
+    return Finding(
+        kind="external_call",
+        severity=severity,
+        title=f"{endpoint} spends {share:.0%} of its time calling {callee}",
+        service=service,
+        endpoint=endpoint,
+        impact_ms_per_min=round(per_min, 3),
+        evidence={
+            "callee": callee,
+            "share": round(share, 4),
+            "calls": calls,
+            "calls_per_request": round(per_request, 2),
+            "mean_ms_per_call": round(mean_ms, 3),
+            "calls_total_ms": round(calls_ms, 3),
+            "requests": requests,
+            "endpoint_total_ms": round(endpoint_total_ms, 3),
+            "trace_id": trace_id,
+        },
+        link=endpoint_link(service, endpoint),
+        recommendation=f"{callee} takes {share:.0%} of {endpoint}'s time: "
+        + "; ".join(fixes)
+        + ".",
+    )
+
+
 def tail_finding(
     *, service: str, endpoint: str, p50: float, p99: float, rpm: float, ratio: float
 ) -> Finding:

@@ -3,7 +3,8 @@ graded and turned into findings by ``heron.server.analyze.grading`` (docs/analyz
 
 No SQL here: RED figures from the rollups (``service_table``/``endpoint_table``), N+1
 findings, slow query groups with their EXPLAIN plans, database time per endpoint
-(``top_queries``), issues, and runtime metrics (``query.metrics``).
+(``top_queries``), outgoing HTTP call time per endpoint and callee
+(``TraceReader.outgoing_calls``), issues, and runtime metrics (``query.metrics``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from heron.server.analyze import grading as g
 from heron.server.query import metrics as mq
 from heron.server.query import runtime
-from heron.server.query._common import TimeRange
+from heron.server.query._common import NS_PER_MS, TimeRange
 from heron.server.query._db import top_queries
 from heron.server.query._db_slow import slow_query_groups
 from heron.server.query._errors import list_issues
@@ -22,19 +23,20 @@ from heron.server.query._n_plus_one import n_plus_one_findings
 from heron.server.query._red import EndpointStats, endpoint_table, service_table
 from heron.server.query._timerange import iso
 from heron.server.store.base import Store
+from heron.server.store.traces import EndpointCalls
 
 MAX_ENDPOINTS = 50
 """Endpoints graded per service (most requests first)."""
 DB_CHECKED_ENDPOINTS = 5
 """Endpoints per service (most total time first) whose database share is checked."""
 DB_HEAVY_SHARE = 0.5
+EXTERNAL_CHECKED_ENDPOINTS = 10
+"""Endpoints per service (most total time first) whose outgoing calls are checked."""
 TAIL_RATIO = 5.0
 TAIL_MIN_REQUESTS = 100
 SLOW_QUERY_MS = 100.0
 
 NOT_COVERED = [
-    "dominating external HTTP call: no query gives outgoing-call time per endpoint yet "
-    "(repeated calls are reported as N+1)",
     "memory %: only from host metrics (system.memory.utilization) sent by the service",
 ]
 
@@ -143,6 +145,12 @@ def analysis_report(
         if service is None or s.service == service
     ]
     mean_of: dict[str, float] = {}
+    calls = {
+        (c.service, c.endpoint): c
+        for c in store.traces.outgoing_calls(
+            p, tr.start_ns, tr.end_ns, service=service, environment=env
+        )
+    }
     for s in services:
         name = s.service
         mean_of[name] = s.avg_ms or 0.0
@@ -180,6 +188,8 @@ def analysis_report(
                         minutes=minutes,
                     )
                 )
+        for e in by_time[:EXTERNAL_CHECKED_ENDPOINTS]:
+            findings += _external_findings(calls.get((name, e.endpoint)), minutes)
         for area, kind in (("cpu_pct", "cpu"), ("loop_lag_ms", "loop")):
             v = figures[area]
             if v is not None:
@@ -290,6 +300,29 @@ def _compare(
         _endpoint_figures(store, p, tr, service, env, apdex_t_ms),
         _endpoint_figures(store, p, baseline, service, env, apdex_t_ms),
     )
+
+
+def _external_findings(calls: EndpointCalls | None, minutes: float) -> list[g.Finding]:
+    """A finding per callee dominating the endpoint's time (at most one, unless calls
+    run in parallel)."""
+    if calls is None:
+        return []
+    out = []
+    for c in calls.callees:
+        f = g.external_call_finding(
+            service=calls.service,
+            endpoint=calls.endpoint,
+            callee=c.callee,
+            calls=c.calls,
+            calls_ms=c.total_ns / NS_PER_MS,
+            requests=calls.requests,
+            endpoint_total_ms=calls.total_ns / NS_PER_MS,
+            trace_id=c.example_trace_id.hex(),
+            minutes=minutes,
+        )
+        if f is not None:
+            out.append(f)
+    return out
 
 
 def _endpoint_findings(

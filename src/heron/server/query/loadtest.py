@@ -233,7 +233,7 @@ def _endpoint_row(
         "error_rate_change_pp": None,
         "error_p_value": None,
         "throughput_change_pct": None,
-        "links": _links(key[0], key[1], run.tr),
+        "links": _links(key[0], key[1], run.tr if in_run else base.tr),
     }
     if fr is None or fb is None:
         row["status"] = "new" if fr is not None else "gone"
@@ -321,8 +321,9 @@ def compare_runs(
     rows = [_endpoint_row(k, rd, bd, settings) for k in keys]
     rows.sort(
         key=lambda r: (
-            STATUS_ORDER.index(r["status"]),
+            r["status"] != "regression",
             -abs(r["p95_change_pct"] or 0.0),
+            STATUS_ORDER.index(r["status"]),
             r["service"],
             r["endpoint"],
         )

@@ -82,44 +82,52 @@ class RequestSamples:
 
 
 SAMPLE_COLUMNS = ("service", "endpoint", "start_ns", "duration_ns", "error")
-"""The columns a backend's ``request_samples`` query gives, ordered by the first three."""
+"""The columns a backend's ``request_samples`` query gives, ordered by start time."""
 
 
-def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Dictionary-encoded strings (ClickHouse's LowCardinality) as plain strings."""
-    return col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
+def _codes(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes of a string column (ClickHouse's LowCardinality ones included)."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(pa.string())
+    encoded = pc.dictionary_encode(col.combine_chunks())
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, [str(v) for v in encoded.dictionary.to_pylist()]
 
 
 def split_samples(table: pa.Table) -> list[RequestSamples]:
-    """One ``RequestSamples`` per (service, endpoint) run of a table of ``SAMPLE_COLUMNS``
-    sorted by service, endpoint and start time. Vectorised: a million requests become
-    numpy arrays without a Python object per request."""
-    n = table.num_rows
-    if n == 0:
+    """One ``RequestSamples`` per (service, endpoint) of a table of ``SAMPLE_COLUMNS``
+    ordered by start time, sorted by service then endpoint. Vectorised: the database
+    sorts integers only, the grouping is a stable numpy sort of small integer codes, so
+    a million requests become arrays without a Python object per request."""
+    if table.num_rows == 0:
         return []
-    service, endpoint = (_plain(table.column(c)) for c in ("service", "endpoint"))
-    start = np.asarray(table.column("start_ns").to_numpy(), dtype=np.int64)
-    duration = np.asarray(table.column("duration_ns").to_numpy(), dtype=np.int64)
-    error = np.asarray(
-        table.column("error").cast(pa.bool_()).fill_null(False).to_numpy(), dtype=bool
-    )
-    changed = np.zeros(n, dtype=bool)
-    changed[0] = True
-    if n > 1:
-        for col in (service, endpoint):
-            differs = pc.not_equal(col.slice(1), col.slice(0, n - 1)).fill_null(True)
-            changed[1:] |= np.asarray(differs.to_numpy(), dtype=bool)
-    bounds = [*np.flatnonzero(changed).tolist(), n]
-    return [
-        RequestSamples(
-            service=str(service[lo].as_py()),
-            endpoint=str(endpoint[lo].as_py()),
-            start_ns=start[lo:hi],
-            duration_ns=duration[lo:hi],
-            error=error[lo:hi],
+    svc, svc_names = _codes(table.column("service"))
+    ep, ep_names = _codes(table.column("endpoint"))
+    key = svc * len(ep_names) + ep
+    if len(svc_names) * len(ep_names) < 2**15:
+        key = key.astype(np.int16)  # numpy sorts 16-bit integers stably by radix
+    order = np.argsort(key, kind="stable")  # keeps start order within a group
+    grouped = key[order]
+    bounds = [0, *(np.flatnonzero(grouped[1:] != grouped[:-1]) + 1).tolist(), len(order)]
+    start = np.asarray(table.column("start_ns").to_numpy(), dtype=np.int64)[order]
+    duration = np.asarray(table.column("duration_ns").to_numpy(), dtype=np.int64)[order]
+    error = table.column("error").cast(pa.bool_()).fill_null(False).to_numpy()
+    error = np.asarray(error, dtype=bool)[order]
+    out = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        k = int(grouped[lo])
+        s_i, e_i = divmod(k, len(ep_names))
+        out.append(
+            RequestSamples(
+                service=svc_names[s_i],
+                endpoint=ep_names[e_i],
+                start_ns=start[lo:hi],
+                duration_ns=duration[lo:hi],
+                error=error[lo:hi],
+            )
         )
-        for lo, hi in zip(bounds, bounds[1:], strict=False)
-    ]
+    out.sort(key=lambda r: (r.service, r.endpoint))
+    return out
 
 
 class TraceReader(Protocol):
@@ -164,3 +172,81 @@ class TraceReader(Protocol):
     ) -> list[RequestSamples]:
         """Every entry span starting in ``[lo_ns, hi_ns)``, one ``RequestSamples`` per
         (service, endpoint), sorted by service then endpoint."""
+
+    def outgoing_calls(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[EndpointCalls]:
+        """Per (service, endpoint) of the entry spans starting in ``[lo_ns, hi_ns)`` that
+        made outgoing HTTP calls: its requests and total time, and the time spent in its
+        client calls per callee (the rules above ``CalleeTime``). Sorted by service, then
+        endpoint; callees by total time, most first."""
+
+
+# Outgoing HTTP calls, the same on every backend: a CLIENT span (kind 3) with an HTTP
+# method (lifted ``http.request.method``/``http.method``) or a ``url.full``/``http.url``
+# attribute, and no database statement. It belongs to the entry span of its trace and
+# service that started last at or before it (the rollups' endpoint rule), if it starts
+# before that span ends. Its callee is ``METHOD host[:port][url.template]``: the host
+# from ``server.address`` (with ``server.port``), else from the URL, else
+# ``net.peer.name``; with no host at all, the span name. Parallel or nested client spans
+# each count their own time, so the time in calls can exceed the request time.
+
+
+@dataclass(frozen=True, slots=True)
+class CalleeTime:
+    """The outgoing calls of one endpoint to one callee."""
+
+    callee: str
+    calls: int
+    total_ns: int
+    example_trace_id: bytes
+    """The trace of the endpoint's longest call to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCalls:
+    """One endpoint's requests and its outgoing HTTP calls, per callee."""
+
+    service: str
+    endpoint: str
+    requests: int
+    total_ns: int
+    """The endpoint's total request time (sum of its entry spans' durations)."""
+    callees: list[CalleeTime]
+
+
+# A backend's grouped rows: (service, endpoint, requests, total_ns, callee, calls,
+# calls_ns, example trace id bytes), by service and endpoint, callees most time first.
+CalleeRow = tuple[str, str, int, int, str, int, int, bytes]
+
+CALLEE_KEYS = (
+    "server.address",
+    "server.port",
+    "url.full",
+    "http.url",
+    "net.peer.name",
+    "net.peer.port",
+    "url.template",
+)
+"""The span attributes a callee is named from (the rules above ``CalleeTime``)."""
+URL_HOST_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]+)"
+"""``scheme://[user@]host[:port]`` of a URL (RE2, as both backends run it): the host."""
+CALL_SLACK_NS = 600 * 10**9
+"""Client spans are read up to 10 minutes past the window: a request starting in it
+may call out after it ends."""
+
+
+def endpoint_calls(rows: Sequence[CalleeRow]) -> list[EndpointCalls]:
+    """Fold the backends' rows, one per (service, endpoint, callee), per endpoint."""
+    out: list[EndpointCalls] = []
+    for service, endpoint, requests, total_ns, callee, calls, calls_ns, trace in rows:
+        if not out or (out[-1].service, out[-1].endpoint) != (service, endpoint):
+            out.append(EndpointCalls(service, endpoint, int(requests), int(total_ns), []))
+        out[-1].callees.append(CalleeTime(callee, int(calls), int(calls_ns), bytes(trace)))
+    return out

@@ -14,13 +14,17 @@ from typing import Any, Literal
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL, SPAN_COLUMNS, SpanRow
 from heron.server.store.clickhouse._client import ChReads
+from heron.server.store.clickhouse._outgoing import outgoing_calls_params, outgoing_calls_sql
 from heron.server.store.traces import (
+    CALL_SLACK_NS,
     COLUMN_OF_KEY,
+    EndpointCalls,
     EntryFilter,
     ExampleRow,
     MatchRow,
     RequestSamples,
     SpanFilter,
+    endpoint_calls,
     split_samples,
 )
 
@@ -61,7 +65,7 @@ _SAMPLES_SQL = (
     f"toUInt8({ERROR_SQL}) AS error FROM {{db}}.spans WHERE project_id = {{p:UInt32}} "
     f"AND start_ns >= {{lo:Int64}} AND start_ns < {{hi:Int64}} AND {ENTRY_SQL}"
 )
-_SAMPLES_ORDER = " ORDER BY service, endpoint, start_ns"
+_SAMPLES_ORDER = " ORDER BY start_ns"  # integers: grouping is split_samples's
 _EXAMPLE_COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
 _EXAMPLE_ORDER = {"slowest": "duration_ns DESC, start_ns DESC", "recent": "start_ns DESC"}
 
@@ -199,6 +203,21 @@ class ClickHouseTraces:
             b.values,
         )
         return [(bytes(r[0]), r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    def outgoing_calls(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[EndpointCalls]:
+        sql = outgoing_calls_sql(service is not None, environment is not None)
+        params = outgoing_calls_params(
+            project_id, lo_ns, hi_ns, hi_ns + CALL_SLACK_NS, service, environment
+        )
+        return endpoint_calls(self.reads.rows(sql, params))
 
     def request_samples(
         self,

@@ -15,14 +15,18 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from heron.server.model.span import ENDPOINT_SQL, ENTRY_SQL, ERROR_SQL, SPAN_COLUMNS, SpanRow
+from heron.server.store.duckdb._outgoing import outgoing_calls_params, outgoing_calls_sql
 from heron.server.store.duckdb._sql import SqlReads
 from heron.server.store.traces import (
+    CALL_SLACK_NS,
     COLUMN_OF_KEY,
+    EndpointCalls,
     EntryFilter,
     ExampleRow,
     MatchRow,
     RequestSamples,
     SpanFilter,
+    endpoint_calls,
     split_samples,
 )
 
@@ -41,7 +45,7 @@ _SAMPLES_SQL = (
     f"SELECT service, {ENDPOINT_SQL} AS endpoint, start_ns, duration_ns, {ERROR_SQL} AS error "  # noqa: S608 - constants only
     f"FROM spans WHERE project_id = ? AND start_ns >= ? AND start_ns < ? AND {ENTRY_SQL}"
 )
-_SAMPLES_ORDER = " ORDER BY service, endpoint, start_ns"
+_SAMPLES_ORDER = " ORDER BY start_ns"  # integers: grouping is split_samples's
 _EXAMPLE_COLUMNS = f"trace_id, span_id, start_ns, duration_ns, http_status, release, {ERROR_SQL}"
 _EXAMPLE_ORDER = {"slowest": "duration_ns DESC, start_ns DESC", "recent": "start_ns DESC"}
 
@@ -181,6 +185,21 @@ class DuckDBTraces:
             f"ORDER BY {_EXAMPLE_ORDER[order]} LIMIT ?",
             [project_id, *(t for run in runs for t in run), min_duration_ns, *params, limit],
         )
+
+    def outgoing_calls(
+        self,
+        project_id: int,
+        lo_ns: int,
+        hi_ns: int,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+    ) -> list[EndpointCalls]:
+        sql = outgoing_calls_sql(service is not None, environment is not None)
+        params = outgoing_calls_params(
+            project_id, lo_ns, hi_ns, hi_ns + CALL_SLACK_NS, service, environment
+        )
+        return endpoint_calls(self.sql.read(sql, params))
 
     def request_samples(
         self,
