@@ -65,6 +65,7 @@ def test_locust_run_is_stored_with_its_window_load_and_counts(
         0,
     )
     assert run["end_ns"] > run["start_ns"] and 8 <= run["duration_s"] < 30
+    assert run["command"].startswith(f"built-in Locust --target {run['load']['host']}")
     load = run["load"]
     assert (load["tool"], load["users"], load["host"]) == ("locust", USERS, load["host"])
     assert load["requests"] > 100 and load["failures"] == 0

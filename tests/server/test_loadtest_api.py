@@ -338,8 +338,14 @@ def test_series_offsets_from_the_start(api: Api) -> None:
     assert [p["offset_s"] for p in s["points"]] == [0, 10, 20, 30, 40, 50]
     assert sum(p["requests"] for p in s["points"]) == 1110
     p = s["points"][0]
-    assert set(p) == {"offset_s", "requests", "rps", "p50_ms", "p95_ms", "errors", "error_rate"}
+    assert set(p) == {
+        "offset_s", "duration_s", "requests", "rps", "p50_ms", "p95_ms", "errors", "error_rate"
+    }  # fmt: skip
     assert p["rps"] == p["requests"] / 10 and p["p95_ms"] >= p["p50_ms"]
+    # 60 s in steps of 7 s: the ninth step covers the last 4 s, and its rate is over those.
+    odd = api.ok("GET", f"/api/v1/loadtests/{run['id']}/series", params={"step": 7})["points"]
+    assert len(odd) == 9 and [q["duration_s"] for q in odd] == [7] * 8 + [4]
+    assert odd[-1]["rps"] == odd[-1]["requests"] / 4
     assert sum(q["requests"] for q in s["endpoints"]["shop"]["GET /cart"]) == 600
     default = api.ok("GET", f"/api/v1/loadtests/{run['id']}/series")
     assert default["step_s"] == 1 and len(default["points"]) == 60
@@ -413,3 +419,21 @@ def test_a_gate_through_a_real_server(heron_server: Any) -> None:
     # No token, no change.
     assert httpx.post(base_url, json={"name": "x"}).status_code == 401
     assert httpx.delete(f"{base_url}/{ids[0]}", headers=auth).status_code == 204
+
+
+def test_a_settled_runs_summary_is_read_once(api: Api) -> None:
+    """A run that ended 5 minutes ago keeps the summary first read (the runs list reads
+    every row's); a run still settling is read again, so late spans count."""
+    from heron.server.query import loadtest as lq
+
+    run = api.store.state.get_loadtest(1, window_run(api, 0)["id"])
+    assert run is not None and run.end_ns is not None
+    settling, settled = run.end_ns + 60 * NS, run.end_ns + lq.SETTLED_NS
+    first = lq.run_summary(api.store, 1, run, settled)
+    assert first["requests"] == 1110
+    late = requests(np.random.default_rng(1), T0 + 30 * NS, "/late", 40, trace0=90_000)
+    Pipeline(api.store).submit_spans(1, late).result(30)
+    assert lq.run_summary(api.store, 1, run, settled) == first  # kept
+    inside = sum(1 for s in late if s.start_ns < run.end_ns)  # the rest start after it
+    assert 0 < inside < 40
+    assert lq.run_summary(api.store, 1, run, settling)["requests"] == 1110 + inside  # read again

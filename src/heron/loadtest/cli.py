@@ -138,7 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv = _driver_argv(args, duration_s)
 
         def on_ready() -> None:
-            run.update(client.start(_new_run(args, "locust", shlex.join(argv[1:]))))
+            # The driver's own options, not its interpreter and module path.
+            shown = "built-in Locust " + shlex.join(argv[3:])
+            run.update(client.start(_new_run(args, "locust", shown)))
             say(
                 f"run {run['id']} started: Locust, {args.users} users on {args.target} "
                 f"for {duration_s:g} s"

@@ -12,7 +12,11 @@ analyzer's findings for the run's window. The statistics are ``analyze/loadtest_
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -165,8 +169,63 @@ def _fig_json(f: st.Figures | None) -> dict[str, Any] | None:
     }
 
 
+SETTLED_NS = 5 * 60 * NS
+"""A run that ended this long ago has all its telemetry: its summary no longer changes."""
+SUMMARY_CACHE = 512
+
+
+class _SummaryCache:
+    """Summaries of settled runs, so the runs list does not re-read every run's requests
+    on each view (a run of a million requests costs about half a second to read)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[int, int, int, int], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int, int, int]) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[int, int, int, int], value: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_summaries: weakref.WeakKeyDictionary[Store, _SummaryCache] = weakref.WeakKeyDictionary()
+_summaries_lock = threading.Lock()
+
+
+def _cache_of(store: Store) -> _SummaryCache:
+    """The store's own cache (a closed store's goes with it)."""
+    with _summaries_lock:
+        cache = _summaries.get(store)
+        if cache is None:
+            cache = _summaries[store] = _SummaryCache(SUMMARY_CACHE)
+        return cache
+
+
 def run_summary(store: Store, project_id: int, run: LoadTestRun, now_ns: int) -> dict[str, Any]:
-    """Per-endpoint figures of the run alone, most requests first."""
+    """Per-endpoint figures of the run alone, most requests first (kept in memory once
+    the run has settled: ended ``SETTLED_NS`` ago)."""
+    settled = run.end_ns is not None and now_ns - run.end_ns >= SETTLED_NS
+    key = (project_id, run.id, run.start_ns, run.end_ns or 0)
+    if settled:
+        cached = _cache_of(store).get(key)
+        if cached is not None:
+            return copy.deepcopy(cached)
+    summary = _summary(store, project_id, run, now_ns)
+    if settled:
+        _cache_of(store).put(key, copy.deepcopy(summary))
+    return summary
+
+
+def _summary(store: Store, project_id: int, run: LoadTestRun, now_ns: int) -> dict[str, Any]:
     data = _load(store, project_id, run, now_ns)
     rows = [
         {"service": svc, "endpoint": ep, **(_fig_json(_figures(data, (svc, ep))) or {})}
@@ -371,8 +430,15 @@ def compare_runs(
 
 
 def _points(
-    offsets_ns: np.ndarray, dur_ns: np.ndarray, err: np.ndarray, step_ns: int, n_steps: int
+    offsets_ns: np.ndarray,
+    dur_ns: np.ndarray,
+    err: np.ndarray,
+    step_ns: int,
+    n_steps: int,
+    span_ns: int,
 ) -> list[dict[str, Any]]:
+    """One point per step; the last step may cover less than ``step_ns`` of the window
+    (``duration_s``), and its ``rps`` is over what it covers, not over a whole step."""
     bucket = np.minimum(offsets_ns // step_ns, n_steps - 1)
     order = np.argsort(bucket, kind="stable")
     b_sorted = bucket[order]
@@ -388,11 +454,13 @@ def _points(
         p50 = p95 = None
         if n:
             p50, p95 = (float(v) for v in np.percentile(d_sorted[lo:hi], [50, 95]))
+        covered_s = max(min(step_ns, span_ns - i * step_ns), 1) / NS
         out.append(
             {
                 "offset_s": i * step_s,
+                "duration_s": covered_s,
                 "requests": n,
-                "rps": n / step_s,
+                "rps": n / covered_s,
                 "p50_ms": p50,
                 "p95_ms": p95,
                 "errors": errors,
@@ -436,10 +504,12 @@ def run_series(
 
     endpoints: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for s in sorted(found, key=lambda x: -len(x.start_ns))[:SERIES_ENDPOINTS]:
-        endpoints.setdefault(s.service, {})[s.endpoint] = _points(*cols([s]), step_ns, n_steps)
+        endpoints.setdefault(s.service, {})[s.endpoint] = _points(
+            *cols([s]), step_ns, n_steps, span_ns
+        )
     return {
         "step_s": step_s,
         "start_ns": tr.start_ns,
-        "points": _points(*cols(found), step_ns, n_steps),
+        "points": _points(*cols(found), step_ns, n_steps, span_ns),
         "endpoints": endpoints,
     }
