@@ -212,6 +212,22 @@ def alert_ids(h: HeronProcess) -> dict[str, str]:
     return {k: str(h.api(path).json()[key][0]["id"]) for k, (path, key) in first.items()}
 
 
+def loadtest_ids(h: HeronProcess) -> tuple[str, str]:
+    """Two finished load-test runs (a baseline, then a run) whose windows hold every span
+    of the test (made once)."""
+    runs = h.api("/api/v1/loadtests", name="scrub").json()["runs"]
+    auth = {"Authorization": f"Bearer {h.token}"}
+    while len(runs) < 2:
+        body = {"name": "scrub", "start_ns": 0, "labels": {"suite": "span-scrub"}}
+        run = httpx.post(f"{h.url}/api/v1/loadtests", json=body, headers=auth, timeout=10)
+        assert run.status_code == 201, run.text
+        path = f"/api/v1/loadtests/{run.json()['id']}/finish"
+        done = httpx.post(f"{h.url}{path}", json={}, headers=auth, timeout=10)
+        assert done.status_code == 200, done.text
+        runs = h.api("/api/v1/loadtests", name="scrub").json()["runs"]
+    return str(runs[1]["id"]), str(runs[0]["id"])
+
+
 def ids(h: HeronProcess) -> dict[str, Any]:
     traces = h.api("/api/v1/traces", limit=100).json()["traces"]
     (issue,) = h.api("/api/v1/issues").json()["issues"]
@@ -245,6 +261,7 @@ def test_no_api_response_holds_a_secret(heron: HeronProcess) -> None:
         "{issue_id}": got["issue"],
         "{event_id}": got["event"],
         **alert_ids(heron),
+        "{run_id}": (runs := loadtest_ids(heron))[1],
     }
     paths = [p for p, ops in heron.api("/openapi.json").json()["paths"].items() if "get" in ops]
     urls = [*paths, *(f"/api/v1/traces/{t}" for t in got["traces"])]
@@ -255,6 +272,8 @@ def test_no_api_response_holds_a_secret(heron: HeronProcess) -> None:
         "/api/v1/metrics/query": {"metric": METRIC, "agg": "increase", "by": "url.full,note"},
         "/api/v1/dashboards/default": {"service": SERVICE},
         "/api/v1/rum/page": {"page": "/cb"},
+        # Every endpoint's figures and reasons, both windows holding the test's spans.
+        "/api/v1/loadtests/{run_id}/compare": {"baseline": runs[0]},
     }
     texts = []
     for url in urls:
@@ -276,6 +295,7 @@ def test_no_api_response_holds_a_secret(heron: HeronProcess) -> None:
 
 def test_no_page_holds_a_secret(heron: HeronProcess) -> None:
     got = ids(heron)
+    base, run = loadtest_ids(heron)
     ui = sign_in(heron)
     pages = [
         "/",
@@ -302,6 +322,9 @@ def test_no_page_holds_a_secret(heron: HeronProcess) -> None:
         "/rum/sessions",
         "/analysis",
         f"/analysis?service={SERVICE}",
+        "/loadtests",
+        f"/loadtests/{run}",
+        f"/loadtests/{run}/compare?baseline={base}",
     ]
     try:
         html = [ui.get(path) for path in pages]
