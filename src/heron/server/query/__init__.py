@@ -281,3 +281,8 @@ __all__ += ["rum"]
 from heron.server.query import analysis  # noqa: E402
 
 __all__ += ["analysis"]
+
+# Load-test runs (issue 14): figures, comparison and series of runs, as ``query.loadtest``.
+from heron.server.query import loadtest  # noqa: E402
+
+__all__ += ["loadtest"]
