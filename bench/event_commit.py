@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         a[1] += time.process_time() - c0
         a[2] += 1
     store.close()
+    shutil.rmtree(work, ignore_errors=True)
     out: dict[str, Any] = {"machine": m, "args": vars(args), "loadavg_before": load_before}
     rows = []
     for side in ("old", "new"):
