@@ -35,6 +35,7 @@ import multiprocessing as mp
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -350,34 +351,35 @@ def stored(db_path: Path) -> dict[str, int]:
         con.close()
 
 
+def _sides(args: argparse.Namespace, round_no: int) -> list[tuple[str, str | None]]:
+    """The servers of one round: this tree, and with ``--baseline-src`` the baseline
+    too, their order alternating from round to round (load drifts)."""
+    if not args.baseline_src:
+        return [("new", None)]
+    sides: list[tuple[str, str | None]] = [("new", None), ("old", args.baseline_src)]
+    return sides if round_no % 2 else sides[::-1]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     m = c.machine()
     print(f"machine: {c.machine_line(m)}", flush=True)
     runs = []
-    for n in args.clients:
-        for mode in args.modes:
-            work = Path(tempfile.mkdtemp(prefix="heron-bench-errors-"))
-            server = Server(work).start()
-            assert server.proc is not None
-            mon = ProcessMonitor(server.proc.pid).start()
-            try:
-                load = run_load(server.port, mode, n, args, mon)
-            finally:
-                server.stop()
-                load["server_peak_rss_mib"] = mon.stop() / 2**20
-            counts = stored(server.db_path)
-            table = "spans" if mode in SPAN_MODES else "error_events"
-            load["stored"] = counts
-            load["stored_ok"] = counts[table] >= load["items"]
-            runs.append(load)
-            shutil.rmtree(work, ignore_errors=True)
-            print(
-                f"{mode:10} clients={n:3} {load['items_per_s']:>10,.0f} items/s "
-                f"p50={load['latency_p50_ms']:.1f} ms stored={counts}",
-                flush=True,
-            )
+    for round_no in range(args.rounds):
+        for n in args.clients:
+            for mode in args.modes:
+                for side, src in _sides(args, round_no):
+                    load = _one_run(args, mode, n, src)
+                    load["side"], load["round"] = side, round_no
+                    runs.append(load)
+                    print(
+                        f"{side:3} {mode:10} clients={n:3} {load['items_per_s']:>10,.0f} "
+                        f"items/s p50={load['latency_p50_ms']:.1f} ms "
+                        f"load={load['loadavg_before']:.2f} stored={load['stored']}",
+                        flush=True,
+                    )
     rows = [
         [
+            r["side"],
             r["mode"],
             "spans" if r["mode"] in SPAN_MODES else "events",
             r["clients"],
@@ -395,6 +397,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     text = c.print_table(
         f"Error ingest ({args.duration:g} s per run; otlp-logs: {args.records} records/request)",
         [
+            "side",
             "mode",
             "unit",
             "clients",
@@ -410,10 +413,78 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows,
     )
     doc = {"machine": m, "args": vars(args), "runs": runs, "table": text}
+    if args.baseline_src:
+        doc["ratios"] = _print_side_ratios(runs)
     if any(r["mode"] in TRACING_MODES for r in runs):
         _print_ratios(runs)
     c.write_json(args.out, doc)
     return doc
+
+
+def _one_run(args: argparse.Namespace, mode: str, n: int, src: str | None) -> dict[str, Any]:
+    """One server (fresh data directory, from ``src`` if given) under one load."""
+    work = Path(tempfile.mkdtemp(prefix="heron-bench-errors-"))
+    server = Server(work, src=src).start()
+    assert server.proc is not None
+    mon = ProcessMonitor(server.proc.pid).start()
+    loadavg = os.getloadavg()[0]
+    try:
+        load = run_load(server.port, mode, n, args, mon)
+    finally:
+        server.stop()
+        load["server_peak_rss_mib"] = mon.stop() / 2**20
+    counts = stored(server.db_path)
+    table = "spans" if mode in SPAN_MODES else "error_events"
+    load["stored"] = counts
+    load["stored_ok"] = counts[table] >= load["items"]
+    load["loadavg_before"] = loadavg
+    shutil.rmtree(work, ignore_errors=True)
+    return load
+
+
+def _print_side_ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per mode and client count: the median over rounds of each side, and new/old."""
+    out: dict[str, Any] = {}
+    rows = []
+    for mode, n in sorted({(r["mode"], r["clients"]) for r in runs}):
+        med = {}
+        for side in ("old", "new"):
+            vals = [r for r in runs if (r["mode"], r["clients"], r["side"]) == (mode, n, side)]
+            med[side] = {
+                k: statistics.median(r[k] for r in vals)
+                for k in ("items_per_s", "latency_p50_ms", "latency_p95_ms", "server_cpu_cores")
+            }
+        ratio = med["new"]["items_per_s"] / med["old"]["items_per_s"]
+        out[f"{mode}/{n}"] = {**med, "new_over_old": ratio}
+        rows.append(
+            [
+                mode,
+                n,
+                med["old"]["items_per_s"],
+                med["new"]["items_per_s"],
+                f"{ratio:.2f}x",
+                med["old"]["latency_p50_ms"],
+                med["new"]["latency_p50_ms"],
+                med["old"]["server_cpu_cores"],
+                med["new"]["server_cpu_cores"],
+            ]
+        )
+    c.print_table(
+        "Old (--baseline-src) vs new, medians over rounds",
+        [
+            "mode",
+            "clients",
+            "old items/s",
+            "new items/s",
+            "new/old",
+            "old p50 ms",
+            "new p50 ms",
+            "old cores",
+            "new cores",
+        ],
+        rows,
+    )
+    return out
 
 
 def _print_ratios(runs: list[dict[str, Any]]) -> None:
@@ -438,6 +509,12 @@ def main() -> None:
     p.add_argument("--bodies", type=int, default=16, help="distinct bodies per client")
     p.add_argument("--spans", type=int, default=50, help="spans per trace (tracing modes)")
     p.add_argument("--out", default="errors_ingest", help="name of the JSON in bench/out/")
+    p.add_argument(
+        "--baseline-src",
+        help="also run a server from this source tree (e.g. `git archive BASE src`), "
+        "alternating with this tree's, and print new/old ratios",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="runs of each side per setting")
     run(p.parse_args())
 
 

@@ -54,7 +54,7 @@ from heron.server.store.duckdb_connection import (
     HealingConnection,
     is_storage_failure,
 )
-from heron.server.store.events import EventBatch, write_events
+from heron.server.store.events import EventBatch, IssueCache, write_events
 from heron.server.store.schema import MIGRATIONS
 from heron.server.store.stats import CommitTimes
 
@@ -295,6 +295,7 @@ class DuckDBStore:
         self._queued_rum = 0
         self._series_seen = SeenSeries()  # writer thread only
         self._known_releases: set[tuple[int, str]] = set()  # writer thread only
+        self._issue_cache = IssueCache()  # writer thread only
         self._rum_built_to_s: int | None = None  # rum_tiers.built_to_s; writer thread only
         self._lock = threading.Lock()
         self._db = HealingConnection(self.path, self._setup, self.duckdb_config)
@@ -477,10 +478,10 @@ class DuckDBStore:
                 self._run_task(item)
                 continue
             group, events, stop, tasks, metrics, rum = self._gather(item)
-            if rum:
+            if rum or (group and events):
                 # RUM events with the round's spans and error events (a beacon's browser
-                # spans and JavaScript errors among them) in one transaction: one commit
-                # instead of three.
+                # spans and JavaScript errors among them; spans with the error events of
+                # their exceptions) in one transaction: one commit instead of two or three.
                 self._commit_rum(rum, group, events)
             else:
                 if group:
@@ -511,8 +512,8 @@ class DuckDBStore:
         list[_Batch], list[EventBatch], bool, list[_Task], list[MetricBatch], list[RumBatch]
     ]:
         """Collect more batches for one commit: whatever is queued, waiting briefly.
-        Event and metric batches commit separately; span batches too, unless the round
-        holds RUM batches (then spans and RUM events commit together)."""
+        Metric batches commit separately; span, event and RUM batches of one round
+        commit together (``_run``), or alone when the round has one kind."""
         group: list[_Batch] = []
         events: list[EventBatch] = []
         tasks: list[_Task] = []
@@ -634,6 +635,7 @@ class DuckDBStore:
         if error is not None:
             self.stats["failed_commits"] += count_failure
             self._known_releases.clear()  # it may hold releases rolled back
+            self._issue_cache.clear()  # and issue changes rolled back
             for b in batches:
                 b.future.set_exception(error)
             return
@@ -644,7 +646,14 @@ class DuckDBStore:
             b.future.set_result(b.n)
 
     def _insert_events(self, batches: list[EventBatch]) -> None:
-        self._transaction(lambda con: write_events(con, batches, self._known_releases), [])
+        con = self._db.writer()
+        con.execute("BEGIN")
+        try:
+            sql = write_events(con, batches, self._known_releases, self._issue_cache)
+            con.execute("; ".join([*sql, "COMMIT"]))
+        except BaseException:
+            _rollback(con)
+            raise
 
     def _commit_metrics(self, all_batches: list[MetricBatch]) -> None:
         queued = sum(b.n for b in all_batches)
@@ -708,13 +717,13 @@ class DuckDBStore:
     def _commit_rum(
         self, batches: list[RumBatch], group: list[_Batch], events: list[EventBatch]
     ) -> None:
-        """RUM batches with the span and event batches of the same round, in one
+        """RUM batches (if any) with the span and event batches of the same round, in one
         transaction; a failure fails them all."""
         n = sum(b.n for b in batches)
         n_spans = sum(b.n for b in group)
         n_events = sum(b.n for b in events)
         try:
-            with self.commit_times.timed("rum"):
+            with self.commit_times.timed("rum" if batches else "spans"):
                 error = self._written(
                     lambda: self._insert_rum(batches, group, events),
                     f"commit of {n} RUM events, {n_spans} spans and {n_events} events",
@@ -766,8 +775,8 @@ class DuckDBStore:
         try:
             con.execute("; ".join(sql))
             if events:
-                write_events(con, events, self._known_releases)
-                con.execute("COMMIT")
+                more = write_events(con, events, self._known_releases, self._issue_cache)
+                con.execute("; ".join([*more, "COMMIT"]))
         except BaseException:
             _rollback(con)
             raise
@@ -776,6 +785,7 @@ class DuckDBStore:
         if not task.future.set_running_or_notify_cancel():
             return
         self._rum_built_to_s = None  # a task (upkeep) may rebuild the RUM tier
+        self._issue_cache.clear()  # or change issues (a status change, an import)
         out: list[Any] = []
         error = self._written(lambda: self._transaction(task.fn, out), "background write")
         if error is not None:

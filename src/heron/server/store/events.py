@@ -10,11 +10,16 @@ functions in ``analyze/issues.py``; this module loads and persists what they dec
   records are always kept and link to the stored event by id.
 
 Conversion to columns happens on the submitting thread (:class:`EventBatch`), so the
-writer only runs the issue logic and bulk inserts.
+writer only runs the issue logic and bulk inserts. A commit is few statements: the
+lookup of already-stored event ids, then one ``execute`` holding the event, log and issue
+writes and the COMMIT (Arrow tables registered on the writer connection). Issue state is
+kept between commits in an :class:`IssueCache` owned by the writer, so a commit reads no
+``issues`` row for issues it has seen before; it writes each touched issue once.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -78,6 +83,17 @@ _LOG_SCHEMA = pa.schema(
         ("event_id", pa.string()),
     ]
 )
+# A commit of up to this many events (or issues) writes them with parameter-bound
+# statements; more, through a registered Arrow table. Registering costs about as much
+# as a statement (~0.4 ms), so one event's commit is cheaper without it.
+_PARAM_ROWS_MAX = 2
+_INSERT_EVENT = (
+    "INSERT INTO error_events ("  # noqa: S608
+    + ", ".join(_EVENT_SCHEMA.names)
+    + ") VALUES ("
+    + ", ".join("?" * len(_EVENT_SCHEMA.names))
+    + ")"
+)
 # Identifiers from the fixed tuple above; no value is ever formatted into SQL.
 _SELECT_ISSUES = (
     "SELECT "  # noqa: S608
@@ -108,8 +124,6 @@ _UPDATE_ISSUES = (
 )
 _SELECT_STORED_IDS = "SELECT project_id, event_id FROM error_events WHERE event_id IN ("
 _ID_LOOKUP_CHUNK = 1_000  # DuckDB scans the index for IN lists up to 2,048 values
-# Per-statement overhead dominates small commits: one UPDATE per issue up to this many.
-_ROW_UPDATES_MAX = 4
 _ISSUE_SCHEMA = pa.schema(
     [
         ("id", pa.int64()),
@@ -178,11 +192,12 @@ class _Releases:
     def first_seen(self, project_id: int, release: str) -> int | None:
         key = (project_id, release)
         if key not in self.cache:
-            row = self.con.execute(
+            # fetchall: a result left unfinished blocks registering a table after it.
+            rows = self.con.execute(
                 "SELECT first_seen_ns FROM releases WHERE project_id = ? AND release = ?",
                 [project_id, release],
-            ).fetchone()
-            self.cache[key] = row[0] if row else None
+            ).fetchall()
+            self.cache[key] = rows[0][0] if rows else None
         return self.cache[key]
 
 
@@ -209,6 +224,31 @@ def record_releases(
         known.update(first)
 
 
+class IssueCache:
+    """Issue state by (project id, fingerprint), kept by the writer between commits.
+
+    Owned by the writer thread (no lock). It mirrors committed rows only as long as
+    nothing else writes ``issues``: the writer clears it after any other write it runs
+    (a status change, an import, upkeep: every ``submit_write`` task) and after a failed
+    commit (whose changes it holds but the database rolled back). Bounded: fingerprints
+    come from client input, so past ``max_issues`` the oldest entries are dropped.
+    """
+
+    def __init__(self, max_issues: int = 20_000) -> None:
+        self.max_issues = max_issues
+        self.issues: dict[tuple[int, int], IssueState] = {}
+
+    def clear(self) -> None:
+        self.issues.clear()
+
+    def add(self, found: dict[tuple[int, int], IssueState]) -> None:
+        over = len(self.issues) + len(found) - self.max_issues
+        if over > 0:  # dicts keep insertion order: drop the oldest
+            for key in list(itertools.islice(self.issues, over)):
+                del self.issues[key]
+        self.issues.update(found)
+
+
 def _load_issues(con: Any, keys: set[tuple[int, int]]) -> dict[tuple[int, int], IssueState]:
     by_project: dict[int, list[int]] = {}
     for pid, fp in keys:
@@ -220,29 +260,50 @@ def _load_issues(con: Any, keys: set[tuple[int, int]]) -> dict[tuple[int, int], 
     return out
 
 
-def write_events(con: Any, batches: list[EventBatch], known_releases: set[tuple[int, str]]) -> None:
-    """Insert releases, upsert issues, insert events and logs (caller holds the
-    transaction)."""
+def write_events(
+    con: Any,
+    batches: list[EventBatch],
+    known_releases: set[tuple[int, str]],
+    cache: IssueCache | None = None,
+) -> list[str]:
+    """Insert releases, plan the issue changes and register the rows; return the
+    statements that write them, for the caller to run with its COMMIT in one
+    ``execute`` (the caller holds the transaction). They read ``heron_event_rows``,
+    ``heron_log_rows``, ``heron_new_issues`` and ``heron_issue_updates``, left
+    registered on the connection until the next commit replaces them (unregistering
+    costs a statement each)."""
+    sql: list[str] = []
     fresh = _unseen_events(con, batches)
     if fresh:
-        events = [(pid, ev) for pid, ev, _ in fresh]
+        events = [(b.project_id, b.events[i]) for b, i in fresh]
         record_releases(con, events, known_releases)
-        write_issues(con, events)
-        rows = [(row[:2] + (ev.issue_id,) + row[2:]) for _, ev, row in fresh]
-        _insert(con, "error_events", _table(_EVENT_SCHEMA, rows))
+        new, updated = plan_issues(con, events, cache if cache is not None else IssueCache())
+        sql += _issue_statements(con, new, updated)
+        rows = [_with_issue(b.event_rows[i], b.events[i].issue_id) for b, i in fresh]
+        if len(rows) <= _PARAM_ROWS_MAX:
+            for row in rows:
+                con.execute(_INSERT_EVENT, row)
+        else:
+            con.register("heron_event_rows", _table(_EVENT_SCHEMA, rows))
+            sql.append("INSERT INTO error_events BY NAME SELECT * FROM heron_event_rows")
     log_tables = [b.logs for b in batches if b.logs is not None]
     if log_tables:
-        _insert(con, "logs", pa.concat_tables(log_tables))
+        con.register("heron_log_rows", pa.concat_tables(log_tables))
+        sql.append("INSERT INTO logs BY NAME SELECT * FROM heron_log_rows")
+    return sql
 
 
-def _unseen_events(
-    con: Any, batches: list[EventBatch]
-) -> list[tuple[int, ErrorEvent, tuple[Any, ...]]]:
-    """(project, event, row) of each event whose id is neither stored nor repeated."""
-    out: dict[tuple[int, str], tuple[int, ErrorEvent, tuple[Any, ...]]] = {}
+def _with_issue(row: tuple[Any, ...], issue_id: int | None) -> tuple[Any, ...]:
+    return (*row[:2], issue_id, *row[2:])
+
+
+def _unseen_events(con: Any, batches: list[EventBatch]) -> list[tuple[EventBatch, int]]:
+    """(batch, index) of each event whose id is neither stored nor repeated, in batch
+    order."""
+    out: dict[tuple[int, str], tuple[EventBatch, int]] = {}
     for b in batches:
-        for ev, row in zip(b.events, b.event_rows, strict=True):
-            out.setdefault((b.project_id, ev.event_id), (b.project_id, ev, row))
+        for i, ev in enumerate(b.events):
+            out.setdefault((b.project_id, ev.event_id), (b, i))
     ids = sorted({eid for _, eid in out})
     for i in range(0, len(ids), _ID_LOOKUP_CHUNK):
         chunk = ids[i : i + _ID_LOOKUP_CHUNK]
@@ -250,23 +311,26 @@ def _unseen_events(
         sql = _SELECT_STORED_IDS + ", ".join("?" * len(chunk)) + ")"
         for pid, eid in con.execute(sql, chunk).fetchall():
             out.pop((pid, eid), None)
+    # Dicts keep insertion order: batch by batch, event by event.
     return list(out.values())
 
 
-def _insert(con: Any, table: str, rows: pa.Table) -> None:
-    """Bulk insert (``table`` is one of this module's fixed names)."""
-    con.register("heron_rows", rows)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM heron_rows")  # noqa: S608
-    finally:
-        con.unregister("heron_rows")
-
-
-def write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
+def plan_issues(
+    con: Any, events: list[tuple[int, ErrorEvent]], cache: IssueCache
+) -> tuple[list[IssueState], list[IssueState]]:
+    """Apply ``events`` to their issues (from ``cache``, else loaded; new ones numbered
+    from the sequence) and set every event's issue id; return the new issues and the
+    updated ones, each once. The cache holds the results from then on: the caller clears
+    it if the commit fails."""
     groups: dict[tuple[int, int], list[ErrorEvent]] = {}
     for pid, ev in events:
         groups.setdefault((pid, ev.issue_fingerprint), []).append(ev)
-    issues = _load_issues(con, set(groups))
+    issues = {k: cache.issues[k] for k in groups if k in cache.issues}
+    missing = set(groups) - set(issues)
+    if missing:
+        loaded = _load_issues(con, missing)
+        issues.update(loaded)
+        cache.add(loaded)
     new_keys = [k for k in groups if k not in issues]
     if new_keys:
         ids = con.execute("SELECT nextval('issue_ids') FROM range(?)", [len(new_keys)]).fetchall()
@@ -279,15 +343,27 @@ def write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
         for ev in sorted(evs, key=lambda e: e.time_ns):
             apply_event(issue, ev, releases.first_seen)
     created = set(new_keys)
-    if new_keys:
-        _insert(con, "issues", _table(_ISSUE_SCHEMA, [_issue_row(issues[k]) for k in new_keys]))
-    updated = [issues[k] for k in groups if k not in created]
-    if len(updated) <= _ROW_UPDATES_MAX:
+    cache.add({k: issues[k] for k in new_keys})
+    return [issues[k] for k in new_keys], [issues[k] for k in groups if k not in created]
+
+
+def _issue_statements(con: Any, new: list[IssueState], updated: list[IssueState]) -> list[str]:
+    sql = []
+    if new:
+        con.register("heron_new_issues", _table(_ISSUE_SCHEMA, [_issue_row(i) for i in new]))
+        sql.append("INSERT INTO issues BY NAME SELECT * FROM heron_new_issues")
+    if len(updated) <= _PARAM_ROWS_MAX:
         for issue in updated:
             con.execute(_UPDATE_ISSUE, [*(getattr(issue, c) for c in _UPDATED_COLUMNS), issue.id])
     else:
         con.register("heron_issue_updates", _table(_ISSUE_SCHEMA, [_issue_row(i) for i in updated]))
-        try:
-            con.execute(_UPDATE_ISSUES)
-        finally:
-            con.unregister("heron_issue_updates")
+        sql.append(_UPDATE_ISSUES)
+    return sql
+
+
+def write_issues(con: Any, events: list[tuple[int, ErrorEvent]]) -> None:
+    """Group events into issues and persist them now (no cache: the state store's
+    ``assign_issues``, whose issues other processes may change)."""
+    new, updated = plan_issues(con, events, IssueCache())
+    for sql in _issue_statements(con, new, updated):
+        con.execute(sql)
