@@ -19,11 +19,13 @@ import ctypes
 import functools
 import os
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 DUCKDB_SHARE = 0.5  # the rest is the Python side's: code, requests, write queue, caches
 MIB_PER_THREAD = 128
@@ -51,8 +53,26 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+class Releaser(Protocol):
+    def release_memory(self) -> None:
+        """Hand memory that is cached but free back (to malloc or the OS); never raise."""
+
+
+# Open DuckDB files (store.duckdb_connection), weakly: a closed store drops out by itself.
+_releasers: weakref.WeakSet[Releaser] = weakref.WeakSet()
+
+
+def release_on_trim(owner: Releaser) -> None:
+    """Have ``release_free_memory`` call ``owner.release_memory()`` first."""
+    _releasers.add(owner)
+
+
 def release_free_memory() -> None:
-    """Return the pages malloc holds free to the OS (glibc only; elsewhere a no-op)."""
+    """Have each open DuckDB file hand back the memory its allocator keeps (after a
+    10M-span read it kept ~150 MiB free), then return the pages malloc holds free to
+    the OS (glibc only)."""
+    for owner in list(_releasers):
+        owner.release_memory()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
