@@ -31,11 +31,14 @@ def serve(
 
     from heron.server.app import create_app
     from heron.server.store.base import StorageUnavailable
+    from heron.server.store.memory import keep_pandas_unloaded
 
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("heron.server").info("%s", describe_storage(config))
+    if config.storage_backend == "duckdb":  # chdb, the ClickHouse client, uses pandas itself
+        keep_pandas_unloaded()
     try:
         app = create_app(config)
     except StorageUnavailable as e:

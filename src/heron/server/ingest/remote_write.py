@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as _PbDecodeError
 from starlette.requests import Request
@@ -135,6 +134,8 @@ def snappy_block(body: bytes, limit: int) -> bytes:
         raise PayloadTooLarge(
             f"decompressed request body of {size} bytes exceeds the limit of {limit} bytes"
         )
+    import cramjam  # on the first remote-write request: most servers never get one
+
     try:
         return bytes(cramjam.snappy.decompress_raw(body))
     except Exception as e:  # cramjam raises its own DecompressionError

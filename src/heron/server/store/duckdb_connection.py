@@ -25,12 +25,15 @@ from typing import Any
 import duckdb
 
 from heron.server.store.base import QueryTimeout, StorageUnavailable
+from heron.server.store.memory import release_on_trim
 
 log = logging.getLogger("heron.store")
 
 # Reopen attempts and probe writes while writes fail: at most one per interval.
 RECOVERY_INTERVAL_S = 1.0
+RELEASE_TIMEOUT_S = 5.0
 _PATH = re.compile(r'"[^"]*/([^"/]+)"')
+_MEMORY_LIMIT = re.compile(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", re.IGNORECASE)
 
 
 def is_storage_failure(e: BaseException) -> bool:
@@ -91,6 +94,21 @@ class HealingConnection:
         with self._lock:
             self._con = con
         self._invalid = False
+        release_on_trim(self)
+
+    def release_memory(self) -> None:
+        """Make DuckDB hand back the memory its allocator keeps after queries: setting
+        ``memory_limit``, even to the value it has, flushes it (a 10M-span aggregate left
+        RSS at 232 MiB with 2 MiB of blocks in use; 79 MiB after). Called after each
+        background job (store.memory)."""
+        limit = str(self._config.get("memory_limit", ""))
+        if not _MEMORY_LIMIT.fullmatch(limit):  # no limit configured (tests): nothing to set
+            return
+        try:
+            with self.cursor(RELEASE_TIMEOUT_S) as cur:
+                cur.execute(f"SET memory_limit = '{limit}'")  # a checked literal: SET binds none
+        except (StorageUnavailable, QueryTimeout, duckdb.Error) as e:
+            log.debug("releasing DuckDB's free memory failed: %s", _reason(e))
 
     # ------------------------------------------------------------------ writer side
 

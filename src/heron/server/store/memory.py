@@ -8,6 +8,9 @@ a finished job freed, so the process's RSS stays at its highest peak. Both are b
 here: DuckDB by ``memory_limit`` (beyond it, its operators spill to ``temp_directory``)
 and fewer threads on a small budget, malloc by ``malloc_trim`` after each background
 job. DuckDB's own allocator keeps some freed memory too, within its limit.
+
+Left alone, pyarrow also imports pandas (~30 MiB and ~300 modules) into a server that
+never uses it: see ``keep_pandas_unloaded``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ import ctypes
 import functools
 import os
 import sys
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
+from importlib.abc import MetaPathFinder
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
+from typing import Protocol
 
 DUCKDB_SHARE = 0.5  # the rest is the Python side's: code, requests, write queue, caches
 MIB_PER_THREAD = 128
@@ -45,8 +53,60 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+class Releaser(Protocol):
+    def release_memory(self) -> None:
+        """Hand memory that is cached but free back (to malloc or the OS); never raise."""
+
+
+# Open DuckDB files (store.duckdb_connection), weakly: a closed store drops out by itself.
+_releasers: weakref.WeakSet[Releaser] = weakref.WeakSet()
+
+
+def release_on_trim(owner: Releaser) -> None:
+    """Have ``release_free_memory`` call ``owner.release_memory()`` first."""
+    _releasers.add(owner)
+
+
 def release_free_memory() -> None:
-    """Return the pages malloc holds free to the OS (glibc only; elsewhere a no-op)."""
+    """Have each open DuckDB file hand back the memory its allocator keeps (after a
+    10M-span read it kept ~150 MiB free), then return the pages malloc holds free to
+    the OS (glibc only)."""
+    for owner in list(_releasers):
+        owner.release_memory()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def keep_pandas_unloaded() -> None:
+    """Stop pyarrow from importing pandas when nothing needs it.
+
+    The first time pyarrow converts a Python list it imports pandas, when installed (the
+    ClickHouse extra's chdb depends on it), only to ask whether the list is a pandas
+    object; the DuckDB store converts lists at every write. Heron never hands pyarrow a
+    pandas object, so this makes that first check run while pandas cannot be imported:
+    pyarrow then remembers "no pandas" for such checks, and still imports pandas when a
+    conversion needs it (``Table.to_pandas``). Call it once, early, before other threads
+    start; it does nothing when pandas is already loaded or pyarrow already looked.
+    """
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    hook = _PandasBlocker()
+    sys.meta_path.insert(0, hook)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hook)
+
+
+class _PandasBlocker(MetaPathFinder):
+    """An import hook under which ``import pandas`` fails even when pandas is installed."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ImportError("pandas is not loaded in the server until something needs it")
+        return None
