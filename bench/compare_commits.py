@@ -47,6 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common as c
+from compare import Tree, spread
 
 OLD = "fcba3bd"
 DEFAULT_ARGS = {
@@ -62,43 +63,12 @@ INGEST_RATES = ("decode_protobuf_batch_spans_per_s_1core",)
 # ----------------------------------------------------------------------- trees
 
 
-def git(*args: str, cwd: Path = c.ROOT) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-class Tree:
-    """A source tree of heron: its ``bench/`` and ``src/``, and what commit it is."""
+class BenchTree(Tree):
+    """A ``Tree`` that runs its own ``bench/NAME.py``, with only the flags it knows."""
 
     def __init__(self, label: str, path: Path, commit: str, owned: bool) -> None:
-        self.label, self.path, self.commit, self.owned = label, path, commit, owned
+        super().__init__(label, path, commit, owned)
         self._flags: dict[str, set[str]] = {}
-
-    @classmethod
-    def checkout(cls, label: str, rev: str, parent: Path) -> Tree:
-        """A detached worktree of ``rev`` under ``parent`` (reused if already there)."""
-        sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-        path = parent / f"heron-{label}-{sha[:10]}"
-        if not (path / ".git").exists():
-            git("worktree", "prune")  # a registration whose directory is gone
-            git("worktree", "add", "--detach", str(path), sha)
-        return cls(label, path, sha[:10], owned=True)
-
-    @classmethod
-    def this(cls, label: str) -> Tree:
-        sha = git("rev-parse", "--short=10", "HEAD")
-        dirty = "+changes" if git("status", "--porcelain", "--untracked-files=no") else ""
-        return cls(label, c.ROOT, sha + dirty, owned=False)
-
-    def remove(self) -> None:
-        if self.owned:
-            git("worktree", "remove", "--force", str(self.path))
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HERON_", "OTEL_"))}
-        env["PYTHONPATH"] = str(self.path / "src")
-        return env
 
     def flags(self, bench: str) -> set[str]:
         """The long options this tree's bench accepts (from its ``--help``)."""
@@ -136,7 +106,7 @@ class Tree:
 # ----------------------------------------------------------------------- runs
 
 
-def run_bench(tree: Tree, bench: str, argv: list[str], out_name: str) -> dict[str, Any]:
+def run_bench(tree: BenchTree, bench: str, argv: list[str], out_name: str) -> dict[str, Any]:
     """Run ``tree``'s bench with ``argv``, echoing its output; its JSON document."""
     cmd = [sys.executable, str(tree.path / "bench" / f"{bench}.py"), *argv, "--out", out_name]
     print(f"\n$ PYTHONPATH={tree.path / 'src'} {shlex.join(cmd[1:])}", flush=True)
@@ -203,11 +173,6 @@ def higher_is_better(metric: str) -> bool:
 # ----------------------------------------------------------------------- summary
 
 
-def spread(xs: list[float]) -> float:
-    m = statistics.median(xs)
-    return (max(xs) - min(xs)) / m if m else 0.0
-
-
 def summarise(runs: list[dict[str, Any]], old: str, new: str) -> list[dict[str, Any]]:
     """Per metric: each tree's median over the rounds, new/old, spreads, verdict."""
     values: dict[str, dict[str, list[float]]] = {}
@@ -245,7 +210,9 @@ def summarise(runs: list[dict[str, Any]], old: str, new: str) -> list[dict[str, 
     return rows
 
 
-def report(rows: list[dict[str, Any]], runs: list[dict[str, Any]], old: Tree, new: Tree) -> None:
+def report(
+    rows: list[dict[str, Any]], runs: list[dict[str, Any]], old: BenchTree, new: BenchTree
+) -> None:
     c.print_table(
         "Runs",
         ["round", "bench", "tree", "commit", "s", "loadavg before"],
@@ -279,8 +246,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     m = c.machine()
     print(f"machine: {c.machine_line(m)}", flush=True)
     work = Path(args.work_dir or tempfile.gettempdir())
-    old = Tree.checkout("old", args.old, work)
-    new = Tree.checkout("new", args.new, work) if args.new else Tree.this("new")
+    old = BenchTree.checkout("old", args.old, work)
+    new = BenchTree.checkout("new", args.new, work) if args.new else BenchTree.this("new")
     data = {t.label: work / f"heron-compare-query-{t.commit}" for t in (old, new)}
     print(f"old: {old.commit} at {old.path}\nnew: {new.commit} at {new.path}", flush=True)
     runs = []
