@@ -26,7 +26,7 @@ from heron.server.context import AppContext
 from heron.server.errors import install_error_handlers
 from heron.server.exposition import install_metrics
 from heron.server.http_guards import add_http_guards, trust_proxies
-from heron.server.ingest.http import TraceIngest
+from heron.server.ingest.http import TraceIngest, lean_route
 from heron.server.ingest.logs import LogIngest
 from heron.server.ingest.metrics import MetricIngest, MetricLimits, SeriesGuard
 from heron.server.ingest.pipeline import Pipeline
@@ -155,15 +155,23 @@ def _add_ingest_routes(app: FastAPI, ctx: AppContext) -> Pipeline:
     traces = TraceIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
     logs = LogIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
     sentry = SentryIngest(pipeline, ctx.projects, config.max_body_bytes, ctx.clock)
-    app.add_api_route("/v1/traces", traces, methods=["POST"], include_in_schema=False)
-    app.add_api_route("/v1/logs", logs, methods=["POST"], include_in_schema=False)
     limits = MetricLimits(
         config.metric_max_series, config.metric_max_names, config.metric_max_series_total
     )
     guard = SeriesGuard(limits, store, ctx.clock, config.scrub_key_list)
     metrics = MetricIngest(store, guard, ctx.projects, config.max_body_bytes, ctx.clock)
     remote = RemoteWriteIngest(store, guard, ctx.projects, config.max_body_bytes, ctx.clock)
-    app.add_api_route("/v1/metrics", metrics, methods=["POST"], include_in_schema=False)
+    # The OTLP/HTTP routes (the hot path): plain Starlette routes, first, so the router
+    # calls each handler with its Request directly, without FastAPI's per-request
+    # machinery (dependency solving, its exit stacks). The app's
+    # middleware (security headers, request counting, body guard, errors) still wraps
+    # them; the handlers build every answer, errors included, themselves.
+    otlp = [
+        lean_route("/v1/traces", traces.__call__),
+        lean_route("/v1/logs", logs.__call__),
+        lean_route("/v1/metrics", metrics.__call__),
+    ]
+    app.router.routes[0:0] = otlp
     app.add_api_route("/api/v1/write", remote, methods=["POST"], include_in_schema=False)
 
     def metric_ingest_stats() -> dict[str, int]:
